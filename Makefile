@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test bench synth lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamp files make re-runs cheap; they are rebuilt when the requirement files change.
+$(VENV)/.runtime: $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/backtest run
+
+test: $(VENV)/.dev node_modules/.installed
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench.run
+
+synth: $(VENV)/.dev node_modules/.installed
+	npx cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out results .pytest_cache .hypothesis

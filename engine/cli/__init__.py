@@ -1,0 +1,52 @@
+"""The ``backtest`` command.
+
+Each sub-module registers its sub-commands; every handler parses its arguments
+once and calls the engine. User errors (config, data, HTTP answers, arguments)
+end with one line on stderr and exit code 2; anything else is an internal error
+(exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UserError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as a one-line user error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise UserError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import cloud, data, run
+
+    parser = _Parser(prog="backtest", description="Config-driven grid backtester for Binance candles.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run.register(sub)
+    data.register(sub)
+    cloud.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

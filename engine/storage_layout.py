@@ -1,0 +1,90 @@
+"""The one definition of where things live, in S3 and in local dataset folders.
+
+Standard library only: the CDK stacks, the ingest Lambda, the Batch jobs and the
+engine all import it.
+
+Layout under a bucket (or a local root):
+    raw/symbol=S/interval=I/<start_ms>-<end_ms>.json   immutable fetch batches
+    candles/symbol=S/interval=I/year=YYYY/month=MM/    Parquet partitions
+    runs/<run_id>/config.yaml                          a submitted sweep
+    runs/<run_id>/shards/<index>.parquet               one array child's rows
+    runs/<run_id>/report/                              the reduced report
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+RAW_PREFIX = "raw/"
+CANDLES_PREFIX = "candles/"
+RUNS_PREFIX = "runs/"
+
+PARTITION_COLUMNS = ("symbol", "interval", "year", "month")
+
+
+class S3Uri(NamedTuple):
+    bucket: str
+    key: str
+
+
+def parse_s3_uri(uri: str) -> S3Uri:
+    """Split ``s3://bucket/key`` into bucket and key (key may be empty)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URI has no bucket: {uri!r}")
+    return S3Uri(bucket, key)
+
+
+def s3_uri(bucket: str, key: str = "") -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def is_s3_uri(path: str) -> bool:
+    return str(path).startswith("s3://")
+
+
+def series_prefix(symbol: str, interval: str) -> str:
+    """Relative folder of one symbol/interval inside a candles dataset root."""
+    return f"symbol={symbol}/interval={interval}/"
+
+
+def month_partition(symbol: str, interval: str, open_time_ms: int) -> str:
+    """Relative folder of the month partition that holds ``open_time_ms``."""
+    t = datetime.fromtimestamp(open_time_ms / 1000, tz=timezone.utc)
+    return f"{series_prefix(symbol, interval)}year={t.year:04d}/month={t.month:02d}/"
+
+
+def candles_prefix(symbol: str | None = None, interval: str | None = None) -> str:
+    if symbol is None:
+        return CANDLES_PREFIX
+    if interval is None:
+        return f"{CANDLES_PREFIX}symbol={symbol}/"
+    return CANDLES_PREFIX + series_prefix(symbol, interval)
+
+
+def raw_batch_key(symbol: str, interval: str, first_open_ms: int, last_open_ms: int) -> str:
+    """Deterministic key of a fetched batch: a repeat overwrites the same object."""
+    return f"{RAW_PREFIX}{series_prefix(symbol, interval)}{first_open_ms}-{last_open_ms}.json"
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{RUNS_PREFIX}{run_id}/"
+
+
+def run_config_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}config.yaml"
+
+
+def shard_key(run_id: str, index: int) -> str:
+    return f"{run_prefix(run_id)}shards/{index:05d}.parquet"
+
+
+def shards_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}shards/"
+
+
+def report_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}report/"

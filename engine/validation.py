@@ -1,0 +1,72 @@
+"""Candle validation rules, applied before any backtest runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .candles import CANDLE_COLUMNS, PRICE_COLUMNS, GapReport
+from .errors import DataError
+from .timeutil import format_time
+
+
+def _where(df: pd.DataFrame, i: int) -> str:
+    t = df["open_time"].iloc[i]
+    when = format_time(int(t)) if pd.notna(t) else "time unknown"
+    return f"row {i + 1} ({when})"
+
+
+def validate_frame(df: pd.DataFrame, source: str) -> None:
+    """Raise :class:`DataError` naming the source, first bad row and broken rule."""
+    if len(df) == 0:
+        raise DataError(f"{source}: no candles (empty file or nothing in the selected range)")
+    for col in CANDLE_COLUMNS:
+        bad = np.flatnonzero(df[col].isna().to_numpy())
+        if bad.size:
+            raise DataError(f"{source}: {_where(df, int(bad[0]))}: {col} is missing or NaN")
+    for col in PRICE_COLUMNS:
+        v = df[col].to_numpy()
+        bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
+        if bad.size:
+            raise DataError(f"{source}: {_where(df, int(bad[0]))}: {col}={v[bad[0]]!r} must be a finite price above 0")
+    vol = df["volume"].to_numpy()
+    bad = np.flatnonzero(~np.isfinite(vol) | (vol < 0))
+    if bad.size:
+        raise DataError(f"{source}: {_where(df, int(bad[0]))}: volume={vol[bad[0]]!r} must be 0 or more")
+    o, h, lo, c = (df[k].to_numpy() for k in PRICE_COLUMNS)
+    bad = np.flatnonzero(h < np.maximum(o, c))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{source}: {_where(df, i)}: high={h[i]!r} is below max(open, close)")
+    bad = np.flatnonzero(lo > np.minimum(o, c))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{source}: {_where(df, i)}: low={lo[i]!r} is above min(open, close)")
+    t = df["open_time"].to_numpy(dtype=np.int64)
+    d = np.diff(t)
+    bad = np.flatnonzero(d <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        rule = "duplicate timestamp" if d[i - 1] == 0 else "not sorted by time (earlier than the row before)"
+        raise DataError(f"{source}: {_where(df, i)}: {rule}")
+
+
+def infer_interval_ms(open_time: np.ndarray) -> int:
+    """The bar length: the most common step between consecutive open times."""
+    if len(open_time) < 2:
+        return 60_000
+    steps, counts = np.unique(np.diff(open_time), return_counts=True)
+    return int(steps[np.argmax(counts)])
+
+
+def gap_report(open_time: np.ndarray, interval_ms: int) -> GapReport:
+    """Count holes in the series. Gaps are reported, never filled."""
+    if len(open_time) < 2:
+        return GapReport(0, 0, None, 0)
+    d = np.diff(open_time)
+    gaps = np.flatnonzero(d > interval_ms)
+    if gaps.size == 0:
+        return GapReport(0, 0, None, 0)
+    j = int(gaps[np.argmax(d[gaps])])
+    missing = int(((d[gaps] // interval_ms) - 1).sum())
+    return GapReport(int(gaps.size), int(d[j]), int(open_time[j + 1]), missing)
