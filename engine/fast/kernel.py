@@ -1,0 +1,199 @@
+"""The simulation kernel: one streaming pass per combination over a time chunk.
+
+This file is a template. ``engine.fast.specialize`` writes a copy per strategy
+in which the marked import binds ``signal_fn`` to that strategy's ``@njit``
+signal rule, so numba inlines the rule and can cache the result on disk (numba
+cannot cache a kernel that takes a function argument or closes over one).
+Imports are absolute because the copies live outside the package.
+
+Semantics are those of ``engine.reference`` (docs/semantics.md), with the same
+floating-point operations in the same order. Metrics accumulate as the pass
+goes (sums of r, r², min(r,0)², running peak, drawdown, trade statistics), so
+no (combinations × candles) array ever exists.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from engine.fast._placeholder_signal import signal_fn  # SPECIALISE
+from engine.fast.state import (AT_PEAK, BEST, CASH, ENTRY_BAR, ENTRY_COST, ENTRY_FEE, ENTRY_PRICE, EXPO, FEES,
+                               HELD_SUM, LEVEL, LOSS_PNL, MAX_DD, MAX_DD_ABS, MAX_DUR, N_CLOSED, N_REC, N_WINS,
+                               PEAK, PEAK_I, PENDING, PNL_SUM, POS, PREV_E, QTY, RET_SUM, SUM_DOWN2, SUM_R,
+                               SUM_R2, WIN_PNL, WORST)
+
+
+@njit(cache=True, nogil=True)
+def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, slip, comm, next_open,
+             F, I, record, eq_out, tr_i, tr_f):
+    """Advance combination ``j`` over bars [t0, t1); ``ind[:, t - t0]`` holds indicators at bar t."""
+    cash, qty, entry_price, entry_fee, entry_cost, level = F[j, CASH], F[j, QTY], F[j, ENTRY_PRICE], \
+        F[j, ENTRY_FEE], F[j, ENTRY_COST], F[j, LEVEL]
+    prev, peak, sum_r, sum_r2, down2, max_dd, max_dd_abs = F[j, PREV_E], F[j, PEAK], F[j, SUM_R], \
+        F[j, SUM_R2], F[j, SUM_DOWN2], F[j, MAX_DD], F[j, MAX_DD_ABS]
+    win_pnl, loss_pnl, ret_sum, best, worst, pnl_sum, fees = F[j, WIN_PNL], F[j, LOSS_PNL], F[j, RET_SUM], \
+        F[j, BEST], F[j, WORST], F[j, PNL_SUM], F[j, FEES]
+    pos, entry_bar, pending, peak_i, at_peak, max_dur = I[j, POS], I[j, ENTRY_BAR], I[j, PENDING], \
+        I[j, PEAK_I], I[j, AT_PEAK], I[j, MAX_DUR]
+    n_closed, n_wins, held_sum, expo, n_rec = I[j, N_CLOSED], I[j, N_WINS], I[j, HELD_SUM], I[j, EXPO], \
+        I[j, N_REC]
+    s0, s1, s2, s3 = slots[j, 0], slots[j, 1], slots[j, 2], slots[j, 3]
+    p0, p1, p2, p3 = sparams[j, 0], sparams[j, 1], sparams[j, 2], sparams[j, 3]
+    sb = start_bar[j]
+    stop_k = stops[j]
+    has_stop = not np.isnan(stop_k)
+    up = 1.0 + slip
+    down = 1.0 - slip
+
+    for t in range(t0, t1):
+        filled = False
+        exit_price = 0.0
+        exit_reason = -1
+        # 1. next_open: yesterday's decision fills at today's open.
+        if pending != 0:
+            if pending == 1 and pos == 0:
+                price = o[t] * up
+                qty = cash / (price * (1.0 + comm))
+                fee = comm * qty * price
+                cash = cash - qty * price - fee
+                fees += fee
+                entry_price, entry_fee, entry_cost, entry_bar = price, fee, qty * price + fee, t
+                level = price * (1.0 - stop_k)
+                pos = 1
+                filled = True
+            elif pending == 2 and pos == 1:
+                exit_price, exit_reason = o[t] * down, 0
+            pending = 0
+        # 2. the stop, checked before the strategy acts; a gap fills at the open.
+        if exit_reason < 0 and pos == 1 and has_stop and (next_open or t > entry_bar):
+            if o[t] <= level:
+                exit_price, exit_reason = o[t] * down, 1
+            elif lo[t] <= level:
+                exit_price, exit_reason = level * down, 1
+        stopped = exit_reason == 1
+        if exit_reason >= 0:
+            fee = comm * qty * exit_price
+            cash = cash + qty * exit_price - fee
+            fees += fee
+            pnl = qty * exit_price - fee - entry_cost
+            ret = pnl / entry_cost
+            if record:
+                tr_i[n_rec, 0], tr_i[n_rec, 1], tr_i[n_rec, 2] = entry_bar, t, exit_reason
+                tr_f[n_rec, 0], tr_f[n_rec, 1], tr_f[n_rec, 2] = entry_price, exit_price, qty
+                tr_f[n_rec, 3], tr_f[n_rec, 4], tr_f[n_rec, 5] = entry_fee + fee, pnl, ret
+                n_rec += 1
+            n_closed += 1
+            held_sum += t - entry_bar
+            pnl_sum += pnl
+            ret_sum += ret
+            if pnl > 0.0:
+                n_wins += 1
+                win_pnl += pnl
+            elif pnl < 0.0:
+                loss_pnl += pnl
+            if ret > best:
+                best = ret
+            if ret < worst:
+                worst = ret
+            qty = 0.0
+            pos = 0
+            filled = True
+        # 3. the strategy decides on this bar's close.
+        if t >= sb:
+            k = t - t0
+            code = signal_fn(o[t], h[t], lo[t], c[t], ind[s0, k], ind[s1, k], ind[s2, k], ind[s3, k],
+                             p0, p1, p2, p3)
+            if next_open:
+                if t < n - 1:
+                    if pos == 0 and (code & 1) != 0:
+                        pending = 1
+                    elif pos == 1 and (code & 2) != 0:
+                        pending = 2
+            elif not stopped:
+                if pos == 0 and (code & 1) != 0:
+                    price = c[t] * up
+                    qty = cash / (price * (1.0 + comm))
+                    fee = comm * qty * price
+                    cash = cash - qty * price - fee
+                    fees += fee
+                    entry_price, entry_fee, entry_cost, entry_bar = price, fee, qty * price + fee, t
+                    level = price * (1.0 - stop_k)
+                    pos = 1
+                    filled = True
+                elif pos == 1 and (code & 2) != 0:
+                    exit_price = c[t] * down
+                    fee = comm * qty * exit_price
+                    cash = cash + qty * exit_price - fee
+                    fees += fee
+                    pnl = qty * exit_price - fee - entry_cost
+                    ret = pnl / entry_cost
+                    if record:
+                        tr_i[n_rec, 0], tr_i[n_rec, 1], tr_i[n_rec, 2] = entry_bar, t, 0
+                        tr_f[n_rec, 0], tr_f[n_rec, 1], tr_f[n_rec, 2] = entry_price, exit_price, qty
+                        tr_f[n_rec, 3], tr_f[n_rec, 4], tr_f[n_rec, 5] = entry_fee + fee, pnl, ret
+                        n_rec += 1
+                    n_closed += 1
+                    held_sum += t - entry_bar
+                    pnl_sum += pnl
+                    ret_sum += ret
+                    if pnl > 0.0:
+                        n_wins += 1
+                        win_pnl += pnl
+                    elif pnl < 0.0:
+                        loss_pnl += pnl
+                    if ret > best:
+                        best = ret
+                    if ret < worst:
+                        worst = ret
+                    qty = 0.0
+                    pos = 0
+                    filled = True
+        # 4. mark to market. Flat with no fill: equity is unchanged and r = 0 exactly,
+        # so the accumulators would not move; skip the division.
+        if pos == 1:
+            expo += 1
+        if pos == 1 or filled:
+            e = cash + qty * c[t]
+            i = t + 1
+            if at_peak == 1:
+                peak_i = i - 1
+            r = e / prev - 1.0
+            sum_r += r
+            sum_r2 += r * r
+            if r < 0.0:
+                down2 += r * r
+            if e >= peak:
+                if at_peak == 0 and i - 1 - peak_i > max_dur:
+                    max_dur = i - 1 - peak_i
+                peak, peak_i, at_peak = e, i, 1
+            else:
+                at_peak = 0
+                dd = 1.0 - e / peak
+                if dd > max_dd:
+                    max_dd, max_dd_abs = dd, peak - e
+            prev = e
+        if record:
+            eq_out[t] = cash + qty * c[t]
+
+    F[j, CASH], F[j, QTY], F[j, ENTRY_PRICE], F[j, ENTRY_FEE], F[j, ENTRY_COST], F[j, LEVEL] = \
+        cash, qty, entry_price, entry_fee, entry_cost, level
+    F[j, PREV_E], F[j, PEAK], F[j, SUM_R], F[j, SUM_R2], F[j, SUM_DOWN2], F[j, MAX_DD], F[j, MAX_DD_ABS] = \
+        prev, peak, sum_r, sum_r2, down2, max_dd, max_dd_abs
+    F[j, WIN_PNL], F[j, LOSS_PNL], F[j, RET_SUM], F[j, BEST], F[j, WORST], F[j, PNL_SUM], F[j, FEES] = \
+        win_pnl, loss_pnl, ret_sum, best, worst, pnl_sum, fees
+    I[j, POS], I[j, ENTRY_BAR], I[j, PENDING], I[j, PEAK_I], I[j, AT_PEAK], I[j, MAX_DUR] = \
+        pos, entry_bar, pending, peak_i, at_peak, max_dur
+    I[j, N_CLOSED], I[j, N_WINS], I[j, HELD_SUM], I[j, EXPO], I[j, N_REC] = n_closed, n_wins, held_sum, expo, n_rec
+
+
+# Threads (prange), not processes: combinations share the read-only candle and
+# indicator chunk, which stays hot in the shared L3 cache, and there is nothing
+# to pickle. Measured on this 2-core machine (make bench): processes added
+# start-up and per-process indicator work for no gain.
+@njit(cache=True, parallel=True)
+def sweep_chunk(t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, slip, comm, next_open, F, I):
+    eq = np.empty(0)
+    tri = np.empty((0, 3), dtype=np.int64)
+    trf = np.empty((0, 6))
+    for j in prange(F.shape[0]):
+        simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, slip, comm, next_open,
+                 F, I, False, eq, tri, trf)

@@ -1,0 +1,201 @@
+"""The pandas-facing side of the fast path: unwrap, call the kernels, re-wrap.
+
+``sweep`` evaluates many combinations of one strategy in one streaming pass
+over time chunks and returns every metric per combination; ``detail`` re-runs
+one combination recording its equity curve and trades (used for the top-K).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..candles import Candles
+from ..grid import StrategySweep
+from ..indicators import Indicator
+from ..reference.engine import RunResult
+from ..timeutil import periods_per_year
+from ..trade import Trade
+from . import state as S
+from .indicators import compute_chunk, new_state
+from .specialize import kernel_for
+
+#: Bars per time chunk. The indicator block for a chunk stays cache-resident
+#: while every combination streams over it.
+CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class Execution:
+    capital: float
+    slippage: float
+    commission: float
+    fill: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    specs: list[Indicator]
+    slots: np.ndarray  # (m, 4) rows of the indicator block; unused slots point at a zero row
+    sparams: np.ndarray  # (m, 4) signal parameters
+    start_bar: np.ndarray  # (m,) first bar on which every indicator of the combination is valid
+    stops: np.ndarray  # (m,) stop-loss fraction, NaN for none
+
+
+def _plan(sweep: StrategySweep, indices: np.ndarray) -> _Plan:
+    index: dict[Indicator, int] = {}
+    m = len(indices)
+    slots = np.empty((m, 4), dtype=np.int64)
+    sparams = np.zeros((m, 4))
+    start_bar = np.zeros(m, dtype=np.int64)
+    inds_of: dict[tuple, tuple[list[int], int]] = {}
+    for row, i in enumerate(indices):
+        strat = sweep.instance(int(i))
+        specs = strat.indicators()
+        if len(specs) > 4 or len(sweep.strategy.signal_params) > 4:
+            raise ValueError(f"{sweep.strategy.name}: the fast path takes at most 4 indicators and 4 signal params")
+        key = tuple(specs)
+        if key not in inds_of:
+            ks = [index.setdefault(s, len(index)) for s in specs]
+            inds_of[key] = (ks, max((s.valid_from for s in specs), default=0))
+        ks, sb = inds_of[key]
+        slots[row, :len(ks)] = ks
+        slots[row, len(ks):] = -1
+        start_bar[row] = sb
+        vals = strat.signal_param_values()
+        sparams[row, :len(vals)] = vals
+    slots[slots < 0] = len(index)  # the zero row appended after the real indicators
+    stops = np.ascontiguousarray(sweep.columns["stop_loss"][indices], dtype=np.float64)
+    return _Plan(list(index), slots, sparams, start_bar, stops)
+
+
+def _init_state(m: int, capital: float) -> tuple[np.ndarray, np.ndarray]:
+    F = np.zeros((m, S.NF))
+    I = np.zeros((m, S.NI), dtype=np.int64)
+    F[:, S.CASH] = F[:, S.PREV_E] = F[:, S.PEAK] = capital
+    F[:, S.BEST] = -np.inf
+    F[:, S.WORST] = np.inf
+    I[:, S.AT_PEAK] = 1
+    return F, I
+
+
+def _run(kernel_call, plan: _Plan, candles: Candles, chunk: int):
+    n = len(candles)
+    k = len(plan.specs)
+    kinds = np.array([s.code for s in plan.specs], dtype=np.int64)
+    periods = np.array([s.period for s in plan.specs], dtype=np.int64)
+    ind_state = new_state(plan.specs)
+    block = np.zeros((k + 1, chunk))
+    for t0 in range(0, n, chunk):
+        t1 = min(n, t0 + chunk)
+        if k:
+            compute_chunk(kinds, periods, ind_state, candles.high, candles.low, candles.close, t0, t1, block)
+        kernel_call(t0, t1, block)
+
+
+def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indices: np.ndarray | None = None,
+          chunk: int = CHUNK) -> dict[str, np.ndarray]:
+    """Every metric for the combinations ``indices`` of ``sweep`` (default: all), as arrays."""
+    indices = np.arange(len(sweep)) if indices is None else np.asarray(indices, dtype=np.int64)
+    plan = _plan(sweep, indices)
+    F, I = _init_state(len(indices), execution.capital)
+    kern = kernel_for(sweep.strategy)
+    n = len(candles)
+    next_open = execution.fill == "next_open"
+    c = candles
+
+    def call(t0, t1, block):
+        kern.sweep_chunk(t0, t1, n, c.open, c.high, c.low, c.close, block, plan.slots, plan.sparams,
+                         plan.start_bar, plan.stops, execution.slippage, execution.commission, next_open, F, I)
+
+    _run(call, plan, candles, min(chunk, max(n, 1)))
+    return finalize(F, I, n, candles, periods_per_year(candles.interval_ms), execution.capital)
+
+
+def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution) -> RunResult:
+    """Re-simulate combination ``i`` recording its equity curve and trade list."""
+    plan = _plan(sweep, np.array([i]))
+    F, I = _init_state(1, execution.capital)
+    kern = kernel_for(sweep.strategy)
+    n = len(candles)
+    c = candles
+    eq = np.empty(n)
+    tri = np.empty((n + 1, 3), dtype=np.int64)
+    trf = np.empty((n + 1, 6))
+
+    def call(t0, t1, block):
+        kern.simulate(0, t0, t1, n, c.open, c.high, c.low, c.close, block, plan.slots, plan.sparams,
+                      plan.start_bar, plan.stops, execution.slippage, execution.commission,
+                      execution.fill == "next_open", F, I, True, eq, tri, trf)
+
+    _run(call, plan, candles, max(n, 1))
+    t = c.open_time
+    trades = [Trade(int(a), int(b), int(t[a]), int(t[b]), float(ep), float(xp), float(q), float(fe), float(p),
+                    float(r), "stop" if reason == S.REASON_STOP else "signal")
+              for (a, b, reason), (ep, xp, q, fe, p, r) in zip(tri[:I[0, S.N_REC]].tolist(), trf[:I[0, S.N_REC]].tolist())]
+    if I[0, S.POS] == 1:
+        qty, cost = F[0, S.QTY], F[0, S.ENTRY_COST]
+        last = float(c.close[-1])
+        pnl = qty * last - 0.0 - cost
+        a = int(I[0, S.ENTRY_BAR])
+        trades.append(Trade(a, n - 1, int(t[a]), int(t[-1]), float(F[0, S.ENTRY_PRICE]), last, float(qty),
+                            float(F[0, S.ENTRY_FEE]), float(pnl), float(pnl / cost), "open"))
+    metrics = _row(finalize(F, I, n, candles, periods_per_year(c.interval_ms), execution.capital), 0)
+    return RunResult(np.concatenate([[execution.capital], eq]), trades, metrics)
+
+
+def _row(cols: dict[str, np.ndarray], i: int) -> dict:
+    out = {}
+    for k, v in cols.items():
+        x = v[i].item()
+        out[k] = None if isinstance(x, float) and math.isnan(x) else x
+    return out
+
+
+def finalize(F: np.ndarray, I: np.ndarray, n: int, candles: Candles, ppy: float, capital: float) -> dict[str, np.ndarray]:
+    """Metrics from the streamed accumulators; NaN marks 'no defined value'."""
+    T = float(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e0 = capital
+        eT = F[:, S.PREV_E]
+        mean = F[:, S.SUM_R] / T
+        var = (F[:, S.SUM_R2] - F[:, S.SUM_R] * F[:, S.SUM_R] / T) / (T - 1.0) if n >= 2 else np.full(len(F), np.nan)
+        sd = np.sqrt(np.maximum(var, 0.0))
+        sharpe = np.where(sd > 0, mean / sd * math.sqrt(ppy), np.nan)
+        down = F[:, S.SUM_DOWN2] / T
+        sortino = np.where(down > 0, mean / np.sqrt(down) * math.sqrt(ppy), np.nan)
+        growth = eT / e0
+        cagr = growth ** (ppy / T) - 1.0
+        max_dd = F[:, S.MAX_DD]
+        dur = np.where(I[:, S.AT_PEAK] == 1, I[:, S.MAX_DUR], np.maximum(I[:, S.MAX_DUR], n - I[:, S.PEAK_I]))
+        nc = I[:, S.N_CLOSED].astype(np.float64)
+        has = nc > 0
+        loss = F[:, S.LOSS_PNL]
+        cols = {
+            "sharpe": sharpe,
+            "sortino": sortino,
+            "total_return": growth - 1.0,
+            "pnl": eT - e0,
+            "cagr": cagr,
+            "calmar": np.where(max_dd > 0, cagr / max_dd, np.nan),
+            "max_drawdown": max_dd,
+            "max_drawdown_abs": F[:, S.MAX_DD_ABS],
+            "max_drawdown_duration": dur.astype(np.int64),
+            "n_trades": I[:, S.N_CLOSED].copy(),
+            "win_rate": np.where(has, I[:, S.N_WINS] / nc, np.nan),
+            "profit_factor": np.where(loss < 0, F[:, S.WIN_PNL] / -loss, np.nan),
+            "avg_trade_return": np.where(has, F[:, S.RET_SUM] / nc, np.nan),
+            "best_trade": np.where(has, F[:, S.BEST], np.nan),
+            "worst_trade": np.where(has, F[:, S.WORST], np.nan),
+            "expectancy": np.where(has, F[:, S.PNL_SUM] / nc, np.nan),
+            "exposure": I[:, S.EXPO] / T,
+            "avg_bars_held": np.where(has, I[:, S.HELD_SUM] / nc, np.nan),
+            "total_fees": F[:, S.FEES].copy(),
+            "buy_and_hold_return": np.full(len(F), candles.close[-1] / candles.close[0] - 1.0),
+            "final_equity": eT.copy(),
+        }
+    for k in ("sharpe", "sortino", "cagr", "calmar", "profit_factor"):
+        cols[k] = np.where(np.isfinite(cols[k]), cols[k], np.nan)
+    return cols

@@ -1,0 +1,29 @@
+"""A round trip, as both engines report it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Trade:
+    entry_bar: int
+    exit_bar: int
+    entry_time: int  # open time (UTC ms) of the entry bar
+    exit_time: int  # open time of the exit bar (the last bar for an open trade)
+    entry_price: float  # fill price, slippage included
+    exit_price: float  # fill price; the last close for an open trade
+    qty: float
+    fees: float  # entry fee + exit fee
+    pnl: float  # net of both fees
+    ret: float  # pnl / (qty * entry_price + entry fee)
+    exit_reason: str  # "signal", "stop" or "open"
+
+    @property
+    def closed(self) -> bool:
+        return self.exit_reason != "open"
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["return"] = d.pop("ret")
+        return d
