@@ -34,8 +34,9 @@ test: $(VENV)/.dev node_modules/.installed
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
 
+# The app runs as `python3 cdk_app.py` (cdk.json); the venv's python must come first on PATH.
 synth: $(VENV)/.dev node_modules/.installed
-	npx cdk synth --quiet
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --no-notices
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out results .pytest_cache .hypothesis
