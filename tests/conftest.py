@@ -26,3 +26,7 @@ def real_15m_csv() -> Path:
 @pytest.fixture(scope="session")
 def real_5m_csv() -> Path:
     return _need(REAL_5M)
+
+
+# Fake Binance REST and data.binance.vision servers for the market-data tests (tests/fakes/).
+from fakes.fixtures import binance_fake, vision_fake  # noqa: E402,F401

@@ -1,0 +1,196 @@
+"""Bulk history from data.binance.vision kline zips (a base URL or a local mirror folder).
+
+Whole months come from the monthly zip; a partial month, or a month whose zip is
+not published yet, from the daily zips. Every zip is checked against its
+``.CHECKSUM`` (SHA-256) before it is read; a mismatch stops the backfill naming
+the file. Each month is merged into the dataset as soon as it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, UserError
+from ..timeutil import interval_to_ms
+from .dataset_io import merge_frames, upsert_candles
+from .http import Opener, TransportError, http_get
+from .kline_csv import read_kline_csv
+
+VISION_URL = "https://data.binance.vision"
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    files: list[str] = field(default_factory=list)     # zips read and merged
+    missing: list[str] = field(default_factory=list)   # zips not found at the source
+    added: int = 0
+    partitions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VisionFile:
+    label: str   # YYYY-MM or YYYY-MM-DD
+    path: str    # relative to the source root, like the real site
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def vision_file(symbol: str, interval: str, label: str, market: str = "spot") -> VisionFile:
+    kind = "monthly" if label.count("-") == 1 else "daily"
+    return VisionFile(label, f"data/{market}/{kind}/klines/{symbol}/{interval}/{symbol}-{interval}-{label}.zip")
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _ms(d: datetime) -> int:
+    return int(d.timestamp() * 1000)
+
+
+def plan_months(start: int, end: int) -> list[tuple[datetime, datetime, bool]]:
+    """(window start, window end, whole month?) for each month touching ``[start, end)``."""
+    out = []
+    d = _utc(start).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while _ms(d) < end:
+        nxt = d.replace(year=d.year + (d.month == 12), month=d.month % 12 + 1)
+        lo, hi = max(_ms(d), start), min(_ms(nxt), end)
+        out.append((_utc(lo), _utc(hi), lo == _ms(d) and hi == _ms(nxt)))
+        d = nxt
+    return out
+
+
+def _days(lo: datetime, hi: datetime) -> list[str]:
+    d = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    while d < hi:
+        out.append(d.strftime("%Y-%m-%d"))
+        d += timedelta(days=1)
+    return out
+
+
+class VisionSource:
+    """Reads files by their site-relative path from a base URL or a local folder."""
+
+    def __init__(self, source: str, *, retries: int = 4, timeout: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep, opener: Opener | None = None):
+        self.source = source
+        self.is_url = source.startswith(("http://", "https://"))
+        self.retries, self.timeout, self.sleep, self.opener = retries, timeout, sleep, opener
+        if not self.is_url:
+            base = Path(source)
+            if not base.is_dir():
+                raise UserError(f"{source}: backfill source is neither an http(s) URL nor a folder")
+            # Accept the mirror root (holding data/) or its data/ folder itself.
+            self.folder = base.parent if base.name == "data" and not (base / "data").is_dir() else base
+
+    def get(self, rel: str) -> bytes | None:
+        """The file's bytes, or None when the source does not have it."""
+        if not self.is_url:
+            p = self.folder / rel
+            return p.read_bytes() if p.is_file() else None
+        url = f"{self.source.rstrip('/')}/{rel}"
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.sleep(min(30.0, 2.0 ** (attempt - 1)))
+            try:
+                resp = http_get(url, timeout=self.timeout, opener=self.opener)
+            except TransportError as exc:
+                problem = f"connection error ({exc})"
+                continue
+            if resp.status == 200:
+                return resp.body
+            if resp.status == 404:
+                return None
+            if resp.status >= 500 or resp.status == 429:
+                problem = f"HTTP {resp.status}"
+                continue
+            raise UserError(f"GET {url}: HTTP {resp.status}")
+        raise UserError(f"GET {url}: gave up after {self.retries + 1} attempts; last problem: {problem}")
+
+
+def verify_checksum(name: str, data: bytes, checksum: bytes | None) -> None:
+    """Raise DataError naming the file unless its SHA-256 matches the ``<sha256>  <name>`` line."""
+    if checksum is None:
+        raise DataError(f"{name}: no {name}.CHECKSUM beside it; file refused")
+    parts = checksum.decode("utf-8", "replace").split()
+    if not parts or len(parts[0]) != 64:
+        raise DataError(f"{name}: unreadable {name}.CHECKSUM; file refused")
+    if len(parts) > 1 and parts[1].lstrip("*") != name:
+        raise DataError(f"{name}: its .CHECKSUM is for {parts[1]}; file refused")
+    got = hashlib.sha256(data).hexdigest()
+    if got != parts[0].lower():
+        raise DataError(f"{name}: SHA-256 {got} does not match its .CHECKSUM ({parts[0]}); file refused")
+
+
+def read_vision_zip(name: str, data: bytes) -> pd.DataFrame:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            members = [m for m in z.namelist() if m.lower().endswith(".csv")]
+            if len(members) != 1:
+                raise DataError(f"{name}: expected one CSV inside, found {len(members)}")
+            with z.open(members[0]) as fh:
+                return read_kline_csv(fh, name)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{name}: not a valid zip ({exc})") from None
+
+
+def backfill(root: str, symbol: str, interval: str, start: int, end: int, *, source: str = VISION_URL,
+             market: str = "spot", progress: Callable[[str], None] | None = None,
+             vision: VisionSource | None = None, session: Any = None) -> BackfillResult:
+    """Merge the kline zips covering ``[start, end)`` (ms) into the dataset at ``root`` (folder or s3://)."""
+    interval_to_ms(interval)
+    if end <= start:
+        raise UserError("backfill: the end must be after the start")
+    vision = vision or VisionSource(source)
+    files, missing, partitions, added = [], [], [], 0
+
+    def load(vf: VisionFile) -> pd.DataFrame | None:
+        data = vision.get(vf.path)
+        if progress is not None:
+            progress(vf.name)
+        if data is None:
+            return None
+        verify_checksum(vf.name, data, vision.get(vf.path + ".CHECKSUM"))
+        files.append(vf.name)
+        return read_vision_zip(vf.name, data)
+
+    for lo, hi, whole in plan_months(start, end):
+        monthly = vision_file(symbol, interval, lo.strftime("%Y-%m"), market)
+        month = load(monthly) if whole else None
+        frames = [month] if month is not None else []
+        if month is None:
+            absent = []
+            for day in _days(lo, hi):
+                vf = vision_file(symbol, interval, day, market)
+                df = load(vf)
+                if df is None:
+                    absent.append(vf.name)
+                else:
+                    frames.append(df)
+            # A month with no file at all is reported once, by its monthly zip.
+            missing += [monthly.name] if whole and not frames else absent
+        if not frames:
+            continue
+        df = merge_frames(*frames)
+        t = df["open_time"].to_numpy(dtype=np.int64)
+        df = df.loc[(t >= _ms(lo)) & (t < _ms(hi))]
+        if len(df):
+            result = upsert_candles(root, symbol, interval, df, session=session)
+            added += result.added
+            partitions += result.partitions
+    return BackfillResult(files, missing, added, partitions)
+

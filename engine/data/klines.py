@@ -1,0 +1,262 @@
+"""Binance spot klines over REST: paging, closed candles only, rate limits, retries.
+
+HTTP is the standard library's (urllib), so the ingest Lambda needs no extra
+package. Sleep and clock are injectable so tests never wait.
+
+"Now" for the closed-candle rule is the ``Date`` header of the same klines
+response, not a separate ``GET /api/v3/time``: the header is stamped when that
+body was produced (a cache or proxy keeps it), so it cannot be later than the
+data it dates, and it costs no request weight. It has whole-second resolution
+and is truncated, so it errs on the safe side: a candle that closed within the
+last second is left for the next run, never an open one kept. When the header
+is missing or unreadable the client falls back to ``/api/v3/time``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, UserError
+from ..timeutil import format_time, interval_to_ms
+from .http import HttpResponse, Opener, TransportError, http_get
+
+DEFAULT_BASE_URL = "https://data-api.binance.vision"
+KLINES_PATH = "/api/v3/klines"
+TIME_PATH = "/api/v3/time"
+PAGE_LIMIT = 1000
+KLINES_WEIGHT = 2
+TIME_WEIGHT = 1
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+ROW_FIELDS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
+              "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore")
+_FLOAT_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume",
+                 "taker_buy_base_volume", "taker_buy_quote_volume")
+# Above SOFT of the limit requests are spread over the rest of the minute; HARD is
+# never crossed, leaving headroom for anything else sharing the IP.
+_SOFT_SHARE, _HARD_SHARE = 0.5, 0.9
+
+
+class BinanceError(UserError):
+    """Binance refused the request (an error JSON, a 4xx) or kept failing."""
+
+
+class BinanceBlocked(BinanceError):
+    """HTTP 418 (IP banned) or 451 (restricted location): stop at once, never retry."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class BadPageError(DataError):
+    """A 200 answer whose rows are not valid klines."""
+
+
+def parse_klines(rows: Any, source: str) -> pd.DataFrame:
+    """Validate and parse 12-field kline rows: times int64 ms, prices/volumes float64."""
+    if not isinstance(rows, list):
+        raise BadPageError(f"{source}: expected a JSON array of klines, got {type(rows).__name__}")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(ROW_FIELDS):
+            n = len(row) if isinstance(row, list) else type(row).__name__
+            raise BadPageError(f"{source}: row {i + 1} has {n} fields; expected {len(ROW_FIELDS)}")
+    cols = list(zip(*rows)) if rows else [()] * len(ROW_FIELDS)
+    raw = dict(zip(ROW_FIELDS, cols))
+    try:
+        df = pd.DataFrame({
+            "open_time": np.asarray(raw["open_time"], dtype=np.int64),
+            **{c: np.asarray(raw[c], dtype=np.float64) for c in _FLOAT_FIELDS[:5]},
+            "close_time": np.asarray(raw["close_time"], dtype=np.int64),
+            "quote_volume": np.asarray(raw["quote_volume"], dtype=np.float64),
+            "trades": np.asarray(raw["trades"], dtype=np.int64),
+            "taker_buy_base_volume": np.asarray(raw["taker_buy_base_volume"], dtype=np.float64),
+            "taker_buy_quote_volume": np.asarray(raw["taker_buy_quote_volume"], dtype=np.float64),
+        })
+    except (TypeError, ValueError) as exc:
+        raise BadPageError(f"{source}: a field is not a number ({exc})") from None
+    t = df["open_time"].to_numpy()
+    bad = np.flatnonzero(np.diff(t) <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise BadPageError(f"{source}: row {i + 1} ({format_time(t[i])}): open time not after the row before")
+    return df
+
+
+class KlinesClient:
+    """Pages through ``GET /api/v3/klines``; one client per base URL.
+
+    ``requests`` counts HTTP requests sent, ``used_weight`` is the last
+    ``X-MBX-USED-WEIGHT-1M`` seen.
+    """
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, *, weight_limit: int = 6000, max_retries: int = 5,
+                 backoff: float = 1.0, max_backoff: float = 60.0, timeout: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+                 opener: Opener | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.weight_limit = weight_limit
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self.sleep = sleep
+        self.clock = clock
+        self._opener = opener
+        self.requests = 0
+        self.used_weight = 0
+        self._server_ms: int | None = None
+        self._server_seen_at = 0.0
+
+    # ---------------------------------------------------------------- paging
+
+    def iter_klines(self, symbol: str, interval: str, start: int, end: int | None = None) -> Iterator[pd.DataFrame]:
+        """Closed candles with ``start <= open_time < end`` (``end`` None: up to now), one frame per page."""
+        interval_to_ms(interval)  # reject a malformed interval before any request
+        cursor = int(start)
+        while end is None or cursor < end:
+            params: dict[str, Any] = {"symbol": symbol, "interval": interval, "startTime": cursor, "limit": PAGE_LIMIT}
+            if end is not None:
+                params["endTime"] = int(end) - 1  # Binance's endTime is inclusive
+            rows, headers = self._get_json(KLINES_PATH, params, KLINES_WEIGHT)
+            source = self._describe(KLINES_PATH, params)
+            page = parse_klines(rows, source)
+            t = page["open_time"].to_numpy()
+            if len(t) and (t[0] < cursor or (end is not None and t[-1] >= end)):
+                raise BadPageError(f"{source}: answer holds open times outside the requested range")
+            now = self._server_now(headers)
+            closed = page.loc[page["close_time"].to_numpy() < now].reset_index(drop=True)
+            if len(closed):
+                yield closed
+            if len(closed) < len(page) or len(rows) < PAGE_LIMIT:
+                return  # reached the open candle, the present, or the end
+            cursor = int(t[-1]) + 1
+
+    def fetch(self, symbol: str, interval: str, start: int, end: int | None = None) -> pd.DataFrame:
+        pages = list(self.iter_klines(symbol, interval, start, end))
+        return pd.concat(pages, ignore_index=True) if pages else parse_klines([], "no klines")
+
+    def server_time(self) -> int:
+        data, _ = self._get_json(TIME_PATH, {}, TIME_WEIGHT)
+        try:
+            return int(data["serverTime"])
+        except (TypeError, KeyError, ValueError):
+            raise BinanceError(f"{self.base_url}{TIME_PATH}: unexpected answer {str(data)[:80]!r}") from None
+
+    # ---------------------------------------------------------------- HTTP
+
+    def _describe(self, path: str, params: dict[str, Any]) -> str:
+        q = urllib.parse.urlencode(params)
+        return f"GET {self.base_url}{path}" + (f"?{q}" if q else "")
+
+    def _get_json(self, path: str, params: dict[str, Any], weight: int) -> tuple[Any, Message]:
+        url = f"{self.base_url}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        what = self._describe(path, params)
+        problem, retry_after = "", None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                backoff = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                self.sleep(retry_after if retry_after is not None else backoff)
+                retry_after = None
+            self._pace(weight)
+            try:
+                self.requests += 1
+                resp = http_get(url, timeout=self.timeout, headers={"Accept": "application/json"},
+                                opener=self._opener)
+            except TransportError as exc:
+                problem = f"connection error ({exc})"
+                continue
+            self._note(resp)
+            if resp.status == 200:
+                try:
+                    return json.loads(resp.body), resp.headers
+                except (ValueError, UnicodeDecodeError):
+                    problem = "truncated or invalid JSON"
+                    continue
+            if resp.status in (418, 451):
+                raise BinanceBlocked(self._blocked_message(resp), resp.status)
+            if resp.status == 429:
+                problem = "HTTP 429 rate limited"
+                retry_after = _retry_after(resp.headers)
+                continue
+            if resp.status >= 500:
+                problem = f"HTTP {resp.status}"
+                continue
+            raise BinanceError(self._error_message(resp, what))
+        raise BinanceError(f"{what}: gave up after {self.max_retries + 1} attempts; last problem: {problem}")
+
+    def _note(self, resp: HttpResponse) -> None:
+        used = resp.headers.get(WEIGHT_HEADER) if resp.headers is not None else None
+        if used is not None:
+            try:
+                self.used_weight = int(used)
+            except ValueError:
+                pass
+        server = _header_time(resp.headers)
+        if server is not None:
+            self._server_ms, self._server_seen_at = server, self.clock()
+
+    def _pace(self, weight: int) -> None:
+        """Slow down as the minute's weight fills up; wait for the next minute before the limit."""
+        used, limit = self.used_weight, self.weight_limit
+        if used < limit * _SOFT_SHARE:
+            return
+        left = self._window_seconds_left()
+        hard = limit * _HARD_SHARE
+        if used + weight > hard:
+            self.sleep(left + 1.0)
+            self.used_weight = 0
+            return
+        self.sleep(left / max(1, int((hard - used) // weight)))
+
+    def _window_seconds_left(self) -> float:
+        if self._server_ms is None:
+            return 60.0
+        now_ms = self._server_ms + (self.clock() - self._server_seen_at) * 1000
+        return max(0.0, 60.0 - (now_ms / 1000.0) % 60.0)
+
+    def _server_now(self, headers: Message) -> int:
+        t = _header_time(headers)
+        return t if t is not None else self.server_time()
+
+    def _blocked_message(self, resp: HttpResponse) -> str:
+        if resp.status == 418:
+            ra = _retry_after(resp.headers)
+            until = f" for {int(ra)} s" if ra else ""
+            return (f"HTTP 418 from {self.base_url}: this IP address is banned by Binance{until} "
+                    "for exceeding rate limits; stopped without retrying")
+        return (f"HTTP 451 from {self.base_url}: Binance refuses service from this restricted location; "
+                "use a base URL you may reach (--base-url); stopped without retrying")
+
+    def _error_message(self, resp: HttpResponse, what: str) -> str:
+        try:
+            data = json.loads(resp.body)
+            return f"Binance error {data['code']}: {data['msg']} (HTTP {resp.status}, {what})"
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+            text = " ".join(resp.body[:120].decode("utf-8", "replace").split())
+            return f"HTTP {resp.status} from {what}" + (f": {text}" if text else "")
+
+
+def _header_time(headers: Message | None) -> int | None:
+    value = headers.get("Date") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp() * 1000)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _retry_after(headers: Message | None) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,38 @@
+"""pytest fixtures for the fake servers; imported by tests/conftest.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from .binance_server import FakeBinance
+from .vision_server import VisionServer
+
+
+@pytest.fixture
+def binance_fake():
+    """Factory: ``binance_fake(klines, **options)`` starts a FakeBinance, stopped after the test."""
+    started: list[FakeBinance] = []
+
+    def make(klines, **kw) -> FakeBinance:
+        fake = FakeBinance(klines, **kw).start()
+        started.append(fake)
+        return fake
+
+    yield make
+    for fake in started:
+        fake.stop()
+
+
+@pytest.fixture
+def vision_fake():
+    """Factory: ``vision_fake(folder)`` serves a data.binance.vision-like tree, stopped after the test."""
+    started: list[VisionServer] = []
+
+    def make(root) -> VisionServer:
+        server = VisionServer(root).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
