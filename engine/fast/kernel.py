@@ -43,6 +43,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
     has_stop = not np.isnan(stop_k)
     up = 1.0 + slip
     down = 1.0 - slip
+    dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
 
     for t in range(t0, t1):
         filled = False
@@ -159,17 +160,22 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
             r = e / prev - 1.0
             sum_r += r
             sum_r2 += r * r
-            if r < 0.0:
-                down2 += r * r
+            neg = r if r < 0.0 else 0.0  # branch-free: the sign of r is a coin flip
+            down2 += neg * neg
             if e >= peak:
                 if at_peak == 0 and i - 1 - peak_i > max_dur:
                     max_dur = i - 1 - peak_i
                 peak, peak_i, at_peak = e, i, 1
+                dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
             else:
                 at_peak = 0
-                dd = 1.0 - e / peak
-                if dd > max_dd:
-                    max_dd, max_dd_abs = dd, peak - e
+                # Cheap multiply pre-filter (with slack for rounding); the division
+                # below decides exactly as the reference does.
+                if e < dd_gate:
+                    dd = 1.0 - e / peak
+                    if dd > max_dd:
+                        max_dd, max_dd_abs = dd, peak - e
+                        dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
             prev = e
         if record:
             eq_out[t] = cash + qty * c[t]

@@ -81,7 +81,7 @@ def _init_state(m: int, capital: float) -> tuple[np.ndarray, np.ndarray]:
     return F, I
 
 
-def _run(kernel_call, plan: _Plan, candles: Candles, chunk: int):
+def _run(kernel_call, plan: _Plan, candles: Candles, chunk: int, progress=None):
     n = len(candles)
     k = len(plan.specs)
     kinds = np.array([s.code for s in plan.specs], dtype=np.int64)
@@ -93,10 +93,12 @@ def _run(kernel_call, plan: _Plan, candles: Candles, chunk: int):
         if k:
             compute_chunk(kinds, periods, ind_state, candles.high, candles.low, candles.close, t0, t1, block)
         kernel_call(t0, t1, block)
+        if progress is not None:
+            progress(len(plan.stops) * (t1 - t0) / n)
 
 
 def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indices: np.ndarray | None = None,
-          chunk: int = CHUNK) -> dict[str, np.ndarray]:
+          chunk: int = CHUNK, progress=None) -> dict[str, np.ndarray]:
     """Every metric for the combinations ``indices`` of ``sweep`` (default: all), as arrays."""
     indices = np.arange(len(sweep)) if indices is None else np.asarray(indices, dtype=np.int64)
     plan = _plan(sweep, indices)
@@ -110,7 +112,7 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
         kern.sweep_chunk(t0, t1, n, c.open, c.high, c.low, c.close, block, plan.slots, plan.sparams,
                          plan.start_bar, plan.stops, execution.slippage, execution.commission, next_open, F, I)
 
-    _run(call, plan, candles, min(chunk, max(n, 1)))
+    _run(call, plan, candles, min(chunk, max(n, 1)), progress)
     return finalize(F, I, n, candles, periods_per_year(candles.interval_ms), execution.capital)
 
 
