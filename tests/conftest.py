@@ -29,4 +29,4 @@ def real_5m_csv() -> Path:
 
 
 # Fake Binance REST and data.binance.vision servers for the market-data tests (tests/fakes/).
-from fakes.fixtures import binance_fake, vision_fake  # noqa: E402,F401
+from fakes.fixtures import binance_fake, data_aws, vision_fake  # noqa: E402,F401

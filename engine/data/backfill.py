@@ -1,7 +1,7 @@
 """Bulk history from data.binance.vision kline zips (a base URL or a local mirror folder).
 
-Whole months come from the monthly zip; a partial month, or a month whose zip is
-not published yet, from the daily zips. Every zip is checked against its
+Each month comes from its monthly zip (cut to the range), or, when that is not
+published yet (the current month), from the daily zips. Every zip is checked against its
 ``.CHECKSUM`` (SHA-256) before it is read; a mismatch stops the backfill naming
 the file. Each month is merged into the dataset as soon as it is read.
 """
@@ -60,14 +60,13 @@ def _ms(d: datetime) -> int:
     return int(d.timestamp() * 1000)
 
 
-def plan_months(start: int, end: int) -> list[tuple[datetime, datetime, bool]]:
-    """(window start, window end, whole month?) for each month touching ``[start, end)``."""
+def plan_months(start: int, end: int) -> list[tuple[datetime, datetime]]:
+    """The part of ``[start, end)`` in each month it touches, as (start, end) datetimes."""
     out = []
     d = _utc(start).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     while _ms(d) < end:
         nxt = d.replace(year=d.year + (d.month == 12), month=d.month % 12 + 1)
-        lo, hi = max(_ms(d), start), min(_ms(nxt), end)
-        out.append((_utc(lo), _utc(hi), lo == _ms(d) and hi == _ms(nxt)))
+        out.append((_utc(max(_ms(d), start)), _utc(min(_ms(nxt), end))))
         d = nxt
     return out
 
@@ -168,9 +167,9 @@ def backfill(root: str, symbol: str, interval: str, start: int, end: int, *, sou
         files.append(vf.name)
         return read_vision_zip(vf.name, data)
 
-    for lo, hi, whole in plan_months(start, end):
+    for lo, hi in plan_months(start, end):
         monthly = vision_file(symbol, interval, lo.strftime("%Y-%m"), market)
-        month = load(monthly) if whole else None
+        month = load(monthly)
         frames = [month] if month is not None else []
         if month is None:
             absent = []
@@ -182,7 +181,7 @@ def backfill(root: str, symbol: str, interval: str, start: int, end: int, *, sou
                 else:
                     frames.append(df)
             # A month with no file at all is reported once, by its monthly zip.
-            missing += [monthly.name] if whole and not frames else absent
+            missing += absent if frames else [monthly.name]
         if not frames:
             continue
         df = merge_frames(*frames)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,31 +60,31 @@ def normalise_frame(frame: pd.DataFrame, source: str = "candles") -> pd.DataFram
     missing = [c for c in CANDLE_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{source}: missing column(s) {', '.join(missing)}")
-    out = pd.DataFrame(index=range(len(frame)))
-    try:
-        t = pd.to_numeric(frame["open_time"].reset_index(drop=True), errors="raise")
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{source}: column open_time: {exc}") from None
-    if t.isna().any():
-        raise DataError(f"{source}: open_time is missing in some rows")
-    out["open_time"] = to_milliseconds(t.to_numpy(dtype=np.int64))
-    for c in STORED_COLUMNS[1:]:
+    n = len(frame)
+    cols: dict[str, Any] = {}
+    for c in STORED_COLUMNS:
         if c not in frame.columns:
-            out[c] = pd.array([pd.NA] * len(frame), dtype="Int64") if c in _INT_EXTRAS else np.nan
+            cols[c] = (pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool)) if c in _INT_EXTRAS
+                       else np.full(n, np.nan))
             continue
         try:
-            v = pd.to_numeric(frame[c].reset_index(drop=True), errors="raise")
+            v = pd.to_numeric(frame[c], errors="raise")
         except (ValueError, TypeError) as exc:
             raise DataError(f"{source}: column {c}: {exc}") from None
-        if c in _INT_EXTRAS:
+        if c == "open_time":
+            if v.isna().any():
+                raise DataError(f"{source}: open_time is missing in some rows")
+            cols[c] = to_milliseconds(v.to_numpy(dtype=np.int64))
+        elif c in _INT_EXTRAS:
             v = v.astype("Int64")
             known = v.notna().to_numpy()
-            if c == "close_time" and known.any():
-                v[known] = to_milliseconds(v[known].to_numpy(dtype=np.int64))
+            ints = v.to_numpy(dtype=np.int64, na_value=0)
+            if c == "close_time":
+                ints = to_milliseconds(ints)
+            cols[c] = pd.arrays.IntegerArray(ints, ~known)
         else:
-            v = v.astype(np.float64)
-        out[c] = v
-    return out
+            cols[c] = v.to_numpy(dtype=np.float64)
+    return pd.DataFrame(cols)
 
 
 def merge_frames(*frames: pd.DataFrame) -> pd.DataFrame:
@@ -327,8 +328,11 @@ def _upsert_s3(root: str, symbol: str, interval: str, df: pd.DataFrame, session:
         parts.append(merged.assign(symbol=symbol, interval=interval, year=f"{key // 100:04d}",
                                    month=f"{key % 100:02d}"))
     out = pd.concat(parts, ignore_index=True)
-    wr.s3.to_parquet(out, path=root, dataset=True, mode="overwrite_partitions", index=False,
-                     partition_cols=list(PARTITION_COLUMNS), compression="snappy", boto3_session=session)
+    with warnings.catch_warnings():
+        # awswrangler 3.17 still passes inplace= to pandas 3, which warns on every partition.
+        warnings.filterwarnings("ignore", message="The inplace keyword", module="awswrangler")
+        wr.s3.to_parquet(out, path=root, dataset=True, mode="overwrite_partitions", index=False,
+                         partition_cols=list(PARTITION_COLUMNS), compression="snappy", boto3_session=session)
     return UpsertResult(added, written)
 
 

@@ -36,3 +36,16 @@ def vision_fake():
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def data_aws(monkeypatch):
+    """In-process fake AWS (moto) with dummy credentials; boto3 and awswrangler talk to it."""
+    from moto import mock_aws
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield

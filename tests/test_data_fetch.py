@@ -1,0 +1,165 @@
+"""``backtest data fetch``: many pages with faults, incremental re-runs, crashes, bans, bad symbols."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.data.dataset_io import last_open_time
+from engine.data.fetch import fetch_candles
+from fakes.candles import assert_same, klines_from_csv, stored, synthetic_klines
+from fakes.cli import run_cli
+
+T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+IV = 900_000
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _no_temp_files(root: Path) -> bool:
+    return not [p for p in root.rglob("*") if p.name.startswith(".") and p.name.endswith(".tmp")]
+
+
+def test_many_pages_with_faults_equal_the_truth(binance_fake, tmp_path):
+    fake = binance_fake(synthetic_klines(T0, 4321))
+    for at, fault in enumerate(["429", "500", "drop", "truncate", "cut", "503"], start=1):
+        fake.inject(fault, at=at * 2)
+    result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
+    truth = fake.truth()
+    assert len(truth) == 4320  # the 4321st candle is still open
+    assert_same(stored(tmp_path), truth)
+    assert result.added == 4320 and result.gaps.count == 0
+    assert result.first == truth.open_time.iloc[0] and result.last == truth.open_time.iloc[-1]
+    assert sorted(fake.sleeps)[-1] <= 60 and 3 in fake.sleeps  # Retry-After obeyed, backoff bounded
+    assert _no_temp_files(tmp_path)
+
+
+def test_real_candles_across_forty_pages_with_faults(binance_fake, tmp_path, real_15m_csv):
+    fake = binance_fake(klines_from_csv(real_15m_csv))
+    for at in (3, 11, 19, 27, 35):
+        fake.inject(["500", "429", "drop", "truncate", "cut"][at % 5], at=at)
+    fetch_candles(str(tmp_path), "BTCUSDT", "15m", int(fake.klines.open_time.iloc[0]), client=fake.client())
+    truth = fake.truth()
+    assert len(truth) == 39_999
+    df = stored(tmp_path)
+    assert_same(df, truth)
+    assert df.open_time.is_unique and (np.diff(df.open_time) == IV).all()
+
+
+def test_second_fetch_downloads_only_new_candles(binance_fake, tmp_path):
+    fake = binance_fake(synthetic_klines(T0, 3000), now_ms=T0 + 2500 * IV + 60_000)
+    first = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
+    assert first.added == 2500
+    n_before = len(fake.klines_log(None))
+    fake.advance(10 * 15 * 60)  # ten more candles close
+    second = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
+    new_requests = fake.klines_log(None)[n_before:]
+    assert len(new_requests) == 1
+    assert int(new_requests[0]["params"]["startTime"]) == T0 + 2499 * IV + 1  # right after the stored watermark
+    assert new_requests[0]["returned"][:2] == (T0 + 2500 * IV, T0 + 2510 * IV)  # 10 closed + the open one
+    assert second.added == 10
+    assert_same(stored(tmp_path), fake.truth())
+    third = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
+    assert third.added == 0 and third.requests == 1
+
+
+def test_interrupted_fetch_keeps_committed_pages_and_resumes(binance_fake, tmp_path):
+    fake = binance_fake(synthetic_klines(T0, 5000))
+    fake.inject("500", at=3)
+
+    def ctrl_c(seconds):
+        raise KeyboardInterrupt  # Ctrl-C while backing off before the 4th page
+
+    with pytest.raises(KeyboardInterrupt):
+        fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client(sleep=ctrl_c))
+    truth = fake.truth()
+    assert_same(stored(tmp_path), truth.iloc[:3000])
+    assert last_open_time(str(tmp_path), "BTCUSDT", "15m") == truth.open_time.iloc[2999]
+    assert _no_temp_files(tmp_path)
+
+    n_before = len(fake.klines_log(None))
+    result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
+    assert result.added == len(truth) - 3000
+    assert int(fake.klines_log(None)[n_before]["params"]["startTime"]) == truth.open_time.iloc[2999] + 1
+    assert_same(stored(tmp_path), truth)
+
+
+_CHILD = textwrap.dedent("""
+    import sys, types
+    try:
+        import engine.cli.run
+    except ImportError:  # the run command may not exist yet; the data commands do not need it
+        stub = types.ModuleType("engine.cli.run"); stub.register = lambda sub: None
+        sys.modules["engine.cli.run"] = stub
+    from engine.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_killed_process_then_rerun_completes(binance_fake, tmp_path, capsys):
+    fake = binance_fake(synthetic_klines(T0, 6000))
+    out = tmp_path / "ds"
+    argv = ["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15m", "--start", "2024-01-01",
+            "--out", str(out), "--base-url", fake.base_url]
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # SIGKILL the child as it asks for the 4th page: no handler, no cleanup, like a crash.
+    fake.on_klines = lambda index: os.kill(proc.pid, signal.SIGKILL) if index == 3 else None
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    truth = fake.truth()
+    assert_same(stored(out), truth.iloc[:3000])
+
+    fake.on_klines = None
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert_same(stored(out), truth)
+    assert _no_temp_files(out)
+
+
+def test_cli_fetch_summary_and_env_base_url(binance_fake, tmp_path, capsys, monkeypatch):
+    fake = binance_fake(synthetic_klines(T0, 1500))
+    monkeypatch.setenv("BINANCE_BASE_URL", fake.base_url)
+    code, out, err = run_cli(["data", "fetch", "--symbol", "btcusdt", "--interval", "15m", "--start", "2024-01-01",
+                              "--end", "2024-01-10", "--out", tmp_path], capsys)
+    assert code == 0 and err == ""
+    end = T0 + 9 * 96 * IV
+    assert_same(stored(tmp_path), fake.truth(T0, end))
+    assert out.startswith(f"fetched {9 * 96} new candle(s) BTCUSDT 15m: 2024-01-01 00:00:00 .. 2024-01-09 23:45:00")
+
+
+@pytest.mark.parametrize("fault, words", [("418", "banned"), ("451", "restricted location")])
+def test_cli_ban_stops_at_once_keeping_what_was_stored(binance_fake, tmp_path, capsys, fault, words):
+    fake = binance_fake(synthetic_klines(T0, 4000))
+    fake.inject(fault, at=2)
+    code, out, err = run_cli(["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15m", "--start", "2024-01-01",
+                              "--out", tmp_path, "--base-url", fake.base_url], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"error: HTTP {fault} ")
+    assert words in err and "kept the 2000 new candle(s)" in err
+    assert len(fake.klines_log(None)) == 3  # no retry after the ban
+    assert_same(stored(tmp_path), fake.truth().iloc[:2000])
+
+
+def test_cli_invalid_symbol_exits_2_with_one_line(binance_fake, tmp_path, capsys):
+    fake = binance_fake(synthetic_klines(T0, 10))
+    code, out, err = run_cli(["data", "fetch", "--symbol", "NOPE", "--interval", "15m", "--start", "2024-01-01",
+                              "--out", tmp_path, "--base-url", fake.base_url], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("error: Binance error -1121: Invalid symbol.") and err.count("\n") == 1
+    assert "no new candles were stored" in err
+
+
+def test_cli_bad_arguments_exit_2(tmp_path, capsys):
+    code, _, err = run_cli(["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15x", "--start", "2024-01-01",
+                            "--out", tmp_path, "--base-url", "http://127.0.0.1:9"], capsys)
+    assert code == 2 and "interval '15x'" in err and err.count("\n") == 1
+    code, _, err = run_cli(["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15m", "--start", "soon",
+                            "--out", tmp_path], capsys)
+    assert code == 2 and "time 'soon'" in err
