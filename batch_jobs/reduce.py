@@ -1,0 +1,161 @@
+"""``backtest batch reduce``: merge every shard of a run and publish its report.
+
+Checks that shards ``0..N-1`` are all present (else fails naming the missing ones),
+that each was computed for this run's config, slice and candles, concatenates them in
+grid order (``combination``), then writes the same report a local ``backtest run``
+writes (ranked summary, per-combination JSON, plots, heatmaps) into a temporary folder
+and uploads it under ``runs/<run_id>/report/``, ``manifest.json`` last: its presence
+means the report is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine import __version__
+from engine.datasource import DataSpec, load_data
+from engine.errors import UserError
+from engine.experiment import data_summary
+from engine.grid import expand_grid
+from engine.report.writer import RunContext, write_report
+from engine.storage_layout import report_prefix, s3_uri, shard_key, shards_prefix
+from engine.sweep import combination_count, locate, run_detail
+
+from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
+from .contract import RunTarget, shard_bounds
+from .shardfile import ShardHeader, from_bytes, read_run_config
+
+MANIFEST = "manifest.json"
+#: How many missing shard indices an error message lists before "…".
+LIST_MISSING = 20
+
+
+@dataclass(frozen=True)
+class ReduceResult:
+    report_uri: str
+    combinations: int
+    files: int
+    best: str | None  # strategy_id ranked first
+    seconds: float
+
+
+def missing_shards(s3: Any, run: RunTarget) -> list[int]:
+    present = list_objects(s3, run.bucket, shards_prefix(run.run_id))
+    return [i for i in range(run.array_size) if shard_key(run.run_id, i) not in present]
+
+
+def _describe(indices: list[int]) -> str:
+    shown = ", ".join(map(str, indices[:LIST_MISSING]))
+    return shown + (f", … ({len(indices) - LIST_MISSING} more)" if len(indices) > LIST_MISSING else "")
+
+
+def load_shards(s3: Any, run: RunTarget) -> tuple[pd.DataFrame, list[ShardHeader]]:
+    """Every shard, checked and concatenated in grid order."""
+    missing = missing_shards(s3, run)
+    if missing:
+        raise UserError(f"run {run.run_id}: {len(missing)} of {run.array_size} shard(s) missing under "
+                        f"{s3_uri(run.bucket, shards_prefix(run.run_id))}: {_describe(missing)}")
+
+    def read(i: int) -> tuple[pd.DataFrame, ShardHeader]:
+        key = shard_key(run.run_id, i)
+        return from_bytes(get_bytes(s3, run.bucket, key, what="shard"), s3_uri(run.bucket, key))
+
+    parts = parallel_map(read, range(run.array_size))
+    frames = [df for df, h in parts if h.stop > h.first]
+    summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return summary, [h for _, h in parts]
+
+
+def check_shards(run: RunTarget, headers: list[ShardHeader], summary: pd.DataFrame, config_hash: str,
+                 total: int) -> str | None:
+    """Every shard belongs to this run, config and slice, and all saw the same candles. Returns their fingerprint."""
+    for h in headers:
+        first, stop = shard_bounds(h.index, run.array_size, total)
+        if (h.run_id, h.array_size, h.config_hash, h.first, h.stop) != (run.run_id, run.array_size, config_hash,
+                                                                        first, stop):
+            raise UserError(f"run {run.run_id}: shard {h.index} was written for another run, config or array size "
+                            f"(run {h.run_id}, size {h.array_size}, combinations [{h.first}, {h.stop})); "
+                            f"re-run that shard")
+    prints = sorted({h.data_fingerprint for h in headers if h.data_fingerprint is not None})
+    if len(prints) > 1:
+        bad = [h.index for h in headers if h.data_fingerprint not in (None, prints[0])]
+        raise UserError(f"run {run.run_id}: shards read different candles (the dataset changed during the run?); "
+                        f"shards {_describe(bad)} differ from the others; pin data.start/data.end and re-run them")
+    got = summary["combination"].to_numpy() if len(summary) else np.array([], np.int64)
+    if len(got) != total or not np.array_equal(np.sort(got), np.arange(total)):
+        raise UserError(f"run {run.run_id}: the shards hold {len(got)} rows, not combinations 0..{total - 1} once each")
+    return prints[0] if prints else None
+
+
+def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
+    t0 = time.perf_counter()
+    s3 = session_or_default(session).client("s3")
+    cfg, _ = read_run_config(s3, run.config_uri)
+    sweeps = expand_grid(cfg)
+    total = combination_count(sweeps)
+    summary, headers = load_shards(s3, run)
+    fingerprint = check_shards(run, headers, summary, cfg.digest(), total)
+    summary = summary.sort_values("combination", kind="stable").reset_index(drop=True)
+    t_shards = time.perf_counter()
+
+    # The candles once, for the top-K re-simulation (equity curves, trades) and the plots.
+    spec = DataSpec.from_config(cfg)
+    candles = load_data(spec)
+    if fingerprint is not None and candles.fingerprint() != fingerprint:
+        raise UserError(f"run {run.run_id}: the candles changed since the shards ran (fingerprint differs); "
+                        "pin data.start/data.end in the config and re-run the shards")
+    t_load = time.perf_counter()
+    ctx = RunContext(cfg.digest(), candles.fingerprint(), cfg.raw, cfg.report.rank_by, cfg.report.top_k, cfg.capital)
+
+    def detail(g: int):
+        sw, i = locate(sweeps, g)
+        return run_detail(cfg, sw, i, candles)
+
+    with tempfile.TemporaryDirectory(prefix=f"reduce-{run.run_id}-") as tmp:
+        out = Path(tmp) / "report"
+        ranked = write_report(out, summary, candles, ctx, detail)
+        t_report = time.perf_counter()
+        manifest = {
+            "run_id": run.run_id,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "experiment": cfg.name,
+            "engine": "fast",
+            "engine_version": __version__,
+            "config_hash": ctx.config_hash,
+            "data": data_summary(candles),
+            "combinations": total,
+            "filtered_by_constraints": sum(s.filtered for s in sweeps),
+            "rank_by": cfg.report.rank_by,
+            "notices": sorted({n for h in headers for n in h.notices}),
+            "batch": {"array_size": run.array_size, "config_uri": run.config_uri,
+                      "shards": s3_uri(run.bucket, shards_prefix(run.run_id))},
+            "timings": {"shards_read_s": round(t_shards - t0, 3), "load_s": round(t_load - t_shards, 3),
+                        "report_s": round(t_report - t_load, 3)},
+        }
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        files = upload_folder(s3, out, run.bucket, report_prefix(run.run_id), last=MANIFEST)
+    best = str(ranked["strategy_id"].iloc[0]) if len(ranked) else None
+    return ReduceResult(s3_uri(run.bucket, report_prefix(run.run_id)), total, files, best,
+                        round(time.perf_counter() - t0, 3))
+
+
+def upload_folder(s3: Any, folder: Path, bucket: str, prefix: str, *, last: str | None = None) -> int:
+    """Upload every file under ``folder`` to ``prefix``; ``last`` (relative path) only after all others."""
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+    def put(rel: str) -> str:
+        return put_bytes(s3, bucket, prefix + rel, (folder / rel).read_bytes(), content_type(rel))
+
+    parallel_map(put, [f for f in files if f != last])
+    if last in files:
+        put(last)
+    return len(files)

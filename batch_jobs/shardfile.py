@@ -1,0 +1,79 @@
+"""A shard's object (``runs/<run_id>/shards/<index>.parquet``) and the run's config in S3.
+
+A shard file is the slice's summary rows (the same columns as a local sweep's summary)
+plus a JSON header in the Parquet key-value metadata saying which run, slice, config
+and candles it was computed from, so ``reduce`` can refuse stale or mixed inputs. The
+bytes are a pure function of the inputs (no timestamps): a retried shard writes an
+identical object.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from engine.config import Config, parse_config_text
+from engine.errors import UserError
+from engine.storage_layout import parse_s3_uri
+
+from .aws import get_bytes
+
+META_KEY = b"backtest.shard"
+
+
+@dataclass(frozen=True)
+class ShardHeader:
+    run_id: str
+    index: int
+    array_size: int
+    combinations: int  # of the whole grid
+    first: int  # global combinations [first, stop)
+    stop: int
+    config_hash: str
+    data_fingerprint: str | None  # None for an empty slice (no candles loaded)
+    engine_version: str
+    notices: tuple[str, ...] = ()
+
+
+def to_bytes(summary: pd.DataFrame, header: ShardHeader) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(summary, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[META_KEY] = json.dumps(asdict(header), sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="snappy")
+    return buf.getvalue()
+
+
+def from_bytes(body: bytes, where: str) -> tuple[pd.DataFrame, ShardHeader]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(body))
+        raw = (table.schema.metadata or {}).get(META_KEY)
+        if raw is None:
+            raise ValueError("no shard header in the Parquet metadata")
+        doc = json.loads(raw)
+        doc["notices"] = tuple(doc.get("notices", ()))
+        header = ShardHeader(**doc)
+    except Exception as exc:  # pyarrow/json/TypeError: whatever it is, the object is not a shard
+        raise UserError(f"{where}: not a shard file ({' '.join(str(exc).split())[:200]})") from None
+    return table.to_pandas(), header
+
+
+def read_run_config(s3: Any, config_uri: str) -> tuple[Config, str]:
+    """The run's config (parsed and validated) and its text, from S3."""
+    bucket, key = parse_s3_uri(config_uri)
+    body = get_bytes(s3, bucket, key, what="run config")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{config_uri}: config is not UTF-8 text") from None
+    return parse_config_text(text, config_uri), text

@@ -1,0 +1,141 @@
+"""``backtest submit``: upload a sweep's config and submit its shard and reduce jobs to AWS Batch.
+
+* ``runs/<run_id>/config.yaml``: the config file's exact bytes (its hash is the run's config hash);
+* an array job of N children (``N >= 2``; AWS Batch arrays hold 2..10,000), or a plain job when
+  ``N == 1``, running ``batch shard`` with the run contract as container-override environment;
+* the reduce job (``batch reduce``), depending on the shard job: it starts when every child succeeded;
+* ``runs/<run_id>/submission.json``: job ids, array size, time.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config, parse_config_text
+from engine.errors import ConfigError, UserError
+from engine.grid import expand_grid
+from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri
+from engine.sweep import combination_count
+
+from .aws import object_exists, put_bytes, session_or_default
+from .contract import (REDUCE_COMMAND, SHARD_COMMAND, Deployment, RunTarget, check_array_size, check_run_id,
+                       job_environment, submission_key)
+
+
+@dataclass(frozen=True)
+class Submission:
+    run_id: str
+    bucket: str
+    array_size: int
+    combinations: int
+    shard_job_id: str
+    reduce_job_id: str
+    job_queue: str
+    job_definition: str
+    config_uri: str
+    report_uri: str
+    config_hash: str
+    submitted_at: str
+    notes: tuple[str, ...] = ()
+
+    def document(self) -> dict:
+        doc = asdict(self)
+        doc["notes"] = list(self.notes)
+        doc["array_job"] = self.array_size > 1
+        return doc
+
+
+def read_config(path: Path) -> tuple[Config, bytes]:
+    """The config file's bytes (uploaded unchanged) and its parsed, validated form."""
+    try:
+        body = Path(path).read_bytes()
+        text = body.decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    return parse_config_text(text, str(path)), body
+
+
+def data_notes(cfg: Config, bucket: str) -> list[str]:
+    """Reject data a Batch container cannot read; warn about data that may change during the run."""
+    source = cfg.data.source
+    if source == "synthetic":
+        return []
+    if not is_s3_uri(source):
+        raise UserError(f"data.source {source!r} is not readable from AWS Batch; a Batch run reads candles from "
+                        f"S3: set data.source to s3://{bucket}/candles/ (with data.symbol and data.interval)")
+    notes = []
+    if parse_s3_uri(source).bucket != bucket:
+        notes.append(f"data.source is in bucket {parse_s3_uri(source).bucket!r}, not {bucket!r}; "
+                     "the job role of the stack reads candles from its own bucket only")
+    if cfg.data.end is None:
+        notes.append("data.end is not set: shards that start at different times may read different candles "
+                     "if the ingest appends meanwhile (reduce then refuses the run); pin data.end")
+    return notes
+
+
+def new_run_id(cfg: Config, now: datetime) -> str:
+    """UTC time, config hash and a random suffix: unique even for the same config in the same second."""
+    return f"{now:%Y%m%d-%H%M%S}-{cfg.digest()[:8]}-{secrets.token_hex(3)}"
+
+
+def _env(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+def submit_run(config_path: Path, deploy: Deployment, array_size: int, *, run_id: str | None = None,
+               session: Any = None) -> Submission:
+    cfg, body = read_config(config_path)
+    total = combination_count(expand_grid(cfg))
+    check_array_size(array_size, total)
+    notes = data_notes(cfg, deploy.bucket)
+    if deploy.job_queue is None or deploy.job_definition is None:
+        raise UserError("submit needs a job queue and a job definition")
+    now = datetime.now(timezone.utc)
+    rid = check_run_id(run_id) if run_id else new_run_id(cfg, now)
+    run = RunTarget(rid, deploy.bucket, s3_uri(deploy.bucket, run_config_key(rid)), array_size)
+
+    sess = session_or_default(session)
+    s3, batch = sess.client("s3"), sess.client("batch")
+    if object_exists(s3, run.bucket, run_config_key(rid)):
+        raise UserError(f"run {rid} already exists at {run.run_uri}; choose another --run-id")
+    put_bytes(s3, run.bucket, run_config_key(rid), body, "application/yaml")
+
+    env = _env(job_environment(run))
+    shard_req: dict[str, Any] = {
+        "jobName": f"backtest-{rid}-shards",
+        "jobQueue": deploy.job_queue,
+        "jobDefinition": deploy.job_definition,
+        "containerOverrides": {"command": list(SHARD_COMMAND), "environment": env},
+    }
+    if array_size > 1:
+        shard_req["arrayProperties"] = {"size": array_size}
+    shard_id = batch.submit_job(**shard_req)["jobId"]
+    try:
+        reduce_id = batch.submit_job(
+            jobName=f"backtest-{rid}-reduce",
+            jobQueue=deploy.job_queue,
+            jobDefinition=deploy.job_definition,
+            dependsOn=[{"jobId": shard_id}],  # an array parent: reduce waits for every child
+            containerOverrides={"command": list(REDUCE_COMMAND), "environment": env},
+        )["jobId"]
+    except Exception:
+        # Do not leave shards running whose results nothing would reduce.
+        try:
+            batch.terminate_job(jobId=shard_id, reason="backtest submit: the reduce job could not be submitted")
+        except Exception:  # the original error matters more
+            pass
+        raise
+
+    sub = Submission(rid, run.bucket, array_size, total, shard_id, reduce_id, deploy.job_queue,
+                     deploy.job_definition, run.config_uri, s3_uri(run.bucket, report_prefix(rid)), cfg.digest(),
+                     now.isoformat(timespec="seconds"), tuple(notes))
+    put_bytes(s3, run.bucket, submission_key(rid), (json.dumps(sub.document(), indent=1) + "\n").encode(),
+              "application/json")
+    return sub
