@@ -1,0 +1,55 @@
+"""Benchmark grids and data, shared by `make bench` and the scaling study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REAL_15M = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / \
+    "BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv"
+
+
+def grid(combos: int) -> dict:
+    """An MA-crossover config with exactly ``combos`` combinations (64, 4096 or 65536)."""
+    shorts = [5, 10, 15, 20, 25, 30, 35, 40]
+    longs = [50, 60, 70, 80, 90, 100, 110, 120]
+    spreads, stops = [0.001], [0.02]
+    if combos >= 4096:
+        shorts = list(range(4, 68, 4))  # 16
+        longs = list(range(80, 400, 20))  # 16
+        spreads = [0.0, 0.0005, 0.001, 0.002]
+        stops = [0.01, 0.02, 0.03, 0.05]
+    if combos >= 65536:
+        shorts = list(range(2, 66, 2))  # 32
+        longs = list(range(70, 390, 10))  # 32
+        spreads = [0.0, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003]
+        stops = [0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.08]
+    doc = {
+        "experiment": {"name": f"bench_{combos}"},
+        "execution": {"commission": 0.001, "slippage": 0.0005, "fill": "close"},
+        "portfolio": {"capital": 100_000},
+        "risk": {"stop_loss": stops},
+        "strategies": {"ma_crossover": {"short_window": shorts, "long_window": longs, "ema_period": 200,
+                                        "momentum_spread": spreads}},
+        "report": {"top_k": 10},
+    }
+    n = len(shorts) * len(longs) * len(spreads) * len(stops)
+    if n != combos:
+        raise ValueError(f"grid for {combos} has {n} combinations")
+    return doc
+
+
+def data_spec(kind: str, n: int = 0):
+    """Real candles from ../shared/data, or ``n`` seeded synthetic ones."""
+    from engine.datasource import DataSpec
+
+    if kind == "real":
+        return DataSpec(source=str(REAL_15M))
+    return DataSpec(source="synthetic", synthetic_bars=int(n), seed=7)
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
