@@ -144,3 +144,37 @@ def test_used_weight_header_slows_down_before_the_limit(binance_fake):
     assert 429 not in statuses and len(statuses) == 31
     assert max(fake._weight.values()) <= 40 * 0.9
     assert sum(fake.sleeps) >= 60  # it had to wait for a new minute
+
+
+def test_the_fake_follows_binance_paging_semantics(binance_fake):
+    import json
+    import urllib.request
+
+    fake = binance_fake(synthetic_klines(T0, 3000))
+
+    def get(query: str) -> list:
+        with urllib.request.urlopen(f"{fake.base_url}/api/v3/klines?symbol=BTCUSDT&interval=15m&{query}") as r:
+            assert int(r.headers["X-MBX-USED-WEIGHT-1M"]) > 0 and r.headers["Date"]
+            return json.loads(r.read())
+
+    assert len(get("startTime=%d" % T0)) == 500  # default limit
+    assert len(get("startTime=%d&limit=5000" % T0)) == 1000  # capped
+    rows = get("startTime=%d&endTime=%d" % (T0 + IV, T0 + 3 * IV))  # both inclusive on open time
+    assert [r[0] for r in rows] == [T0 + IV, T0 + 2 * IV, T0 + 3 * IV]
+    latest = get("limit=3")  # no range: the most recent, the last still open
+    assert [r[0] for r in latest] == list(fake.klines.open_time.iloc[-3:])
+    assert latest[-1][4] == latest[-1][1] and latest[-1][5] != f"{fake.klines.volume.iloc[-1]:.8f}"
+    with urllib.request.urlopen(f"{fake.base_url}/api/v3/time") as r:
+        assert json.loads(r.read()) == {"serverTime": fake.now_ms}
+
+
+def test_engine_data_imports_no_heavy_or_aws_modules():
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.data.klines, engine.data.fetch, engine.data.backfill, engine.data.dataset_io, "
+            "engine.data.sync, engine.data.build, engine.data.inspect; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'numba', 'matplotlib', 'awswrangler', 'boto3', 'botocore', 'tqdm', 'requests'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -121,8 +121,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
               f"{format_time(result.first)} .. {format_time(result.last)} UTC into {args.out} "
               f"({result.requests} request(s); {'no gaps' if not result.gaps.count else f'{result.gaps.count} gap(s)'})")
     else:
-        print(f"{args.symbol} {args.interval} in {args.out} is up to date "
-              f"(nothing closed after {format_time(result.requested_from - 1)} UTC)")
+        print(f"{args.symbol} {args.interval} in {args.out} is up to date: no closed candle from "
+              f"{format_time(result.requested_from)} UTC on")
     return 0
 
 

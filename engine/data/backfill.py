@@ -23,7 +23,7 @@ import pandas as pd
 from ..errors import DataError, UserError
 from ..timeutil import interval_to_ms
 from .dataset_io import merge_frames, upsert_candles
-from .http import Opener, TransportError, http_get
+from .http_get import Opener, TransportError, http_get
 from .kline_csv import read_kline_csv
 
 VISION_URL = "https://data.binance.vision"

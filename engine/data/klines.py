@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..errors import DataError, UserError
 from ..timeutil import format_time, interval_to_ms
-from .http import HttpResponse, Opener, TransportError, http_get
+from .http_get import HttpResponse, Opener, TransportError, http_get
 
 DEFAULT_BASE_URL = "https://data-api.binance.vision"
 KLINES_PATH = "/api/v3/klines"
