@@ -42,7 +42,7 @@ def fetch_candles(root: str, symbol: str, interval: str, start: int, end: int | 
                   client: KlinesClient | None = None, session: Any = None) -> FetchResult:
     """Download closed candles of ``[start, end)`` (end None: up to now) not yet stored under ``root``.
 
-    ``total(n)`` is told the expected number of candles once, ``progress(n)`` each committed page.
+    ``total(n)`` is told the expected number of candles, ``progress(n)`` each committed page.
     On an error, what was committed stays and the message says so.
     """
     iv = interval_to_ms(interval)
@@ -50,9 +50,8 @@ def fetch_candles(root: str, symbol: str, interval: str, start: int, end: int | 
     requests_before = client.requests
     watermark = last_open_time(root, symbol, interval, session=session)
     cursor = resume_point(watermark, start)
-    if total is not None:
-        horizon = end if end is not None else int(client.clock() * 1000)
-        total(max(0, (horizon - cursor) // iv))
+    if total is not None and end is not None:
+        total(max(0, (end - cursor) // iv))
     added, first, last = 0, None, None
     times = [np.array([watermark], dtype=np.int64)] if watermark is not None else []
     try:
@@ -63,6 +62,8 @@ def fetch_candles(root: str, symbol: str, interval: str, start: int, end: int | 
             first = int(t[0]) if first is None else first
             last = int(t[-1])
             times.append(t)
+            if total is not None and end is None and first == int(t[0]):
+                total(max(0, (client.now_ms() - cursor) // iv))  # the server's clock is known now
             if progress is not None:
                 progress(len(page))
     except UserError as exc:

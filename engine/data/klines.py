@@ -157,8 +157,8 @@ class KlinesClient:
         return f"GET {self.base_url}{path}" + (f"?{q}" if q else "")
 
     def _get_json(self, path: str, params: dict[str, Any], weight: int) -> tuple[Any, Message]:
-        url = f"{self.base_url}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
         what = self._describe(path, params)
+        url = what[len("GET "):]
         problem, retry_after = "", None
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -216,11 +216,16 @@ class KlinesClient:
             return
         self.sleep(left / max(1, int((hard - used) // weight)))
 
+    def now_ms(self) -> int:
+        """Best guess of the server's time: the last Date header seen plus the time since, else the clock."""
+        if self._server_ms is None:
+            return int(self.clock() * 1000)
+        return int(self._server_ms + (self.clock() - self._server_seen_at) * 1000)
+
     def _window_seconds_left(self) -> float:
         if self._server_ms is None:
             return 60.0
-        now_ms = self._server_ms + (self.clock() - self._server_seen_at) * 1000
-        return max(0.0, 60.0 - (now_ms / 1000.0) % 60.0)
+        return max(0.0, 60.0 - (self.now_ms() / 1000.0) % 60.0)
 
     def _server_now(self, headers: Message) -> int:
         t = _header_time(headers)
