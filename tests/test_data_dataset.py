@@ -258,3 +258,10 @@ def test_s3_several_symbols_named(bucket, k):
     upsert_candles(S3_ROOT, "ETHUSDT", "15m", k.iloc[:10], session=bucket)
     with pytest.raises(DataError, match=r"several symbols \(BTCUSDT, ETHUSDT\)"):
         read_candle_dataset(S3_ROOT, session=bucket)
+
+
+def test_inspect_s3_dataset(bucket, k, capsys):
+    upsert_candles(S3_ROOT, "BTCUSDT", "15m", k.iloc[:3000], session=bucket)
+    code, stdout, err = run_cli(["data", "inspect", S3_ROOT], capsys)
+    assert code == 0, err
+    assert f"{S3_ROOT}: BTCUSDT 15m" in stdout and "rows:     3000" in stdout and "problems: none" in stdout

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -90,24 +89,12 @@ def test_interrupted_fetch_keeps_committed_pages_and_resumes(binance_fake, tmp_p
     assert_same(stored(tmp_path), truth)
 
 
-_CHILD = textwrap.dedent("""
-    import sys, types
-    try:
-        import engine.cli.run
-    except ImportError:  # the run command may not exist yet; the data commands do not need it
-        stub = types.ModuleType("engine.cli.run"); stub.register = lambda sub: None
-        sys.modules["engine.cli.run"] = stub
-    from engine.cli import main
-    sys.exit(main(sys.argv[1:]))
-""")
-
-
 def test_killed_process_then_rerun_completes(binance_fake, tmp_path, capsys):
     fake = binance_fake(synthetic_klines(T0, 6000))
     out = tmp_path / "ds"
     argv = ["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15m", "--start", "2024-01-01",
             "--out", str(out), "--base-url", fake.base_url]
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *argv], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # SIGKILL the child as it asks for the 4th page: no handler, no cleanup, like a crash.
     fake.on_klines = lambda index: os.kill(proc.pid, signal.SIGKILL) if index == 3 else None
