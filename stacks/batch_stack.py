@@ -6,14 +6,16 @@ Job contract (the ``backtest`` CLI is the image ENTRYPOINT):
   ``AWS_BATCH_JOB_ARRAY_INDEX``. The reduce step is the same job definition
   submitted with the command override ``["batch", "reduce"]``.
 * environment set here: ``BUCKET_NAME``, ``CANDLES_PREFIX``, ``RUNS_PREFIX``;
-  the submitter adds ``RUN_ID`` (and anything run-specific) as an override.
+  the submitter adds the run (``RUN_ID``, ``ARRAY_SIZE``, optional ``CONFIG_URI``)
+  as container overrides (batch_jobs/contract.py).
+* the job role reads ``candles/`` and reads/writes ``runs/``, nothing else.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Size, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Size, Stack, Validations
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -34,8 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARD_COMMAND = ["batch", "shard"]
 REDUCE_COMMAND = ["batch", "reduce"]
 
-# The Dockerfile's own .dockerignore applies too; these keep local clutter out of the
-# staged build context even before that file exists.
+# Added to the repo's .dockerignore (same syntax): local clutter never enters the staged build context.
 IMAGE_EXCLUDE = [
     ".git", ".venv", "node_modules", "cdk.out", "results", "data", ".pytest_cache",
     ".hypothesis", ".numba_cache", "**/__pycache__", "*.egg-info",
@@ -116,6 +117,7 @@ class BatchStack(Stack):
             directory=str(REPO_ROOT),
             platform=ecr_assets.Platform.LINUX_AMD64,
             exclude=IMAGE_EXCLUDE,
+            ignore_mode=IgnoreMode.DOCKER,
         )
         job_logs = logs.LogGroup(
             self, "JobLogs",

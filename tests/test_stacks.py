@@ -397,6 +397,14 @@ def test_job_definition_image_command_resources_and_network(synth):
     assert not (staged / ".venv").exists() and not (staged / "node_modules").exists()
 
 
+def test_job_commands_match_the_submitter_contract():
+    contract = pytest.importorskip("batch_jobs.contract")
+    from stacks.batch_stack import REDUCE_COMMAND, SHARD_COMMAND
+
+    assert tuple(SHARD_COMMAND) == tuple(contract.SHARD_COMMAND)
+    assert tuple(REDUCE_COMMAND) == tuple(contract.REDUCE_COMMAND)
+
+
 def test_job_definition_retries_spot_interruptions_only_and_times_out(synth):
     _, jd = only(synth.batch.find_resources("AWS::Batch::JobDefinition"))
     props = jd["Properties"]
