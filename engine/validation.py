@@ -28,20 +28,20 @@ def validate_frame(df: pd.DataFrame, source: str) -> None:
         v = df[col].to_numpy()
         bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
         if bad.size:
-            raise DataError(f"{source}: {_where(df, int(bad[0]))}: {col}={v[bad[0]]!r} must be a finite price above 0")
+            raise DataError(f"{source}: {_where(df, int(bad[0]))}: {col}={float(v[bad[0]])!r} must be a finite price above 0")
     vol = df["volume"].to_numpy()
     bad = np.flatnonzero(~np.isfinite(vol) | (vol < 0))
     if bad.size:
-        raise DataError(f"{source}: {_where(df, int(bad[0]))}: volume={vol[bad[0]]!r} must be 0 or more")
+        raise DataError(f"{source}: {_where(df, int(bad[0]))}: volume={float(vol[bad[0]])!r} must be 0 or more")
     o, h, lo, c = (df[k].to_numpy() for k in PRICE_COLUMNS)
     bad = np.flatnonzero(h < np.maximum(o, c))
     if bad.size:
         i = int(bad[0])
-        raise DataError(f"{source}: {_where(df, i)}: high={h[i]!r} is below max(open, close)")
+        raise DataError(f"{source}: {_where(df, i)}: high={float(h[i])!r} is below max(open, close)")
     bad = np.flatnonzero(lo > np.minimum(o, c))
     if bad.size:
         i = int(bad[0])
-        raise DataError(f"{source}: {_where(df, i)}: low={lo[i]!r} is above min(open, close)")
+        raise DataError(f"{source}: {_where(df, i)}: low={float(lo[i])!r} is above min(open, close)")
     t = df["open_time"].to_numpy(dtype=np.int64)
     d = np.diff(t)
     bad = np.flatnonzero(d <= 0)

@@ -74,7 +74,8 @@ def cmd_run(args) -> int:
         bar = tqdm(total=total, unit="combo", desc=f"{args.engine} sweep", file=sys.stderr, dynamic_ncols=True,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}, {rate_fmt}]")
         bars.append(bar)
-        return bar.update
+        # The fast path reports fractions per time chunk; float sums may overshoot by an ulp.
+        return lambda done: bar.update(min(done, bar.total - bar.n))
 
     try:
         res = run_experiment(cfg, spec, args.out, engine=args.engine, workers=args.workers, run_id=args.run_id,
