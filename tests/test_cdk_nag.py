@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("cdk_nag")
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # stacks/ is the CDK app, not an installed package
+    sys.path.insert(0, str(REPO))
 
 import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
@@ -17,8 +22,6 @@ from cdk_nag import AwsSolutionsChecks  # noqa: E402
 import stacks  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("cdk")
-
-REPO = Path(__file__).resolve().parent.parent
 
 # construct path -> acknowledged rule -> words its reason must contain. A bucket-prefix
 # wildcard finding embeds the cross-stack bucket reference; it is shown here as BUCKET.

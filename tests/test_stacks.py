@@ -17,6 +17,10 @@ import pytest
 
 pytest.importorskip("aws_cdk")
 
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # stacks/ is the CDK app, not an installed package
+    sys.path.insert(0, str(REPO))
+
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
@@ -26,7 +30,6 @@ from stacks.ingest_stack import ENGINE_MODULES, SCHEDULE, sdk_pandas_layer_param
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
-REPO = Path(__file__).resolve().parent.parent
 CDK_CLI = REPO / "node_modules" / ".bin" / "cdk"
 CDK_CONTEXT = json.loads((REPO / "cdk.json").read_text())["context"]
 STACK_NAMES = ("BacktestStorage", "BacktestIngest", "BacktestBatch")
@@ -58,12 +61,12 @@ def cli_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def cdk_out(tmp_path_factory, worker_id) -> Path:
+def cdk_out(tmp_path_factory) -> Path:
     """`cdk synth` of the real app (cdk.json, default context) into a temp dir shared by all workers."""
     if not CDK_CLI.exists():
         pytest.fail(f"{CDK_CLI} is missing: run `npm ci` (make test does)")
     shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
+    if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent
     out = shared / "cdk-cli-out"
     with _exclusive(shared / "cdk-cli-out.lock"):
