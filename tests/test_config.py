@@ -1,0 +1,251 @@
+"""Config parsing and grid expansion: strict validation with messages naming the key and value."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.config import DEFAULT_CONFIG, load_config, parse_config, parse_config_text
+from engine.errors import ConfigError
+from engine.grid import expand_grid, iter_combinations
+from engine.strategies import get_strategy
+
+MA = {"ma_crossover": {"short_window": [5], "long_window": [20]}}
+
+
+def cfg(**sections):
+    doc = {"strategies": MA}
+    doc.update(sections)
+    return doc
+
+
+def rejects(doc, *fragments):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc)
+    msg = str(exc.value)
+    for f in fragments:
+        assert f in msg, f"{f!r} not in {msg!r}"
+    return msg
+
+
+# --- unknown keys ---------------------------------------------------------------------------------
+
+
+def test_unknown_top_level_section():
+    rejects(cfg(reporting={"top_k": 3}), "reporting", "unknown")
+
+
+def test_unknown_nested_key():
+    rejects(cfg(execution={"comission": 0.001}), "execution.comission", "unknown")
+    rejects(cfg(risk={"stop_los": 0.01}), "risk.stop_los")
+    rejects(cfg(report={"topk": 3}), "report.topk")
+
+
+def test_unknown_strategy():
+    rejects({"strategies": {"macd_magic": {}}}, "macd_magic", "unknown strategy")
+
+
+def test_unknown_strategy_param():
+    rejects({"strategies": {"ma_crossover": {"short_windw": [5]}}}, "strategies.ma_crossover.short_windw",
+            "unknown parameter")
+
+
+def test_unknown_range_key():
+    rejects({"strategies": {"ma_crossover": {"short_window": {"start": 2, "stop": 4, "by": 1}}}},
+            "strategies.ma_crossover.short_window")
+
+
+# --- types ------------------------------------------------------------------------------------------
+
+
+def test_string_where_a_number_belongs():
+    rejects(cfg(execution={"commission": "0.001"}), "execution.commission", "'0.001'")
+    rejects(cfg(portfolio={"capital": "lots"}), "portfolio.capital", "'lots'")
+    rejects(cfg(risk={"stop_loss": ["2%"]}), "risk.stop_loss", "'2%'")
+    rejects({"strategies": {"ma_crossover": {"short_window": ["five"]}}}, "strategies.ma_crossover.short_window",
+            "'five'")
+    rejects({"strategies": {"rsi_reversion": {"oversold": "low"}}}, "strategies.rsi_reversion.oversold", "'low'")
+
+
+def test_bool_is_not_a_number():
+    rejects(cfg(execution={"slippage": True}), "execution.slippage", "True")
+    rejects(cfg(report={"top_k": True}), "report.top_k", "True")
+
+
+def test_integer_param_rejects_fraction():
+    rejects({"strategies": {"ma_crossover": {"short_window": [5.5]}}}, "strategies.ma_crossover.short_window",
+            "5.5")
+
+
+# --- ranges of values -----------------------------------------------------------------------------
+
+
+def test_commission_negative():
+    rejects(cfg(execution={"commission": -0.001}), "execution.commission", "-0.001", "out of range")
+
+
+def test_stop_loss_at_or_above_one():
+    rejects(cfg(risk={"stop_loss": 1}), "risk.stop_loss", "1", "out of range")
+    rejects(cfg(risk={"stop_loss": [0.01, 1.5]}), "risk.stop_loss", "1.5", "out of range")
+    rejects(cfg(risk={"stop_loss": -0.01}), "risk.stop_loss", "-0.01")
+
+
+def test_top_k_zero():
+    rejects(cfg(report={"top_k": 0}), "report.top_k", "0", "out of range")
+
+
+def test_fill_open():
+    rejects(cfg(execution={"fill": "open"}), "execution.fill", "'open'")
+
+
+def test_rank_by_unknown_metric():
+    rejects(cfg(report={"rank_by": "alpha"}), "report.rank_by", "'alpha'")
+
+
+def test_strategy_param_out_of_bounds():
+    rejects({"strategies": {"rsi_reversion": {"oversold": [-5]}}}, "strategies.rsi_reversion.oversold", "-5")
+    rejects({"strategies": {"ma_crossover": {"short_window": [0]}}}, "strategies.ma_crossover.short_window", "0")
+
+
+def test_empty_value_list_and_duplicates():
+    rejects({"strategies": {"ma_crossover": {"short_window": []}}}, "strategies.ma_crossover.short_window")
+    rejects({"strategies": {"ma_crossover": {"short_window": [5, 5]}}}, "strategies.ma_crossover.short_window")
+
+
+# --- structure ------------------------------------------------------------------------------------
+
+
+def test_empty_strategies():
+    rejects({}, "strategies")
+    rejects({"strategies": {}}, "strategies")
+    rejects({"strategies": None}, "strategies")
+
+
+def test_invalid_yaml():
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        parse_config_text("strategies: {ma_crossover: [unclosed\n")
+
+
+def test_load_config_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("strategies:\n  ma_crossover:\n    short_window: [5, 10\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    good = tmp_path / "good.yaml"
+    good.write_text("execution: {commission: 0.002, fill: next_open}\n"
+                    "risk: {stop_loss: [null, 0.01]}\n"
+                    "strategies:\n  donchian_breakout: {entry_window: [10, 20]}\n")
+    c = load_config(good)
+    assert c.execution.commission == 0.002 and c.execution.fill == "next_open"
+    assert c.stop_loss == (None, 0.01)
+    (sw,) = expand_grid(c)
+    assert len(sw) == 4
+
+
+def test_defaults():
+    c = parse_config({"strategies": {"ma_crossover": None}})
+    assert c.execution.fill == "close" and c.capital == 100_000.0
+    (sw,) = expand_grid(c)
+    assert len(sw) == 1 and sw.params(0) == {"short_window": 10, "long_window": 50, "ema_period": 200,
+                                             "momentum_spread": 0.001}
+
+
+# --- grid expansion -----------------------------------------------------------------------------
+
+
+def test_integer_range_expands_with_stop_included():
+    c = parse_config({"strategies": {"ma_crossover": {"short_window": {"start": 5, "stop": 15, "step": 5},
+                                                      "long_window": {"start": 30, "stop": 32}}}})
+    (sw,) = expand_grid(c)
+    assert c.strategies[0].as_dict() == {"short_window": [5, 10, 15], "long_window": [30, 31, 32]}
+    assert len(sw) == 3 * 3
+    assert sw.columns["short_window"].dtype == np.int64
+
+
+def test_float_range_expands():
+    c = parse_config({"strategies": {"ma_crossover": {"momentum_spread": {"start": 0.001, "stop": 0.003,
+                                                                          "step": 0.001}}}})
+    vals = c.strategies[0].as_dict()["momentum_spread"]
+    assert len(vals) == 3
+    np.testing.assert_allclose(vals, [0.001, 0.002, 0.003], rtol=1e-12)
+    c = parse_config({"strategies": {"rsi_reversion": {"oversold": {"start": 20, "stop": 30, "step": 2.5}}}})
+    assert c.strategies[0].as_dict()["oversold"] == [20.0, 22.5, 25.0, 27.5, 30.0]
+
+
+def test_empty_range_rejected():
+    rejects({"strategies": {"ma_crossover": {"short_window": {"start": 10, "stop": 5}}}},
+            "strategies.ma_crossover.short_window")
+    rejects({"strategies": {"ma_crossover": {"short_window": {"start": 1, "stop": 5, "step": 0}}}},
+            "strategies.ma_crossover.short_window.step")
+
+
+def test_constraint_filters_combinations():
+    c = parse_config({"strategies": {"ma_crossover": {"short_window": [5, 10, 20], "long_window": [10, 20]}}})
+    (sw,) = expand_grid(c)
+    # (5,10) (5,20) (10,20) survive; (10,10) (20,10) (20,20) break short < long
+    pairs = list(zip(sw.columns["short_window"].tolist(), sw.columns["long_window"].tolist()))
+    assert pairs == [(5, 10), (5, 20), (10, 20)]
+    assert sw.filtered == 3
+
+
+def test_rsi_constraint_filters_combinations():
+    c = parse_config({"strategies": {"rsi_reversion": {"oversold": [30, 50], "overbought": [40, 70]}}})
+    (sw,) = expand_grid(c)
+    assert list(zip(sw.columns["oversold"].tolist(), sw.columns["overbought"].tolist())) == \
+        [(30.0, 40.0), (30.0, 70.0), (50.0, 70.0)]
+
+
+def test_all_invalid_grid_rejected():
+    rejects({"strategies": {"ma_crossover": {"short_window": [20, 30], "long_window": [10, 20]}}},
+            "ma_crossover", "no valid combination")
+
+
+def test_grid_order_and_stop_loss_axis():
+    c = parse_config({"strategies": {"ma_crossover": {"short_window": [2, 3], "long_window": [5]},
+                                     "donchian_breakout": {"entry_window": [4]}},
+                      "risk": {"stop_loss": [None, 0.02]}})
+    ma, dc = expand_grid(c)
+    got = [(ma.params(i)["short_window"], ma.stop_loss(i)) for i in range(len(ma))]
+    assert got == [(2, None), (2, 0.02), (3, None), (3, 0.02)]  # last axis (stop_loss) fastest
+    assert math.isnan(ma.columns["stop_loss"][0])
+    assert ma.swept == ("short_window", "stop_loss")
+    assert ma.strategy_id(1) == "ma_crossover_short_window=2_stop_loss=0.02"
+    assert ma.strategy_id(0) == "ma_crossover_short_window=2_stop_loss=none"
+    assert [(g, sw.strategy.name, i) for g, sw, i in iter_combinations([ma, dc])][-2:] == \
+        [(4, "donchian_breakout", 0), (5, "donchian_breakout", 1)]
+
+
+def test_stop_loss_zero_means_none():
+    c = parse_config(cfg(risk={"stop_loss": [0, 0.05]}))
+    assert c.stop_loss == (None, 0.05)
+
+
+def test_instance_carries_params():
+    c = parse_config({"strategies": {"rsi_reversion": {"rsi_period": [7], "oversold": [25]}}})
+    (sw,) = expand_grid(c)
+    s = sw.instance(0)
+    assert (s.rsi_period, s.oversold, s.overbought) == (7, 25.0, 70.0)
+    assert isinstance(s.rsi_period, int) and isinstance(s.oversold, float)
+
+
+def test_digest_ignores_key_order():
+    a = parse_config({"strategies": MA, "execution": {"fill": "close", "commission": 0.001}})
+    b = parse_config({"execution": {"commission": 0.001, "fill": "close"}, "strategies": MA})
+    assert a.digest() == b.digest()
+
+
+def test_default_config():
+    if not DEFAULT_CONFIG.exists():
+        pytest.skip(f"{DEFAULT_CONFIG} not written yet")
+    c = load_config(DEFAULT_CONFIG)
+    sweeps = expand_grid(c)
+    assert sweeps and all(len(sw) > 0 for sw in sweeps)
+    for sw in sweeps:
+        assert get_strategy(sw.strategy.name) is sw.strategy
+        for i in range(len(sw)):
+            inst = sw.strategy(**sw.params(i))  # every combination re-validates
+            assert inst.violated_constraint() is None
