@@ -29,7 +29,7 @@ run: $(VENV)/.runtime
 	$(BIN)/backtest run
 
 test: $(VENV)/.dev node_modules/.installed
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run

@@ -31,8 +31,9 @@ def get_strategy(name: str) -> type[Strategy]:
             cls = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"strategies: cannot import strategy {name!r} ({exc})") from None
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise ConfigError(f"strategies: {name!r} is not a Strategy subclass")
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not cls.name:
+            raise ConfigError(f"strategies: {name!r} is not a Strategy subclass with a name")
+        REGISTRY.setdefault(cls.name, cls)  # reports look strategies up by name
         return cls
     raise ConfigError(f"strategies: unknown strategy {name!r}; expected one of {', '.join(sorted(REGISTRY))} "
                       "or package.module:ClassName")

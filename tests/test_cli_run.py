@@ -1,0 +1,224 @@
+"""`backtest run` end to end: outputs, reproducibility, engines, workers and user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.cli import main
+
+SMALL = """
+experiment: {name: small}
+data: {source: synthetic, synthetic_bars: 6000, seed: 3}
+execution: {commission: 0.001, slippage: 0.0005, fill: FILL}
+portfolio: {capital: 100000}
+risk: {stop_loss: 0.02}
+strategies:
+  ma_crossover: {short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50, momentum_spread: 0.0005}
+report: {top_k: 3, rank_by: sharpe}
+"""
+
+
+def write_config(tmp_path: Path, text: str = SMALL, fill: str = "close", name: str = "cfg.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text.replace("FILL", fill))
+    return path
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def only_run_dir(root: Path) -> Path:
+    (d,) = [p for p in root.iterdir() if p.is_dir()]
+    return d
+
+
+def test_run_writes_every_artifact(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    code, out, _ = run(["run", "--config", str(cfg), "--out", str(tmp_path / "res"), "--no-progress"], capsys)
+    assert code == 0
+    d = only_run_dir(tmp_path / "res")
+    assert f"results: {d}" in out and "Top 5 of 6 by sharpe" in out
+    summary = pd.read_csv(d / "summary.csv")
+    assert len(summary) == 6  # 3 x 2 grid
+    assert list(summary["rank"]) == list(range(1, 7))
+    sharpe = summary["sharpe"].to_numpy()
+    defined = sharpe[~np.isnan(sharpe)]
+    assert np.all(np.diff(defined) <= 0), "ranked best first"
+    assert len(list((d / "runs").glob("*.json"))) == 6
+    plots = sorted(p.name for p in (d / "plots").iterdir())
+    assert sum(p.startswith("equity_") for p in plots) == 3
+    assert sum(p.startswith("drawdown_") for p in plots) == 3
+    assert any(p.startswith("heatmap_ma_crossover_short_window_x_long_window") for p in plots)
+    doc = json.loads((d / "runs" / f"{summary['strategy_id'][0]}.json").read_text())
+    assert doc["params"] == {"short_window": int(summary["short_window"][0]),
+                             "long_window": int(summary["long_window"][0]), "ema_period": 50,
+                             "momentum_spread": 0.0005}
+    assert len(doc["data_fingerprint"]) == 64 and len(doc["config_hash"]) == 64 and doc["engine_version"]
+    assert set(doc["trades"][0]) >= {"entry_time", "entry_price", "exit_time", "exit_price", "qty", "fees", "pnl",
+                                     "return", "exit_reason"}
+    closed = [t for t in doc["trades"] if t["exit_reason"] != "open"]
+    assert doc["metrics"]["n_trades"] == len(closed)
+    # the summary row and the JSON agree on every metric
+    row = summary.iloc[0]
+    for k, v in doc["metrics"].items():
+        if v is None:
+            assert pd.isna(row[k])
+        else:
+            assert row[k] == pytest.approx(v, rel=1e-12)
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["combinations"] == 6 and manifest["filtered_by_constraints"] == 0
+
+
+def _artifacts(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+def test_same_config_and_data_give_byte_identical_outputs(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    for i in (1, 2):
+        assert run(["run", "--config", str(cfg), "--out", str(tmp_path / f"r{i}"), "--no-progress"], capsys)[0] == 0
+    a, b = _artifacts(only_run_dir(tmp_path / "r1")), _artifacts(only_run_dir(tmp_path / "r2"))
+    assert a.keys() == b.keys() and len(a) > 10
+    assert a == b
+
+
+def test_runs_never_share_a_folder(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    for _ in range(2):
+        assert run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--run-id", "same",
+                    "--no-progress"], capsys)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["same", "same-2"]
+
+
+@pytest.mark.parametrize("fill", ["close", "next_open"])
+def test_reference_engine_and_worker_counts_give_the_same_summary(tmp_path, capsys, fill):
+    cfg = write_config(tmp_path, fill=fill)
+    frames = {}
+    for name, extra in {"fast1": ["--workers", "1"], "fast2": ["--workers", "2"],
+                        "ref1": ["--engine", "reference", "--workers", "1"],
+                        "ref2": ["--engine", "reference", "--workers", "2"]}.items():
+        assert run(["run", "--config", str(cfg), "--out", str(tmp_path / name), "--no-progress", *extra],
+                   capsys)[0] == 0
+        frames[name] = pd.read_csv(only_run_dir(tmp_path / name) / "summary.csv")
+    assert frames["fast1"].equals(frames["fast2"])
+    assert frames["ref1"].equals(frames["ref2"])
+    pd.testing.assert_frame_equal(frames["fast1"], frames["ref1"], rtol=1e-9, atol=0)
+
+
+def test_real_candles(tmp_path, capsys, real_15m_csv):
+    cfg = write_config(tmp_path)
+    code, out, err = run(["run", "--config", str(cfg), "--data", str(real_15m_csv), "--out", str(tmp_path / "r"),
+                          "--no-progress"], capsys)
+    assert code == 0, err
+    assert "40,000 candles" in err and "no gaps" in err
+    summary = pd.read_csv(only_run_dir(tmp_path / "r") / "summary.csv")
+    # buy and hold over the real file, computed independently from the raw CSV
+    raw = pd.read_csv(real_15m_csv)
+    assert summary["buy_and_hold_return"].iloc[0] == pytest.approx(raw["Close"].iloc[-1] / raw["Close"].iloc[0] - 1)
+
+
+GOOD_ROWS = [
+    "Timestamp,Open,High,Low,Close,Volume",
+    "1706517900000,100,101,99,100.5,1",
+    "1706518800000,100.5,102,100,101,1",
+    "1706519700000,101,101.5,100.2,100.8,1",
+]
+
+
+@pytest.mark.parametrize("rows,needle", [
+    ([GOOD_ROWS[0], GOOD_ROWS[2], GOOD_ROWS[1], GOOD_ROWS[3]], "not sorted"),
+    ([GOOD_ROWS[0], GOOD_ROWS[1], GOOD_ROWS[1], GOOD_ROWS[2]], "duplicate timestamp"),
+    ([GOOD_ROWS[0], GOOD_ROWS[1], "1706518800000,100.5,NaN,100,101,1", GOOD_ROWS[3]], "high is missing or NaN"),
+    ([GOOD_ROWS[0], GOOD_ROWS[1], "1706518800000,-100.5,102,100,101,1", GOOD_ROWS[3]], "open=-100.5"),
+    ([GOOD_ROWS[0], GOOD_ROWS[1], "1706518800000,100.5,99,100,101,1", GOOD_ROWS[3]], "high=99.0 is below"),
+    (["time,o,h,l,c,v", "1706517900000,100,101,99,100.5,1"], "missing column(s)"),
+    ([], "file is empty"),
+    ([GOOD_ROWS[0]], "no candles"),
+    ([GOOD_ROWS[0], "1706517900000,abc,101,99,100.5,1"], "open='abc' is not a number"),
+])
+def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys, rows, needle):
+    data = tmp_path / "bad.csv"
+    data.write_text("\n".join(rows) + ("\n" if rows else ""))
+    cfg = write_config(tmp_path)
+    code, out, err = run(["run", "--config", str(cfg), "--data", str(data), "--out", str(tmp_path / "r"),
+                          "--no-progress"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(data) in lines[0] and needle in lines[0]
+    assert "Traceback" not in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+@pytest.mark.parametrize("text,needle", [
+    (SMALL.replace("top_k: 3", "top_k: 3, colour: red"), "report.colour: unknown key"),
+    (SMALL.replace("commission: 0.001", "commission: lots"), "execution.commission: expected a number, got 'lots'"),
+    (SMALL.replace("short_window: [5, 10, 20]", "short_window: [5, ten]"),
+     "strategies.ma_crossover.short_window: expected an integer, got 'ten'"),
+    (SMALL.replace("ema_period: 50", "ema_priod: 50"), "strategies.ma_crossover.ema_priod: unknown parameter"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 1.5"), "risk.stop_loss: 1.5 is out of range"),
+    (SMALL + "\nbogus: 1\n", "bogus: unknown section"),
+    ("strategies: [", "invalid YAML"),
+])
+def test_bad_configs_exit_2_with_one_line(tmp_path, capsys, text, needle):
+    cfg = write_config(tmp_path, text)
+    for args in (["run", "--config", str(cfg), "--out", str(tmp_path / "r")], ["validate-config", str(cfg)]):
+        code, _, err = run(args, capsys)
+        assert code == 2
+        assert len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+def test_validate_config_counts_combinations_after_constraints(tmp_path, capsys):
+    text = SMALL.replace("long_window: [30, 60]", "long_window: [8, 30]")
+    code, out, _ = run(["validate-config", str(write_config(tmp_path, text))], capsys)
+    assert code == 0
+    # short 5,10,20 x long 8,30: (10,8) and (20,8) break short < long
+    assert "OK, 4 combination(s) (2 filtered by constraints)" in out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--workers", "0"], "expected a positive integer"),
+    (["run", "--engine", "turbo"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+    (["run", "--config", "/nonexistent.yaml"], "config file not found"),
+])
+def test_bad_arguments_exit_2(capsys, args, needle):
+    code, _, err = run(args, capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_default_config_sweep(tmp_path, capsys):
+    """What `make run` does: the seed's 64-combination sweep on two years of embedded synthetic candles."""
+    code, out, err = run(["run", "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 0, err
+    assert "70,080 candles" in err
+    d = only_run_dir(tmp_path / "r")
+    assert len(pd.read_csv(d / "summary.csv")) == 64
+    assert len(list((d / "runs").glob("*.json"))) == 64
+    assert len(list((d / "plots").glob("equity_*.png"))) == 10
+    assert len(list((d / "plots").glob("drawdown_*.png"))) == 10
+    assert len(list((d / "plots").glob("heatmap_*.png"))) == 1
+
+
+def test_reference_only_strategy_falls_back_and_says_so(tmp_path, capsys):
+    text = SMALL.replace(
+        "  ma_crossover: {short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50, momentum_spread: 0.0005}",
+        "  tests.reference_only_strategy:TimedExit: {hold_bars: [3, 7]}")
+    cfg = write_config(tmp_path, text)
+    code, out, err = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 0, err
+    assert "note: strategy timed_exit has no compiled signal rule; running it on the reference engine" in err
+    summary = pd.read_csv(only_run_dir(tmp_path / "r") / "summary.csv")
+    assert sorted(summary["hold_bars"]) == [3, 7]
+    doc = json.loads(next((only_run_dir(tmp_path / "r") / "runs").glob("*hold_bars=3*")).read_text())
+    held = [t["exit_time"] - t["entry_time"] for t in doc["trades"] if t["exit_reason"] == "signal"]
+    assert held and all(h == 3 * 900_000 for h in held)
