@@ -1,0 +1,1 @@
+"""Run reports: ranking, the run folder writer and the PNG charts."""
