@@ -107,7 +107,7 @@ def _save(fig: Figure, path) -> None:
 
 def _title(ax, text: str, width_in: float) -> None:
     """Left-aligned title, wrapped to the figure width (a long strategy id never clips)."""
-    chars = max(20, int(width_in * 72 / (_STYLE["axes.titlesize"] * 0.62)))
+    chars = max(20, int((width_in - 1.0) * 72 / (_STYLE["axes.titlesize"] * 0.7)))
     ax.set_title("\n".join(textwrap.fill(line, chars) for line in str(text).split("\n")))
 
 
@@ -153,6 +153,13 @@ def _date_axis(ax) -> None:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=_UTC))
     ax.set_xlabel("Date (UTC)")
+
+
+def _x_range(ax, x: np.ndarray) -> None:
+    if x[-1] > x[0]:
+        ax.set_xlim(x[0], x[-1])
+    else:                                           # one bar: a day either side
+        ax.set_xlim(x[0] - 1.0, x[0] + 1.0)
 
 
 def _number_axis(ax) -> None:
@@ -205,13 +212,14 @@ def plot_equity(path, open_time_ms: np.ndarray, equity: np.ndarray, benchmark: n
         else:
             x = _days(t)
             ax.axhline(e[0], color="#b5b5b5", linewidth=0.9, linestyle=(0, (4, 3)), zorder=1)
+            marker = "o" if t.size < 3 else None      # a lone point needs a mark to be seen
             if b is not None:
                 i = _reduce(t.size, b)
-                ax.plot(x[i], b[i], color=_GREY, linewidth=1.1, label=f"Buy & hold{_change(b)}", zorder=2)
+                ax.plot(x[i], b[i], color=_GREY, linewidth=1.1, marker=marker, label=f"Buy & hold{_change(b)}",
+                        zorder=2)
             i = _reduce(t.size, e)
-            ax.plot(x[i], e[i], color=_BLUE, linewidth=1.6, label=f"Strategy{_change(e)}", zorder=3)
-            if t.size > 1:
-                ax.set_xlim(x[0], x[-1])
+            ax.plot(x[i], e[i], color=_BLUE, linewidth=1.6, marker=marker, label=f"Strategy{_change(e)}", zorder=3)
+            _x_range(ax, x)
             ax.set_ylabel("Equity")
             _date_axis(ax)
             _number_axis(ax)
@@ -248,8 +256,7 @@ def plot_drawdown(path, open_time_ms: np.ndarray, equity: np.ndarray, *, title: 
         ax.fill_between(x[i], y[i], 0.0, color=_RED, alpha=0.28, linewidth=0, zorder=2)
         ax.plot(x[i], y[i], color=_RED, linewidth=0.9, zorder=3)
         ax.axhline(0.0, color="#9a9a9a", linewidth=0.8, zorder=1)
-        if t.size > 1:
-            ax.set_xlim(x[0], x[-1])
+        _x_range(ax, x)
         worst = float(np.nanmax(dd)) if np.isfinite(dd).any() else 0.0
         handles = [Patch(facecolor=_RED, alpha=0.28, edgecolor=_RED, linewidth=0.8, label="Drawdown")]
         if worst > 0:
