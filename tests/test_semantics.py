@@ -256,6 +256,18 @@ def test_stop_by_gap_fills_at_the_open(engine):
                 pnl=qty * exit_ - 100_000, ret=exit_ / entry - 1, reason="stop")
 
 
+@pytest.mark.parametrize("low,stopped", [(75.0, True), (75.01, False)])
+def test_stop_fires_when_the_low_touches_the_level(engine, low, stopped):
+    # k = 0.25: level = 100 * 0.75 = 75 exactly; "low <= level" includes equality.
+    c = _stop_bars((90, 91, low, 80), (80, 81, 79, 80))
+    r = run(engine, c, stop_loss=0.25, buy_at=100)
+    t = r.trades[0]
+    if stopped:
+        assert (t.exit_bar, t.exit_reason, t.exit_price) == (2, "stop", 75.0)
+    else:
+        assert (t.exit_bar, t.exit_reason) == (3, "open")
+
+
 def test_stop_with_commission(engine):
     c = _stop_bars((100, 101, 94, 97), (97, 98, 96, 97))
     r = run(engine, c, slippage=0.001, commission=0.002, stop_loss=0.05, buy_at=100)
