@@ -510,3 +510,30 @@ def test_ma_crossover_next_open(engine):
     # BUY at bar 5's close fills at open[6] = close[5] = 105; SELL at bar 9 is on the last bar: dropped.
     assert (t.entry_bar, t.exit_bar, t.exit_reason) == (6, 9, "open")
     assert t.entry_price == 105 and t.exit_price == 101
+
+
+# --- the worked example of docs/semantics.md ----------------------------------------------------
+
+
+@pytest.mark.parametrize("fill", ["close", "next_open"])
+def test_docs_worked_example(fill):
+    c = bars([(100, 101, 99, 100), (100, 104, 100, 103), (103, 103, 96, 97), (97, 98, 94, 95), (95, 96, 94, 96)])
+    for engine_name in ("reference", "fast"):
+        r = BacktestingEngine(c, Threshold(buy_at=100), capital=10_000.0, slippage=0.001, commission=0.001,
+                              stop_loss=0.05, fill=fill).run() if engine_name == "reference" else \
+            runner.detail(one_combination(Threshold, {"buy_at": 100}, 0.05), 0, c,
+                          Execution(10_000.0, 0.001, 0.001, fill))
+        (t,) = r.trades
+        assert (t.entry_bar, t.exit_bar, t.exit_reason) == ((0 if fill == "close" else 1), 3, "stop")
+        assert t.entry_price == pytest.approx(100.1) and t.qty == pytest.approx(99.800300, abs=1e-6)
+        assert t.exit_price == pytest.approx(94.999905, abs=1e-9)
+        assert t.fees == pytest.approx(19.471029, abs=1e-6)
+        assert t.pnl == pytest.approx(-528.462038, abs=1e-6) and t.ret == pytest.approx(-0.052846, abs=1e-6)
+        e1 = 9_980.03 if fill == "close" else 10_000
+        np.testing.assert_allclose(r.equity, [10_000, e1, 10_279.43, 9_680.63, 9_471.54, 9_471.54], atol=0.005)
+        m = r.metrics
+        assert m["exposure"] == pytest.approx(3 / 5 if fill == "close" else 2 / 5)
+        assert m["max_drawdown"] == pytest.approx(0.078593, abs=1e-6)
+        assert m["max_drawdown_abs"] == pytest.approx(807.89, abs=0.005)
+        assert m["max_drawdown_duration"] == 3 and m["n_trades"] == 1
+        assert m["total_fees"] == pytest.approx(19.471029, abs=1e-6)
