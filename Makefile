@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench synth lint clean
+.PHONY: run test bench bench-scaling synth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(VENV)/.dev node_modules/.installed
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run
+	$(BIN)/python bench/parquet_vs_csv.py
+
+bench-scaling: $(VENV)/.dev
+	$(BIN)/python -m bench.scaling
 
 # The app runs as `python3 cdk_app.py` (cdk.json); the venv's python must come first on PATH.
 synth: $(VENV)/.dev node_modules/.installed
