@@ -75,7 +75,8 @@ def compute_metrics(equity: np.ndarray, trades: Sequence[Trade], *, periods_per_
     last_peak = at_peak[np.searchsorted(at_peak, np.arange(T + 1), side="right") - 1]
     duration = int(np.max(np.arange(T + 1) - last_peak))
     growth = E[-1] / E[0]
-    cagr = growth ** (periods_per_year / T) - 1.0 if T > 0 else None
+    with np.errstate(over="ignore"):  # a short run's huge annualised growth overflows to inf: None
+        cagr = growth ** (periods_per_year / T) - 1.0 if T > 0 else None
 
     closed = [t for t in trades if t.closed]
     pnls = np.array([t.pnl for t in closed])

@@ -159,7 +159,7 @@ def _row(cols: dict[str, np.ndarray], i: int) -> dict:
 def finalize(F: np.ndarray, I: np.ndarray, n: int, candles: Candles, ppy: float, capital: float) -> dict[str, np.ndarray]:
     """Metrics from the streamed accumulators; NaN marks 'no defined value'."""
     T = float(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         e0 = capital
         eT = F[:, S.PREV_E]
         mean = F[:, S.SUM_R] / T
