@@ -79,7 +79,8 @@ def _numeric(df: pd.DataFrame, source: str) -> pd.DataFrame:
     if raw_t.isna().any():
         i = int(np.flatnonzero(raw_t.isna().to_numpy())[0])
         raise DataError(f"{source}: row {i + 1}: open_time is missing")
-    out["open_time"] = to_milliseconds(raw_t.to_numpy(dtype=np.float64).astype(np.int64))
+    t = raw_t.to_numpy()
+    out["open_time"] = to_milliseconds(t if t.dtype.kind in "iu" else t.astype(np.float64).astype(np.int64))
     for col in CANDLE_COLUMNS[1:]:
         v = pd.to_numeric(df[col], errors="coerce")
         bad = v.isna() & df[col].notna()
@@ -107,20 +108,29 @@ def _read_csv(path: Path) -> pd.DataFrame:
         headerless = True
     except ValueError:
         headerless = False
+    # Read with native dtypes first (fast); only a file with a non-number in it is
+    # re-read as text so the error can name the row.
+    raw = _read_csv_as(path, headerless, None)
+    if not all(pd.api.types.is_numeric_dtype(raw[c]) for c in raw.columns[:6]):
+        raw = _read_csv_as(path, headerless, str)
+    if not headerless:
+        raw = _rename_columns(raw, str(path))
+    return _numeric(raw, str(path))
+
+
+def _read_csv_as(path: Path, headerless: bool, dtype) -> pd.DataFrame:
     try:
         if headerless:
-            raw = pd.read_csv(path, header=None, dtype=str)
+            raw = pd.read_csv(path, header=None, dtype=dtype)
             if raw.shape[1] not in (6, 12):
                 raise DataError(f"{path}: headerless CSV has {raw.shape[1]} columns; expected 12 "
                                 "(Binance kline) or 6 (time, open, high, low, close, volume)")
             raw.columns = list(KLINE_COLUMNS[: raw.shape[1]])
         else:
-            raw = pd.read_csv(path, dtype=str)
+            raw = pd.read_csv(path, dtype=dtype)
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from None
-    if not headerless:
-        raw = _rename_columns(raw, str(path))
-    return _numeric(raw, str(path))
+    return raw
 
 
 def _rename_columns(raw: pd.DataFrame, source: str) -> pd.DataFrame:
