@@ -130,11 +130,12 @@ def close_through(fake, n: int) -> None:
     fake.now_ms = int(fake.klines.open_time.iloc[n]) + 7 * 60_000
 
 
-def invoke(fake, capsys, context: FakeContext | None = None) -> tuple[dict, list[dict]]:
+def invoke(fake, capsys, context: FakeContext | None = None) -> tuple[dict, dict]:
+    """One scheduled invocation of a one-series setup: the summary and its checked series log line."""
     context = context or FakeContext()
     summary = ingest.handler(scheduled_event(fake.now_ms), context)
     json.dumps(summary)  # JSON-serialisable
-    return summary, log_lines(capsys)
+    return summary, check_logs(log_lines(capsys), summary, context.aws_request_id)
 
 
 def log_lines(capsys) -> list[dict]:
@@ -166,9 +167,10 @@ def batch_key(fake, lo: int, hi: int) -> str:
 
 
 def check_logs(lines: list[dict], summary: dict, request_id: str) -> dict:
-    """One series line and one summary line with the contract's fields; returns the series line."""
+    """Exactly one series line and one summary line with the contract's fields; returns the series line."""
     series, summaries = of(lines, "ingest_series"), of(lines, "ingest_summary")
-    assert len(series) == 1 and len(summaries) == 1
+    assert len(series) == 1 and len(summaries) == 1 and len(lines) == 2
+    assert series[0]["level"] == "INFO" and series[0]["status"] == summary["series"][0]["status"]
     assert SERIES_FIELDS <= set(series[0]) and SUMMARY_FIELDS <= set(summaries[0])
     assert series[0]["request_id"] == summaries[0]["request_id"] == request_id
     assert summaries[0] == {"level": "INFO", "event": "ingest_summary", **summary}
@@ -183,9 +185,7 @@ def _scenario(fake, aws, bucket, lambda_env, capsys, sleeps):
 
     # (1) First run: catch-up from HISTORY_START, bounded by MAX_PAGES_PER_RUN (2 pages).
     close_through(fake, 2500)
-    ctx = FakeContext()
-    summary, lines = invoke(fake, capsys, ctx)
-    line = check_logs(lines, summary, ctx.aws_request_id)
+    summary, line = invoke(fake, capsys)
     assert (line["status"], line["pages"], line["candles_added"]) == ("max_pages", 2, 2000)
     assert (line["watermark_before"], line["watermark_after"]) == (None, int(t[1999]))
     assert line["used_weight"] > 0 and summary["complete"] is False
@@ -193,18 +193,17 @@ def _scenario(fake, aws, bucket, lambda_env, capsys, sleeps):
     assert set(raw_objects(aws, bucket)) == {batch_key(fake, 0, 999), batch_key(fake, 1000, 1999)}
 
     # ... the next run completes the catch-up; a repeat at the same time adds nothing.
-    summary, lines = invoke(fake, capsys)
+    summary, _ = invoke(fake, capsys)
     assert (summary["candles_added"], summary["pages"], summary["complete"]) == (500, 1, True)
     check_dataset(bucket, fake.truth())
-    summary, lines = invoke(fake, capsys)
+    summary, _ = invoke(fake, capsys)
     assert (summary["candles_added"], summary["pages"], summary["complete"]) == (0, 0, True)
     check_dataset(bucket, fake.truth())
     assert len(raw_objects(aws, bucket)) == 3
 
     # (2) Missed schedules: the clock jumps 7 intervals; the next run fetches all of them.
     close_through(fake, 2507)
-    summary, lines = invoke(fake, capsys)
-    line = of(lines, "ingest_series")[0]
+    summary, line = invoke(fake, capsys)
     assert (line["candles_added"], line["pages"], line["status"]) == (7, 1, "caught_up")
     assert (line["watermark_before"], line["watermark_after"]) == (int(t[2499]), int(t[2506]))
     check_dataset(bucket, fake.truth())
@@ -215,7 +214,7 @@ def _scenario(fake, aws, bucket, lambda_env, capsys, sleeps):
     fake.inject("429", at=nxt)
     fake.inject("500", at=nxt + 1)
     fake.inject("503", at=nxt + 3)
-    summary, lines = invoke(fake, capsys)
+    summary, _ = invoke(fake, capsys)
     assert (summary["candles_added"], summary["pages"], summary["requests"], summary["complete"]) == (1500, 2, 5, True)
     assert [e["status"] for e in fake.klines_log(None)[nxt:]] == [429, 500, 200, 503, 200]
     assert 3 in sleeps and max(sleeps) <= 60
@@ -226,12 +225,11 @@ def _scenario(fake, aws, bucket, lambda_env, capsys, sleeps):
     close_through(fake, 5807)
     ctx = FakeContext(budget_ms=100_000)
     fake.on_klines = lambda index: ctx.advance(35_000)
-    summary, lines = invoke(fake, capsys, ctx)
+    summary, line = invoke(fake, capsys, ctx)
     fake.on_klines = None
-    line = of(lines, "ingest_series")[0]
     assert (line["status"], line["pages"], line["candles_added"]) == ("out_of_time", 1, 1000)
     check_dataset(bucket, fake.truth().iloc[:5007])
-    summary, lines = invoke(fake, capsys)
+    summary, _ = invoke(fake, capsys)
     assert (summary["candles_added"], summary["complete"]) == (800, True)
     check_dataset(bucket, fake.truth())
 
@@ -312,10 +310,12 @@ def test_ban_stops_at_once_logs_and_raises(binance_fake, s3, lambda_env, capsys,
     lambda_env(bucket, fake.base_url, SYMBOLS="BTCUSDT,ETHUSDT", MAX_PAGES_PER_RUN="4")
     close_through(fake, 1500)
     fake.inject(str(status), at=1)  # the second page
+    ctx = FakeContext()
     with pytest.raises(BinanceBlocked):
-        ingest.handler(scheduled_event(fake.now_ms), FakeContext())
+        ingest.handler(scheduled_event(fake.now_ms), ctx)
     lines = log_lines(capsys)
     err = of(lines, "ingest_error")[0]
+    assert err["request_id"] == ctx.aws_request_id and f"HTTP {status}" in err["error"]
     assert (err["level"], err["symbol"], err["http_status"], err["error_type"]) == ("ERROR", "BTCUSDT", status,
                                                                                      "BinanceBlocked")
     assert [x["symbol"] for x in of(lines, "ingest_series")] == ["BTCUSDT"]  # ETHUSDT not attempted
@@ -346,7 +346,7 @@ def test_out_of_time_during_a_retry_back_off_keeps_what_was_written(binance_fake
     lambda_env(bucket, fake.base_url)
     close_through(fake, 1500)
     fake.inject("429", at=1, retry_after=50)  # 60 s left: a 50 s wait would cross the 30 s margin
-    summary, lines = invoke(fake, capsys, FakeContext(budget_ms=60_000))
+    summary, _ = invoke(fake, capsys, FakeContext(budget_ms=60_000))
     assert summary["series"][0]["status"] == "out_of_time" and summary["candles_added"] == 1000
     assert sleeps == []
     check_dataset(bucket, fake.truth().iloc[:1000])
