@@ -22,6 +22,14 @@ from engine.fast.state import (AT_PEAK, BEST, CASH, ENTRY_BAR, ENTRY_COST, ENTRY
                                SUM_R2, WIN_PNL, WORST)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _enter(price, cash, comm, stop_k):
+    """All-in long entry at a slipped ``price``: qty, fee, cash left, cost basis, stop level."""
+    qty = cash / (price * (1.0 + comm))
+    fee = comm * qty * price
+    return qty, fee, cash - qty * price - fee, qty * price + fee, price * (1.0 - stop_k)
+
+
 @njit(cache=True, nogil=True)
 def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, slip, comm, next_open,
              F, I, record, eq_out, tr_i, tr_f):
@@ -65,20 +73,14 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
             exit_price = 0.0
             exit_reason = -1
             # 1. next_open: yesterday's decision fills at today's open.
-            if pending != 0:
-                if pending == 1 and pos == 0:
-                    price = o[t] * up
-                    qty = cash / (price * (1.0 + comm))
-                    fee = comm * qty * price
-                    cash = cash - qty * price - fee
-                    fees += fee
-                    entry_price, entry_fee, entry_cost, entry_bar = price, fee, qty * price + fee, t
-                    level = price * (1.0 - stop_k)
-                    pos = 1
-                    filled = True
-                elif pending == 2 and pos == 1:
-                    exit_price, exit_reason = o[t] * down, 0
-                pending = 0
+            if pending == 1 and pos == 0:
+                entry_price = o[t] * up
+                qty, entry_fee, cash, entry_cost, level = _enter(entry_price, cash, comm, stop_k)
+                fees += entry_fee
+                entry_bar, pos, filled = t, 1, True
+            elif pending == 2 and pos == 1:
+                exit_price, exit_reason = o[t] * down, 0
+            pending = 0
             # 2. the stop, checked before the strategy acts; a gap fills at the open.
             if exit_reason < 0 and pos == 1 and has_stop and (next_open or t > entry_bar):
                 if o[t] <= level:
@@ -86,6 +88,15 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
                 elif lo[t] <= level:
                     exit_price, exit_reason = level * down, 1
             stopped = exit_reason == 1
+            # 3. the strategy decides on this bar's close. With fill=close an exit fills
+            # now, and an entry only if the bar began flat (one fill per bar).
+            code = 0
+            if t >= sb:
+                code = signal_fn(o[t], h[t], lo[t], c[t], ind[s0, t - t0], ind[s1, t - t0], ind[s2, t - t0],
+                                 ind[s3, t - t0], p0, p1, p2, p3)
+            flat_before = pos == 0
+            if not next_open and exit_reason < 0 and pos == 1 and (code & 2) != 0:
+                exit_price, exit_reason = c[t] * down, 0
             if exit_reason >= 0:
                 fee = comm * qty * exit_price
                 cash = cash + qty * exit_price - fee
@@ -106,63 +117,20 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
                     win_pnl += pnl
                 elif pnl < 0.0:
                     loss_pnl += pnl
-                if ret > best:
-                    best = ret
-                if ret < worst:
-                    worst = ret
-                qty = 0.0
-                pos = 0
-                filled = True
-            # 3. the strategy decides on this bar's close.
-            if t >= sb:
-                k = t - t0
-                code = signal_fn(o[t], h[t], lo[t], c[t], ind[s0, k], ind[s1, k], ind[s2, k], ind[s3, k],
-                                 p0, p1, p2, p3)
-                if next_open:
-                    if t < n - 1:
-                        if pos == 0 and (code & 1) != 0:
-                            pending = 1
-                        elif pos == 1 and (code & 2) != 0:
-                            pending = 2
-                elif not stopped:
+                best = max(best, ret)
+                worst = min(worst, ret)
+                qty, pos, filled = 0.0, 0, True
+            if next_open:
+                if t < n - 1:
                     if pos == 0 and (code & 1) != 0:
-                        price = c[t] * up
-                        qty = cash / (price * (1.0 + comm))
-                        fee = comm * qty * price
-                        cash = cash - qty * price - fee
-                        fees += fee
-                        entry_price, entry_fee, entry_cost, entry_bar = price, fee, qty * price + fee, t
-                        level = price * (1.0 - stop_k)
-                        pos = 1
-                        filled = True
+                        pending = 1
                     elif pos == 1 and (code & 2) != 0:
-                        exit_price = c[t] * down
-                        fee = comm * qty * exit_price
-                        cash = cash + qty * exit_price - fee
-                        fees += fee
-                        pnl = qty * exit_price - fee - entry_cost
-                        ret = pnl / entry_cost
-                        if record:
-                            tr_i[n_rec, 0], tr_i[n_rec, 1], tr_i[n_rec, 2] = entry_bar, t, 0
-                            tr_f[n_rec, 0], tr_f[n_rec, 1], tr_f[n_rec, 2] = entry_price, exit_price, qty
-                            tr_f[n_rec, 3], tr_f[n_rec, 4], tr_f[n_rec, 5] = entry_fee + fee, pnl, ret
-                            n_rec += 1
-                        n_closed += 1
-                        held_sum += t - entry_bar
-                        pnl_sum += pnl
-                        ret_sum += ret
-                        if pnl > 0.0:
-                            n_wins += 1
-                            win_pnl += pnl
-                        elif pnl < 0.0:
-                            loss_pnl += pnl
-                        if ret > best:
-                            best = ret
-                        if ret < worst:
-                            worst = ret
-                        qty = 0.0
-                        pos = 0
-                        filled = True
+                        pending = 2
+            elif flat_before and not stopped and (code & 1) != 0:
+                entry_price = c[t] * up
+                qty, entry_fee, cash, entry_cost, level = _enter(entry_price, cash, comm, stop_k)
+                fees += entry_fee
+                entry_bar, pos, filled = t, 1, True
         # 4. mark to market. Flat with no fill: equity is unchanged and r = 0 exactly,
         # so the accumulators would not move; skip the division.
         if pos == 1:
