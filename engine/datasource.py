@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict
 
 from .candles import Candles
-from .config import Config
+from .config import Config, DataConfig
 from .timeutil import interval_to_ms, parse_time
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    """Everything needed to load the same candles again, in another process or machine."""
-
-    source: str = "synthetic"
-    symbol: str | None = None
-    interval: str | None = None
-    start: str | None = None
-    end: str | None = None
-    synthetic_bars: int = 70_080
-    seed: int = 42
+class DataSpec(DataConfig):
+    """Everything needed to load the same candles again, in another process or machine:
+    a config's ``data`` section, optionally with ``--data`` in place of its source."""
 
     @classmethod
     def from_config(cls, cfg: Config, override: str | None = None) -> "DataSpec":
-        d = cfg.data
-        spec = cls(d.source, d.symbol, d.interval, d.start, d.end, d.synthetic_bars, d.seed)
-        return replace(spec, source=override) if override else spec
+        fields = asdict(cfg.data)
+        if override:
+            fields["source"] = override
+        return cls(**fields)
 
 
 def load_data(spec: DataSpec) -> Candles:
