@@ -34,6 +34,10 @@ def validate_frame(df: pd.DataFrame, source: str) -> None:
     if bad.size:
         raise DataError(f"{source}: {_where(df, int(bad[0]))}: volume={float(vol[bad[0]])!r} must be 0 or more")
     o, h, lo, c = (df[k].to_numpy() for k in PRICE_COLUMNS)
+    bad = np.flatnonzero(h < lo)
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{source}: {_where(df, i)}: high={float(h[i])!r} is below low={float(lo[i])!r}")
     bad = np.flatnonzero(h < np.maximum(o, c))
     if bad.size:
         i = int(bad[0])

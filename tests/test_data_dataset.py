@@ -134,7 +134,7 @@ def test_invalid_candles_are_refused_and_nothing_written(tmp_path, k):
     upsert_candles(str(tmp_path), "BTCUSDT", "15m", k.iloc[:100])
     bad = k.iloc[100:200].copy()
     bad.loc[bad.index[5], "high"] = bad.loc[bad.index[5], "low"] - 1
-    with pytest.raises(DataError, match=r"row 106 \(2024-01-02 02:15:00\): high=.* is below max\(open, close\)"):
+    with pytest.raises(DataError, match=r"row 106 \(2024-01-02 02:15:00\): high=.* is below low=.*"):
         upsert_candles(str(tmp_path), "BTCUSDT", "15m", bad)
     assert_same(stored(tmp_path), k.iloc[:100])
 
