@@ -391,8 +391,7 @@ class _Invocation:
                 rec["raw_keys"] += 1
                 rec["pages"] += 1
                 rec["candles_added"] += result.added
-                last = int(page["open_time"].iloc[-1])
-                rec["watermark_after"] = last if watermark is None else max(last, rec["watermark_after"])
+                rec["watermark_after"] = int(page["open_time"].iloc[-1])  # pages only move forward
                 self.slowest_page_ms = max(self.slowest_page_ms, before - self.remaining_ms())
                 if len(page) < PAGE_LIMIT:  # a short page is the client's last: caught up, no extra request
                     rec["status"] = "caught_up"
