@@ -53,7 +53,7 @@ def _shard_processes(aws, job_env: dict[str, str], indices) -> list[subprocess.P
 def _wait(procs: list[subprocess.Popen]) -> list[str]:
     outs = []
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=300)
         assert p.returncode == 0, f"shard exited {p.returncode}: {err[-2000:]}"
         outs.append(out)
     return outs
