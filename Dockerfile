@@ -24,6 +24,9 @@ RUN pip install --no-deps -e . \
  && chown -R backtest:backtest /app/data /app/results /home/backtest/.cache
 
 USER backtest
+# Compile the numba kernels into the image's cache, so jobs start computing at once.
+RUN python -m engine.fast.warmup
+
 VOLUME ["/app/data", "/app/results"]
 
 ENTRYPOINT ["backtest"]

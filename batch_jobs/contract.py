@@ -73,9 +73,6 @@ class ShardTask:
     index: int
 
 
-def submission_key(run_id: str) -> str:
-    """``runs/<run_id>/submission.json``: what ``submit`` sent to AWS Batch."""
-    return f"{run_prefix(run_id)}submission.json"
 
 
 def shard_bounds(index: int, array_size: int, total: int) -> tuple[int, int]:

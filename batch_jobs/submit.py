@@ -19,12 +19,12 @@ from typing import Any
 from engine.config import Config, parse_config_text
 from engine.errors import ConfigError, UserError
 from engine.grid import expand_grid
-from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri
+from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri, submission_key
 from engine.sweep import combination_count
 
 from .aws import object_exists, put_bytes, session_or_default
 from .contract import (REDUCE_COMMAND, SHARD_COMMAND, Deployment, RunTarget, check_array_size, check_run_id,
-                       job_environment, submission_key)
+                       job_environment)
 
 
 @dataclass(frozen=True)

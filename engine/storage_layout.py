@@ -7,6 +7,7 @@ Layout under a bucket (or a local root):
     raw/symbol=S/interval=I/<start_ms>-<end_ms>.json   immutable fetch batches
     candles/symbol=S/interval=I/year=YYYY/month=MM/    Parquet partitions
     runs/<run_id>/config.yaml                          a submitted sweep
+    runs/<run_id>/submission.json                      its AWS Batch job ids
     runs/<run_id>/shards/<index>.parquet               one array child's rows
     runs/<run_id>/report/                              the reduced report
 """
@@ -76,6 +77,11 @@ def run_prefix(run_id: str) -> str:
 
 def run_config_key(run_id: str) -> str:
     return f"{run_prefix(run_id)}config.yaml"
+
+
+def submission_key(run_id: str) -> str:
+    """What ``backtest submit`` sent to AWS Batch (job ids, array size)."""
+    return f"{run_prefix(run_id)}submission.json"
 
 
 def shard_key(run_id: str, index: int) -> str:
