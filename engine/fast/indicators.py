@@ -32,7 +32,8 @@ def _rsi_value(gain, loss):
 
 
 @njit(cache=True, nogil=True)
-def _one(kind, n, st, high, low, close, t0, t1, out):
+def indicator_chunk(kind, n, st, high, low, close, t0, t1, out):
+    """Advance one indicator over bars [t0, t1) into ``out[:t1-t0]``; ``st`` carries its state."""
     nan = np.nan
     if kind == SMA:
         s = st[0]
@@ -99,7 +100,7 @@ def _one(kind, n, st, high, low, close, t0, t1, out):
 def compute_chunk(kinds, periods, state, high, low, close, t0, t1, out):
     """Fill ``out[k, :t1-t0]`` with indicator k over bars [t0, t1), advancing ``state``."""
     for k in prange(kinds.shape[0]):
-        _one(kinds[k], periods[k], state[k], high, low, close, t0, t1, out[k])
+        indicator_chunk(kinds[k], periods[k], state[k], high, low, close, t0, t1, out[k])
 
 
 def compute_full(specs: list[Indicator], high, low, close) -> np.ndarray:

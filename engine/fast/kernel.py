@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine.fast._placeholder_signal import signal_fn  # SPECIALISE
+from engine.fast.indicators import indicator_chunk
 from engine.fast.state import (AT_PEAK, BEST, CASH, ENTRY_BAR, ENTRY_COST, ENTRY_FEE, ENTRY_PRICE, EXPO, FEES,
                                HELD_SUM, LEVEL, LOSS_PNL, MAX_DD, MAX_DD_ABS, MAX_DUR, N_CLOSED, N_REC, N_WINS,
                                PEAK, PEAK_I, PENDING, PNL_SUM, POS, PREV_E, QTY, RET_SUM, SUM_DOWN2, SUM_R,
@@ -174,15 +175,26 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
     I[j, N_CLOSED], I[j, N_WINS], I[j, HELD_SUM], I[j, EXPO], I[j, N_REC] = n_closed, n_wins, held_sum, expo, n_rec
 
 
-# Threads (prange), not processes: combinations share the read-only candle and
-# indicator chunk, which stays hot in the shared L3 cache, and there is nothing
-# to pickle. Measured on this 2-core machine (make bench): processes added
-# start-up and per-process indicator work for no gain.
+# One parallel region per time segment, not per chunk: each thread owns a block of
+# combinations and computes, per chunk, only the indicators its block needs into its
+# own buffer. Per-chunk parallel regions (one for indicators, one for the
+# simulation) cost a thread hand-off each, and on a busy machine every hand-off
+# waits for the other core's time slice; that made a 1M-candle sweep up to 10x
+# slower under load. See the end of this file's module docstring for why threads.
 @njit(cache=True, parallel=True)
-def sweep_chunk(t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, slip, comm, next_open, F, I):
-    eq = np.empty(0)
-    tri = np.empty((0, 3), dtype=np.int64)
-    trf = np.empty((0, 6))
-    for j in prange(F.shape[0]):
-        simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, slip, comm, next_open,
-                 F, I, False, eq, tri, trf)
+def sweep_segment(t0, t1, n, chunk, o, h, lo, c, kinds, periods, ind_state, need, block_lo, block_hi, slots,
+                  sparams, start_bar, stops, slip, comm, next_open, F, I):
+    k = kinds.shape[0]
+    for b in prange(block_lo.shape[0]):
+        buf = np.zeros((k + 1, chunk))  # row k stays zero: the target of unused slots
+        eq = np.empty(0)
+        tri = np.empty((0, 3), dtype=np.int64)
+        trf = np.empty((0, 6))
+        for a in range(t0, t1, chunk):
+            z = min(t1, a + chunk)
+            for q in range(k):
+                if need[b, q]:
+                    indicator_chunk(kinds[q], periods[q], ind_state[b, q], h, lo, c, a, z, buf[q])
+            for j in range(block_lo[b], block_hi[b]):
+                simulate(j, a, z, n, o, h, lo, c, buf, slots, sparams, start_bar, stops, slip, comm, next_open,
+                         F, I, False, eq, tri, trf)

@@ -19,7 +19,7 @@ from ..reference.engine import RunResult
 from ..timeutil import periods_per_year
 from ..trade import Trade
 from . import state as S
-from .indicators import compute_chunk, new_state
+from .indicators import compute_full, new_state
 from .specialize import kernel_for
 
 #: Bars per time chunk. The indicator block for a chunk stays cache-resident
@@ -81,38 +81,47 @@ def _init_state(m: int, capital: float) -> tuple[np.ndarray, np.ndarray]:
     return F, I
 
 
-def _run(kernel_call, plan: _Plan, candles: Candles, chunk: int, progress=None):
-    n = len(candles)
-    k = len(plan.specs)
-    kinds = np.array([s.code for s in plan.specs], dtype=np.int64)
-    periods = np.array([s.period for s in plan.specs], dtype=np.int64)
-    ind_state = new_state(plan.specs)
-    block = np.zeros((k + 1, chunk))
-    for t0 in range(0, n, chunk):
-        t1 = min(n, t0 + chunk)
-        if k:
-            compute_chunk(kinds, periods, ind_state, candles.high, candles.low, candles.close, t0, t1, block)
-        kernel_call(t0, t1, block)
-        if progress is not None:
-            progress(len(plan.stops) * (t1 - t0) / n)
+#: A sweep makes about this many parallel calls (for progress), whatever its length.
+SEGMENTS = 16
+
+
+def _blocks(plan: _Plan, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contiguous combination blocks, one per thread, and which indicators each needs."""
+    m, k = len(plan.stops), len(plan.specs)
+    nb = max(1, min(threads, m))
+    edges = (np.arange(nb + 1) * m) // nb
+    need = np.zeros((nb, k), dtype=np.bool_)
+    for b in range(nb):
+        used = plan.slots[edges[b]:edges[b + 1]].ravel()
+        need[b, used[used < k]] = True
+    return edges[:-1].copy(), edges[1:].copy(), need
 
 
 def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indices: np.ndarray | None = None,
           chunk: int = CHUNK, progress=None) -> dict[str, np.ndarray]:
     """Every metric for the combinations ``indices`` of ``sweep`` (default: all), as arrays."""
+    import numba
+
     indices = np.arange(len(sweep)) if indices is None else np.asarray(indices, dtype=np.int64)
     plan = _plan(sweep, indices)
-    F, I = _init_state(len(indices), execution.capital)
+    m = len(indices)
+    F, I = _init_state(m, execution.capital)
     kern = kernel_for(sweep.strategy)
-    n = len(candles)
-    next_open = execution.fill == "next_open"
     c = candles
-
-    def call(t0, t1, block):
-        kern.sweep_chunk(t0, t1, n, c.open, c.high, c.low, c.close, block, plan.slots, plan.sparams,
-                         plan.start_bar, plan.stops, execution.slippage, execution.commission, next_open, F, I)
-
-    _run(call, plan, candles, min(chunk, max(n, 1)), progress)
+    n = len(c)
+    chunk = max(1, min(chunk, n))
+    lo, hi, need = _blocks(plan, numba.get_num_threads())
+    kinds = np.array([s.code for s in plan.specs], dtype=np.int64)
+    periods = np.array([s.period for s in plan.specs], dtype=np.int64)
+    ind_state = np.stack([new_state(plan.specs) for _ in range(len(lo))])
+    segment = chunk * max(1, -(-n // (chunk * SEGMENTS)))
+    for t0 in range(0, n, segment):
+        t1 = min(n, t0 + segment)
+        kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, kinds, periods, ind_state, need, lo,
+                           hi, plan.slots, plan.sparams, plan.start_bar, plan.stops, execution.slippage,
+                           execution.commission, execution.fill == "next_open", F, I)
+        if progress is not None:
+            progress(m * (t1 - t0) / n)
     return finalize(F, I, n, candles, periods_per_year(candles.interval_ms), execution.capital)
 
 
@@ -121,18 +130,15 @@ def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution)
     plan = _plan(sweep, np.array([i]))
     F, I = _init_state(1, execution.capital)
     kern = kernel_for(sweep.strategy)
-    n = len(candles)
     c = candles
+    n = len(c)
+    ind = np.vstack([compute_full(plan.specs, c.high, c.low, c.close), np.zeros((1, n))])
     eq = np.empty(n)
     tri = np.empty((n + 1, 3), dtype=np.int64)
     trf = np.empty((n + 1, 6))
-
-    def call(t0, t1, block):
-        kern.simulate(0, t0, t1, n, c.open, c.high, c.low, c.close, block, plan.slots, plan.sparams,
-                      plan.start_bar, plan.stops, execution.slippage, execution.commission,
-                      execution.fill == "next_open", F, I, True, eq, tri, trf)
-
-    _run(call, plan, candles, max(n, 1))
+    kern.simulate(0, 0, n, n, c.open, c.high, c.low, c.close, ind, plan.slots, plan.sparams, plan.start_bar,
+                  plan.stops, execution.slippage, execution.commission, execution.fill == "next_open", F, I, True,
+                  eq, tri, trf)
     t = c.open_time
     trades = [Trade(int(a), int(b), int(t[a]), int(t[b]), float(ep), float(xp), float(q), float(fe), float(p),
                     float(r), "stop" if reason == S.REASON_STOP else "signal")
