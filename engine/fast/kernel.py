@@ -45,7 +45,8 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
         I[j, PEAK_I], I[j, AT_PEAK], I[j, MAX_DUR]
     n_closed, n_wins, held_sum, expo, n_rec = I[j, N_CLOSED], I[j, N_WINS], I[j, HELD_SUM], I[j, EXPO], \
         I[j, N_REC]
-    s0, s1, s2, s3 = slots[j, 0], slots[j, 1], slots[j, 2], slots[j, 3]
+    # 1-D views of this combination's indicator rows, indexed by t - t0
+    v0, v1, v2, v3 = ind[slots[j, 0]], ind[slots[j, 1]], ind[slots[j, 2]], ind[slots[j, 3]]
     p0, p1, p2, p3 = sparams[j, 0], sparams[j, 1], sparams[j, 2], sparams[j, 3]
     sb = start_bar[j]
     stop_k = stops[j]
@@ -54,22 +55,27 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
     down = 1.0 - slip
     dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
 
-    for t in range(t0, t1):
-        # Flat with nothing pending (most bars): only the entry rule can matter, so test
-        # it on a short path; an entry falls through to the full bar below.
+    t = t0
+    while t < t1:
+        # Flat with nothing pending (most bars): only the entry rule can matter, so scan
+        # for it in a tight loop; the entry bar itself goes through the full bar below.
         if pos == 0 and pending == 0:
-            if t < sb or (signal_fn(o[t], h[t], lo[t], c[t], ind[s0, t - t0], ind[s1, t - t0], ind[s2, t - t0],
-                                    ind[s3, t - t0], p0, p1, p2, p3) & 1) == 0:
-                if record:
-                    eq_out[t] = cash
-                continue
+            u = max(t, sb)
+            while u < t1 and (signal_fn(o[u], h[u], lo[u], c[u], v0[u - t0], v1[u - t0],
+                                        v2[u - t0], v3[u - t0], p0, p1, p2, p3) & 1) == 0:
+                u += 1
+            if record:
+                eq_out[t:min(u, t1)] = cash
+            t = u
+            if t >= t1:
+                break
         filled = False
         # Long with nothing pending, the stop out of reach (low > level, hence open > level)
         # and no exit signal: only the mark to market below changes anything.
         quiet = False
         if pos == 1 and pending == 0 and not (has_stop and (next_open or t > entry_bar) and lo[t] <= level):
-            quiet = (signal_fn(o[t], h[t], lo[t], c[t], ind[s0, t - t0], ind[s1, t - t0], ind[s2, t - t0],
-                               ind[s3, t - t0], p0, p1, p2, p3) & 2) == 0
+            quiet = (signal_fn(o[t], h[t], lo[t], c[t], v0[t - t0], v1[t - t0], v2[t - t0],
+                               v3[t - t0], p0, p1, p2, p3) & 2) == 0
         if not quiet:
             exit_price = 0.0
             exit_reason = -1
@@ -93,8 +99,8 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
             # now, and an entry only if the bar began flat (one fill per bar).
             code = 0
             if t >= sb:
-                code = signal_fn(o[t], h[t], lo[t], c[t], ind[s0, t - t0], ind[s1, t - t0], ind[s2, t - t0],
-                                 ind[s3, t - t0], p0, p1, p2, p3)
+                code = signal_fn(o[t], h[t], lo[t], c[t], v0[t - t0], v1[t - t0], v2[t - t0],
+                                 v3[t - t0], p0, p1, p2, p3)
             flat_before = pos == 0
             if not next_open and exit_reason < 0 and pos == 1 and (code & 2) != 0:
                 exit_price, exit_reason = c[t] * down, 0
@@ -163,6 +169,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
             prev = e
         if record:
             eq_out[t] = cash + qty * c[t]
+        t += 1
 
     F[j, CASH], F[j, QTY], F[j, ENTRY_PRICE], F[j, ENTRY_FEE], F[j, ENTRY_COST], F[j, LEVEL] = \
         cash, qty, entry_price, entry_fee, entry_cost, level

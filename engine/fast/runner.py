@@ -45,28 +45,31 @@ class _Plan:
 
 
 def _plan(sweep: StrategySweep, indices: np.ndarray) -> _Plan:
-    index: dict[Indicator, int] = {}
+    cls = sweep.strategy
+    if len(cls.signal_params) > 4:
+        raise ValueError(f"{cls.name}: the fast path takes at most 4 signal parameters")
     m = len(indices)
-    slots = np.empty((m, 4), dtype=np.int64)
-    sparams = np.zeros((m, 4))
+    names = sweep.param_names
+    rows = zip(*(sweep.columns[p][indices].tolist() for p in names))
+    index: dict[Indicator, int] = {}
+    known: dict[tuple, tuple[list[int], int]] = {}
+    slots = np.full((m, 4), -1, dtype=np.int64)
     start_bar = np.zeros(m, dtype=np.int64)
-    inds_of: dict[tuple, tuple[list[int], int]] = {}
-    for row, i in enumerate(indices):
-        strat = sweep.instance(int(i))
+    for row, values in enumerate(rows):
+        strat = cls.__new__(cls)  # values were validated when the grid was expanded
+        strat.__dict__.update(zip(names, values))
         specs = strat.indicators()
-        if len(specs) > 4 or len(sweep.strategy.signal_params) > 4:
-            raise ValueError(f"{sweep.strategy.name}: the fast path takes at most 4 indicators and 4 signal params")
-        key = tuple(specs)
-        if key not in inds_of:
-            ks = [index.setdefault(s, len(index)) for s in specs]
-            inds_of[key] = (ks, max((s.valid_from for s in specs), default=0))
-        ks, sb = inds_of[key]
+        if specs not in known:
+            if len(specs) > 4:
+                raise ValueError(f"{cls.name}: the fast path takes at most 4 indicators")
+            known[specs] = ([index.setdefault(sp, len(index)) for sp in specs],
+                            max((sp.valid_from for sp in specs), default=0))
+        ks, start_bar[row] = known[specs]
         slots[row, :len(ks)] = ks
-        slots[row, len(ks):] = -1
-        start_bar[row] = sb
-        vals = strat.signal_param_values()
-        sparams[row, :len(vals)] = vals
     slots[slots < 0] = len(index)  # the zero row appended after the real indicators
+    sparams = np.zeros((m, 4))
+    for k, p in enumerate(cls.signal_params):
+        sparams[:, k] = sweep.columns[p][indices]
     stops = np.ascontiguousarray(sweep.columns["stop_loss"][indices], dtype=np.float64)
     return _Plan(list(index), slots, sparams, start_bar, stops)
 

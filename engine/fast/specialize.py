@@ -22,7 +22,7 @@ from ..strategies import Strategy
 
 _TEMPLATE = Path(__file__).with_name("kernel.py")
 _MARKER = "from engine.fast._placeholder_signal import signal_fn  # SPECIALISE"
-_loaded: dict[str, ModuleType] = {}
+_loaded: dict[object, ModuleType] = {}
 
 
 def kernel_dir() -> Path:
@@ -43,6 +43,8 @@ def kernel_dir() -> Path:
 def kernel_for(strategy: type[Strategy]) -> ModuleType:
     """The specialised kernel module for ``strategy`` (generated once, then imported)."""
     fn = strategy.signal
+    if fn in _loaded:
+        return _loaded[fn]
     py = getattr(fn, "py_func", None)
     if py is None:
         raise TypeError(f"{strategy.__name__}.signal must be a numba @njit function")
@@ -50,8 +52,6 @@ def kernel_for(strategy: type[Strategy]) -> ModuleType:
     binding = f"from {py.__module__} import {py.__qualname__} as signal_fn  # specialised"
     digest = hashlib.sha256("\0".join([template, binding, inspect.getsource(py), numba.__version__]).encode())
     name = f"bt_kernel_{strategy.name}_{digest.hexdigest()[:16]}"
-    if name in _loaded:
-        return _loaded[name]
     path = kernel_dir() / f"{name}.py"
     source = template.replace(_MARKER, binding)
     if not path.exists() or path.read_text() != source:
@@ -62,5 +62,5 @@ def kernel_for(strategy: type[Strategy]) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    _loaded[name] = module
+    _loaded[fn] = module
     return module
