@@ -229,8 +229,11 @@ def parse_config(doc: dict) -> Config:
 
     stops = []
     for v in _values("risk.stop_loss", _section(doc, "risk").get("stop_loss", 0.02)):
-        stops.append(None if v is None or v == 0 else
-                     _number("risk.stop_loss", v, low=0, high=1, low_open=True, high_open=True))
+        stop = None if v is None or v == 0 else _number("risk.stop_loss", v, low=0, high=1, low_open=True,
+                                                        high_open=True)
+        if stop in stops:
+            raise ConfigError(f"risk.stop_loss: {v!r} repeats a value already given (0 and null both mean no stop)")
+        stops.append(stop)
 
     strat_doc = doc.get("strategies")
     if not isinstance(strat_doc, dict) or not strat_doc:

@@ -249,3 +249,13 @@ def test_default_config():
         for i in range(len(sw)):
             inst = sw.strategy(**sw.params(i))  # every combination re-validates
             assert inst.violated_constraint() is None
+
+
+def test_zero_and_null_stop_are_the_same_value():
+    from engine.config import parse_config
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"risk.stop_loss: .* repeats a value"):
+        parse_config({"risk": {"stop_loss": [0, None]}, "strategies": {"ma_crossover": {}}})
+    cfg = parse_config({"risk": {"stop_loss": [None, 0.05]}, "strategies": {"ma_crossover": {}}})
+    assert cfg.stop_loss == (None, 0.05)
