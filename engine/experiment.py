@@ -74,7 +74,10 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
         sw, i = locate(result.sweeps, g)
         return run_detail(cfg, sw, i, candles, engine=engine)
 
-    ranked = write_report(run_dir, result.summary, candles, ctx, detail)
+    import os
+
+    ranked = write_report(run_dir, result.summary, candles, ctx, detail,
+                          workers=workers or cfg.workers or os.cpu_count() or 1)
     t_report = time.perf_counter()
     timings = {"load_s": round(t_load - t0, 3), "sweep_s": round(t_sweep - t_load, 3),
                "report_s": round(t_report - t_sweep, 3)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Trade:
         return self.exit_reason != "open"
 
     def as_json(self) -> dict:
-        d = asdict(self)
-        d["return"] = d.pop("ret")
-        return d
+        return {"entry_bar": self.entry_bar, "exit_bar": self.exit_bar, "entry_time": self.entry_time,
+                "exit_time": self.exit_time, "entry_price": self.entry_price, "exit_price": self.exit_price,
+                "qty": self.qty, "fees": self.fees, "pnl": self.pnl, "return": self.ret,
+                "exit_reason": self.exit_reason}

@@ -9,7 +9,7 @@ long the series is, and each distinct indicator is computed once per run.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..indicators import KINDS, Indicator
 
@@ -96,10 +96,12 @@ def indicator_chunk(kind, n, st, high, low, close, t0, t1, out):
         st[3], st[4] = best, best_i
 
 
-@njit(cache=True, parallel=True)
+# Serial on purpose: it serves single-combination detail runs, and a parallel region
+# per call would wake (and leave spinning) the thread pool for a few microseconds of work.
+@njit(cache=True, nogil=True)
 def compute_chunk(kinds, periods, state, high, low, close, t0, t1, out):
     """Fill ``out[k, :t1-t0]`` with indicator k over bars [t0, t1), advancing ``state``."""
-    for k in prange(kinds.shape[0]):
+    for k in range(kinds.shape[0]):
         indicator_chunk(kinds[k], periods[k], state[k], high, low, close, t0, t1, out[k])
 
 

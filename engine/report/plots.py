@@ -93,11 +93,32 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+def _figure(width: float, height: float, margins: dict | None = None) -> Figure:
+    """A figure on an Agg canvas. Time-series charts pass fixed ``margins``: constrained
+    layout measures every tick label and costs about half the drawing time."""
+    if margins is not None:
+        fig = Figure(figsize=(width, height), dpi=DPI)
+        fig.subplots_adjust(**margins)
+    else:
+        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        fig.get_layout_engine().set(w_pad=0.08, h_pad=0.08)
     FigureCanvasAgg(fig)
-    fig.get_layout_engine().set(w_pad=0.08, h_pad=0.08)
     return fig
+
+
+_LINE_MARGINS = {"left": 0.085, "right": 0.975, "top": 0.9, "bottom": 0.13}
+
+
+def warm_up() -> None:
+    """Load the fonts and text machinery once (a forked worker then inherits them)."""
+    import io
+
+    with _style():
+        fig = _figure(2.0, 1.0, _LINE_MARGINS)
+        ax = fig.add_subplot()
+        ax.set_title("warm up")
+        ax.plot([0, 1], [0, 1])
+        fig.savefig(io.BytesIO(), format="png", dpi=DPI)
 
 
 def _save(fig: Figure, path) -> None:
@@ -108,7 +129,9 @@ def _save(fig: Figure, path) -> None:
 def _title(ax, text: str, width_in: float) -> None:
     """Left-aligned title, wrapped to the figure width (a long strategy id never clips)."""
     chars = max(20, int((width_in - 1.0) * 72 / (_STYLE["axes.titlesize"] * 0.7)))
-    ax.set_title("\n".join(textwrap.fill(line, chars) for line in str(text).split("\n")))
+    # An explicit y turns off matplotlib's automatic title placement, which measures
+    # every artist on the axes (about a sixth of a chart's drawing time).
+    ax.set_title("\n".join(textwrap.fill(line, chars) for line in str(text).split("\n")), y=1.0)
 
 
 def _times(open_time_ms) -> np.ndarray:
@@ -204,7 +227,7 @@ def plot_equity(path, open_time_ms: np.ndarray, equity: np.ndarray, benchmark: n
     e = _series(equity, t.size, "equity")
     b = None if benchmark is None else _series(benchmark, t.size, "benchmark")
     with _style():
-        fig = _figure(11.0, 5.2)
+        fig = _figure(11.0, 5.2, _LINE_MARGINS)
         ax = fig.add_subplot()
         _title(ax, title, 11.0)
         if t.size == 0:
@@ -242,7 +265,7 @@ def plot_drawdown(path, open_time_ms: np.ndarray, equity: np.ndarray, *, title: 
     t = _times(open_time_ms)
     e = _series(equity, t.size, "equity")
     with _style():
-        fig = _figure(11.0, 4.2)
+        fig = _figure(11.0, 4.2, _LINE_MARGINS)
         ax = fig.add_subplot()
         _title(ax, title, 11.0)
         if t.size == 0:

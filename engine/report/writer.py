@@ -61,7 +61,7 @@ def run_document(row: pd.Series, param_names: list[str], result: RunResult, ctx:
         "rank": int(row["rank"]),
         "rank_by": ctx.rank_by,
         "metrics": {m: _clean(result.metrics[m]) for m in METRICS},
-        "trades": [{k: _clean(v) for k, v in t.as_json().items()} for t in result.trades],
+        "trades": [t.as_json() for t in result.trades],
         "data_fingerprint": ctx.data_fingerprint,
         "config_hash": ctx.config_hash,
         "engine_version": __version__,
@@ -69,7 +69,14 @@ def run_document(row: pd.Series, param_names: list[str], result: RunResult, ctx:
 
 
 def write_json(path: Path, doc: dict) -> None:
-    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    """Indented, except one line per trade (a run can hold thousands)."""
+    trades = doc.get("trades")
+    if not trades:
+        path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        return
+    head = json.dumps({k: v for k, v in doc.items() if k != "trades"}, indent=1, allow_nan=False)
+    lines = ",\n".join("  " + json.dumps(t, allow_nan=False) for t in trades)
+    path.write_text(f'{head[:-2]},\n "trades": [\n{lines}\n ]\n}}\n')
 
 
 def param_columns(summary: pd.DataFrame) -> list[str]:
@@ -84,45 +91,92 @@ def write_summary(out: Path, ranked: pd.DataFrame) -> None:
 
 
 def write_report(out: Path, summary: pd.DataFrame, candles: Candles, ctx: RunContext,
-                 detail: Callable[[int], RunResult], *, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """Rank ``summary`` and write everything under ``out`` (which must be new). Returns the ranked frame."""
-    from . import plots
+                 detail: Callable[[int], RunResult], *, workers: int = 1) -> pd.DataFrame:
+    """Rank ``summary`` and write everything under ``out`` (which must be new). Returns the ranked frame.
 
+    Charts are the slowest part of a small sweep and each is independent, so with
+    ``workers`` > 1 they render on a process pool while this process re-simulates
+    the top combinations and writes their JSON.
+    """
     ranked = rank(summary, ctx.rank_by)
     (out / "runs").mkdir(parents=True)
     (out / "plots").mkdir()
     (out / "config.yaml").write_text(yaml.safe_dump(ctx.config_raw, sort_keys=False))
     write_summary(out, ranked)
-    every = len(ranked) <= JSON_ALL_LIMIT
-    rows = ranked if every else ranked.head(ctx.top_k)
-    capital = ctx.capital
+    rows = ranked if len(ranked) <= JSON_ALL_LIMIT else ranked.head(ctx.top_k)
     # E[0] is the capital at the first open; E[i] the equity at the close of bar i-1.
     times = np.concatenate([[candles.open_time[0]], candles.open_time + candles.interval_ms])
-    bench = np.concatenate([[capital], candles.close / candles.close[0] * capital])
-    for _, row in rows.iterrows():
-        result = detail(int(row["combination"]))
-        params = list(get_strategy(row["strategy"]).param_specs())
-        write_json(out / "runs" / f"{row['strategy_id']}.json", run_document(row, params, result, ctx))
-        if row["rank"] <= ctx.top_k:
-            stem = f"{int(row['rank']):03d}_{row['strategy_id']}"
-            title = f"#{int(row['rank'])} {row['strategy_id']}"
-            plots.plot_equity(out / "plots" / f"equity_{stem}.png", times, result.equity, bench, title=title)
-            plots.plot_drawdown(out / "plots" / f"drawdown_{stem}.png", times, result.equity,
-                                title=f"{title} drawdown")
-        if progress:
-            progress(1)
-    _heatmaps(out / "plots", ranked, ctx.rank_by)
+    bench = np.concatenate([[ctx.capital], candles.close / candles.close[0] * ctx.capital])
+    with _ChartPool(workers) as charts:
+        for chart in _heatmaps(out / "plots", ranked, ctx.rank_by):
+            charts.submit(chart)
+        for row in rows.to_dict("records"):
+            result = detail(int(row["combination"]))
+            if row["rank"] <= ctx.top_k:
+                stem = f"{int(row['rank']):03d}_{row['strategy_id']}"
+                title = f"#{int(row['rank'])} {row['strategy_id']}"
+                charts.submit(("plot_equity", out / "plots" / f"equity_{stem}.png",
+                               (times, result.equity, bench), {"title": title}))
+                charts.submit(("plot_drawdown", out / "plots" / f"drawdown_{stem}.png", (times, result.equity),
+                               {"title": f"{title} drawdown"}))
+            params = list(get_strategy(row["strategy"]).param_specs())
+            write_json(out / "runs" / f"{row['strategy_id']}.json", run_document(row, params, result, ctx))
     return ranked
 
 
-def _heatmaps(folder: Path, ranked: pd.DataFrame, metric: str) -> None:
+def _draw(chart) -> None:
     from . import plots
 
+    name, path, args, kwargs = chart
+    getattr(plots, name)(path, *args, **kwargs)
+
+
+class _ChartPool:
+    """Renders charts on worker processes (or inline with one worker); raises any failure on exit."""
+
+    def __init__(self, workers: int):
+        self.pool = None
+        if workers > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            from . import plots
+
+            plots.warm_up()  # load fonts once here rather than in every forked worker
+            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+        self.futures = []
+
+    def submit(self, chart) -> None:
+        if self.pool is None:
+            _draw(chart)
+        else:
+            self.futures.append((self.pool.submit(_draw, chart), chart))
+
+    def __enter__(self) -> "_ChartPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            try:
+                # This process is free now: it takes back the charts no worker has started.
+                for future, chart in reversed(self.futures):
+                    if exc[0] is None and future.cancel():
+                        _draw(chart)
+                for future, _chart in self.futures:
+                    if not future.cancelled():
+                        future.result()
+            finally:
+                self.pool.shutdown(cancel_futures=True)
+
+
+def _heatmaps(folder: Path, ranked: pd.DataFrame, metric: str) -> list:
+    charts = []
     for name, group in ranked.groupby("strategy", sort=True):
         cols = [p for p in get_strategy(name).param_specs() if p in group and group[p].nunique() > 1]
         if group["stop_loss"].nunique(dropna=False) > 1:
             cols.append("stop_loss")
         if len(cols) >= 2:
             x, y = cols[0], cols[1]
-            plots.plot_heatmap(folder / f"heatmap_{name}_{x}_x_{y}.png", group[[x, y, metric]], x=x, y=y,
-                               value=metric, title=f"{name}: {metric} by {x} × {y}")
+            charts.append(("plot_heatmap", folder / f"heatmap_{name}_{x}_x_{y}.png", (group[[x, y, metric]],),
+                           {"x": x, "y": y, "value": metric, "title": f"{name}: {metric} by {x} × {y}"}))
+    return charts
