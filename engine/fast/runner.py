@@ -84,8 +84,10 @@ def _init_state(m: int, capital: float) -> tuple[np.ndarray, np.ndarray]:
     return F, I
 
 
-#: A sweep makes about this many parallel calls (for progress), whatever its length.
+#: A sweep makes at most this many parallel calls (they drive the progress bar)…
 SEGMENTS = 16
+#: …each worth at least this many candle·strategies: a call costs a thread hand-off.
+SEGMENT_WORK = 8_000_000
 
 
 def _blocks(plan: _Plan, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,7 +119,8 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     kinds = np.array([s.code for s in plan.specs], dtype=np.int64)
     periods = np.array([s.period for s in plan.specs], dtype=np.int64)
     ind_state = np.stack([new_state(plan.specs) for _ in range(len(lo))])
-    segment = chunk * max(1, -(-n // (chunk * SEGMENTS)))
+    bars = max(-(-n // SEGMENTS), SEGMENT_WORK // m)
+    segment = chunk * max(1, -(-bars // chunk))
     for t0 in range(0, n, segment):
         t1 = min(n, t0 + segment)
         kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, kinds, periods, ind_state, need, lo,

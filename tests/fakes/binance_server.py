@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -22,6 +22,7 @@ import pandas as pd
 from engine.timeutil import interval_to_ms
 
 from .candles import kline_row
+from .local_server import LocalServer
 
 FAULTS = ("429", "500", "503", "drop", "truncate", "cut", "418", "451", "bad_fields", "unsorted")
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
@@ -29,7 +30,7 @@ RESTRICTED = {"code": 0, "msg": "Service unavailable from a restricted location 
                                 "in https://www.binance.com/en/terms."}
 
 
-class FakeBinance:
+class FakeBinance(LocalServer):
     def __init__(self, klines: pd.DataFrame, *, symbol: str = "BTCUSDT", interval: str = "15m",
                  now_ms: int | None = None, weight_limit: int = 6000, date_header: bool = True):
         self.klines = klines.reset_index(drop=True)
@@ -48,26 +49,13 @@ class FakeBinance:
         self._klines_seen = 0
         self._weight: dict[int, int] = {}
         self.lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------ control
 
     def start(self) -> "FakeBinance":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        self._serve(_handler(self))
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def client(self, **kw):
         """A KlinesClient on this fake whose sleep and clock are the fake's (tests never wait)."""

@@ -11,16 +11,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import threading
 import zipfile
 from datetime import datetime, timezone
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .candles import kline_row
+from .local_server import LocalServer
 
 US_FROM_MS = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
 
@@ -79,13 +79,12 @@ def build_vision_tree(root: Path, klines: pd.DataFrame, *, symbol: str = "BTCUSD
     return written
 
 
-class VisionServer:
+class VisionServer(LocalServer):
     """Serves a folder over HTTP on 127.0.0.1 (ephemeral port); logs requested paths."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.requests: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> "VisionServer":
         server = self
@@ -98,18 +97,6 @@ class VisionServer:
                 server.requests.append(self.path)
                 return super().do_GET()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(self.root)))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        self._serve(functools.partial(Handler, directory=str(self.root)))
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"

@@ -1,0 +1,28 @@
+"""A real HTTP server on 127.0.0.1 with an ephemeral port, run on a daemon thread."""
+
+from __future__ import annotations
+
+import threading
+from http.server import ThreadingHTTPServer
+
+
+class LocalServer:
+    """Base of the fakes: ``_serve(handler_class)`` starts it; ``stop()`` and ``base_url``."""
+
+    _server: ThreadingHTTPServer | None = None
+
+    def _serve(self, handler) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
