@@ -31,6 +31,33 @@ def _enter(price, cash, comm, stop_k):
     return qty, fee, cash - qty * price - fee, qty * price + fee, price * (1.0 - stop_k)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate):
+    """Fold equity ``e`` at equity index ``i`` into the return and drawdown accumulators."""
+    if at_peak == 1:
+        peak_i = i - 1
+    r = e / prev - 1.0
+    sum_r += r
+    sum_r2 += r * r
+    neg = r if r < 0.0 else 0.0  # branch-free: the sign of r is a coin flip
+    down2 += neg * neg
+    if e >= peak:
+        if at_peak == 0 and i - 1 - peak_i > max_dur:
+            max_dur = i - 1 - peak_i
+        peak, peak_i, at_peak = e, i, 1
+        dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
+    else:
+        at_peak = 0
+        # Cheap multiply pre-filter (with slack for rounding); the division
+        # below decides exactly as the reference does.
+        if e < dd_gate:
+            dd = 1.0 - e / peak
+            if dd > max_dd:
+                max_dd, max_dd_abs = dd, peak - e
+                dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
+    return e, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate
+
+
 @njit(cache=True, nogil=True)
 def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, slip, comm, next_open,
              F, I, record, eq_out, tr_i, tr_f):
@@ -69,104 +96,93 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
             t = u
             if t >= t1:
                 break
-        filled = False
-        # Long with nothing pending, the stop out of reach (low > level, hence open > level)
-        # and no exit signal: only the mark to market below changes anything.
-        quiet = False
-        if pos == 1 and pending == 0 and not (has_stop and (next_open or t > entry_bar) and lo[t] <= level):
-            quiet = (signal_fn(o[t], h[t], lo[t], c[t], v0[t - t0], v1[t - t0], v2[t - t0],
-                               v3[t - t0], p0, p1, p2, p3) & 2) == 0
-        if not quiet:
-            exit_price = 0.0
-            exit_reason = -1
-            # 1. next_open: yesterday's decision fills at today's open.
-            if pending == 1 and pos == 0:
-                entry_price = o[t] * up
-                qty, entry_fee, cash, entry_cost, level = _enter(entry_price, cash, comm, stop_k)
-                fees += entry_fee
-                entry_bar, pos, filled = t, 1, True
-            elif pending == 2 and pos == 1:
-                exit_price, exit_reason = o[t] * down, 0
-            pending = 0
-            # 2. the stop, checked before the strategy acts; a gap fills at the open.
-            if exit_reason < 0 and pos == 1 and has_stop and (next_open or t > entry_bar):
-                if o[t] <= level:
-                    exit_price, exit_reason = o[t] * down, 1
-                elif lo[t] <= level:
-                    exit_price, exit_reason = level * down, 1
-            stopped = exit_reason == 1
-            # 3. the strategy decides on this bar's close. With fill=close an exit fills
-            # now, and an entry only if the bar began flat (one fill per bar).
-            code = 0
-            if t >= sb:
-                code = signal_fn(o[t], h[t], lo[t], c[t], v0[t - t0], v1[t - t0], v2[t - t0],
-                                 v3[t - t0], p0, p1, p2, p3)
-            flat_before = pos == 0
-            if not next_open and exit_reason < 0 and pos == 1 and (code & 2) != 0:
-                exit_price, exit_reason = c[t] * down, 0
-            if exit_reason >= 0:
-                fee = comm * qty * exit_price
-                cash = cash + qty * exit_price - fee
-                fees += fee
-                pnl = qty * exit_price - fee - entry_cost
-                ret = pnl / entry_cost
+        # Long with nothing pending: mark to market in a tight loop until the stop comes
+        # within reach (low <= level; an open below the level implies it) or the exit
+        # rule fires; that bar goes through the full bar below.
+        elif pos == 1 and pending == 0:
+            while t < t1 and not (has_stop and lo[t] <= level) and (
+                    signal_fn(o[t], h[t], lo[t], c[t], v0[t - t0], v1[t - t0], v2[t - t0], v3[t - t0],
+                              p0, p1, p2, p3) & 2) == 0:
+                expo += 1
+                prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
+                    cash + qty * c[t], t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
+                    max_dd_abs, max_dur, dd_gate)
                 if record:
-                    tr_i[n_rec, 0], tr_i[n_rec, 1], tr_i[n_rec, 2] = entry_bar, t, exit_reason
-                    tr_f[n_rec, 0], tr_f[n_rec, 1], tr_f[n_rec, 2] = entry_price, exit_price, qty
-                    tr_f[n_rec, 3], tr_f[n_rec, 4], tr_f[n_rec, 5] = entry_fee + fee, pnl, ret
-                    n_rec += 1
-                n_closed += 1
-                held_sum += t - entry_bar
-                pnl_sum += pnl
-                ret_sum += ret
-                if pnl > 0.0:
-                    n_wins += 1
-                    win_pnl += pnl
-                elif pnl < 0.0:
-                    loss_pnl += pnl
-                best = max(best, ret)
-                worst = min(worst, ret)
-                qty, pos, filled = 0.0, 0, True
-            if next_open:
-                if t < n - 1:
-                    if pos == 0 and (code & 1) != 0:
-                        pending = 1
-                    elif pos == 1 and (code & 2) != 0:
-                        pending = 2
-            elif flat_before and not stopped and (code & 1) != 0:
-                entry_price = c[t] * up
-                qty, entry_fee, cash, entry_cost, level = _enter(entry_price, cash, comm, stop_k)
-                fees += entry_fee
-                entry_bar, pos, filled = t, 1, True
+                    eq_out[t] = cash + qty * c[t]
+                t += 1
+            if t >= t1:
+                break
+        # The full bar: a fill, a stop or an exit may happen here.
+        filled = False
+        exit_price = 0.0
+        exit_reason = -1
+        # 1. next_open: yesterday's decision fills at today's open.
+        if pending == 1 and pos == 0:
+            entry_price = o[t] * up
+            qty, entry_fee, cash, entry_cost, level = _enter(entry_price, cash, comm, stop_k)
+            fees += entry_fee
+            entry_bar, pos, filled = t, 1, True
+        elif pending == 2 and pos == 1:
+            exit_price, exit_reason = o[t] * down, 0
+        pending = 0
+        # 2. the stop, checked before the strategy acts; a gap fills at the open.
+        if exit_reason < 0 and pos == 1 and has_stop and (next_open or t > entry_bar):
+            if o[t] <= level:
+                exit_price, exit_reason = o[t] * down, 1
+            elif lo[t] <= level:
+                exit_price, exit_reason = level * down, 1
+        stopped = exit_reason == 1
+        # 3. the strategy decides on this bar's close. With fill=close an exit fills
+        # now, and an entry only if the bar began flat (one fill per bar).
+        code = 0
+        if t >= sb:
+            code = signal_fn(o[t], h[t], lo[t], c[t], v0[t - t0], v1[t - t0], v2[t - t0],
+                             v3[t - t0], p0, p1, p2, p3)
+        flat_before = pos == 0
+        if not next_open and exit_reason < 0 and pos == 1 and (code & 2) != 0:
+            exit_price, exit_reason = c[t] * down, 0
+        if exit_reason >= 0:
+            fee = comm * qty * exit_price
+            cash = cash + qty * exit_price - fee
+            fees += fee
+            pnl = qty * exit_price - fee - entry_cost
+            ret = pnl / entry_cost
+            if record:
+                tr_i[n_rec, 0], tr_i[n_rec, 1], tr_i[n_rec, 2] = entry_bar, t, exit_reason
+                tr_f[n_rec, 0], tr_f[n_rec, 1], tr_f[n_rec, 2] = entry_price, exit_price, qty
+                tr_f[n_rec, 3], tr_f[n_rec, 4], tr_f[n_rec, 5] = entry_fee + fee, pnl, ret
+                n_rec += 1
+            n_closed += 1
+            held_sum += t - entry_bar
+            pnl_sum += pnl
+            ret_sum += ret
+            if pnl > 0.0:
+                n_wins += 1
+                win_pnl += pnl
+            elif pnl < 0.0:
+                loss_pnl += pnl
+            best = max(best, ret)
+            worst = min(worst, ret)
+            qty, pos, filled = 0.0, 0, True
+        if next_open:
+            if t < n - 1:
+                if pos == 0 and (code & 1) != 0:
+                    pending = 1
+                elif pos == 1 and (code & 2) != 0:
+                    pending = 2
+        elif flat_before and not stopped and (code & 1) != 0:
+            entry_price = c[t] * up
+            qty, entry_fee, cash, entry_cost, level = _enter(entry_price, cash, comm, stop_k)
+            fees += entry_fee
+            entry_bar, pos, filled = t, 1, True
         # 4. mark to market. Flat with no fill: equity is unchanged and r = 0 exactly,
         # so the accumulators would not move; skip the division.
         if pos == 1:
             expo += 1
         if pos == 1 or filled:
-            e = cash + qty * c[t]
-            i = t + 1
-            if at_peak == 1:
-                peak_i = i - 1
-            r = e / prev - 1.0
-            sum_r += r
-            sum_r2 += r * r
-            neg = r if r < 0.0 else 0.0  # branch-free: the sign of r is a coin flip
-            down2 += neg * neg
-            if e >= peak:
-                if at_peak == 0 and i - 1 - peak_i > max_dur:
-                    max_dur = i - 1 - peak_i
-                peak, peak_i, at_peak = e, i, 1
-                dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
-            else:
-                at_peak = 0
-                # Cheap multiply pre-filter (with slack for rounding); the division
-                # below decides exactly as the reference does.
-                if e < dd_gate:
-                    dd = 1.0 - e / peak
-                    if dd > max_dd:
-                        max_dd, max_dd_abs = dd, peak - e
-                        dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
-            prev = e
+            prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
+                cash + qty * c[t], t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs,
+                max_dur, dd_gate)
         if record:
             eq_out[t] = cash + qty * c[t]
         t += 1
