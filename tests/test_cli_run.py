@@ -226,3 +226,29 @@ def test_reference_only_strategy_falls_back_and_says_so(tmp_path, capsys):
     doc = json.loads(next((only_run_dir(tmp_path / "r") / "runs").glob("*hold_bars=3*")).read_text())
     held = [t["exit_time"] - t["entry_time"] for t in doc["trades"] if t["exit_reason"] == "signal"]
     assert held and all(h == 3 * 900_000 for h in held)
+
+
+@pytest.mark.parametrize("shorts,longs,stops,parquet", [
+    (list(range(2, 32)), list(range(40, 80)), [0.01], False),           # 1,200 combinations
+    (list(range(2, 66)), list(range(70, 230)), [0.01], True),           # 10,240 combinations
+])
+def test_large_sweeps_keep_json_for_the_top_k_only(tmp_path, capsys, shorts, longs, stops, parquet):
+    text = f"""
+data: {{source: synthetic, synthetic_bars: 400, seed: 9}}
+risk: {{stop_loss: {stops}}}
+strategies:
+  ma_crossover: {{short_window: {shorts}, long_window: {longs}, ema_period: 20, momentum_spread: 0.0}}
+report: {{top_k: 4}}
+"""
+    cfg = write_config(tmp_path, text)
+    code, _, err = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 0, err
+    d = only_run_dir(tmp_path / "r")
+    n = len(shorts) * len(longs) * len(stops)
+    summary = pd.read_csv(d / "summary.csv")
+    assert len(summary) == n and summary["combination"].nunique() == n
+    assert sorted(p.name for p in (d / "runs").iterdir()) == sorted(f"{i}.json" for i in summary["strategy_id"][:4])
+    assert len(list((d / "plots").glob("equity_*.png"))) == 4
+    assert (d / "summary.parquet").exists() == parquet
+    if parquet:
+        pd.testing.assert_frame_equal(pd.read_parquet(d / "summary.parquet"), summary, check_dtype=False)
