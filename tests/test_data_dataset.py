@@ -81,8 +81,8 @@ def test_read_prunes_partitions_by_time_range(tmp_path, k):
 def test_read_opens_only_needed_files(tmp_path, k, monkeypatch):
     upsert_candles(str(tmp_path), "BTCUSDT", "15m", k)
     opened = []
-    real = dio.read_parquet_file
-    monkeypatch.setattr(dio, "read_parquet_file", lambda p, *a, **kw: opened.append(Path(p)) or real(p, *a, **kw))
+    real = dio._read_table  # every Parquet read goes through it
+    monkeypatch.setattr(dio, "_read_table", lambda p, *a, **kw: opened.append(Path(p)) or real(p, *a, **kw))
     read_candle_dataset(str(tmp_path), symbol="BTCUSDT", interval="15m", start=MAR_2024 - IV, end=MAR_2024 + IV)
     assert opened == [_part(tmp_path, 2024, 2), _part(tmp_path, 2024, 3)]
     opened.clear()

@@ -175,12 +175,15 @@ def partition_files(folder: Path) -> list[Path]:
                   if p.suffix == ".parquet" and not p.name.startswith((".", "_")) and p.is_file())
 
 
-def read_parquet_file(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     try:
-        table = pq.ParquetFile(path).read(columns=columns)
+        return pq.ParquetFile(path).read(columns=columns)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise DataError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    df = table.to_pandas()
+
+
+def read_parquet_file(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    df = _read_table(path, columns).to_pandas()
     return normalise_frame(df, str(path)) if columns is None else df
 
 
@@ -215,9 +218,14 @@ def _read_local(root: str, symbol: str | None, interval: str | None, start: int 
         raise DataError(f"{root}: no such folder")
     symbol = _choose(partition_values(base, "symbol"), symbol, "symbol", root)
     interval = _choose(partition_values(base / f"symbol={symbol}", "interval"), interval, "interval", root)
-    frames = [_read_local_partition(folder) for y, m, folder in local_partitions(base, symbol, interval)
-              if month_overlaps(y, m, start, end)]
-    return _time_filter(merge_frames(*frames), start, end), symbol
+    files = [f for y, m, folder in local_partitions(base, symbol, interval) if month_overlaps(y, m, start, end)
+             for f in partition_files(folder)]
+    # One Arrow concatenation and one normalisation for all months: per-file pandas
+    # conversion cost more than reading the files.
+    tables = [_read_table(f) for f in files]
+    frame = normalise_frame(pa.concat_tables(tables, promote_options="permissive").to_pandas(), root) \
+        if tables else None
+    return _time_filter(merge_frames(frame), start, end), symbol
 
 
 def _last_open_time_local(root: str, symbol: str, interval: str) -> int | None:
