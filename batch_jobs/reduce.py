@@ -32,6 +32,7 @@ from engine.sweep import combination_count, locate, run_detail
 
 from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
 from .contract import RunTarget, shard_bounds
+from .shard import available_cpus
 from .shardfile import ShardHeader, from_bytes, read_run_config
 
 MANIFEST = "manifest.json"
@@ -122,7 +123,7 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
 
     with tempfile.TemporaryDirectory(prefix=f"reduce-{run.run_id}-") as tmp:
         out = Path(tmp) / "report"
-        ranked = write_report(out, summary, candles, ctx, detail)
+        ranked = write_report(out, summary, candles, ctx, detail, workers=available_cpus())
         t_report = time.perf_counter()
         manifest = {
             "run_id": run.run_id,
