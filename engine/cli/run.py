@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 TABLE_METRICS = ("sharpe", "total_return", "max_drawdown", "n_trades", "win_rate", "profit_factor")
 
 
