@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from . import __version__
 from .candles import Candles
 from .config import Config
 from .datasource import DataSpec, load_data
-from .report.writer import RunContext, write_report
+from .report.writer import ChartPool, RunContext, write_report
 from .sweep import SweepResult, combination_count, locate, run_detail, run_sweep
 from .timeutil import format_time
 
@@ -59,25 +60,24 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
                    run_id: str | None = None, candles: Candles | None = None,
                    on_sweep_start: Callable[[int, Candles], Progress | None] | None = None) -> ExperimentResult:
     t0 = time.perf_counter()
-    candles = candles if candles is not None else load_data(spec)
-    t_load = time.perf_counter()
-    from .grid import expand_grid
+    with ChartPool(workers or cfg.workers or os.cpu_count() or 1) as charts:
+        candles = candles if candles is not None else load_data(spec)
+        t_load = time.perf_counter()
+        from .grid import expand_grid
 
-    total = combination_count(expand_grid(cfg))
-    progress = on_sweep_start(total, candles) if on_sweep_start else None
-    result = run_sweep(cfg, candles, engine=engine, workers=workers, data_spec=spec, progress=progress)
-    t_sweep = time.perf_counter()
-    run_dir = new_run_dir(out_root, cfg, run_id)
-    ctx = RunContext(cfg.digest(), candles.fingerprint(), cfg.raw, cfg.report.rank_by, cfg.report.top_k, cfg.capital)
+        total = combination_count(expand_grid(cfg))
+        progress = on_sweep_start(total, candles) if on_sweep_start else None
+        result = run_sweep(cfg, candles, engine=engine, workers=workers, data_spec=spec, progress=progress)
+        t_sweep = time.perf_counter()
+        run_dir = new_run_dir(out_root, cfg, run_id)
+        ctx = RunContext(cfg.digest(), candles.fingerprint(), cfg.raw, cfg.report.rank_by, cfg.report.top_k,
+                         cfg.capital)
 
-    def detail(g: int):
-        sw, i = locate(result.sweeps, g)
-        return run_detail(cfg, sw, i, candles, engine=engine)
+        def detail(g: int):
+            sw, i = locate(result.sweeps, g)
+            return run_detail(cfg, sw, i, candles, engine=engine)
 
-    import os
-
-    ranked = write_report(run_dir, result.summary, candles, ctx, detail,
-                          workers=workers or cfg.workers or os.cpu_count() or 1)
+        ranked = write_report(run_dir, result.summary, candles, ctx, detail, charts=charts)
     t_report = time.perf_counter()
     timings = {"load_s": round(t_load - t0, 3), "sweep_s": round(t_sweep - t_load, 3),
                "report_s": round(t_report - t_sweep, 3)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -91,12 +92,13 @@ def write_summary(out: Path, ranked: pd.DataFrame) -> None:
 
 
 def write_report(out: Path, summary: pd.DataFrame, candles: Candles, ctx: RunContext,
-                 detail: Callable[[int], RunResult], *, workers: int = 1) -> pd.DataFrame:
+                 detail: Callable[[int], RunResult], *, workers: int = 1,
+                 charts: "ChartPool | None" = None) -> pd.DataFrame:
     """Rank ``summary`` and write everything under ``out`` (which must be new). Returns the ranked frame.
 
     Charts are the slowest part of a small sweep and each is independent, so with
-    ``workers`` > 1 they render on a process pool while this process re-simulates
-    the top combinations and writes their JSON.
+    ``workers`` > 1 (or a ``charts`` pool opened earlier) they render on worker
+    processes while this process re-simulates the top combinations and writes their JSON.
     """
     ranked = rank(summary, ctx.rank_by)
     (out / "runs").mkdir(parents=True)
@@ -107,7 +109,7 @@ def write_report(out: Path, summary: pd.DataFrame, candles: Candles, ctx: RunCon
     # E[0] is the capital at the first open; E[i] the equity at the close of bar i-1.
     times = np.concatenate([[candles.open_time[0]], candles.open_time + candles.interval_ms])
     bench = np.concatenate([[ctx.capital], candles.close / candles.close[0] * ctx.capital])
-    with _ChartPool(workers) as charts:
+    with (nullcontext(charts) if charts is not None else ChartPool(workers)) as charts:
         for chart in _heatmaps(out / "plots", ranked, ctx.rank_by):
             charts.submit(chart)
         for row in rows.to_dict("records"):
@@ -131,8 +133,23 @@ def _draw(chart) -> None:
     getattr(plots, name)(path, *args, **kwargs)
 
 
-class _ChartPool:
-    """Renders charts on worker processes (or inline with one worker); raises any failure on exit."""
+def _warm_worker() -> None:
+    from . import plots
+
+    plots.warm_up()
+
+
+def _ping() -> None:
+    return None
+
+
+class ChartPool:
+    """Renders charts on worker processes (or inline with one worker); raises any failure on exit.
+
+    Open it early: its workers are forked at once and import matplotlib while this
+    process is still sweeping (forking before numba starts its thread pool is also the
+    safe order).
+    """
 
     def __init__(self, workers: int):
         self.pool = None
@@ -140,31 +157,25 @@ class _ChartPool:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            from . import plots
-
-            plots.warm_up()  # load fonts once here rather than in every forked worker
-            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_warm_worker)
+            for _ in range(workers):
+                self.pool.submit(_ping)
         self.futures = []
 
     def submit(self, chart) -> None:
         if self.pool is None:
             _draw(chart)
         else:
-            self.futures.append((self.pool.submit(_draw, chart), chart))
+            self.futures.append(self.pool.submit(_draw, chart))
 
-    def __enter__(self) -> "_ChartPool":
+    def __enter__(self) -> "ChartPool":
         return self
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             try:
-                # This process is free now: it takes back the charts no worker has started.
-                for future, chart in reversed(self.futures):
-                    if exc[0] is None and future.cancel():
-                        _draw(chart)
-                for future, _chart in self.futures:
-                    if not future.cancelled():
-                        future.result()
+                for future in self.futures:
+                    future.result()
             finally:
                 self.pool.shutdown(cancel_futures=True)
 
