@@ -123,7 +123,8 @@ def warm_up() -> None:
 
 def _save(fig: Figure, path) -> None:
     # No "Software" (matplotlib version) entry; Agg writes no time stamp.
-    fig.savefig(Path(path), format="png", dpi=DPI, metadata={"Software": None})
+    # zlib level 1: a fraction of the encoding time of the default 6, files ~1.2x larger.
+    fig.savefig(Path(path), format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
 
 
 def _title(ax, text: str, width_in: float) -> None:
