@@ -119,15 +119,21 @@ def cmd_submit(args) -> int:
     return 0
 
 
-def cmd_status(args) -> int:
+def _run_bucket(args) -> str:
+    """The bucket of an existing run (flag or environment), after checking the run id."""
     from batch_jobs import contract
+
+    contract.check_run_id(args.run_id)
+    return contract.deployment(os.environ, bucket=args.bucket).bucket
+
+
+def cmd_status(args) -> int:
     from batch_jobs.aws import aws_errors
     from batch_jobs.status import run_status
 
-    deploy = contract.deployment(os.environ, bucket=args.bucket)
-    contract.check_run_id(args.run_id)
+    bucket = _run_bucket(args)
     with aws_errors("status"):
-        st = run_status(args.run_id, deploy.bucket)
+        st = run_status(args.run_id, bucket)
     print(f"run: {st.run_id} (submitted {st.submitted_at})")
     for job in st.jobs:
         line = f"{job.role} job: {job.job_id} {job.status}"
@@ -146,14 +152,12 @@ def cmd_status(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from batch_jobs import contract
     from batch_jobs.aws import aws_errors
     from batch_jobs.results import download_report
 
-    deploy = contract.deployment(os.environ, bucket=args.bucket)
-    contract.check_run_id(args.run_id)
+    bucket = _run_bucket(args)
     with aws_errors("results"):
-        dest = download_report(args.run_id, deploy.bucket, args.out)
+        dest = download_report(args.run_id, bucket, args.out)
     print(f"results: {dest}")
     return 0
 
