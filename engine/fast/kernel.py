@@ -15,7 +15,14 @@ no (combinations × candles) array ever exists.
 import numpy as np
 from numba import njit, prange
 
-from engine.fast._placeholder_signal import signal_fn  # SPECIALISE
+from engine.fast._placeholder_signal import signal_fn as _rule  # SPECIALISE
+
+# The kernel and the rule compile with NumPy's error model. Under the default
+# (Python's) every division carries a zero test that may raise, and since raising
+# is a side effect LLVM must then evaluate the whole rule on every bar, including
+# the parts a loop ignores (the entry test while long). Division by zero in a rule
+# gives inf/nan here where the reference engine raises ZeroDivisionError.
+signal_fn = njit(nogil=True, error_model="numpy")(_rule.py_func)
 from engine.fast.indicators import indicator_chunk
 from engine.fast.state import (AT_PEAK, BEST, CASH, ENTRY_BAR, ENTRY_COST, ENTRY_FEE, ENTRY_PRICE, EXPO, FEES,
                                HELD_SUM, LEVEL, LOSS_PNL, MAX_DD, MAX_DD_ABS, MAX_DUR, N_CLOSED, N_REC, N_WINS,
@@ -23,7 +30,7 @@ from engine.fast.state import (AT_PEAK, BEST, CASH, ENTRY_BAR, ENTRY_COST, ENTRY
                                SUM_R2, WIN_PNL, WORST)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _enter(price, cash, comm, stop_k):
     """All-in long entry at a slipped ``price``: qty, fee, cash left, cost basis, stop level."""
     qty = cash / (price * (1.0 + comm))
@@ -31,7 +38,7 @@ def _enter(price, cash, comm, stop_k):
     return qty, fee, cash - qty * price - fee, qty * price + fee, price * (1.0 - stop_k)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate):
     """Fold equity ``e`` at equity index ``i`` into the return and drawdown accumulators."""
     if at_peak == 1:
@@ -58,7 +65,37 @@ def _mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_d
     return e, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate
 
 
-@njit(cache=True, nogil=True)
+# The two tight loops below are separate, non-inlined functions on purpose: inside
+# ``simulate`` some thirty state variables are live, the accumulators spill to the
+# stack and every bar pays store-to-load latency on them (measured: ~3x slower).
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scan_entry(u, t1, t0, o, h, lo, c, v0, v1, v2, v3, p0, p1, p2, p3):
+    """First bar in [u, t1) whose rule says enter (t1 if none)."""
+    while u < t1 and (signal_fn(o[u], h[u], lo[u], c[u], v0[u - t0], v1[u - t0], v2[u - t0], v3[u - t0],
+                                p0, p1, p2, p3) & 1) == 0:
+        u += 1
+    return u
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _hold(t, t1, t0, o, h, lo, c, v0, v1, v2, v3, p0, p1, p2, p3, has_stop, level, cash, qty, prev, peak,
+          peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, record, eq_out):
+    """Mark long bars to market from ``t`` until the stop comes within reach (low <= level;
+    an open below the level implies it) or the exit rule fires. Returns the accumulators
+    and that bar, which the caller handles in full."""
+    while t < t1 and not (has_stop and lo[t] <= level) and (
+            signal_fn(o[t], h[t], lo[t], c[t], v0[t - t0], v1[t - t0], v2[t - t0], v3[t - t0],
+                      p0, p1, p2, p3) & 2) == 0:
+        prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
+            cash + qty * c[t], t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
+            max_dd_abs, max_dur, dd_gate)
+        if record:
+            eq_out[t] = cash + qty * c[t]
+        t += 1
+    return prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, t
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, slip, comm, next_open,
              F, I, record, eq_out, tr_i, tr_f):
     """Advance combination ``j`` over bars [t0, t1); ``ind[:, t - t0]`` holds indicators at bar t."""
@@ -87,10 +124,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
         # Flat with nothing pending (most bars): only the entry rule can matter, so scan
         # for it in a tight loop; the entry bar itself goes through the full bar below.
         if pos == 0 and pending == 0:
-            u = max(t, sb)
-            while u < t1 and (signal_fn(o[u], h[u], lo[u], c[u], v0[u - t0], v1[u - t0],
-                                        v2[u - t0], v3[u - t0], p0, p1, p2, p3) & 1) == 0:
-                u += 1
+            u = _scan_entry(max(t, sb), t1, t0, o, h, lo, c, v0, v1, v2, v3, p0, p1, p2, p3)
             if record:
                 eq_out[t:min(u, t1)] = cash
             t = u
@@ -100,16 +134,11 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
         # within reach (low <= level; an open below the level implies it) or the exit
         # rule fires; that bar goes through the full bar below.
         elif pos == 1 and pending == 0:
-            while t < t1 and not (has_stop and lo[t] <= level) and (
-                    signal_fn(o[t], h[t], lo[t], c[t], v0[t - t0], v1[t - t0], v2[t - t0], v3[t - t0],
-                              p0, p1, p2, p3) & 2) == 0:
-                expo += 1
-                prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
-                    cash + qty * c[t], t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
-                    max_dd_abs, max_dur, dd_gate)
-                if record:
-                    eq_out[t] = cash + qty * c[t]
-                t += 1
+            prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, u = _hold(
+                t, t1, t0, o, h, lo, c, v0, v1, v2, v3, p0, p1, p2, p3, has_stop, level, cash, qty, prev, peak,
+                peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, record, eq_out)
+            expo += u - t
+            t = u
             if t >= t1:
                 break
         # The full bar: a fill, a stop or an exit may happen here.
@@ -204,7 +233,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, ind, slots, sparams, start_bar, stops, s
 # simulation) cost a thread hand-off each, and on a busy machine every hand-off
 # waits for the other core's time slice; that made a 1M-candle sweep up to 10x
 # slower under load. See the end of this file's module docstring for why threads.
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def sweep_segment(t0, t1, n, chunk, o, h, lo, c, kinds, periods, ind_state, need, block_lo, block_hi, slots,
                   sparams, start_bar, stops, slip, comm, next_open, F, I):
     k = kinds.shape[0]

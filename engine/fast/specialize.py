@@ -21,7 +21,7 @@ import numba
 from ..strategies import Strategy
 
 _TEMPLATE = Path(__file__).with_name("kernel.py")
-_MARKER = "from engine.fast._placeholder_signal import signal_fn  # SPECIALISE"
+_MARKER = "from engine.fast._placeholder_signal import signal_fn as _rule  # SPECIALISE"
 _loaded: dict[object, ModuleType] = {}
 
 
@@ -49,7 +49,7 @@ def kernel_for(strategy: type[Strategy]) -> ModuleType:
     if py is None:
         raise TypeError(f"{strategy.__name__}.signal must be a numba @njit function")
     template = _TEMPLATE.read_text()
-    binding = f"from {py.__module__} import {py.__qualname__} as signal_fn  # specialised"
+    binding = f"from {py.__module__} import {py.__qualname__} as _rule  # specialised"
     digest = hashlib.sha256("\0".join([template, binding, inspect.getsource(py), numba.__version__]).encode())
     name = f"bt_kernel_{strategy.name}_{digest.hexdigest()[:16]}"
     path = kernel_dir() / f"{name}.py"
