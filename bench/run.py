@@ -21,8 +21,8 @@ from bench.cases import REAL_15M
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [
     # engine, data, candles, combinations, warm repeats
-    ("fast", "real", 0, 64, 5),
-    ("fast", "synthetic", 1_000_000, 64, 3),
+    ("fast", "real", 0, 64, 30),
+    ("fast", "synthetic", 1_000_000, 64, 5),
     ("fast", "synthetic", 1_000_000, 4096, 2),
     ("reference", "real", 0, 64, 0),
 ]

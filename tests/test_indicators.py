@@ -10,7 +10,9 @@ import pytest
 from engine.fast.indicators import compute_chunk, compute_full, new_state
 from engine.indicators import EMA, RSI, SMA, Highest, Indicator, Lowest, incremental
 
-SPECS = [SMA(1), SMA(2), SMA(5), SMA(30), EMA(1), EMA(2), EMA(9), EMA(50), RSI(2), RSI(5), RSI(14),
+# Seven SMAs interleaved with other kinds: the fast path runs SMAs four to a pass,
+# so this covers a full group, a remainder and the order of rows.
+SPECS = [SMA(1), SMA(2), SMA(5), SMA(30), SMA(3), SMA(11), SMA(40), EMA(1), EMA(2), EMA(9), EMA(50), RSI(2), RSI(5), RSI(14),
          Highest(1), Highest(3), Highest(20), Lowest(1), Lowest(4), Lowest(25)]
 
 
@@ -34,16 +36,17 @@ def reference(spec, o, h, lo, c):
     return np.array([calc.update(*bar) for bar in zip(o.tolist(), h.tolist(), lo.tolist(), c.tolist())])
 
 
-def chunked(specs, h, lo, c, chunk):
+def chunked(specs, h, lo, c, chunk, need=None):
     n = len(c)
     kinds = np.array([s.code for s in specs], dtype=np.int64)
     periods = np.array([s.period for s in specs], dtype=np.int64)
     state = new_state(specs)
     out = np.empty((len(specs), n))
-    block = np.empty((len(specs), chunk))
+    need = np.ones(len(specs), dtype=np.bool_) if need is None else need
+    block = np.full((len(specs), chunk), -1.0)
     for t0 in range(0, n, chunk):
         t1 = min(n, t0 + chunk)
-        compute_chunk(kinds, periods, state, h, lo, c, t0, t1, block)
+        compute_chunk(kinds, periods, state, need, h, lo, c, t0, t1, block)
         out[:, t0:t1] = block[:, :t1 - t0]
     return out
 
@@ -106,6 +109,14 @@ def test_fast_full_is_bit_identical_to_reference(data):
 def test_fast_chunked_is_bit_identical_to_reference(data, chunk):
     o, h, lo, c, ref = data
     assert_bit_identical(chunked(SPECS, h, lo, c, chunk), ref)
+
+
+def test_only_needed_rows_are_computed(data):
+    o, h, lo, c, ref = data
+    need = np.array([k % 3 != 1 for k in range(len(SPECS))])
+    got = chunked(SPECS, h, lo, c, 16, need)
+    assert_bit_identical(got[need], ref[need])
+    assert (got[~need] == -1.0).all()  # rows nobody needs are left as they were
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
