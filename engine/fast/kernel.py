@@ -16,6 +16,12 @@ import numpy as np
 from numba import njit, prange
 
 from engine.fast._placeholder_signal import signal_fn as _rule  # SPECIALISE
+from engine.fast.indicators import compute_chunk
+from engine.fast.state import (AT_PEAK, BEST, CASH, ENTRY_BAR, ENTRY_COST, ENTRY_FEE, ENTRY_PRICE, EXPO, FEES,
+                               HELD_SUM, LEVEL, LOSS_PNL, MAX_DD, MAX_DD_ABS, MAX_DUR, N_CLOSED, N_REC, N_WINS,
+                               PEAK, PEAK_I, PENDING, PNL_SUM, POS, PREV_E, QTY, RET_SUM, SUM_DOWN2, SUM_R,
+                               SUM_R2, WIN_PNL, WORST)
+
 
 # The kernel and the rule compile with NumPy's error model. Under the default
 # (Python's) every division carries a zero test that may raise, and since raising
@@ -23,11 +29,6 @@ from engine.fast._placeholder_signal import signal_fn as _rule  # SPECIALISE
 # the parts a loop ignores (the entry test while long). Division by zero in a rule
 # gives inf/nan here where the reference engine raises ZeroDivisionError.
 signal_fn = njit(nogil=True, error_model="numpy")(_rule.py_func)
-from engine.fast.indicators import compute_chunk
-from engine.fast.state import (AT_PEAK, BEST, CASH, ENTRY_BAR, ENTRY_COST, ENTRY_FEE, ENTRY_PRICE, EXPO, FEES,
-                               HELD_SUM, LEVEL, LOSS_PNL, MAX_DD, MAX_DD_ABS, MAX_DUR, N_CLOSED, N_REC, N_WINS,
-                               PEAK, PEAK_I, PENDING, PNL_SUM, POS, PREV_E, QTY, RET_SUM, SUM_DOWN2, SUM_R,
-                               SUM_R2, WIN_PNL, WORST)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -65,9 +66,9 @@ def _mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_d
     return e, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate
 
 
-# The two tight loops below are separate, non-inlined functions on purpose: inside
-# ``simulate`` some thirty state variables are live, the accumulators spill to the
-# stack and every bar pays store-to-load latency on them (measured: ~3x slower).
+# The two tight loops below are separate functions on purpose: inside ``simulate``
+# some thirty state variables are live and the accumulators spill to the stack, so
+# every bar would pay store-to-load latency on them.
 @njit(cache=True, nogil=True, error_model="numpy")
 def _scan_entry(u, t1, t0, o, h, lo, c, v0, v1, v2, v3, p0, p1, p2, p3):
     """First bar in [u, t1) whose rule says enter (t1 if none)."""
