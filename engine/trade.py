@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Trade:
+# A NamedTuple rather than a frozen dataclass: just as immutable, and built ~10x faster
+# (a report re-simulates every combination's trade list, tens of thousands of trades).
+class Trade(NamedTuple):
     entry_bar: int
     exit_bar: int
     entry_time: int  # open time (UTC ms) of the entry bar
@@ -24,7 +25,7 @@ class Trade:
         return self.exit_reason != "open"
 
     def as_json(self) -> dict:
-        return {"entry_bar": self.entry_bar, "exit_bar": self.exit_bar, "entry_time": self.entry_time,
-                "exit_time": self.exit_time, "entry_price": self.entry_price, "exit_price": self.exit_price,
-                "qty": self.qty, "fees": self.fees, "pnl": self.pnl, "return": self.ret,
-                "exit_reason": self.exit_reason}
+        return dict(zip(_JSON_KEYS, self))
+
+
+_JSON_KEYS = Trade._fields[:-2] + ("return", "exit_reason")

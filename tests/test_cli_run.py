@@ -252,3 +252,26 @@ report: {{top_k: 4}}
     assert (d / "summary.parquet").exists() == parquet
     if parquet:
         pd.testing.assert_frame_equal(pd.read_parquet(d / "summary.parquet"), summary, check_dtype=False)
+
+
+def _console(args: list[str]):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=repo, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_console_script_keeps_output_and_exit_codes(tmp_path):
+    """The console entry leaves with os._exit: piped output must still arrive whole, and
+    the exit code must be main's."""
+    cfg = write_config(tmp_path)
+    done = _console(["run", "--config", str(cfg), "--out", str(tmp_path / "res"), "--no-progress"])
+    assert done.returncode == 0, done.stderr
+    d = only_run_dir(tmp_path / "res")
+    assert done.stdout.rstrip().endswith(f"results: {d}")
+    assert len(list((d / "runs").glob("*.json"))) == 6
+    bad = _console(["run", "--config", str(tmp_path / "missing.yaml")])
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "missing.yaml" in bad.stderr

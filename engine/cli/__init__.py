@@ -9,6 +9,7 @@ end with one line on stderr and exit code 2; anything else is an internal error
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import UserError
@@ -48,5 +49,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
+def console() -> None:
+    """The console script: ``main``, then leave without tearing the interpreter down.
+
+    Every file is closed and every worker joined by then; the teardown (unloading
+    numba's compiled code, freeing pandas' and matplotlib's objects) took ~0.4 s of a
+    ~5 s ``backtest run``.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

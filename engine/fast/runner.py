@@ -146,9 +146,9 @@ def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution)
                   plan.stops, execution.slippage, execution.commission, execution.fill == "next_open", F, I, True,
                   eq, tri, trf)
     t = c.open_time
-    trades = [Trade(int(a), int(b), int(t[a]), int(t[b]), float(ep), float(xp), float(q), float(fe), float(p),
-                    float(r), "stop" if reason == S.REASON_STOP else "signal")
-              for (a, b, reason), (ep, xp, q, fe, p, r) in zip(tri[:I[0, S.N_REC]].tolist(), trf[:I[0, S.N_REC]].tolist())]
+    k = I[0, S.N_REC]
+    trades = list(map(Trade, tri[:k, 0].tolist(), tri[:k, 1].tolist(), t[tri[:k, 0]].tolist(), t[tri[:k, 1]].tolist(),
+                      *trf[:k].T.tolist(), ["stop" if r == S.REASON_STOP else "signal" for r in tri[:k, 2].tolist()]))
     if I[0, S.POS] == 1:
         qty, cost = F[0, S.QTY], F[0, S.ENTRY_COST]
         last = float(c.close[-1])

@@ -69,6 +69,10 @@ def run_document(row: pd.Series, param_names: list[str], result: RunResult, ctx:
     }
 
 
+# One encoder for every trade line: json.dumps with an option builds a new one per call.
+_ONE_LINE = json.JSONEncoder(allow_nan=False).encode
+
+
 def write_json(path: Path, doc: dict) -> None:
     """Indented, except one line per trade (a run can hold thousands)."""
     trades = doc.get("trades")
@@ -76,7 +80,7 @@ def write_json(path: Path, doc: dict) -> None:
         path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
         return
     head = json.dumps({k: v for k, v in doc.items() if k != "trades"}, indent=1, allow_nan=False)
-    lines = ",\n".join("  " + json.dumps(t, allow_nan=False) for t in trades)
+    lines = ",\n".join("  " + _ONE_LINE(t) for t in trades)
     path.write_text(f'{head[:-2]},\n "trades": [\n{lines}\n ]\n}}\n')
 
 
