@@ -40,14 +40,15 @@ def load_candles(path: str | Path, *, symbol: str | None = None, interval: str |
             raise DataError(f"{source}: no such file or folder")
         df = _read_parquet_file(p) if p.suffix == ".parquet" else _read_csv(p)
         validate_frame(df, source)
-        df = _time_filter(df, start, end)
+        df = time_filter(df, start, end)
     validate_frame(df, source)
     iv = interval_to_ms(interval) if interval else None
     candles = Candles.from_frame(df, interval_ms=iv, symbol=symbol or "BTCUSDT", source=source)
     return candles
 
 
-def _time_filter(df: pd.DataFrame, start: int | None, end: int | None) -> pd.DataFrame:
+def time_filter(df: pd.DataFrame, start: int | None, end: int | None) -> pd.DataFrame:
+    """Rows with ``start <= open_time < end`` (either bound may be None)."""
     if start is None and end is None:
         return df
     t = df["open_time"].to_numpy()
@@ -167,4 +168,4 @@ def _read_dataset(root: str, symbol: str | None, interval: str | None, start: in
 
     df, symbol = read_candle_dataset(root, symbol=symbol, interval=interval, start=start, end=end)
     df = _numeric(_rename_columns(df, root), root)
-    return _time_filter(df.sort_values("open_time", kind="stable").reset_index(drop=True), start, end), symbol
+    return time_filter(df.sort_values("open_time", kind="stable").reset_index(drop=True), start, end), symbol

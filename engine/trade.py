@@ -28,4 +28,4 @@ class Trade(NamedTuple):
         return dict(zip(_JSON_KEYS, self))
 
 
-_JSON_KEYS = Trade._fields[:-2] + ("return", "exit_reason")
+_JSON_KEYS = tuple("return" if f == "ret" else f for f in Trade._fields)

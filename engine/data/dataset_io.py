@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from ..candles import CANDLE_COLUMNS
 from ..errors import DataError
+from ..loader import time_filter
 from ..storage_layout import PARTITION_COLUMNS, is_s3_uri, month_partition, series_prefix
 from ..timeutil import to_milliseconds
 from ..validation import validate_frame
@@ -113,18 +114,6 @@ def month_overlaps(year: int, month: int, start: int | None, end: int | None) ->
     """Does month (year, month) hold any time in ``[start, end)``?"""
     lo, hi = _month_bounds(year, month)
     return (start is None or hi > start) and (end is None or lo < end)
-
-
-def _time_filter(df: pd.DataFrame, start: int | None, end: int | None) -> pd.DataFrame:
-    if start is None and end is None:
-        return df
-    t = df["open_time"].to_numpy()
-    keep = np.ones(len(t), dtype=bool)
-    if start is not None:
-        keep &= t >= start
-    if end is not None:
-        keep &= t < end
-    return df.loc[keep].reset_index(drop=True)
 
 
 def _partition_value(name: str, key: str) -> str | None:
@@ -225,7 +214,7 @@ def _read_local(root: str, symbol: str | None, interval: str | None, start: int 
     tables = [_read_table(f) for f in files]
     frame = normalise_frame(pa.concat_tables(tables, promote_options="permissive").to_pandas(), root) \
         if tables else None
-    return _time_filter(merge_frames(frame), start, end), symbol
+    return time_filter(merge_frames(frame), start, end), symbol
 
 
 def _last_open_time_local(root: str, symbol: str, interval: str) -> int | None:
@@ -305,7 +294,7 @@ def _read_s3(root: str, symbol: str | None, interval: str | None, start: int | N
     symbol = _choose(s3_partition_values(root, "symbol", session), symbol, "symbol", root)
     interval = _choose(s3_partition_values(f"{root}symbol={symbol}/", "interval", session), interval, "interval", root)
     df = _s3_read_months(root, symbol, interval, None, start, end, session)
-    return _time_filter(merge_frames(df), start, end), symbol
+    return time_filter(merge_frames(df), start, end), symbol
 
 
 def _last_open_time_s3(root: str, symbol: str, interval: str, session: Any) -> int | None:
