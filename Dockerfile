@@ -17,6 +17,7 @@ RUN pip install -r requirements.txt
 COPY pyproject.toml ./
 COPY engine/ engine/
 COPY batch_jobs/ batch_jobs/
+COPY backtest_cli/ backtest_cli/
 COPY configs/ configs/
 RUN pip install --no-deps -e . \
  && useradd --create-home --uid 10001 backtest \

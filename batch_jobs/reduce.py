@@ -10,32 +10,25 @@ means the report is complete.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from engine import __version__
 from engine.datasource import DataSpec, load_data
 from engine.errors import UserError
-from engine.experiment import data_summary
-from engine.grid import expand_grid
-from engine.report.writer import RunContext, write_report
+from engine.report.run_folder import MANIFEST, write_run_folder
 from engine.storage_layout import report_prefix, s3_uri, shard_key, shards_prefix
-from engine.sweep import combination_count, locate, run_detail
 
 from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
 from .contract import RunTarget, shard_bounds
 from .shard import available_cpus
 from .shardfile import ShardHeader, from_bytes, read_run_config
 
-MANIFEST = "manifest.json"
 #: How many missing shard indices an error message lists before "…".
 LIST_MISSING = 20
 
@@ -101,8 +94,7 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
     t0 = time.perf_counter()
     s3 = session_or_default(session).client("s3")
     cfg, _ = read_run_config(s3, run.config_uri)
-    sweeps = expand_grid(cfg)
-    total = combination_count(sweeps)
+    total = len(cfg.grid)
     summary, headers = load_shards(s3, run)
     fingerprint = check_shards(run, headers, summary, cfg.digest(), total)
     summary = summary.sort_values("combination", kind="stable").reset_index(drop=True)
@@ -115,35 +107,16 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
         raise UserError(f"run {run.run_id}: the candles changed since the shards ran (fingerprint differs); "
                         "pin data.start/data.end in the config and re-run the shards")
     t_load = time.perf_counter()
-    ctx = RunContext(cfg.digest(), candles.fingerprint(), cfg.raw, cfg.report.rank_by, cfg.report.top_k, cfg.capital)
-
-    def detail(g: int):
-        sw, i = locate(sweeps, g)
-        return run_detail(cfg, sw, i, candles)
-
     with tempfile.TemporaryDirectory(prefix=f"reduce-{run.run_id}-") as tmp:
         out = Path(tmp) / "report"
-        ranked = write_report(out, summary, candles, ctx, detail, workers=available_cpus())
-        t_report = time.perf_counter()
-        manifest = {
-            "run_id": run.run_id,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "experiment": cfg.name,
-            "engine": "fast",
-            "engine_version": __version__,
-            "config_hash": ctx.config_hash,
-            "data": data_summary(candles),
-            "combinations": total,
-            "filtered_by_constraints": sum(s.filtered for s in sweeps),
-            "rank_by": cfg.report.rank_by,
-            "notices": sorted({n for h in headers for n in h.notices}),
-            "batch": {"array_size": run.array_size, "config_uri": run.config_uri,
-                      "shards": s3_uri(run.bucket, shards_prefix(run.run_id))},
-            "timings": {"shards_read_s": round(t_shards - t0, 3), "load_s": round(t_load - t_shards, 3),
-                        "report_s": round(t_report - t_load, 3)},
-        }
-        (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        folder = write_run_folder(
+            out, cfg, summary, candles, run_id=run.run_id, workers=available_cpus(),
+            notices=tuple(sorted({n for h in headers for n in h.notices})),
+            timings={"shards_read_s": round(t_shards - t0, 3), "load_s": round(t_load - t_shards, 3)},
+            extra={"batch": {"array_size": run.array_size, "config_uri": run.config_uri,
+                             "shards": s3_uri(run.bucket, shards_prefix(run.run_id))}})
         files = upload_folder(s3, out, run.bucket, report_prefix(run.run_id), last=MANIFEST)
+    ranked = folder.ranked
     best = str(ranked["strategy_id"].iloc[0]) if len(ranked) else None
     return ReduceResult(s3_uri(run.bucket, report_prefix(run.run_id)), total, files, best,
                         round(time.perf_counter() - t0, 3))

@@ -1,7 +1,7 @@
 """``backtest batch shard``: one array child evaluates its contiguous slice of the grid.
 
 Shard ``i`` of ``N`` takes global combinations ``[i*total//N, (i+1)*total//N)`` of the
-grid in its stable order (:func:`engine.grid.expand_grid`), reads only the candle
+grid in its stable order (``Config.grid``), reads only the candle
 partitions its config's ``data`` section needs (``s3://BUCKET/candles/`` through the
 engine loader and awswrangler), runs the slice on the local fast engine with every CPU
 the container may use, and writes ``runs/<run_id>/shards/<i>.parquet`` in one PutObject.
@@ -20,9 +20,8 @@ import numpy as np
 
 from engine import __version__
 from engine.datasource import DataSpec, load_data
-from engine.grid import expand_grid
 from engine.storage_layout import s3_uri, shard_key
-from engine.sweep import combination_count, run_sweep
+from engine.sweep import run_sweep
 
 from .aws import content_type, put_bytes, session_or_default
 from .contract import ShardTask, shard_bounds
@@ -72,14 +71,14 @@ def run_shard(task: ShardTask, *, workers: int | None = None, session: Any = Non
     run = task.run
     s3 = session_or_default(session).client("s3")
     cfg, _ = read_run_config(s3, run.config_uri)
-    total = combination_count(expand_grid(cfg))
+    total = len(cfg.grid)
     first, stop = shard_bounds(task.index, run.array_size, total)
     workers = workers or available_cpus()
     spec = DataSpec.from_config(cfg)
     if stop > first:
         # Candles come through the engine loader (awswrangler, default session and endpoint).
         candles = load_data(spec)
-        result = run_sweep(cfg, candles, indices=np.arange(first, stop), workers=workers, data_spec=spec)
+        result = run_sweep(cfg, candles, indices=np.arange(first, stop), workers=workers)
         summary, notices, fingerprint, n_candles = result.summary, result.notices, candles.fingerprint(), len(candles)
     else:  # more shards than combinations: an empty, still well-formed shard
         import pandas as pd

@@ -18,9 +18,7 @@ from typing import Any
 
 from engine.config import Config, parse_config_text
 from engine.errors import ConfigError, UserError
-from engine.grid import expand_grid
 from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri, submission_key
-from engine.sweep import combination_count
 
 from .aws import object_exists, put_bytes, session_or_default
 from .contract import (REDUCE_COMMAND, SHARD_COMMAND, Deployment, RunTarget, check_array_size, check_run_id,
@@ -92,7 +90,7 @@ def _env(values: dict[str, str]) -> list[dict[str, str]]:
 def submit_run(config_path: Path, deploy: Deployment, array_size: int, *, run_id: str | None = None,
                session: Any = None) -> Submission:
     cfg, body = read_config(config_path)
-    total = combination_count(expand_grid(cfg))
+    total = len(cfg.grid)
     check_array_size(array_size, total)
     notes = data_notes(cfg, deploy.bucket)
     if deploy.job_queue is None or deploy.job_definition is None:

@@ -22,12 +22,12 @@ def main() -> None:
     data = load_data(spec)
     cfg = parse_config(grid(combos))
     t = time.perf_counter()
-    res = run_sweep(cfg, data, engine=engine, data_spec=spec)  # first call: numba compiles
+    res = run_sweep(cfg, data, engine=engine)  # first call: numba compiles
     cold = time.perf_counter() - t
     warm = []
     for _ in range(repeats):
         t = time.perf_counter()
-        run_sweep(cfg, data, engine=engine, data_spec=spec)
+        run_sweep(cfg, data, engine=engine)
         warm.append(time.perf_counter() - t)
     best = min(warm) if warm else cold
     print(json.dumps({

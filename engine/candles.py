@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .timeutil import ms_to_interval
+from .timeutil import format_time, ms_to_interval
 
 #: Columns of a candle frame, in order. ``open_time`` is UTC epoch milliseconds.
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
@@ -39,9 +39,7 @@ class Candles:
     @classmethod
     def from_frame(cls, df: pd.DataFrame, *, interval_ms: int | None = None, symbol: str = "BTCUSDT",
                    source: str = "") -> "Candles":
-        """Build from a frame that already passed :func:`engine.validation.validate_frame`."""
-        from .validation import gap_report, infer_interval_ms
-
+        """Build from a frame that already passed :func:`engine.candle_checks.validate_frame`."""
         t = np.ascontiguousarray(df["open_time"].to_numpy(dtype=np.int64))
         iv = interval_ms or infer_interval_ms(t)
         cols = {c: np.ascontiguousarray(df[c].to_numpy(dtype=np.float64)) for c in CANDLE_COLUMNS[1:]}
@@ -52,8 +50,6 @@ class Candles:
         return pd.DataFrame({c: getattr(self, c) for c in CANDLE_COLUMNS})
 
     def slice(self, start: int, stop: int) -> "Candles":
-        from .validation import gap_report
-
         t = self.open_time[start:stop]
         return Candles(t, self.open[start:stop], self.high[start:stop], self.low[start:stop],
                        self.close[start:stop], self.volume[start:stop], self.interval_ms,
@@ -77,9 +73,41 @@ class GapReport:
     missing_bars: int
 
     def describe(self, interval_ms: int) -> str:
-        from .timeutil import format_time
-
         if self.count == 0:
             return "no gaps"
         return (f"{self.count} gap(s), {self.missing_bars} missing bar(s); largest "
                 f"{self.largest_ms // interval_ms - 1} bar(s) before {format_time(self.largest_at)}")
+
+
+def infer_interval_ms(open_time: np.ndarray) -> int:
+    """The bar length: the most common step between consecutive open times."""
+    if len(open_time) < 2:
+        return 60_000
+    steps, counts = np.unique(np.diff(open_time), return_counts=True)
+    return int(steps[np.argmax(counts)])
+
+
+def gap_report(open_time: np.ndarray, interval_ms: int) -> GapReport:
+    """Count holes in the series. Gaps are reported, never filled."""
+    if len(open_time) < 2:
+        return GapReport(0, 0, None, 0)
+    d = np.diff(open_time)
+    gaps = np.flatnonzero(d > interval_ms)
+    if gaps.size == 0:
+        return GapReport(0, 0, None, 0)
+    j = int(gaps[np.argmax(d[gaps])])
+    missing = int(((d[gaps] // interval_ms) - 1).sum())
+    return GapReport(int(gaps.size), int(d[j]), int(open_time[j + 1]), missing)
+
+
+def time_filter(df: pd.DataFrame, start: int | None, end: int | None) -> pd.DataFrame:
+    """Rows with ``start <= open_time < end`` (either bound may be None)."""
+    if start is None and end is None:
+        return df
+    t = df["open_time"].to_numpy()
+    keep = np.ones(len(df), dtype=bool)
+    if start is not None:
+        keep &= t >= start
+    if end is not None:
+        keep &= t < end
+    return df.loc[keep].reset_index(drop=True)

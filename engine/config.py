@@ -8,6 +8,7 @@ the value and what was expected.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,13 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
+from .execution import FILL_MODES, Execution
+from .grid import Grid, expand_grid
+from .metrics import METRICS
+from .strategies import get_strategy
+from .timeutil import interval_to_ms, parse_time
 
-FILL_MODES = ("close", "next_open")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
@@ -30,13 +35,6 @@ class DataConfig:
     end: str | None = None
     synthetic_bars: int = 70_080
     seed: int = 42
-
-
-@dataclass(frozen=True)
-class ExecutionConfig:
-    commission: float = 0.001
-    slippage: float = 0.0005
-    fill: str = "close"
 
 
 @dataclass(frozen=True)
@@ -60,18 +58,17 @@ class StrategyGrid:
 class Config:
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
-    capital: float = 100_000.0
+    execution: Execution = field(default_factory=Execution)
     stop_loss: tuple[float | None, ...] = (0.02,)
     strategies: tuple[StrategyGrid, ...] = ()
     workers: int | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    #: every combination, expanded once at parse time
+    grid: Grid = field(default_factory=lambda: Grid(()), compare=False, repr=False)
 
     def digest(self) -> str:
         """SHA-256 of the canonical config (key order and formatting do not matter)."""
-        import json
-
         return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -152,9 +149,6 @@ def _string(key: str, value: Any) -> str:
 def _time(key: str, value: Any) -> str | None:
     if value is None:
         return None
-    from .timeutil import parse_time
-    from .errors import UserError
-
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
     try:
         parse_time(text)
@@ -208,9 +202,6 @@ def parse_config(doc: dict) -> Config:
         seed=_number("data.seed", d.get("seed", 42), low=0, integer=True),
     )
     if data.interval is not None:
-        from .timeutil import interval_to_ms
-        from .errors import UserError
-
         try:
             interval_to_ms(data.interval)
         except UserError:
@@ -220,13 +211,13 @@ def parse_config(doc: dict) -> Config:
     fill = e.get("fill", "close")
     if fill not in FILL_MODES:
         raise ConfigError(f"execution.fill: {fill!r}; expected one of {', '.join(FILL_MODES)}")
-    execution = ExecutionConfig(
+    capital = _number("portfolio.capital", _section(doc, "portfolio").get("capital", 100_000), low=0, low_open=True)
+    execution = Execution(
+        capital=capital,
         commission=_number("execution.commission", e.get("commission", 0.001), low=0, high=0.1, high_open=True),
         slippage=_number("execution.slippage", e.get("slippage", 0.0005), low=0, high=0.1, high_open=True),
         fill=fill,
     )
-    capital = _number("portfolio.capital", _section(doc, "portfolio").get("capital", 100_000), low=0, low_open=True)
-
     stops = []
     for v in _values("risk.stop_loss", _section(doc, "risk").get("stop_loss", 0.02)):
         stop = None if v is None or v == 0 else _number("risk.stop_loss", v, low=0, high=1, low_open=True,
@@ -240,8 +231,6 @@ def parse_config(doc: dict) -> Config:
         raise ConfigError("strategies: expected a mapping of strategy name to parameters, e.g. "
                           "strategies: {ma_crossover: {short_window: [5, 10]}}")
     grids = []
-    from .strategies import get_strategy
-
     for sname, params in strat_doc.items():
         cls = get_strategy(str(sname))
         params = params or {}
@@ -260,16 +249,12 @@ def parse_config(doc: dict) -> Config:
         workers = _number("parallel.workers", workers, low=1, integer=True)
 
     r = _section(doc, "report")
-    from .metrics import METRICS
-
     rank_by = r.get("rank_by", "sharpe")
     if rank_by not in METRICS:
         raise ConfigError(f"report.rank_by: {rank_by!r}; expected one of {', '.join(METRICS)}")
     report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, integer=True), rank_by=rank_by)
 
-    cfg = Config(name=name, data=data, execution=execution, capital=capital, stop_loss=tuple(stops),
-                 strategies=tuple(grids), workers=workers, report=report, raw=doc)
-    from .grid import expand_grid
-
-    expand_grid(cfg)  # type-checks every value and rejects a grid whose combinations are all invalid
-    return cfg
+    # Type-checks every value and rejects a grid whose combinations are all invalid.
+    grid = expand_grid(grids, stops)
+    return Config(name=name, data=data, execution=execution, stop_loss=tuple(stops), strategies=tuple(grids),
+                  workers=workers, report=report, raw=doc, grid=grid)

@@ -1,8 +1,7 @@
-"""One experiment end to end: load data, sweep, rank, write the run folder."""
+"""One experiment end to end: config, then data, then the expanded grid, then the sweep, then the report."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -12,13 +11,12 @@ from typing import Callable
 
 import pandas as pd
 
-from . import __version__
 from .candles import Candles
 from .config import Config
 from .datasource import DataSpec, load_data
-from .report.writer import ChartPool, RunContext, write_report
-from .sweep import SweepResult, combination_count, locate, run_detail, run_sweep
-from .timeutil import format_time
+from .report.run_folder import write_run_folder
+from .report.writer import ChartPool
+from .sweep import SweepResult, run_sweep
 
 Progress = Callable[[float], None]
 
@@ -46,16 +44,6 @@ def new_run_dir(out_root: Path, cfg: Config, run_id: str | None = None) -> Path:
     raise RuntimeError(f"could not create a new run folder under {out_root}")
 
 
-def data_summary(c: Candles) -> dict:
-    return {
-        "source": c.source, "symbol": c.symbol, "interval": c.interval, "rows": len(c),
-        "first_open_time": format_time(c.open_time[0]), "last_open_time": format_time(c.open_time[-1]),
-        "gaps": c.gaps.count if c.gaps else 0,
-        "gaps_detail": c.gaps.describe(c.interval_ms) if c.gaps else "no gaps",
-        "fingerprint": c.fingerprint(),
-    }
-
-
 def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str = "fast", workers: int | None = None,
                    run_id: str | None = None, candles: Candles | None = None,
                    on_sweep_start: Callable[[int, Candles], Progress | None] | None = None) -> ExperimentResult:
@@ -63,37 +51,11 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
     with ChartPool(workers or cfg.workers or os.cpu_count() or 1) as charts:
         candles = candles if candles is not None else load_data(spec)
         t_load = time.perf_counter()
-        from .grid import expand_grid
-
-        total = combination_count(expand_grid(cfg))
-        progress = on_sweep_start(total, candles) if on_sweep_start else None
-        result = run_sweep(cfg, candles, engine=engine, workers=workers, data_spec=spec, progress=progress)
+        progress = on_sweep_start(len(cfg.grid), candles) if on_sweep_start else None
+        result = run_sweep(cfg, candles, engine=engine, workers=workers, progress=progress)
         t_sweep = time.perf_counter()
         run_dir = new_run_dir(out_root, cfg, run_id)
-        ctx = RunContext(cfg.digest(), candles.fingerprint(), cfg.raw, cfg.report.rank_by, cfg.report.top_k,
-                         cfg.capital)
-
-        def detail(g: int):
-            sw, i = locate(result.sweeps, g)
-            return run_detail(cfg, sw, i, candles, engine=engine)
-
-        ranked = write_report(run_dir, result.summary, candles, ctx, detail, charts=charts)
-    t_report = time.perf_counter()
-    timings = {"load_s": round(t_load - t0, 3), "sweep_s": round(t_sweep - t_load, 3),
-               "report_s": round(t_report - t_sweep, 3)}
-    manifest = {
-        "run_id": run_dir.name,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "experiment": cfg.name,
-        "engine": engine,
-        "engine_version": __version__,
-        "config_hash": ctx.config_hash,
-        "data": data_summary(candles),
-        "combinations": total,
-        "filtered_by_constraints": sum(s.filtered for s in result.sweeps),
-        "rank_by": cfg.report.rank_by,
-        "notices": list(result.notices),
-        "timings": timings,
-    }
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return ExperimentResult(run_dir, ranked, candles, result, timings)
+        timings = {"load_s": round(t_load - t0, 3), "sweep_s": round(t_sweep - t_load, 3)}
+        folder = write_run_folder(run_dir, cfg, result.summary, candles, run_id=run_dir.name, engine=engine,
+                                  notices=result.notices, timings=timings, charts=charts)
+    return ExperimentResult(run_dir, folder.ranked, candles, result, folder.manifest["timings"])

@@ -1,5 +1,8 @@
 """Job builder: a config's strategy grids expanded into combinations, in a stable order.
 
+The grid is expanded once, when the config is parsed (``Config.grid``), and carried
+from there through the sweep, the workers and the report.
+
 Order: strategies as in the config; within one, the Cartesian product of the
 declared parameters (declaration order, values as given, last parameter
 fastest) and then ``risk.stop_loss``. Combinations that break a declared
@@ -10,11 +13,10 @@ holding every combination, so they must use operators (``<``, ``&``, ``|``), not
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -59,9 +61,43 @@ class StrategySweep:
         return "_".join(parts)
 
 
-def expand_grid(cfg) -> list[StrategySweep]:
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """Every combination of a config: its strategy sweeps in order, global indices across them."""
+
+    sweeps: tuple[StrategySweep, ...]
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.sweeps)
+
+    def __iter__(self) -> Iterator[StrategySweep]:
+        return iter(self.sweeps)
+
+    @property
+    def filtered(self) -> int:
+        return sum(s.filtered for s in self.sweeps)
+
+    def locate(self, g: int) -> tuple[StrategySweep, int]:
+        """The sweep and local index of global combination ``g``."""
+        for sw in self.sweeps:
+            if g < len(sw):
+                return sw, g
+            g -= len(sw)
+        raise IndexError(g)
+
+    def combinations(self) -> Iterator[tuple[int, StrategySweep, int]]:
+        """(global index, sweep, index within sweep) in the stable order."""
+        g = 0
+        for sw in self.sweeps:
+            for i in range(len(sw)):
+                yield g, sw, i
+                g += 1
+
+
+def expand_grid(strategies: Sequence, stop_loss: Sequence[float | None]) -> Grid:
+    """Expand ``strategies`` (config ``StrategyGrid``s) crossed with the stop-loss values."""
     sweeps = []
-    for grid in cfg.strategies:
+    for grid in strategies:
         cls = get_strategy(grid.name)
         specs = cls.param_specs()
         given = grid.as_dict()
@@ -69,7 +105,7 @@ def expand_grid(cfg) -> list[StrategySweep]:
         for pname, (ptype, default) in specs.items():
             bound = cls.bounds.get(pname)
             axes[pname] = [coerce_param(cls.name, pname, ptype, v, bound) for v in given.get(pname, [default])]
-        axes["stop_loss"] = [math.nan if s is None else s for s in cfg.stop_loss]
+        axes["stop_loss"] = [math.nan if s is None else s for s in stop_loss]
         shape = [len(v) for v in axes.values()]
         total = math.prod(shape)
         idx = np.indices(shape).reshape(len(shape), total) if total else np.zeros((len(shape), 0), int)
@@ -92,12 +128,4 @@ def expand_grid(cfg) -> list[StrategySweep]:
         columns = {k: np.ascontiguousarray(v[mask]) for k, v in columns.items()}
         swept = tuple(k for k, v in axes.items() if len(v) > 1)
         sweeps.append(StrategySweep(cls, columns, swept, int(total - mask.sum())))
-    return sweeps
-
-
-def iter_combinations(sweeps: list[StrategySweep]) -> Iterator[tuple[int, StrategySweep, int]]:
-    """(global index, sweep, index within sweep) in the stable order."""
-    g = itertools.count()
-    for sw in sweeps:
-        for i in range(len(sw)):
-            yield next(g), sw, i
+    return Grid(tuple(sweeps))

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .candles import CANDLE_COLUMNS, Candles
+from .candles import CANDLE_COLUMNS, Candles, time_filter
+from .data.dataset_io import read_candle_dataset
 from .errors import DataError
 from .storage_layout import is_s3_uri
 from .timeutil import interval_to_ms, to_milliseconds
-from .validation import validate_frame
+from .candle_checks import validate_frame
 
 KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
                  "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore")
@@ -45,19 +46,6 @@ def load_candles(path: str | Path, *, symbol: str | None = None, interval: str |
     iv = interval_to_ms(interval) if interval else None
     candles = Candles.from_frame(df, interval_ms=iv, symbol=symbol or "BTCUSDT", source=source)
     return candles
-
-
-def time_filter(df: pd.DataFrame, start: int | None, end: int | None) -> pd.DataFrame:
-    """Rows with ``start <= open_time < end`` (either bound may be None)."""
-    if start is None and end is None:
-        return df
-    t = df["open_time"].to_numpy()
-    keep = np.ones(len(df), dtype=bool)
-    if start is not None:
-        keep &= t >= start
-    if end is not None:
-        keep &= t < end
-    return df.loc[keep].reset_index(drop=True)
 
 
 def _numeric(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -164,8 +152,6 @@ def _read_parquet_file(path: Path) -> pd.DataFrame:
 def _read_dataset(root: str, symbol: str | None, interval: str | None, start: int | None,
                   end: int | None) -> tuple[pd.DataFrame, str | None]:
     """Read only the partitions the symbol/interval/time filter needs."""
-    from .data.dataset_io import read_candle_dataset
-
     df, symbol = read_candle_dataset(root, symbol=symbol, interval=interval, start=start, end=end)
     df = _numeric(_rename_columns(df, root), root)
     return time_filter(df.sort_values("open_time", kind="stable").reset_index(drop=True), start, end), symbol

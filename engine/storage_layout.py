@@ -10,6 +10,12 @@ Layout under a bucket (or a local root):
     runs/<run_id>/submission.json                      its AWS Batch job ids
     runs/<run_id>/shards/<index>.parquet               one array child's rows
     runs/<run_id>/report/                              the reduced report
+    locks/symbol=S/interval=I.json                     a series writer's lease (conditional put)
+    locks/binance-blocked.json                         "blocked until" after an HTTP 418 ban
+    meta/symbol=S/interval=I/outages.json              ranges the exchange confirmed empty
+
+Nothing but Parquet lives under ``candles/``: a dataset read of that prefix
+(``wr.s3.read_parquet(..., dataset=True)``) must see only partitions.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from typing import NamedTuple
 RAW_PREFIX = "raw/"
 CANDLES_PREFIX = "candles/"
 RUNS_PREFIX = "runs/"
+LOCKS_PREFIX = "locks/"
+META_PREFIX = "meta/"
+BLOCKED_KEY = f"{LOCKS_PREFIX}binance-blocked.json"
 
 PARTITION_COLUMNS = ("symbol", "interval", "year", "month")
 
@@ -69,6 +78,20 @@ def candles_prefix(symbol: str | None = None, interval: str | None = None) -> st
 def raw_batch_key(symbol: str, interval: str, first_open_ms: int, last_open_ms: int) -> str:
     """Deterministic key of a fetched batch: a repeat overwrites the same object."""
     return f"{RAW_PREFIX}{series_prefix(symbol, interval)}{first_open_ms}-{last_open_ms}.json"
+
+
+def series_lock_key(symbol: str, interval: str) -> str:
+    """The lease every writer of one series takes (Lambda, ``data fetch/backfill/build`` on S3)."""
+    return f"{LOCKS_PREFIX}symbol={symbol}/interval={interval}.json"
+
+
+def series_meta_prefix(symbol: str, interval: str) -> str:
+    return META_PREFIX + series_prefix(symbol, interval)
+
+
+def outages_key(symbol: str, interval: str) -> str:
+    """Ranges the exchange answered empty for this series (real outages), so they are not asked again."""
+    return f"{series_meta_prefix(symbol, interval)}outages.json"
 
 
 def run_prefix(run_id: str) -> str:

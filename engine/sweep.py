@@ -1,10 +1,10 @@
 """Grid runner: config -> strategy factory -> job builder -> engine, in a stable order.
 
 The fast path evaluates each strategy's combinations in one streaming pass on
-numba threads. The reference engine runs one job per combination in a
-shared-nothing multiprocessing pool: each worker loads the data once (from the
-``DataSpec``) and receives only combination indices. Results come back in grid
-order whatever the worker count.
+numba threads. The reference engine runs one job per combination in a forked
+multiprocessing pool: each worker inherits the config (with its expanded grid)
+and the candles, and receives only combination indices. Results come back in
+grid order whatever the worker count.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import pandas as pd
 
 from .candles import Candles
 from .config import Config
-from .datasource import DataSpec, load_data
-from .grid import StrategySweep, expand_grid
+from .grid import Grid, StrategySweep
 from .metrics import METRICS
-from .reference.engine import BacktestingEngine, RunResult
+from .reference.engine import BacktestingEngine
+from .result import RunResult
 
 ENGINES = ("fast", "reference")
 Progress = Callable[[float], None]
@@ -31,41 +31,19 @@ Progress = Callable[[float], None]
 @dataclass(frozen=True)
 class SweepResult:
     summary: pd.DataFrame  # one row per combination, in grid order
-    sweeps: list[StrategySweep]
+    grid: Grid
     notices: tuple[str, ...]  # e.g. a strategy that fell back to the reference engine
 
 
-def combination_count(sweeps: list[StrategySweep]) -> int:
-    return sum(len(s) for s in sweeps)
-
-
-def locate(sweeps: list[StrategySweep], g: int) -> tuple[StrategySweep, int]:
-    """The sweep and local index of global combination ``g``."""
-    for sw in sweeps:
-        if g < len(sw):
-            return sw, g
-        g -= len(sw)
-    raise IndexError(g)
-
-
-def _execution(cfg: Config):
-    from .fast.runner import Execution
-
-    e = cfg.execution
-    return Execution(cfg.capital, e.slippage, e.commission, e.fill)
-
-
 def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: int | None = None,
-              data_spec: DataSpec | None = None, indices: np.ndarray | None = None,
-              progress: Progress | None = None) -> SweepResult:
-    """Evaluate the combinations ``indices`` (global grid positions; default all)."""
-    sweeps = expand_grid(cfg)
-    total = combination_count(sweeps)
+              indices: np.ndarray | None = None, progress: Progress | None = None) -> SweepResult:
+    """Evaluate the combinations ``indices`` of ``cfg.grid`` (global positions; default all)."""
+    total = len(cfg.grid)
     wanted = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
     workers = workers or cfg.workers or os.cpu_count() or 1
     frames, notices = [], []
     offset = 0
-    for sw in sweeps:
+    for sw in cfg.grid:
         local = wanted[(wanted >= offset) & (wanted < offset + len(sw))] - offset
         if len(local):
             use = engine
@@ -76,11 +54,11 @@ def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: i
             if use == "fast":
                 cols = _fast(sw, local, candles, cfg, workers, progress)
             else:
-                cols = _reference(cfg, offset, local, candles, workers, data_spec, progress)
+                cols = _reference(cfg, offset, local, candles, workers, progress)
             frames.append(_frame(sw, local, offset, cols))
         offset += len(sw)
     summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return SweepResult(summary, sweeps, tuple(notices))
+    return SweepResult(summary, cfg.grid, tuple(notices))
 
 
 def _frame(sw: StrategySweep, local: np.ndarray, offset: int, cols: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -103,36 +81,31 @@ def _fast(sw, local, candles, cfg, workers, progress) -> dict[str, np.ndarray]:
     from .fast import runner
 
     numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
-    return runner.sweep(sw, candles, _execution(cfg), indices=local, progress=progress)
+    return runner.sweep(sw, candles, cfg.execution, indices=local, progress=progress)
 
 
 # --- reference engine pool ------------------------------------------------
 _worker: dict = {}
 
 
-def _init_worker(cfg_raw: dict, spec: DataSpec) -> None:
-    from .config import parse_config
-
-    _worker["cfg"] = cfg = parse_config(cfg_raw)
-    _worker["sweeps"] = expand_grid(cfg)
-    _worker["candles"] = load_data(spec)
+def _init_worker(cfg: Config, candles: Candles) -> None:
+    # A forked child inherits both objects; nothing is pickled or parsed again.
+    _worker.update(cfg=cfg, candles=candles)
 
 
 def reference_run(cfg: Config, sw: StrategySweep, i: int, candles: Candles) -> RunResult:
-    e = cfg.execution
-    return BacktestingEngine(candles, sw.instance(i), capital=cfg.capital, slippage=e.slippage,
-                             commission=e.commission, stop_loss=sw.stop_loss(i), fill=e.fill).run()
+    return BacktestingEngine(candles, sw.instance(i), cfg.execution, stop_loss=sw.stop_loss(i)).run()
 
 
 def _job(g: int) -> dict:
-    sw, i = locate(_worker["sweeps"], g)
+    sw, i = _worker["cfg"].grid.locate(g)
     return reference_run(_worker["cfg"], sw, i, _worker["candles"]).metrics
 
 
-def _reference(cfg, offset, local, candles, workers, spec, progress) -> dict[str, np.ndarray]:
+def _reference(cfg, offset, local, candles, workers, progress) -> dict[str, np.ndarray]:
     jobs = [int(i) + offset for i in local]
-    if workers <= 1 or len(jobs) == 1 or spec is None:
-        _worker.update(cfg=cfg, sweeps=expand_grid(cfg), candles=candles)
+    if workers <= 1 or len(jobs) == 1:
+        _init_worker(cfg, candles)
         results = []
         for g in jobs:
             results.append(_job(g))
@@ -141,7 +114,7 @@ def _reference(cfg, offset, local, candles, workers, spec, progress) -> dict[str
     else:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg.raw, spec)) as pool:
+        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles)) as pool:
             results = []
             for res in pool.imap(_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
                 results.append(res)
@@ -155,5 +128,5 @@ def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engi
     if engine == "fast" and sw.strategy.fast_path():
         from .fast import runner
 
-        return runner.detail(sw, i, candles, _execution(cfg))
+        return runner.detail(sw, i, candles, cfg.execution)
     return reference_run(cfg, sw, i, candles)

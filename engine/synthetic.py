@@ -54,7 +54,7 @@ import numpy as np
 
 from .candles import Candles
 from .errors import UserError
-from .validation import gap_report
+from .candles import gap_report
 
 __all__ = ["generate_candles", "DEFAULT_BARS"]
 

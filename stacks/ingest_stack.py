@@ -39,7 +39,7 @@ ENGINE_MODULES = (
     "engine/timeutil.py",
     "engine/storage_layout.py",
     "engine/candles.py",
-    "engine/validation.py",
+    "engine/candle_checks.py",
     "engine/loader.py",
 )
 CODE_EXCLUDE = [

@@ -45,7 +45,7 @@ report: {{top_k: 2, rank_by: sharpe}}
 
 def _shard_processes(aws, job_env: dict[str, str], indices) -> list[subprocess.Popen]:
     """One `backtest batch shard` process per index, as AWS Batch would start the array children."""
-    return [subprocess.Popen([sys.executable, "-m", "engine.cli", "batch", "shard"], cwd=REPO,
+    return [subprocess.Popen([sys.executable, "-m", "backtest_cli", "batch", "shard"], cwd=REPO,
                              env=aws.subprocess_env(**job_env, AWS_BATCH_JOB_ARRAY_INDEX=str(i)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in indices]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.cli import main
+from backtest_cli import main
 
 SMALL = """
 experiment: {name: small}
@@ -259,7 +259,7 @@ def _console(args: list[str]):
     import sys
 
     repo = Path(__file__).resolve().parent.parent
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=repo, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "backtest_cli", *args], cwd=repo, capture_output=True, text=True,
                           timeout=600)
 
 

@@ -94,7 +94,7 @@ def test_killed_process_then_rerun_completes(binance_fake, tmp_path, capsys):
     out = tmp_path / "ds"
     argv = ["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15m", "--start", "2024-01-01",
             "--out", str(out), "--base-url", fake.base_url]
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *argv], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "backtest_cli", *argv], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # SIGKILL the child as it asks for the 4th page: no handler, no cleanup, like a crash.
     fake.on_klines = lambda index: os.kill(proc.pid, signal.SIGKILL) if index == 3 else None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.cli import main
+from backtest_cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -77,7 +77,7 @@ def test_dockerignore_excludes_local_state_but_keeps_the_code():
     for path in (".venv/bin/python", "cdk.out/manifest.json", "results/run/summary.csv", "data/symbol=BTCUSDT/x",
                  "node_modules/aws-cdk/package.json", ".git/HEAD", "engine/__pycache__/x.pyc"):
         assert _ignored(path, patterns), path
-    for path in ("engine/cli/__init__.py", "configs/default.yaml", "requirements.txt", "pyproject.toml",
+    for path in ("backtest_cli/__init__.py", "configs/default.yaml", "requirements.txt", "pyproject.toml",
                  "batch_jobs/shard.py"):
         assert not _ignored(path, patterns), path
 

@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from engine.candles import Candles
 from engine.config import parse_config
 from engine.fast import runner
-from engine.fast.runner import Execution
-from engine.grid import expand_grid
+from engine.execution import Execution
 from engine.metrics import INT_METRICS
 from engine.reference import BacktestingEngine
 
@@ -164,14 +163,13 @@ def test_fast_path_matches_reference(candles, strat, fill, slippage, commission,
         "risk": {"stop_loss": [stop_loss, other_stop]},
         "execution": {"commission": commission, "slippage": slippage, "fill": fill},
     })
-    (sw,) = expand_grid(cfg)
+    (sw,) = cfg.grid
     matches = [i for i in range(len(sw)) if sw.params(i) == params and sw.stop_loss(i) == stop_loss]
     assert len(matches) == 1
     i = matches[0]
 
     ex = Execution(CAPITAL, slippage, commission, fill)
-    ref = BacktestingEngine(candles, sw.strategy(**params), capital=CAPITAL, slippage=slippage,
-                            commission=commission, stop_loss=stop_loss, fill=fill).run()
+    ref = BacktestingEngine(candles, sw.strategy(**params), ex, stop_loss=stop_loss).run()
     det = runner.detail(sw, i, candles, ex)
 
     event(f"bars: {'1-5' if len(candles) <= 5 else '6-60' if len(candles) <= 60 else '61-400'}")
@@ -222,12 +220,11 @@ def test_whole_grid_matches_reference_on_one_series(name):
     for fill in ("close", "next_open"):
         cfg = parse_config({"strategies": {name: grids[name]}, "risk": {"stop_loss": [None, 0.01, 0.05]},
                             "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
-        (sw,) = expand_grid(cfg)
+        (sw,) = cfg.grid
         ex = Execution(CAPITAL, 0.0005, 0.001, fill)
         cols = runner.sweep(sw, candles, ex, chunk=64)
         for i in range(len(sw)):
-            ref = BacktestingEngine(candles, sw.strategy(**sw.params(i)), capital=CAPITAL, slippage=0.0005,
-                                    commission=0.001, stop_loss=sw.stop_loss(i), fill=fill).run()
+            ref = BacktestingEngine(candles, sw.strategy(**sw.params(i)), ex, stop_loss=sw.stop_loss(i)).run()
             det = runner.detail(sw, i, candles, ex)
             assert_same_trades(ref.trades, det.trades)
             assert_same_metrics(ref.metrics, det.metrics, f"{fill} {i} detail")

@@ -16,8 +16,7 @@ import pytest
 from engine.candles import Candles
 from engine.config import parse_config
 from engine.fast import runner
-from engine.fast.runner import Execution
-from engine.grid import expand_grid
+from engine.execution import Execution
 from engine.metrics import INT_METRICS, METRICS, compute_metrics
 from engine.reference import BacktestingEngine
 from engine.trade import Trade
@@ -235,14 +234,13 @@ def test_streamed_metrics_equal_reference(name):
     strategies, fill, stops = SCENARIOS[name]
     cfg = parse_config({"strategies": strategies, "risk": {"stop_loss": stops},
                         "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
-    (sw,) = expand_grid(cfg)
+    (sw,) = cfg.grid
     candles = _walk(3000, seed=len(name), flat_every=7)
     ex = Execution(100_000.0, 0.0005, 0.001, fill)
     cols = runner.sweep(sw, candles, ex, chunk=512)
     traded = 0
     for i in range(len(sw)):
-        ref = BacktestingEngine(candles, sw.strategy(**sw.params(i)), capital=100_000.0, slippage=0.0005,
-                                commission=0.001, stop_loss=sw.stop_loss(i), fill=fill).run()
+        ref = BacktestingEngine(candles, sw.strategy(**sw.params(i)), ex, stop_loss=sw.stop_loss(i)).run()
         row = {k: (None if isinstance(v[i].item(), float) and math.isnan(v[i].item()) else v[i].item())
                for k, v in cols.items()}
         assert_same_metrics(ref.metrics, row)

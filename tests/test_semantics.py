@@ -22,7 +22,7 @@ from numba import njit
 
 from engine.candles import Candles
 from engine.fast import runner
-from engine.fast.runner import Execution
+from engine.execution import Execution
 from engine.grid import StrategySweep
 from engine.reference import BacktestingEngine
 from engine.strategies import ENTRY, EXIT, MACrossover, Strategy
@@ -76,8 +76,8 @@ def one_combination(cls, params: dict, stop_loss) -> StrategySweep:
 
 def run(engine, candles, cls=Threshold, *, fill="close", slippage=0.0, commission=0.0, stop_loss=None, **params):
     if engine == "reference":
-        return BacktestingEngine(candles, cls(**params), capital=CAPITAL, slippage=slippage, commission=commission,
-                                 stop_loss=stop_loss, fill=fill).run()
+        return BacktestingEngine(candles, cls(**params), Execution(CAPITAL, slippage, commission, fill),
+                                 stop_loss=stop_loss).run()
     sw = one_combination(cls, params, stop_loss)
     ex = Execution(CAPITAL, slippage, commission, fill)
     res = runner.detail(sw, 0, candles, ex)
@@ -519,8 +519,8 @@ def test_ma_crossover_next_open(engine):
 def test_docs_worked_example(fill):
     c = bars([(100, 101, 99, 100), (100, 104, 100, 103), (103, 103, 96, 97), (97, 98, 94, 95), (95, 96, 94, 96)])
     for engine_name in ("reference", "fast"):
-        r = BacktestingEngine(c, Threshold(buy_at=100), capital=10_000.0, slippage=0.001, commission=0.001,
-                              stop_loss=0.05, fill=fill).run() if engine_name == "reference" else \
+        r = BacktestingEngine(c, Threshold(buy_at=100), Execution(10_000.0, 0.001, 0.001, fill),
+                              stop_loss=0.05).run() if engine_name == "reference" else \
             runner.detail(one_combination(Threshold, {"buy_at": 100}, 0.05), 0, c,
                           Execution(10_000.0, 0.001, 0.001, fill))
         (t,) = r.trades

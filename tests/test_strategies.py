@@ -8,6 +8,7 @@ from numba import njit
 
 from engine.candles import Candles
 from engine.errors import ConfigError
+from engine.execution import Execution
 from engine.indicators import EMA, RSI, SMA, Highest, Lowest
 from engine.reference import BacktestingEngine, DataFeed
 from engine.strategies import (ENTRY, EXIT, REGISTRY, Action, Bound, DonchianBreakout, MACrossover, RSIReversion,
@@ -186,8 +187,8 @@ def _candles(closes):
 
 
 def test_stateful_strategy_runs_on_reference_engine():
-    r = BacktestingEngine(_candles([100, 101, 102, 103, 104]), HoldTwoBars(), capital=1000.0, slippage=0.0,
-                          commission=0.0, stop_loss=None).run()
+    r = BacktestingEngine(_candles([100, 101, 102, 103, 104]), HoldTwoBars(),
+                          Execution(1000.0, 0.0, 0.0)).run()
     assert [(t.entry_bar, t.exit_bar, t.exit_reason) for t in r.trades] == [(0, 2, "signal")]
     assert r.trades[0].pnl == pytest.approx(1000 / 100 * 102 - 1000)
 

@@ -15,7 +15,7 @@ from engine.candles import Candles
 from engine.errors import UserError
 from engine.synthetic import DEFAULT_BARS, _ar1, _exp, _log, generate_candles
 from engine.timeutil import periods_per_year
-from engine.validation import validate_frame
+from engine.candle_checks import validate_frame
 
 DAY = 96    # 15-minute bars
 WEEK = 7 * DAY

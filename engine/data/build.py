@@ -11,7 +11,8 @@ import pandas as pd
 from ..candles import GapReport
 from ..errors import DataError
 from ..timeutil import interval_to_ms, ms_to_interval
-from ..validation import gap_report, infer_interval_ms, validate_frame
+from ..candle_checks import validate_frame
+from ..candles import gap_report, infer_interval_ms
 from .dataset_io import merge_frames, normalise_frame, upsert_candles
 from .kline_csv import is_kline_csv, read_kline_csv
 

@@ -25,12 +25,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..candles import CANDLE_COLUMNS
+from ..candles import CANDLE_COLUMNS, time_filter
 from ..errors import DataError
-from ..loader import time_filter
 from ..storage_layout import PARTITION_COLUMNS, is_s3_uri, month_partition, series_prefix
 from ..timeutil import to_milliseconds
-from ..validation import validate_frame
+from ..candle_checks import validate_frame
 
 PART_FILE = "part-0.parquet"
 #: Extra Binance kline fields kept when known (null otherwise).

@@ -15,7 +15,7 @@ import numpy as np
 from ..candles import GapReport
 from ..errors import UserError
 from ..timeutil import format_time, interval_to_ms
-from ..validation import gap_report
+from ..candles import gap_report
 from .dataset_io import last_open_time, upsert_candles
 from .klines import KlinesClient
 

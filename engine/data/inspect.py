@@ -13,7 +13,8 @@ from ..candles import GapReport
 from ..errors import DataError
 from ..storage_layout import is_s3_uri
 from ..timeutil import format_time, interval_to_ms, ms_to_interval
-from ..validation import gap_report, infer_interval_ms, validate_frame
+from ..candle_checks import validate_frame
+from ..candles import gap_report, infer_interval_ms
 from .dataset_io import (local_partitions, merge_frames, month_key, partition_files, partition_values,
                          read_candle_dataset, read_parquet_file, s3_partition_values, s3_root)
 

@@ -15,7 +15,8 @@ import numpy as np
 from ..candles import Candles
 from ..grid import StrategySweep
 from ..indicators import Indicator
-from ..reference.engine import RunResult
+from ..execution import Execution
+from ..result import RunResult
 from ..timeutil import periods_per_year
 from ..trade import Trade
 from . import state as S
@@ -25,14 +26,6 @@ from .specialize import kernel_for
 #: Bars per time chunk. The indicator block for a chunk stays cache-resident
 #: while every combination streams over it.
 CHUNK = 4096
-
-
-@dataclass(frozen=True)
-class Execution:
-    capital: float
-    slippage: float
-    commission: float
-    fill: str
 
 
 @dataclass(frozen=True)

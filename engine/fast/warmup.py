@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import parse_config
-from ..grid import expand_grid
 from ..strategies import REGISTRY
 from ..synthetic import generate_candles
-from .runner import Execution, detail, sweep
+from .runner import detail, sweep
 
 
 def warm_up() -> list[str]:
@@ -22,8 +21,8 @@ def warm_up() -> list[str]:
     for name in sorted(REGISTRY):
         for fill in ("close", "next_open"):
             cfg = parse_config({"strategies": {name: {}}, "execution": {"fill": fill}})
-            (sw,) = expand_grid(cfg)
-            ex = Execution(cfg.capital, cfg.execution.slippage, cfg.execution.commission, fill)
+            (sw,) = cfg.grid
+            ex = cfg.execution
             sweep(sw, candles, ex, indices=np.arange(len(sw)))
             detail(sw, 0, candles, ex)
         done.append(name)

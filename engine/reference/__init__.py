@@ -4,7 +4,8 @@ It defines the execution semantics (see docs/semantics.md); the compiled fast
 path must reproduce its trades exactly.
 """
 
-from .engine import BacktestingEngine, RunResult
+from ..result import RunResult
+from .engine import BacktestingEngine
 from .execution import ExecutionEngine
 from .feed import Candle, DataFeed
 from .portfolio import Portfolio

@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..candles import Candles
+from ..execution import Execution
 from ..metrics import compute_metrics
+from ..result import RunResult
 from ..strategies import Action, Strategy
 from ..timeutil import periods_per_year
-from ..trade import Trade
 from .execution import ExecutionEngine
 from .feed import DataFeed
 from .portfolio import Portfolio
 
 
-@dataclass(frozen=True)
-class RunResult:
-    equity: np.ndarray  # E[0] = capital, E[i] = equity at the close of bar i-1
-    trades: list[Trade]
-    metrics: dict
-
-
 class BacktestingEngine:
-    def __init__(self, candles: Candles, strategy: Strategy, *, capital: float, slippage: float,
-                 commission: float, stop_loss: float | None, fill: str = "close"):
+    def __init__(self, candles: Candles, strategy: Strategy, execution: Execution, *,
+                 stop_loss: float | None = None):
         self.feed = DataFeed(candles)
         self.candles = candles
         self.strategy = strategy
-        self.capital = capital
-        self.execution = ExecutionEngine(slippage, commission)
+        self.capital = execution.capital
+        self.execution = ExecutionEngine(execution.slippage, execution.commission)
         self.stop_loss = stop_loss
-        self.next_open = fill == "next_open"
+        self.next_open = execution.next_open
 
     def run(self) -> RunResult:
         n = len(self.feed)

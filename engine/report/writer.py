@@ -27,7 +27,7 @@ import yaml
 from .. import __version__
 from ..candles import Candles
 from ..metrics import METRICS
-from ..reference.engine import RunResult
+from ..result import RunResult
 from ..strategies import get_strategy
 from .ranking import rank
 
@@ -172,14 +172,19 @@ class ChartPool:
         else:
             self.futures.append(self.pool.submit(_draw, chart))
 
+    def wait(self) -> None:
+        """Block until every chart submitted so far is drawn; raise the first failure."""
+        futures, self.futures = self.futures, []
+        for future in futures:
+            future.result()
+
     def __enter__(self) -> "ChartPool":
         return self
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             try:
-                for future in self.futures:
-                    future.result()
+                self.wait()
             finally:
                 self.pool.shutdown(cancel_futures=True)
 

@@ -1,8 +1,8 @@
-"""Call ``engine.cli.main`` in-process and capture exit code, stdout and stderr."""
+"""Call ``backtest_cli.main`` in-process and capture exit code, stdout and stderr."""
 
 from __future__ import annotations
 
-from engine.cli import main
+from backtest_cli import main
 
 
 def run_cli(argv: list, capsys) -> tuple[int, str, str]:

@@ -37,25 +37,21 @@ def _positive_int(text: str) -> int:
 
 
 def _load(path: Path | None):
-    from ..config import DEFAULT_CONFIG, load_config
+    from engine.config import DEFAULT_CONFIG, load_config
 
     return load_config(path or DEFAULT_CONFIG)
 
 
 def cmd_validate(args) -> int:
-    from ..grid import expand_grid
-
     cfg = _load(args.config)
-    sweeps = expand_grid(cfg)
-    total = sum(len(s) for s in sweeps)
-    filtered = sum(s.filtered for s in sweeps)
+    total, filtered = len(cfg.grid), cfg.grid.filtered
     print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else ""))
     return 0
 
 
 def cmd_run(args) -> int:
-    from ..datasource import DataSpec
-    from ..experiment import run_experiment
+    from engine.datasource import DataSpec
+    from engine.experiment import run_experiment
 
     cfg = _load(args.config)
     spec = DataSpec.from_config(cfg, args.data)

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from ..errors import UserError
+from engine.errors import UserError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 

@@ -9,8 +9,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from ..errors import UserError
-from ..timeutil import format_time, parse_time
+from engine.errors import UserError
+from engine.timeutil import format_time, parse_time
 
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 _DAY_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
@@ -89,7 +89,7 @@ def _bar(desc: str, unit: str):
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ..data.inspect import inspect_path
+    from engine.data.inspect import inspect_path
 
     reports = inspect_path(args.path)
     for r in reports:
@@ -101,8 +101,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from ..data.fetch import fetch_candles
-    from ..data.klines import DEFAULT_BASE_URL, KlinesClient
+    from engine.data.fetch import fetch_candles
+    from engine.data.klines import DEFAULT_BASE_URL, KlinesClient
 
     start = parse_time(args.start)
     end = parse_time(args.end) if args.end else None
@@ -127,7 +127,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from ..data.backfill import VISION_URL, backfill
+    from engine.data.backfill import VISION_URL, backfill
 
     start = period_start(args.start)
     if args.end:
@@ -150,7 +150,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from ..data.build import build_dataset
+    from engine.data.build import build_dataset
 
     result = build_dataset(args.input, args.out, args.symbol, args.interval)
     gaps = "no gaps" if not result.gaps.count else (
@@ -163,7 +163,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from ..data.sync import sync_dataset
+    from engine.data.sync import sync_dataset
 
     result = sync_dataset(args.source, args.dest, symbol=args.symbol.upper() if args.symbol else None,
                           interval=args.interval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .candles import CANDLE_COLUMNS, PRICE_COLUMNS, GapReport
+from .candles import CANDLE_COLUMNS, PRICE_COLUMNS
 from .errors import DataError
 from .timeutil import format_time
 
@@ -53,24 +53,3 @@ def validate_frame(df: pd.DataFrame, source: str) -> None:
         i = int(bad[0]) + 1
         rule = "duplicate timestamp" if d[i - 1] == 0 else "not sorted by time (earlier than the row before)"
         raise DataError(f"{source}: {_where(df, i)}: {rule}")
-
-
-def infer_interval_ms(open_time: np.ndarray) -> int:
-    """The bar length: the most common step between consecutive open times."""
-    if len(open_time) < 2:
-        return 60_000
-    steps, counts = np.unique(np.diff(open_time), return_counts=True)
-    return int(steps[np.argmax(counts)])
-
-
-def gap_report(open_time: np.ndarray, interval_ms: int) -> GapReport:
-    """Count holes in the series. Gaps are reported, never filled."""
-    if len(open_time) < 2:
-        return GapReport(0, 0, None, 0)
-    d = np.diff(open_time)
-    gaps = np.flatnonzero(d > interval_ms)
-    if gaps.size == 0:
-        return GapReport(0, 0, None, 0)
-    j = int(gaps[np.argmax(d[gaps])])
-    missing = int(((d[gaps] // interval_ms) - 1).sum())
-    return GapReport(int(gaps.size), int(d[j]), int(open_time[j + 1]), missing)
