@@ -22,6 +22,7 @@ from .grid import Grid, expand_grid
 from .metrics import METRICS
 from .strategies import get_strategy
 from .timeutil import interval_to_ms, parse_time
+from .validation.config import RANK_METRICS, ValidationConfig, parse_validation
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -63,6 +64,7 @@ class Config:
     strategies: tuple[StrategyGrid, ...] = ()
     workers: int | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
+    validation: ValidationConfig | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     #: every combination, expanded once at parse time
     grid: Grid = field(default_factory=lambda: Grid(()), compare=False, repr=False)
@@ -81,6 +83,7 @@ _SECTIONS = {
     "strategies": None,
     "parallel": {"workers"},
     "report": {"top_k", "rank_by"},
+    "validation": None,  # engine/validation/config.py checks its keys
 }
 
 
@@ -248,13 +251,16 @@ def parse_config(doc: dict) -> Config:
     if workers is not None:
         workers = _number("parallel.workers", workers, low=1, integer=True)
 
+    validation = parse_validation(doc.get("validation"))
     r = _section(doc, "report")
     rank_by = r.get("rank_by", "sharpe")
-    if rank_by not in METRICS:
-        raise ConfigError(f"report.rank_by: {rank_by!r}; expected one of {', '.join(METRICS)}")
+    if rank_by not in METRICS + RANK_METRICS:
+        raise ConfigError(f"report.rank_by: {rank_by!r}; expected one of {', '.join(METRICS + RANK_METRICS)}")
+    if rank_by in RANK_METRICS and validation is None:
+        raise ConfigError(f"report.rank_by: {rank_by} needs a validation section (validation: {{}} is enough)")
     report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, integer=True), rank_by=rank_by)
 
     # Type-checks every value and rejects a grid whose combinations are all invalid.
     grid = expand_grid(grids, stops)
     return Config(name=name, data=data, execution=execution, stop_loss=tuple(stops), strategies=tuple(grids),
-                  workers=workers, report=report, raw=doc, grid=grid)
+                  workers=workers, report=report, validation=validation, raw=doc, grid=grid)

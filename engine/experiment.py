@@ -17,6 +17,7 @@ from .datasource import DataSpec, load_data
 from .report.run_folder import write_run_folder
 from .report.writer import ChartPool
 from .sweep import SweepResult, run_sweep
+from .validation.plan import resolve as resolve_validation
 
 Progress = Callable[[float], None]
 
@@ -51,6 +52,8 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
     with ChartPool(workers or cfg.workers or os.cpu_count() or 1) as charts:
         candles = candles if candles is not None else load_data(spec)
         t_load = time.perf_counter()
+        if cfg.validation is not None:  # windows against the data: a one-line error before the sweep
+            resolve_validation(cfg.validation, len(candles), candles.interval_ms)
         progress = on_sweep_start(len(cfg.grid), candles) if on_sweep_start else None
         result = run_sweep(cfg, candles, engine=engine, workers=workers, progress=progress)
         t_sweep = time.perf_counter()
