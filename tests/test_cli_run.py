@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from backtest_cli import main
+from fakes.reports import run_block, stable_html, stable_tree
 
 SMALL = """
 experiment: {name: small}
@@ -19,7 +20,7 @@ portfolio: {capital: 100000}
 risk: {stop_loss: 0.02}
 strategies:
   ma_crossover: {short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50, momentum_spread: 0.0005}
-report: {top_k: 3, rank_by: sharpe}
+report: {top_k: 3, rank_by: sharpe, png: true}
 """
 
 
@@ -36,7 +37,7 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 
 
 def only_run_dir(root: Path) -> Path:
-    (d,) = [p for p in root.iterdir() if p.is_dir()]
+    (d,) = [p for p in root.iterdir() if p.is_dir()]  # (index.html lies beside it)
     return d
 
 
@@ -46,6 +47,8 @@ def test_run_writes_every_artifact(tmp_path, capsys):
     assert code == 0
     d = only_run_dir(tmp_path / "res")
     assert f"results: {d}" in out and "Top 5 of 6 by sharpe" in out
+    assert f"report:  {d / 'report.html'}" in out
+    assert d.name.startswith("small-")
     summary = pd.read_csv(d / "summary.csv")
     assert len(summary) == 6  # 3 x 2 grid
     assert list(summary["rank"]) == list(range(1, 7))
@@ -75,20 +78,35 @@ def test_run_writes_every_artifact(tmp_path, capsys):
             assert row[k] == pytest.approx(v, rel=1e-12)
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["combinations"] == 6 and manifest["filtered_by_constraints"] == 0
-
-
-def _artifacts(d: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
-            if p.is_file() and p.name != "manifest.json"}
+    assert manifest["run_id"] == d.name and manifest["report"] == "report.html"
+    assert manifest["best"] == {"strategy_id": summary["strategy_id"][0], "metric": "sharpe",
+                                "value": pytest.approx(summary["sharpe"][0], rel=1e-12),
+                                "n_trades": int(summary["n_trades"][0])}
+    # the top K have their trades as CSV; the page and its plotly.js are there
+    assert sorted(p.name for p in (d / "trades").iterdir()) == sorted(f"{i}.csv" for i in summary["strategy_id"][:3])
+    assert (d / "report.html").stat().st_size > 10_000
+    assert (d / "plotly.min.js").read_bytes().startswith(b"/**\n* plotly.js v")
 
 
 def test_same_config_and_data_give_byte_identical_outputs(tmp_path, capsys):
     cfg = write_config(tmp_path)
     for i in (1, 2):
         assert run(["run", "--config", str(cfg), "--out", str(tmp_path / f"r{i}"), "--no-progress"], capsys)[0] == 0
-    a, b = _artifacts(only_run_dir(tmp_path / "r1")), _artifacts(only_run_dir(tmp_path / "r2"))
-    assert a.keys() == b.keys() and len(a) > 10
+    d1, d2 = only_run_dir(tmp_path / "r1"), only_run_dir(tmp_path / "r2")
+    a, b = stable_tree(d1), stable_tree(d2)
+    assert a.keys() == b.keys() and len(a) > 10 and "report.html" in a
     assert a == b
+    # report.html differs only in the one element holding the run id, time and timings...
+    html1, html2 = [(d / "report.html").read_bytes() for d in (d1, d2)]
+    assert html1 != html2 and stable_html(html1) == stable_html(html2)
+    for d, html in ((d1, html1), (d2, html2)):
+        block = run_block(html)
+        manifest = json.loads((d / "manifest.json").read_text())
+        assert block["run_id"] == manifest["run_id"] == d.name and block["created_at"] == manifest["created_at"]
+        assert set(block["timings"]) == {"load_s", "compile_s", "sweep_s"}
+        # ...which is the only place the run id appears
+        assert html.count(d.name.encode()) == 1
+    assert d1.name != d2.name
 
 
 def test_runs_never_share_a_folder(tmp_path, capsys):
@@ -96,7 +114,7 @@ def test_runs_never_share_a_folder(tmp_path, capsys):
     for _ in range(2):
         assert run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--run-id", "same",
                     "--no-progress"], capsys)[0] == 0
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["same", "same-2"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if p.is_dir()) == ["same", "same-2"]
 
 
 @pytest.mark.parametrize("fill", ["close", "next_open"])
@@ -208,9 +226,11 @@ def test_default_config_sweep(tmp_path, capsys):
     d = only_run_dir(tmp_path / "r")
     assert len(pd.read_csv(d / "summary.csv")) == 64
     assert len(list((d / "runs").glob("*.json"))) == 64
-    assert len(list((d / "plots").glob("equity_*.png"))) == 10
-    assert len(list((d / "plots").glob("drawdown_*.png"))) == 10
-    assert len(list((d / "plots").glob("heatmap_*.png"))) == 1
+    assert len(list((d / "trades").glob("*.csv"))) == 10
+    assert not (d / "plots").exists()           # PNG charts only with report.png: true
+    size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+    assert size < 15_000_000, f"the default run folder holds {size:,} bytes"
+    assert "Top 5 of 64 by sharpe:" in out and f"results: {d}" in out
 
 
 def test_reference_only_strategy_falls_back_and_says_so(tmp_path, capsys):
@@ -248,7 +268,7 @@ report: {{top_k: 4}}
     summary = pd.read_csv(d / "summary.csv")
     assert len(summary) == n and summary["combination"].nunique() == n
     assert sorted(p.name for p in (d / "runs").iterdir()) == sorted(f"{i}.json" for i in summary["strategy_id"][:4])
-    assert len(list((d / "plots").glob("equity_*.png"))) == 4
+    assert sorted(p.name for p in (d / "trades").iterdir()) == sorted(f"{i}.csv" for i in summary["strategy_id"][:4])
     assert (d / "summary.parquet").exists() == parquet
     if parquet:
         pd.testing.assert_frame_equal(pd.read_parquet(d / "summary.parquet"), summary, check_dtype=False)
