@@ -51,8 +51,11 @@ def _value(v) -> str:
     return json.dumps(v, default=str) if not isinstance(v, str) else v
 
 
-def _num(v: float | None) -> str:
-    return "—" if v is None else f"{v:.4g}"
+def _num(v: float | None, sign: str = "") -> str:
+    """4 significant digits; whole numbers with thousands separators from 1,000 on."""
+    if v is None:
+        return "—"
+    return f"{v:{sign},.0f}" if abs(v) >= 1000 else f"{v:{sign}.4g}"
 
 
 def cmd_compare(args) -> int:
@@ -85,7 +88,7 @@ def cmd_compare(args) -> int:
     for mv in cmp.moves:
         change = mv.median_change
         rows.append([mv.metric, _num(mv.a.median), _num(mv.b.median),
-                     "—" if change is None else f"{change:+.4g}", mv.direction,
+                     _num(change, "+"), mv.direction,
                      f"{_num(mv.a.p25)} … {_num(mv.a.p75)}", f"{_num(mv.b.p25)} … {_num(mv.b.p75)}",
                      _num(mv.a.best), _num(mv.b.best)])
     print(_table(["metric", "A median", "B median", "change", "median is", "A p25 … p75", "B p25 … p75", "A best",

@@ -295,3 +295,103 @@ def test_console_script_keeps_output_and_exit_codes(tmp_path):
     bad = _console(["run", "--config", str(tmp_path / "missing.yaml")])
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "missing.yaml" in bad.stderr
+
+
+# --- guidance: the printed table, data overrides, step lines ------------------------------------
+
+
+def test_top_table_shows_the_rank_metric_and_trades(tmp_path, capsys):
+    cfg = write_config(tmp_path, SMALL.replace("rank_by: sharpe", "rank_by: calmar"))
+    code, out, _ = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 0
+    summary = pd.read_csv(only_run_dir(tmp_path / "r") / "summary.csv")
+    lines = out.splitlines()
+    at = lines.index("Top 5 of 6 by calmar:")
+    assert lines[at + 1].split() == ["rank", "strategy_id", "calmar", "n_trades", "sharpe", "total_return",
+                                     "max_drawdown", "win_rate", "profit_factor"]
+    first = lines[at + 2].split()
+    assert first[:4] == ["1", summary["strategy_id"][0], f"{summary['calmar'][0]:.4f}", str(summary["n_trades"][0])]
+
+
+def test_data_overrides_pick_one_series_of_a_dataset(tmp_path, capsys):
+    """A dataset with two symbols and two intervals runs only with a symbol and an interval chosen."""
+    from engine.data.dataset_io import upsert_candles
+    from engine.synthetic import generate_candles
+
+    root = tmp_path / "data"
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        for interval, ms in (("15m", 900_000), ("1h", 3_600_000)):
+            upsert_candles(str(root), symbol, interval,
+                           generate_candles(3_000, seed=7, symbol=symbol, interval_ms=ms).to_frame())
+    cfg = write_config(tmp_path)
+    base = ["run", "--config", str(cfg), "--data", str(root), "--no-progress"]
+    code, _, err = run([*base, "--out", str(tmp_path / "r0")], capsys)
+    assert code == 2 and "several" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run([*base, "--out", str(tmp_path / "r"), "--symbol", "ETHUSDT", "--interval", "1h",
+                          "--start", "2023-01-11", "--end", "2023-02-01T12:00"], capsys)
+    assert code == 0, err
+    # 1h candles from 2023-01-11 00:00 up to (not including) 2023-02-01 12:00: 21.5 days
+    assert "ETHUSDT 1h · 516 candles" in err
+    d = only_run_dir(tmp_path / "r")
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert (manifest["data"]["first_open_time"], manifest["data"]["last_open_time"]) == \
+           ("2023-01-11 00:00:00", "2023-02-01 11:00:00")
+    import yaml
+
+    as_run = yaml.safe_load((d / "config.yaml").read_text())["data"]
+    assert (as_run["symbol"], as_run["interval"], as_run["start"], as_run["end"]) == \
+           ("ETHUSDT", "1h", "2023-01-11", "2023-02-01T12:00")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--interval", "7x"], "argument --interval: '7x' is not an interval"),
+    (["--start", "yesterday"], "argument --start: 'yesterday' is not a time"),
+    (["--end", "2024-13-01"], "argument --end: '2024-13-01' is not a time"),
+    (["--symbol", " "], "argument --symbol: expected a non-empty value"),
+])
+def test_bad_data_overrides_exit_2(tmp_path, capsys, args, needle):
+    code, _, err = run(["run", "--out", str(tmp_path / "r"), *args], capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_step_lines_and_a_progress_bar_over_the_sweep_alone(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    code, out, err = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    d = only_run_dir(tmp_path / "r")
+    at = {key: err.index(key) for key in ("data: synthetic", "fast sweep: 100%", "\nsweep: ",
+                                          f"report: writing report.html, summary, trades and charts to {d}",
+                                          "report: done in")}
+    # the bar is finished (100%) before the sweep line and the report start
+    assert list(at.values()) == sorted(at.values()), err
+    assert "6/6" in err[at["fast sweep: 100%"]:at["\nsweep: "]]
+    assert "compiling" not in err                      # this process compiled the kernels long ago
+
+
+def _cold_run(cfg: Path, out: Path, cache: Path):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-m", "backtest_cli", "run", "--config", str(cfg), "--out", str(out),
+                           "--no-progress"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_compile_step_is_announced_only_when_the_cache_is_cold(tmp_path):
+    """An empty numba cache (a fresh machine) compiles and says so; the next run loads the cache and does not."""
+    cfg = write_config(tmp_path)
+    first = _cold_run(cfg, tmp_path / "r", tmp_path / "cache")
+    assert first.returncode == 0, first.stderr
+    assert "compiling the kernels (first run on this machine only" in first.stderr
+    assert "compiled in " in first.stderr
+    lines = first.stderr.splitlines()
+    assert [i for i, x in enumerate(lines) if x.startswith("compiling")][0] < \
+           [i for i, x in enumerate(lines) if x.startswith("sweep: ")][0]
+    second = _cold_run(cfg, tmp_path / "r", tmp_path / "cache")
+    assert second.returncode == 0, second.stderr
+    assert "compiling" not in second.stderr and "compiled in" not in second.stderr
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("*/manifest.json")]
+    assert len(manifests) == 2

@@ -157,8 +157,25 @@ def test_default_report_in_a_real_browser(browser, default_run):
     assert eq["n"] > 1000 and eq["finite"] == eq["n"] and eq["paths"] == 3
     cd = browser.execute_script(
         "const g = document.getElementById('candles-1'); const c = g.data[0];"
-        "return {type: c.type, n: c.x.length, boxes: g.querySelectorAll('.boxlayer path, .trace.boxes path').length};")
+        "return {type: c.type, n: c.x.length, boxes: g.querySelectorAll('.boxlayer path, .trace.boxes path').length,"
+        " first: [c.x[0], c.open[0], c.high[0], c.low[0], c.close[0]], last: [c.x[c.x.length - 1], c.close[c.x.length - 1]]};")
     assert cd["type"] == "candlestick" and cd["n"] > 1000 and cd["boxes"] > 0
+    # 70,080 bars shown as candles of 36 bars (at most 2,000 candles), aggregated here independently
+    from engine.synthetic import generate_candles
+
+    raw = generate_candles(70_080, seed=42)
+    assert cd["n"] == -(-70_080 // 36)
+    assert cd["first"][0] == raw.open_time[0] and cd["last"][0] == raw.open_time[(cd["n"] - 1) * 36]
+    np.testing.assert_allclose(cd["first"][1:], [raw.open[0], raw.high[:36].max(), raw.low[:36].min(), raw.close[35]],
+                               rtol=1e-7)
+    assert cd["last"][1] == pytest.approx(raw.close[-1], rel=1e-7)
+    # the equity line ends at the final equity; the drawdown panel reaches the maximum drawdown
+    ends = browser.execute_script(
+        "const d = document.getElementById('equity-1').data;"
+        "return [d[1].y[d[1].y.length - 1], Math.min(...d[2].y)];")
+    metrics = json.loads((default_run / "runs" / f"{top_id}.json").read_text())["metrics"]
+    assert ends[0] == pytest.approx(metrics["final_equity"], rel=1e-6)
+    assert ends[1] == pytest.approx(-100 * metrics["max_drawdown"], rel=1e-5)
     # Trade markers sit at the exact times and prices of the JSON trade list.
     doc = json.loads((default_run / "runs" / f"{top_id}.json").read_text())
     markers = browser.execute_script(
@@ -233,4 +250,34 @@ report: {top_k: 3}
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 5).until(lambda d: _column(d, "strategy_id")[-1] == summary["strategy_id"].iloc[-1])
+    assert _severe(browser) == []
+
+
+def test_validation_section(browser, tmp_path):
+    """The extension point for research validation: a section drawn from the run's validation dict."""
+    from engine.config import parse_config
+    from engine.report.run_folder import write_run_folder
+    from engine.sweep import run_sweep
+    from engine.synthetic import generate_candles
+
+    cfg = parse_config({"data": {"synthetic_bars": 2000}, "report": {"top_k": 2},
+                        "strategies": {"ma_crossover": {"short_window": [5, 10], "long_window": 40, "ema_period": 20}}})
+    candles = generate_candles(2000, seed=42)
+    validation = {"title": "Walk-forward validation", "summary": "1 of 2 folds kept a positive Sharpe ratio.",
+                  "metrics": {"folds": 2}, "tables": [{"title": "Folds", "columns": ["fold", "oos_sharpe"],
+                                                       "rows": [[1, 0.42], [2, -0.1]]}],
+                  "charts": [{"title": "Out-of-sample Sharpe", "data": [{"type": "bar", "x": [1, 2], "y": [0.42, -0.1]}],
+                              "layout": {"height": 260}}]}
+    out = tmp_path / "run"
+    out.mkdir()
+    write_run_folder(out, cfg, run_sweep(cfg, candles, workers=1).summary, candles, run_id="v1", validation=validation)
+    _open(browser, out / "report.html")
+    section = browser.find_element("id", "validation")
+    assert section.is_displayed()
+    assert browser.find_element("id", "validation-title").text == "Walk-forward validation"
+    assert "1 of 2 folds kept a positive Sharpe ratio." in section.text
+    rows = browser.execute_script(
+        "return [...document.querySelectorAll('#validation tbody tr')].map((r) => [...r.cells].map((c) => c.textContent));")
+    assert rows == [["1", "0.42"], ["2", "-0.1"]]
+    assert browser.execute_script("return document.querySelector('#validation .js-plotly-plot').data[0].type") == "bar"
     assert _severe(browser) == []

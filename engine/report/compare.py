@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from .index import MANIFEST, list_runs
 from .ranking import ASCENDING
 
 MISSING = object()
+#: Metrics without a better direction: their change is only higher or lower.
+NEUTRAL = frozenset({"n_trades", "exposure", "avg_bars_held", "buy_and_hold_return"})
 
 
 @dataclass(frozen=True)
@@ -110,16 +113,22 @@ class MetricMove:
 
     @property
     def median_change(self) -> float | None:
-        if self.a.median is None or self.b.median is None:
+        a, b = self.a.median, self.b.median
+        if a is None or b is None:
             return None
-        return self.b.median - self.a.median
+        return 0.0 if math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15) else b - a
 
     @property
     def direction(self) -> str:
-        """``better``, ``worse`` or ``same`` for the median, by the metric's sense."""
+        """How the median moved: ``better``/``worse`` by the metric's sense, ``higher``/``lower``
+        for metrics without one (``NEUTRAL``), ``same`` or ``n/a``."""
         d = self.median_change
-        if d is None or d == 0:
+        if d is None:
+            return "n/a"
+        if d == 0:
             return "same"
+        if self.metric in NEUTRAL:
+            return "higher" if d > 0 else "lower"
         return "better" if (d < 0) == (self.metric in ASCENDING) else "worse"
 
 
