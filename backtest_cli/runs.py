@@ -58,6 +58,16 @@ def _num(v: float | None, sign: str = "") -> str:
     return f"{v:{sign},.0f}" if abs(v) >= 1000 else f"{v:{sign}.4g}"
 
 
+def _changes(title: str, changes: list, same: str) -> None:
+    print(f"\n{title}")
+    if not changes:
+        print(f"  {same}")
+        return
+    width = max(len(k) for k, _, _ in changes)
+    for key, va, vb in changes:
+        print(f"  {key.ljust(width)}  {_value(va)} → {_value(vb)}")
+
+
 def cmd_compare(args) -> int:
     from engine.report.compare import compare_runs, resolve_run
 
@@ -66,21 +76,8 @@ def cmd_compare(args) -> int:
     print(f"A: {cmp.a.run_id}  ({cmp.a.folder})")
     print(f"B: {cmp.b.run_id}  ({cmp.b.folder})")
 
-    print("\nconfig (A → B):")
-    if cmp.config:
-        width = max(len(k) for k, _, _ in cmp.config)
-        for key, va, vb in cmp.config:
-            print(f"  {key.ljust(width)}  {_value(va)} → {_value(vb)}")
-    else:
-        print("  identical")
-
-    print("\ndata (A → B):")
-    if cmp.data:
-        width = max(len(k) for k, _, _ in cmp.data)
-        for key, va, vb in cmp.data:
-            print(f"  {key.ljust(width)}  {_value(va)} → {_value(vb)}")
-    else:
-        print("  identical candles (same fingerprint)")
+    _changes("config (A → B):", cmp.config, "identical")
+    _changes("data (A → B):", cmp.data, "identical candles (same fingerprint)")
 
     na, nb = len(cmp.a.summary), len(cmp.b.summary)
     print(f"\nmetrics over every combination (A: {na:,}, B: {nb:,}); median and interquartile range, best:")

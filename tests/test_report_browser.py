@@ -208,7 +208,11 @@ def _screenshots(driver, run: Path) -> None:
     """The README's pictures: the overview (header, table, heatmap) and a combination's charts."""
     from PIL import Image
 
+    from selenium.webdriver.support.ui import Select
+
     target = os.environ.get("REPORT_SCREENSHOT")
+    Select(driver.find_element("css selector", "#heatmaps-body select")).select_by_value("sharpe")
+    driver.find_element("id", "table-filter").clear()
     driver.set_window_size(1400, 1900)
     driver.execute_script("window.scrollTo(0, 0)")
     shots = {"report.png": run / "overview.png", "report-charts.png": run / "charts.png"}

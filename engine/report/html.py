@@ -41,6 +41,7 @@ its own section, after the top combinations, when given::
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import math
 import shutil
@@ -148,8 +149,19 @@ def _column(series: pd.Series, name: str) -> list:
 
 # --- payload ----------------------------------------------------------------------------------
 
-def _table(ranked: pd.DataFrame, limit: int | None) -> dict:
-    cols = [c for c in ranked.columns if c != "combination"]
+#: Shown right after the rank metric, so the table's first screen answers "how good, how often".
+HEADLINE = ("n_trades", "total_return", "max_drawdown")
+
+
+def _columns(ranked: pd.DataFrame, rank_by: str) -> list[str]:
+    """rank, id, the rank metric and the headline metrics, the parameters, the other metrics, strategy."""
+    first = ["rank", "strategy_id", rank_by, *(m for m in HEADLINE if m != rank_by)]
+    params = [c for c in ranked.columns if c not in METRICS and c not in first and c not in ("combination", "strategy")]
+    return first + params + [m for m in METRICS if m not in first] + ["strategy"]
+
+
+def _table(ranked: pd.DataFrame, limit: int | None, rank_by: str) -> dict:
+    cols = _columns(ranked, rank_by)
     rows = ranked if limit is None else ranked.head(limit)
     data = [_column(rows[c], c) for c in cols]
     return {"columns": cols, "rows": [list(r) for r in zip(*data)] if len(rows) else []}
@@ -212,10 +224,10 @@ def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[s
     """
     n = len(ranked)
     mode = "all" if n <= TABLE_ALL else "virtual" if n <= TABLE_VIRTUAL else "top"
-    table = _table(ranked, TABLE_ALL if mode == "top" else None)
+    table = _table(ranked, TABLE_ALL if mode == "top" else None, rank_by)
     heat_rows = None
     if mode == "top":
-        heat_rows = _table(_best_per_cell(ranked, swept, rank_by), None)
+        heat_rows = _table(_best_per_cell(ranked, swept, rank_by), None, rank_by)
 
     c = candles
     kc = display.bucket_size(len(c))
@@ -291,9 +303,11 @@ def volatile_span(html: str) -> tuple[int, int]:
 
 
 def plotly_js_path() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / PLOTLY_JS
+    """plotly.min.js of the pinned ``plotly`` package, found without importing it."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the plotly package is not installed (it is in requirements.txt)")
+    return Path(spec.submodule_search_locations[0]) / "package_data" / PLOTLY_JS
 
 
 def write_html_report(out: Path, payload: dict, volatile: dict) -> Path:

@@ -56,7 +56,8 @@ def best_of(ranked: pd.DataFrame, rank_by: str) -> dict | None:
     row = top.iloc[0]
     value = row[rank_by]
     return {"strategy_id": str(row["strategy_id"]), "metric": rank_by,
-            "value": None if pd.isna(value) else float(value), "n_trades": int(row["n_trades"])}
+            "value": None if pd.isna(value) else float(value),
+            "n_trades": None if pd.isna(row["n_trades"]) else int(row["n_trades"])}
 
 
 def _header(cfg: Config, data: dict, engine: str, ranked: pd.DataFrame, notices: tuple[str, ...]) -> dict:

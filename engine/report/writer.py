@@ -203,13 +203,14 @@ class ChartPool:
 
 
 def swept_axes(ranked: pd.DataFrame) -> dict[str, list[str]]:
-    """Per strategy (sorted by name), its parameters taking more than one value, then stop_loss if it does."""
+    """Per strategy (sorted by name), the columns taking more than one value: its parameters in
+    declaration order, then the other settings (stop_loss, ...) in summary order."""
+    ids = {"rank", "combination", "strategy_id", "strategy", *METRICS}
     out = {}
     for name, group in ranked.groupby("strategy", sort=True):
-        cols = [p for p in get_strategy(name).param_specs() if p in group and group[p].nunique() > 1]
-        if group["stop_loss"].nunique(dropna=False) > 1:
-            cols.append("stop_loss")
-        out[str(name)] = cols
+        params = list(get_strategy(name).param_specs())
+        others = [c for c in group.columns if c not in ids and c not in params]
+        out[str(name)] = [c for c in params + others if c in group and group[c].nunique(dropna=False) > 1]
     return out
 
 

@@ -126,6 +126,8 @@
 
   const T = D.table;
   const COLS = T.columns;
+  // The strategy column says nothing new when there is one strategy (its name starts every id).
+  const SHOWN = COLS.filter((c) => !(c === "strategy" && H.strategies.length < 2));
   const ROWS = T.rows;
   const COL_INDEX = Object.fromEntries(COLS.map((c, i) => [c, i]));
 
@@ -197,13 +199,13 @@
     const rank = r[COL_INDEX.rank];
     if (rank === null) tr.className = "unranked";
     else if (rank <= H.top_k) tr.className = "top";
-    for (let j = 0; j < COLS.length; j++) tr.append(cell(r[j], COLS[j]));
+    for (const c of SHOWN) tr.append(cell(r[COL_INDEX[c]], c));
     return tr;
   }
 
   function spacer(px) {
     const tr = el("tr", { cls: "spacer" });
-    const td = el("td", { colspan: String(COLS.length) });
+    const td = el("td", { colspan: String(SHOWN.length) });
     td.style.height = px + "px";
     tr.append(td);
     return tr;
@@ -232,7 +234,7 @@
     if (table.filter.length) order = order.filter((i) => table.filter.every((t) => t(ROWS[i])));
     order.sort(compare(table.sortCol, table.sortDir));
     table.order = order;
-    for (const c of COLS) headCells[c].classList.remove("sorted-asc", "sorted-desc");
+    for (const c of SHOWN) headCells[c].classList.remove("sorted-asc", "sorted-desc");
     headCells[table.sortCol].classList.add(table.sortDir > 0 ? "sorted-asc" : "sorted-desc");
     countEl.textContent = int.format(order.length) + " of " + int.format(ROWS.length) + " rows";
     if (T.mode === "virtual") wrap.scrollTop = 0;
@@ -256,7 +258,7 @@
         (H.min_trades > 0 ? " · fewer than " + H.min_trades + " trade(s): unranked" : "") })]));
     const thead = el("thead");
     const hr = el("tr");
-    for (const c of COLS) {
+    for (const c of SHOWN) {
       const th = el("th", { text: c, title: "sort by " + c, "data-col": c });
       if (TEXT.has(c)) th.classList.add("text");
       if (c === D.rank_by) th.classList.add("rankby");
@@ -341,7 +343,7 @@
       xgap: 1, ygap: 1, colorbar: { title: { text: metric + (ASC.has(metric) ? " (lower is better)" : "") } },
       hoverongaps: false,
     };
-    if (small) { trace.texttemplate = "%{z:.3~g}"; trace.textfont = { size: 11 }; }
+    if (small) { trace.texttemplate = PERCENT.has(metric) ? "%{z:.1%}" : "%{z:.3~g}"; trace.textfont = { size: 11 }; }
     const layout = {
       height: Math.max(260, Math.min(620, 120 + 34 * ys.length)), margin: { l: 80, r: 20, t: 20, b: 60 },
       xaxis: { title: { text: xc }, type: "category" },
