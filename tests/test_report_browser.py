@@ -82,7 +82,8 @@ def _column(driver, col: str) -> list:
     return driver.execute_script(
         "const th = [...document.querySelectorAll('#summary-table thead th')];"
         "const j = th.findIndex((h) => h.dataset.col === arguments[0]);"
-        "return [...document.querySelectorAll('#summary-table tbody tr[data-row]')].map((r) => r.cells[j].textContent);",
+        "const rows = document.querySelectorAll('#summary-table tbody tr[data-row]');"
+        "return [...rows].map((r) => r.cells[j].textContent);",
         col)
 
 
@@ -151,14 +152,17 @@ def test_default_report_in_a_real_browser(browser, default_run):
     # The top combination's charts: drawn, with data.
     eq = browser.execute_script(
         "const g = document.getElementById('equity-1');"
-        "return {names: g.data.map((t) => t.name), n: g.data[1].y.length, finite: g.data[1].y.filter(Number.isFinite).length,"
-        " paths: [...g.querySelectorAll('.scatterlayer path.js-line')].filter((p) => (p.getAttribute('d') || '').length > 100).length};")
+        "const lines = [...g.querySelectorAll('.scatterlayer path.js-line')];"
+        "return {names: g.data.map((t) => t.name), n: g.data[1].y.length,"
+        " finite: g.data[1].y.filter(Number.isFinite).length,"
+        " paths: lines.filter((p) => (p.getAttribute('d') || '').length > 100).length};")
     assert eq["names"] == ["Buy & hold", "Strategy", "Drawdown"]
     assert eq["n"] > 1000 and eq["finite"] == eq["n"] and eq["paths"] == 3
     cd = browser.execute_script(
         "const g = document.getElementById('candles-1'); const c = g.data[0];"
         "return {type: c.type, n: c.x.length, boxes: g.querySelectorAll('.boxlayer path, .trace.boxes path').length,"
-        " first: [c.x[0], c.open[0], c.high[0], c.low[0], c.close[0]], last: [c.x[c.x.length - 1], c.close[c.x.length - 1]]};")
+        " first: [c.x[0], c.open[0], c.high[0], c.low[0], c.close[0]],"
+        " last: [c.x[c.x.length - 1], c.close[c.x.length - 1]]};")
     assert cd["type"] == "candlestick" and cd["n"] > 1000 and cd["boxes"] > 0
     # 70,080 bars shown as candles of 36 bars (at most 2,000 candles), aggregated here independently
     from engine.synthetic import generate_candles
@@ -270,7 +274,8 @@ def test_validation_section(browser, tmp_path):
     validation = {"title": "Walk-forward validation", "summary": "1 of 2 folds kept a positive Sharpe ratio.",
                   "metrics": {"folds": 2}, "tables": [{"title": "Folds", "columns": ["fold", "oos_sharpe"],
                                                        "rows": [[1, 0.42], [2, -0.1]]}],
-                  "charts": [{"title": "Out-of-sample Sharpe", "data": [{"type": "bar", "x": [1, 2], "y": [0.42, -0.1]}],
+                  "charts": [{"title": "Out-of-sample Sharpe",
+                              "data": [{"type": "bar", "x": [1, 2], "y": [0.42, -0.1]}],
                               "layout": {"height": 260}}]}
     out = tmp_path / "run"
     out.mkdir()
@@ -281,7 +286,8 @@ def test_validation_section(browser, tmp_path):
     assert browser.find_element("id", "validation-title").text == "Walk-forward validation"
     assert "1 of 2 folds kept a positive Sharpe ratio." in section.text
     rows = browser.execute_script(
-        "return [...document.querySelectorAll('#validation tbody tr')].map((r) => [...r.cells].map((c) => c.textContent));")
+        "const rows = document.querySelectorAll('#validation tbody tr');"
+        "return [...rows].map((r) => [...r.cells].map((c) => c.textContent));")
     assert rows == [["1", "0.42"], ["2", "-0.1"]]
     assert browser.execute_script("return document.querySelector('#validation .js-plotly-plot').data[0].type") == "bar"
     assert _severe(browser) == []

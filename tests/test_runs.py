@@ -159,3 +159,24 @@ def test_compare_and_runs_user_errors(tmp_path, capsys):
     code, _, err = run_cli(["compare", "exp-20250101-000000-aaaaaa", "exp-20250101-000000-aaaaab", "--out", tmp_path],
                            capsys)
     assert code == 2 and "not a complete run folder (config.yaml is missing)" in err
+
+
+def test_two_runs_at_once_both_reach_the_index(tmp_path):
+    """Each run regenerates index.html under a lock on the results folder: neither overwrites the other's line."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("experiment: {name: twin}\ndata: {source: synthetic, synthetic_bars: 3000, seed: 1}\n"
+                   "strategies: {ma_crossover: {short_window: [5, 10], long_window: 40, ema_period: 20}}\n")
+    procs = [subprocess.Popen([sys.executable, "-m", "backtest_cli", "run", "--config", str(cfg), "--out",
+                               str(tmp_path / "results"), "--no-progress"], cwd=repo, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    runs = sorted(p.name for p in (tmp_path / "results").iterdir() if p.is_dir())
+    assert len(runs) == 2 and all(r.startswith("twin-") for r in runs)
+    assert sorted(_links(tmp_path / "results" / "index.html")) == [f"{r}/report.html" for r in runs]
+    assert [p.name for p in (tmp_path / "results").iterdir() if p.is_file()] == ["index.html"]  # no temp file left

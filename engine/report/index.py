@@ -107,11 +107,10 @@ def render_index(runs: list[RunInfo]) -> str:
     for r in reversed(runs):  # newest first
         name = html.escape(r.folder.name)
         link = f'<a href="{html.escape(r.folder.name, quote=True)}/{REPORT}">{name}</a>' if r.has_report else name
-        rows.append(
-            "<tr>" + "".join(f"<td>{c}</td>" for c in (
-                link, html.escape(r.experiment), html.escape(r.data), f"{r.combinations:,}",
-                html.escape(r.best_text), html.escape(r.created_at), html.escape(r.engine + (" · Batch" if r.batch else "")),
-            )) + "</tr>")
+        engine = r.engine + (" · Batch" if r.batch else "")
+        cells = (link, html.escape(r.experiment), html.escape(r.data), f"{r.combinations:,}", html.escape(r.best_text),
+                 html.escape(r.created_at), html.escape(engine))
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     body = "\n".join(rows) if rows else '<tr><td colspan="7">No runs yet.</td></tr>'
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -131,7 +130,8 @@ a {{ color: #1f5fa8; }}
 <h1>Backtest runs</h1>
 <p>{len(runs):,} run(s), newest first. Compare two with <code>backtest compare RUN_A RUN_B</code>.</p>
 <table id="runs">
-<thead><tr><th>run</th><th>experiment</th><th>data</th><th>combinations</th><th>best</th><th>created (UTC)</th><th>engine</th></tr></thead>
+<thead><tr><th>run</th><th>experiment</th><th>data</th><th>combinations</th><th>best</th><th>created (UTC)</th>
+<th>engine</th></tr></thead>
 <tbody>
 {body}
 </tbody>
