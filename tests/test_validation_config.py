@@ -234,7 +234,8 @@ validation: {walk_forward: {train: 7d, test: 1d}}
     code = main(["run", "--config", str(cfg), "--out", str(tmp_path / "res"), "--no-progress"])
     _, err = capsys.readouterr()
     assert code == 2
-    assert len(err.strip().splitlines()) == 1 and "validation.walk_forward" in err and "500 bars" in err
+    errors = [line for line in err.strip().splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "validation.walk_forward" in errors[0] and "500 bars" in errors[0]
     assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())
 
 
