@@ -212,3 +212,73 @@ def charts(outcome: ValidationOutcome, folder: Path, ranked: pd.DataFrame) -> li
                      {"title": f"Walk-forward: {len(wf.folds)} folds stitched out of sample"}))
     return jobs
 
+
+
+#: points a chart in report.html draws at most (its data is embedded in the page)
+HTML_POINTS = 2_000
+
+
+def _sig(x, digits: int = 6):
+    x = _clean(x)
+    return None if x is None else float(f"{x:.{digits}g}")
+
+
+def _every(n: int, limit: int = HTML_POINTS) -> np.ndarray:
+    return np.arange(0, n, max(1, -(-n // limit)))
+
+
+def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.DataFrame | None) -> dict:
+    """The validation section of report.html (``engine.report.html``'s extension point)."""
+    top = _top(outcome, ranked)
+    d, c, h, wf = outcome.deflated, outcome.cscv, outcome.holdout, outcome.walk_forward
+    metrics: dict = {}
+    if c is not None:
+        metrics.update({"PBO": c.pbo, "P(OOS Sharpe < 0)": c.prob_oos_loss, "degradation slope": _clean(c.slope),
+                        "CSCV blocks (S)": c.blocks, "CSCV splits": c.splits})
+    if top is not None:
+        metrics.update({"top combination": top["strategy_id"], "top PSR": top["psr"], "top DSR": top["dsr"]})
+    metrics.update({"trials (N)": d.N, "SR0 per bar": _clean(d.SR0), "V (Sharpe variance)": _clean(d.V),
+                    "returns (T)": outcome.plan.T})
+    if h is not None:
+        metrics[f"holdout Spearman ({h.metric})"] = _clean(h.spearman)
+    if wf is not None:
+        metrics.update({"walk-forward folds": len(wf.folds), "walk-forward efficiency": _clean(wf.efficiency),
+                        "total_return": wf.metrics["total_return"], "cagr": wf.metrics["cagr"],
+                        "walk-forward Sharpe": wf.metrics["sharpe"], "max_drawdown": wf.metrics["max_drawdown"]})
+    section = {"title": "Validation", "summary": verdict(outcome, None if top is None else top["dsr"]),
+               "metrics": metrics, "tables": [], "charts": []}
+    if folds is not None and len(folds):
+        cols = ["fold", "test_from", "test_to", "strategy_id", f"is_{outcome.rank_by}", "oos_sharpe",
+                "oos_total_return", "oos_max_drawdown", "oos_n_trades"]
+        section["tables"].append({"title": "Walk-forward folds", "columns": cols,
+                                  "rows": [[_clean(v) for v in row] for row in folds[cols].itertuples(index=False)]})
+    if c is not None:
+        counts, edges = np.histogram(c.logits, bins=40)
+        centers = (edges[:-1] + edges[1:]) / 2
+        section["charts"].append({
+            "title": f"λ over {c.splits:,} CSCV splits (λ ≤ 0: the in-sample best fell to the lower half)",
+            "data": [{"type": "bar", "x": [_sig(x) for x in centers], "y": counts.tolist(),
+                      "marker": {"color": ["#c0392b" if x <= 0 else "#1f5fa8" for x in centers]}}],
+            "layout": {"height": 320, "xaxis": {"title": {"text": "λ"}}, "yaxis": {"title": {"text": "splits"}}}})
+        i = _every(c.splits)
+        section["charts"].append({
+            "title": "The in-sample best's Sharpe per bar, in sample against out of sample (CSCV splits)",
+            "data": [{"type": "scattergl", "mode": "markers", "x": [_sig(x) for x in c.is_sharpe[i]],
+                      "y": [_sig(y) for y in c.oos_sharpe[i]], "marker": {"size": 4, "opacity": 0.4}}],
+            "layout": {"height": 360, "xaxis": {"title": {"text": "in-sample Sharpe"}},
+                       "yaxis": {"title": {"text": "out-of-sample Sharpe"}}}})
+    if wf is not None:
+        from ..report.plots import _reduce
+
+        i = _reduce(len(wf.equity), wf.equity)
+        section["charts"].append({
+            "title": "Walk-forward: stitched out-of-sample equity and buy & hold",
+            "data": [{"type": "scatter", "mode": "lines", "name": "walk-forward", "x": wf.times[i].tolist(),
+                      "y": [_sig(v) for v in wf.equity[i]]},
+                     {"type": "scatter", "mode": "lines", "name": "buy & hold", "x": wf.times[i].tolist(),
+                      "y": [_sig(v) for v in wf.benchmark[i]], "line": {"color": "#8c8c8c"}}],
+            "layout": {"height": 360, "xaxis": {"type": "date"},
+                       "shapes": [{"type": "line", "xref": "x", "yref": "paper", "x0": int(t), "x1": int(t), "y0": 0,
+                                   "y1": 1, "line": {"color": "#d9d9d9", "width": 1}}
+                                  for t in wf.times[np.cumsum([0] + [len(fo.fold.test) for fo in wf.folds[:-1]])]]}})
+    return section
