@@ -268,7 +268,7 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
             "layout": {"height": 360, "xaxis": {"title": {"text": "in-sample Sharpe"}},
                        "yaxis": {"title": {"text": "out-of-sample Sharpe"}}}})
     if wf is not None:
-        from ..report.plots import _reduce
+        from ..report.plots import _reduce  # lazy: matplotlib is slow to import
 
         i = _reduce(len(wf.equity), wf.equity)
         section["charts"].append({
