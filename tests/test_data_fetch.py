@@ -60,7 +60,7 @@ def test_second_fetch_downloads_only_new_candles(binance_fake, tmp_path):
     second = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
     new_requests = fake.klines_log(None)[n_before:]
     assert len(new_requests) == 1
-    assert int(new_requests[0]["params"]["startTime"]) == T0 + 2499 * IV + 1  # right after the stored watermark
+    assert int(new_requests[0]["params"]["startTime"]) == T0 + 2500 * IV  # the first open time not stored
     assert new_requests[0]["returned"][:2] == (T0 + 2500 * IV, T0 + 2510 * IV)  # 10 closed + the open one
     assert second.added == 10
     assert_same(stored(tmp_path), fake.truth())
@@ -85,7 +85,7 @@ def test_interrupted_fetch_keeps_committed_pages_and_resumes(binance_fake, tmp_p
     n_before = len(fake.klines_log(None))
     result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
     assert result.added == len(truth) - 3000
-    assert int(fake.klines_log(None)[n_before]["params"]["startTime"]) == truth.open_time.iloc[2999] + 1
+    assert int(fake.klines_log(None)[n_before]["params"]["startTime"]) == truth.open_time.iloc[3000]
     assert_same(stored(tmp_path), truth)
 
 

@@ -152,7 +152,8 @@ def check_dataset(bucket: str, truth) -> None:
     assert_same(stored(f"s3://{bucket}/candles/"), truth)
     files = wr.s3.read_parquet(f"s3://{bucket}/candles/", dataset=True)
     assert len(files) == len(truth) and files["open_time"].is_unique
-    assert not wr.s3.list_objects(f"s3://{bucket}/candles/_locks/")
+    assert not wr.s3.list_objects(f"s3://{bucket}/locks/symbol=")  # every lease released
+    assert not [k for k in wr.s3.list_objects(f"s3://{bucket}/candles/") if not k.endswith(".parquet")]
 
 
 def raw_objects(aws, bucket: str) -> dict[str, bytes]:
@@ -355,7 +356,7 @@ def test_out_of_time_during_a_retry_back_off_keeps_what_was_written(binance_fake
 # --------------------------------------------------------------------------- the series lock
 
 def _put_lock(aws, bucket: str, expires_ms: int) -> None:
-    aws.client("s3").put_object(Bucket=bucket, Key="candles/_locks/BTCUSDT-15m.json",
+    aws.client("s3").put_object(Bucket=bucket, Key="locks/symbol=BTCUSDT/interval=15m.json",
                                 Body=json.dumps({"owner": "other", "expires_ms": expires_ms}).encode())
 
 
@@ -367,7 +368,7 @@ def test_a_live_lock_skips_the_series_and_a_stale_one_is_taken_over(binance_fake
     _put_lock(aws, bucket, expires_ms=2**62)
     summary, _ = invoke(fake, capsys)
     assert summary["series"][0]["status"] == "locked" and fake.klines_log(None) == []
-    assert wr.s3.list_objects(f"s3://{bucket}/candles/_locks/")  # not ours: left alone
+    assert wr.s3.list_objects(f"s3://{bucket}/locks/")  # not ours: left alone
     _put_lock(aws, bucket, expires_ms=0)  # its holder died long ago
     summary, _ = invoke(fake, capsys)
     assert summary["series"][0]["status"] == "caught_up" and summary["candles_added"] == 500
