@@ -149,4 +149,4 @@ def test_cli_bad_arguments_exit_2(tmp_path, capsys):
     assert code == 2 and "interval '15x'" in err and err.count("\n") == 1
     code, _, err = run_cli(["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15m", "--start", "soon",
                             "--out", tmp_path], capsys)
-    assert code == 2 and "time 'soon'" in err
+    assert code == 2 and "--start 'soon'" in err

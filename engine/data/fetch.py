@@ -30,7 +30,7 @@ from ..errors import UserError
 from ..timeutil import check_range, format_time, interval_to_ms
 from .dataset_io import last_open_time, stored_open_times, upsert_candles
 from .klines import PAGE_LIMIT, KlinesClient
-from .outages import Missing, bars, confirmed_empty, missing_ranges, read_outages, record_outages
+from .outages import Missing, confirmed_empty, missing_ranges, read_outages, record_outages, unexplained_gaps
 from .series_lock import DEFAULT_WAIT_S, SeriesLock, hold_series
 
 
@@ -85,18 +85,6 @@ def _inside(t: np.ndarray, parts: list[Missing]) -> np.ndarray:
     for m in parts:
         keep |= (t >= m.lo) & (t < m.hi if m.hi is not None else True)
     return keep
-
-
-def unexplained_gaps(t: np.ndarray, interval_ms: int, known_empty: list[tuple[int, int]]) -> GapReport:
-    """Interior holes of the sorted open times ``t`` not covered by recorded outages."""
-    if len(t) < 2:
-        return GapReport(0, 0, None, 0)
-    holes = [m for m in missing_ranges(t, int(t[0]), int(t[-1]), interval_ms, known_empty) if m.bounded]
-    if not holes:
-        return GapReport(0, 0, None, 0)
-    big = max(holes, key=lambda m: m.hi - m.lo)
-    return GapReport(len(holes), big.hi - big.lo + interval_ms, big.hi, bars([(m.lo, m.hi) for m in holes],
-                                                                              interval_ms))
 
 
 def fetch_candles(root: str, symbol: str, interval: str, start: int, end: int | None = None, *,

@@ -38,32 +38,33 @@ class _Watch:
 
     def __init__(self) -> None:
         self.expired = threading.Event()
-        self._conns: list[http.client.HTTPConnection] = []
+        self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
 
     def cut(self) -> None:
-        self.expired.set()  # before looking at the sockets: see _watched.connect
+        self.expired.set()  # before looking at the sockets: see Watched.connect
         with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            sock = conn.sock
-            if sock is not None:
-                try:  # the plain socket's shutdown, also for TLS: wakes a blocked read at once
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            socks = list(self._socks)
+        for sock in socks:
+            try:  # the plain socket's shutdown, also for TLS: wakes a blocked read at once
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except (OSError, ValueError):
+                pass
+
+    def add(self, sock: socket.socket | None) -> None:
+        # urllib drops the connection's reference once the headers are in (the response
+        # keeps reading from the same socket), so the socket itself is remembered.
+        if sock is not None:
+            with self._lock:
+                self._socks.append(sock)
 
     def watched(self, base: type) -> type:
         watch = self
 
         class Watched(base):  # type: ignore[misc, valid-type]
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **kwargs)
-                with watch._lock:
-                    watch._conns.append(self)
-
             def connect(self):
                 super().connect()
+                watch.add(self.sock)
                 if watch.expired.is_set():  # the deadline passed while connecting
                     self.close()
                     raise socket.timeout("deadline passed while connecting")

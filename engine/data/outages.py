@@ -23,6 +23,7 @@ from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
+from ..candles import GapReport
 from ..errors import DataError
 from ..storage_layout import is_s3_uri, local_outages_path, outages_key, parse_s3_uri, s3_uri
 from ..timeutil import format_time
@@ -107,6 +108,18 @@ def confirmed_empty(asked: list[Missing], received: np.ndarray, interval_ms: int
             continue
         out += [(m.lo, m.hi) for m in subtract([Missing(r.lo, hi, True)], covered)]
     return normalise(out)
+
+
+def unexplained_gaps(t: np.ndarray, interval_ms: int, known_empty: list[tuple[int, int]]) -> GapReport:
+    """Interior holes of the sorted open times ``t`` not covered by recorded outages."""
+    if len(t) < 2:
+        return GapReport(0, 0, None, 0)
+    holes = [m for m in missing_ranges(t, int(t[0]), int(t[-1]), interval_ms, known_empty) if m.bounded]
+    if not holes:
+        return GapReport(0, 0, None, 0)
+    big = max(holes, key=lambda m: m.hi - m.lo)
+    return GapReport(len(holes), big.hi - big.lo + interval_ms, big.hi, bars([(m.lo, m.hi) for m in holes],
+                                                                              interval_ms))
 
 
 def bars(ranges: Iterable[tuple[int, int]], interval_ms: int) -> int:

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Protocol
 from ..errors import UserError
 from ..storage_layout import is_s3_uri, local_lock_path, parse_s3_uri, s3_uri, series_lock_key
 from ..timeutil import format_time
-from .dataset_io import s3_error_code, tidy_series
+from .dataset_io import s3_error_code, s3_errors, tidy_series
 
 DEFAULT_WAIT_S = 60.0
 LEASE_TTL_MS = 120_000          # an S3 lease of a command-line writer, renewed every third of it
@@ -304,8 +304,8 @@ def acquire(lock: SeriesLock, *, wait: float = DEFAULT_WAIT_S, on_wait: Callable
     """Take ``lock``, waiting up to ``wait`` seconds (telling ``on_wait`` once), else SeriesLocked."""
     give_up = clock() + max(0.0, wait)
     told = False
-    while not lock.try_acquire():
-        holder = lock.holder()
+    while not _s3_safe(lock, lock.try_acquire):
+        holder = _s3_safe(lock, lock.holder)
         if clock() >= give_up:
             raise SeriesLocked(f"{lock.description}: still locked by {describe_holder(holder)} after "
                                f"{wait:g} s; nothing was written; try again when it has finished "
@@ -315,6 +315,11 @@ def acquire(lock: SeriesLock, *, wait: float = DEFAULT_WAIT_S, on_wait: Callable
                     f"up to {wait:g} s)")
             told = True
         sleep(min(poll, max(0.0, give_up - clock())))
+
+
+def _s3_safe(lock: SeriesLock, call: Callable[[], Any]) -> Any:
+    with s3_errors(lock.description):
+        return call()
 
 
 @contextmanager
@@ -335,4 +340,4 @@ def hold_series(root: str, symbol: str, interval: str, *, wait: float = DEFAULT_
         tidy_series(root, symbol, interval, session=session)
         yield lock
     finally:
-        lock.release()
+        _s3_safe(lock, lock.release)
