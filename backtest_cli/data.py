@@ -190,6 +190,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         end = period_end(args.end)
     else:
         end = (int(time.time() * 1000) // 86_400_000) * 86_400_000  # today 00:00 UTC: through yesterday
+    if end <= start:
+        raise UserError(f"backfill: --start {args.start} is after --end {args.end or 'yesterday'}")
     target = args.out or args.to
     deadline = Deadline(args.timeout, "--timeout") if args.timeout else None
     vision = VisionSource(args.source or VISION_URL, deadline=deadline)

@@ -52,6 +52,8 @@ def to_milliseconds(values: np.ndarray, source: str = "timestamps") -> np.ndarra
     before 1970 is never read as seconds) or too large -- raises :class:`DataError`.
     """
     t = np.asarray(values)
+    if t.dtype.kind == "u" and len(t) and (t >= 2 ** 63).any():
+        raise _no_unit(source, t, int(np.flatnonzero(t >= 2 ** 63)[0]))
     if t.dtype.kind == "f":
         if not np.isfinite(t).all():
             raise DataError(f"{source}: a timestamp is not a finite number")
@@ -72,7 +74,8 @@ def to_milliseconds(values: np.ndarray, source: str = "timestamps") -> np.ndarra
 
 
 def _no_unit(source: str, t: np.ndarray, i: int) -> "DataError":
-    return DataError(f"{source}: timestamp {t[i]!r} (row {i + 1}) is not a date between 1970 and 2100 "
+    v = t[i].item() if hasattr(t[i], "item") else t[i]
+    return DataError(f"{source}: timestamp {v!r} (row {i + 1}) is not a date between 1970 and 2100 "
                      "in seconds, milliseconds, microseconds or nanoseconds")
 
 
