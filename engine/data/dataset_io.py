@@ -395,19 +395,33 @@ def s3_partition_values(prefix: str, key: str, session: Any) -> list[str]:
     return sorted(out)
 
 
-def _s3_months(root: str, symbol: str, interval: str, session: Any) -> list[tuple[int, int]]:
+def _s3_series_files(root: str, symbol: str, interval: str, session: Any) -> dict[tuple[int, int], list[str]]:
+    """Every Parquet object of one series, by (year, month), from one listing; names in key order."""
+    import awswrangler as wr
+
     base = root + series_prefix(symbol, interval)
-    return sorted(parse_month(y, m, base) for y in s3_partition_values(base, "year", session)
-                  for m in s3_partition_values(f"{base}year={y}/", "month", session))
+    with s3_errors(base):
+        paths = wr.s3.list_objects(base, suffix=".parquet", boto3_session=session)
+    out: dict[tuple[int, int], list[str]] = {}
+    for path in sorted(paths):
+        *folders, name = path[len(base):].split("/")
+        if name.startswith((".", "_")):
+            continue
+        parts = dict(f.split("=", 1) for f in folders if "=" in f)
+        if len(folders) != 2 or set(parts) != {"year", "month"}:
+            continue  # not in a month partition: not part of the series
+
+        out.setdefault(parse_month(parts["year"], parts["month"], base), []).append(path)
+    return out
 
 
-def _s3_month_prefix(root: str, symbol: str, interval: str, year: int, month: int) -> str:
-    return f"{root}{series_prefix(symbol, interval)}year={year:04d}/month={month:02d}/"
+def _s3_months(root: str, symbol: str, interval: str, session: Any) -> list[tuple[int, int]]:
+    return sorted(_s3_series_files(root, symbol, interval, session))
 
 
 def _s3_read_months(root: str, symbol: str, interval: str, months: set[tuple[int, int]] | None,
-                    start: int | None, end: int | None, session: Any,
-                    columns: list[str] | None = None) -> pd.DataFrame:
+                    start: int | None, end: int | None, session: Any, columns: list[str] | None = None,
+                    files: dict[tuple[int, int], list[str]] | None = None) -> pd.DataFrame:
     """The listed (or all) month partitions of one series overlapping [start, end).
 
     Files are read in key order; the writer names them by write time, so on equal
@@ -416,12 +430,9 @@ def _s3_read_months(root: str, symbol: str, interval: str, months: set[tuple[int
     import awswrangler as wr
 
     base = root + series_prefix(symbol, interval)
-    wanted = sorted((y, m) for y, m in (months if months is not None else _s3_months(root, symbol, interval, session))
-                    if month_overlaps(y, m, start, end))
-    with s3_errors(base):
-        paths = [p for y, m in wanted for p in sorted(wr.s3.list_objects(
-            _s3_month_prefix(root, symbol, interval, y, m), suffix=".parquet", boto3_session=session))
-            if not p.rsplit("/", 1)[-1].startswith((".", "_"))]
+    files = files if files is not None else _s3_series_files(root, symbol, interval, session)
+    paths = [p for (y, m), ps in sorted(files.items())
+             if (months is None or (y, m) in months) and month_overlaps(y, m, start, end) for p in ps]
     if not paths:
         return pd.DataFrame({c: [] for c in (columns or STORED_COLUMNS)})
     try:
@@ -448,8 +459,10 @@ def _read_s3(root: str, symbol: str | None, interval: str | None, start: int | N
 
 def _last_open_time_s3(root: str, symbol: str, interval: str, session: Any) -> int | None:
     root = s3_root(root)
-    for y, m in reversed(_s3_months(root, symbol, interval, session)):
-        df = _s3_read_months(root, symbol, interval, {(y, m)}, None, None, session, columns=["open_time"])
+    files = _s3_series_files(root, symbol, interval, session)
+    for y, m in sorted(files, reverse=True):
+        df = _s3_read_months(root, symbol, interval, {(y, m)}, None, None, session, columns=["open_time"],
+                             files=files)
         if len(df):
             return int(df["open_time"].max())
     return None
@@ -471,13 +484,13 @@ def _upsert_s3(root: str, symbol: str, interval: str, df: pd.DataFrame, session:
 
     root = s3_root(root)
     keys = month_key(df["open_time"].to_numpy())
+    files = _s3_series_files(root, symbol, interval, session)
     added, written = 0, []
     for key in np.unique(keys):
         y, m = int(key) // 100, int(key) % 100
-        prefix = _s3_month_prefix(root, symbol, interval, y, m)
-        with s3_errors(prefix):
-            old_files = [p for p in wr.s3.list_objects(prefix, boto3_session=session)]
-        prev = merge_frames(_s3_read_months(root, symbol, interval, {(y, m)}, None, None, session))
+        prefix = f"{root}{series_prefix(symbol, interval)}year={y:04d}/month={m:02d}/"
+        old_files = files.get((y, m), [])
+        prev = merge_frames(_s3_read_months(root, symbol, interval, {(y, m)}, None, None, session, files=files))
         merged = merge_frames(prev, df.loc[keys == key])
         validate_frame(merged, prefix)
         table = merged[list(STORED_COLUMNS)]
@@ -496,25 +509,16 @@ def _upsert_s3(root: str, symbol: str, interval: str, df: pd.DataFrame, session:
 
 def _tidy_s3(root: str, symbol: str, interval: str, session: Any) -> list[str]:
     """Merge the month partitions an interrupted write left with more than one file."""
-    import awswrangler as wr
-
     root = s3_root(root)
-    base = root + series_prefix(symbol, interval)
-    with s3_errors(base):
-        objects = wr.s3.list_objects(base, suffix=".parquet", boto3_session=session)
-    per_month: dict[str, int] = {}
-    for path in objects:
-        per_month[path.rsplit("/", 1)[0]] = per_month.get(path.rsplit("/", 1)[0], 0) + 1
+    files = _s3_series_files(root, symbol, interval, session)
     fixed = []
-    for folder, n in sorted(per_month.items()):
-        if n < 2:
+    for (y, m), paths in sorted(files.items()):
+        if len(paths) < 2:
             continue
-        parts = dict(p.split("=", 1) for p in folder[len(base):].split("/") if "=" in p)
-        y, m = parse_month(parts.get("year", ""), parts.get("month", ""), base)
-        df = merge_frames(_s3_read_months(root, symbol, interval, {(y, m)}, None, None, session))
+        df = merge_frames(_s3_read_months(root, symbol, interval, {(y, m)}, None, None, session, files=files))
         if len(df):
             _upsert_s3(root, symbol, interval, df, session)
-            fixed.append(folder + "/")
+            fixed.append(paths[0].rsplit("/", 1)[0] + "/")
     return fixed
 
 
