@@ -223,7 +223,8 @@ LOCAL_CASES = [
     Case("ms before 1970", _inspect(negative_ms), "is not a date between 1970 and 2100"),
     Case("ISO time in 2150", _inspect(iso_2150), "is outside 1970-01-01 .. 2100-01-01"),
     Case("timestamp beyond int64", _inspect(beyond_int64), "is not a date between 1970 and 2100"),
-    Case("file name interval vs spacing", _inspect(five_minute_named_15m), "the file name says 15m but the candles are 5m apart"),
+    Case("file name interval vs spacing", _inspect(five_minute_named_15m),
+         "the file name says 15m but the candles are 5m apart"),
     Case("data.interval vs spacing", _run(five_minute_csv, interval="15m"),
          "data.interval is 15m but the candles are 5m apart"),
     Case("file name symbol vs data.symbol", _run(eth_file, symbol="BTCUSDT"),
@@ -267,8 +268,9 @@ LOCAL_CASES = [
 
 def _snapshot(root: Path) -> dict[str, str]:
     """SHA-256 of every stored file (the lock file, which holds no data, is left out)."""
+    files = [p for p in sorted(root.rglob("*")) if p.is_file()]
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.relative_to(root).as_posix().startswith("_locks/")}
+            for p in files if not p.relative_to(root).as_posix().startswith("_locks/")}
 
 
 def _cli(argv: list, env: dict | None = None) -> subprocess.CompletedProcess:

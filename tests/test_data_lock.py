@@ -189,7 +189,8 @@ def test_litter_of_an_interrupted_write_is_removed_by_the_next_writer(binance_fa
     fake = binance_fake(synthetic_klines(T0, 1500))
     fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
     part = tmp_path / "symbol=BTCUSDT/interval=15m/year=2024/month=01"
-    litter = [part / ".part-0.parquet.4242.deadbeef.tmp", tmp_path / "_meta/symbol=BTCUSDT/interval=15m/.outages.json.1.x.tmp"]
+    litter = [part / ".part-0.parquet.4242.deadbeef.tmp",
+              tmp_path / "_meta/symbol=BTCUSDT/interval=15m/.outages.json.1.x.tmp"]
     for p in litter:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"PAR1 half")

@@ -536,7 +536,8 @@ def test_the_lease_lives_under_locks_and_never_breaks_a_dataset_read(binance_fak
         if index == 1:
             client = aws.client("s3")
             keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
-            lease = json.loads(client.get_object(Bucket=bucket, Key="locks/symbol=BTCUSDT/interval=15m.json")["Body"].read())
+            key = "locks/symbol=BTCUSDT/interval=15m.json"
+            lease = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
             rows = len(wr.s3.read_parquet(f"s3://{bucket}/candles/", dataset=True))
             seen.append((keys, lease, rows))
 

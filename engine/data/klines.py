@@ -151,7 +151,8 @@ class KlinesClient:
             raise BinanceError(f"{self.base_url}{TIME_PATH}: unexpected answer {str(data)[:80]!r}") from None
 
     def closed_before(self, headers: Message | None) -> int:
-        """"Now" for the closed-candle rule: the earlier of the answer's Date (or the server time) and the local clock."""
+        """"Now" for the closed-candle rule: the earlier of the answer's Date (or the server time)
+        and the local clock."""
         server = _header_time(headers)
         if server is None:
             server = self.server_time()
