@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--workers", type=_positive_int, help="parallel workers (default: parallel.workers or all CPUs)")
     p.add_argument("--engine", choices=("fast", "reference"), default="fast",
                    help="fast: compiled numba path (default); reference: the event-driven engine")
-    p.add_argument("--run-id", help="name of the run folder (default: UTC time and config hash)")
+    p.add_argument("--run-id", type=_run_id, help="name of the run folder: a plain name (default: UTC time and "
+                                                  "config hash)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
 
@@ -36,6 +37,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _run_id(text: str) -> str:
+    from engine.errors import UserError
+    from engine.report.run_folder import check_run_id
+
+    try:
+        return check_run_id(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _load(path: Path | None):
     from engine.config import DEFAULT_CONFIG, load_config
 
@@ -43,17 +54,55 @@ def _load(path: Path | None):
 
 
 def cmd_validate(args) -> int:
+    from engine.grid_budget import estimate_bytes, human_bytes
+
     cfg = _load(args.config)
     total, filtered = len(cfg.grid), cfg.grid.filtered
-    print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else ""))
+    axes = max((len(sw.columns) for sw in cfg.grid), default=1)
+    print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else "")
+          + f"; the grid needs about {human_bytes(estimate_bytes(total + filtered, axes))} of memory "
+          f"(limit {cfg.limits.max_combinations:,} combinations)")
     return 0
+
+
+def _prepare_out(args, cfg) -> Path:
+    """Everything about --out that can fail, before the data is read: folder, free space, stale partial folders."""
+    from engine.report.run_folder import clean_partial_folders, estimate_run_folder_bytes
+
+    from .preflight import check_free_space, check_output_root
+
+    out = check_output_root(args.out)
+    for stale in clean_partial_folders(out):
+        print(f"note: removed {stale.path}, the incomplete folder of an interrupted run (process {stale.pid})",
+              file=sys.stderr)
+    check_free_space(out, estimate_run_folder_bytes(len(cfg.grid), cfg.report.top_k, len(cfg.grid.sweeps)))
+    return out
+
+
+def _workers(args, cfg) -> int:
+    from engine.cpus import available_cpus
+
+    from .preflight import cpu_clamp
+
+    requested = args.workers or cfg.workers
+    if requested is None:
+        return available_cpus()
+    workers, notice = cpu_clamp(requested, available_cpus())
+    if notice:
+        source = "--workers" if args.workers else "parallel.workers"
+        print(f"note: {source}: {notice}", file=sys.stderr)
+    return workers
 
 
 def cmd_run(args) -> int:
     from engine.datasource import DataSpec
     from engine.experiment import run_experiment
 
+    from .preflight import check_free_space
+
     cfg = _load(args.config)
+    out = _prepare_out(args, cfg)
+    workers = _workers(args, cfg)
     spec = DataSpec.from_config(cfg, args.data)
     bars: list = []
 
@@ -72,8 +121,8 @@ def cmd_run(args) -> int:
         return lambda done: bar.update(min(done, bar.total - bar.n))
 
     try:
-        res = run_experiment(cfg, spec, args.out, engine=args.engine, workers=args.workers, run_id=args.run_id,
-                             on_sweep_start=start)
+        res = run_experiment(cfg, spec, out, engine=args.engine, workers=workers, run_id=args.run_id,
+                             on_sweep_start=start, on_write_start=lambda need: check_free_space(out, need))
     finally:
         for bar in bars:
             bar.close()

@@ -3,11 +3,28 @@
 It ranks the summary, re-simulates what the report needs, writes every file
 (``engine.report.writer``) and writes ``manifest.json`` last: its presence means
 the folder is complete.
+
+A local run writes into a hidden partial folder beside its destination
+(``PartialRunFolder``): ``<root>/.partial-<pid>-<run_id>/``, renamed to
+``<root>/<run_id>/`` only once every file is written, so a folder under its run id
+is always complete. A run that is killed or fails (a full disk included) leaves
+only the partial folder; ``clean_partial_folders`` removes those whose writer has
+ended, and never one whose writer is alive. The writer holds an exclusive ``flock``
+on a lock file beside its folder, ``<root>/.partial-lock-<pid>-<run_id>``, taken
+before the folder exists: the kernel releases it when the process ends, however it
+ends, so "the lock can be taken" means "the writer is gone", even if its pid has
+been reused.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import math
+import os
+import re
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,9 +36,10 @@ import pandas as pd
 from .. import __version__
 from ..candles import Candles
 from ..config import Config
+from ..errors import ResourceError, UserError
 from ..sweep import run_detail
 from ..timeutil import format_time
-from .writer import ChartPool, RunContext, write_report
+from .writer import JSON_ALL_LIMIT, PARQUET_LIMIT, ChartPool, RunContext, write_report
 
 MANIFEST = "manifest.json"
 
@@ -75,3 +93,226 @@ def write_run_folder(out: Path, cfg: Config, summary: pd.DataFrame, candles: Can
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return RunFolder(out, ranked, manifest)
+
+
+# --- run ids and partial folders -------------------------------------------------------------------
+PARTIAL_PREFIX = ".partial-"
+LOCK_PREFIX = ".partial-lock-"
+_PARTIAL = re.compile(r"^\.partial-(\d+)-(.+)$")
+_LOCK = re.compile(r"^\.partial-lock-(\d+)-(.+)$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is a plain folder name: no path separator, no ``..``, not hidden, at most 128 characters."""
+    if not _RUN_ID.match(run_id) or ".." in run_id:
+        shown = run_id if len(run_id) <= 60 else run_id[:57] + "..."
+        raise UserError(f"run id {shown!r}: expected a plain name of letters, digits and . _ = + - (at most 128, "
+                        "not starting with a dot, no '/' or '..')")
+    return run_id
+
+
+def default_run_id(cfg: Config) -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{cfg.digest()[:8]}"
+
+
+class PartialRunFolder:
+    """A run folder being written, hidden until ``publish`` renames it into place."""
+
+    def __init__(self, root: Path, base: str, run_id: str, lock_fd: int) -> None:
+        self.root, self.base, self.run_id, self._lock_fd = root, base, run_id, lock_fd
+        self.path = root / f"{PARTIAL_PREFIX}{os.getpid()}-{run_id}"
+        self.lock_path = root / f"{LOCK_PREFIX}{os.getpid()}-{run_id}"
+
+    @classmethod
+    def create(cls, root: Path, base: str) -> "PartialRunFolder":
+        """Lock, then create, a partial folder for run ``base`` (or ``base-2``… if that name is taken)."""
+        check_run_id(base)
+        root.mkdir(parents=True, exist_ok=True)
+        run_id = _free_name(root, base)
+        lock_path = root / f"{LOCK_PREFIX}{os.getpid()}-{run_id}"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            folder = cls(root, base, run_id, fd)
+            folder.path.mkdir()
+        except BaseException:
+            os.close(fd)
+            lock_path.unlink(missing_ok=True)
+            raise
+        return folder
+
+    def publish(self, manifest: dict | None = None) -> Path:
+        """Rename the finished folder to ``<root>/<run_id>``; if another run took that name meanwhile, to the
+        next free ``<base>-k``, correcting ``manifest.json`` (and ``manifest``) first. Returns the final path."""
+        names = [self.run_id] + [f"{self.base}-{k}" for k in range(2, 1000)]
+        for name in dict.fromkeys(names):
+            if name != self.run_id:
+                self._rename_run(name, manifest)
+            try:
+                os.rename(self.path, self.root / name)  # fails on an existing non-empty folder or a file
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                    continue
+                raise
+            self.path = self.root / name
+            self.release()
+            return self.path
+        raise ResourceError(f"{self.root}: no free run folder name {self.base}, {self.base}-2 … {self.base}-999")
+
+    def _rename_run(self, name: str, manifest: dict | None) -> None:
+        self.run_id = name
+        path = self.path / MANIFEST
+        if path.exists():
+            doc = json.loads(path.read_text())
+            doc["run_id"] = name
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc, indent=1) + "\n")
+            os.replace(tmp, path)
+        if manifest is not None:
+            manifest["run_id"] = name
+
+    def release(self) -> None:
+        """Give up the folder: unlock it (a failed run's folder is then left for ``clean_partial_folders``)."""
+        if self._lock_fd is not None:
+            if not self.path.name.startswith(PARTIAL_PREFIX):  # published: the lock file has no folder to guard
+                self.lock_path.unlink(missing_ok=True)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _free_name(root: Path, base: str) -> str:
+    """``base``, or the first ``base-k`` that neither a finished run nor a partial folder uses."""
+    taken = set()
+    for entry in os.listdir(root):
+        m = _PARTIAL.match(entry) or _LOCK.match(entry)
+        taken.add(m.group(2) if m else entry)
+    for k in range(1, 1000):
+        name = base if k == 1 else f"{base}-{k}"
+        if name not in taken:
+            return name
+    raise ResourceError(f"{root}: no free run folder name {base}, {base}-2 … {base}-999")
+
+
+@dataclass(frozen=True)
+class StaleFolder:
+    path: Path
+    pid: int
+
+
+def clean_partial_folders(root: Path) -> list[StaleFolder]:
+    """Remove the partial folders under ``root`` whose writer has ended; return what was removed.
+
+    A folder whose lock is held, or whose lock file is missing while its pid is alive
+    (a writer between creating its lock and its folder), is left alone.
+    """
+    try:
+        entries = os.listdir(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for entry in sorted(entries):
+        m = _PARTIAL.match(entry)
+        if m and (root / entry).is_dir() and not (root / entry).is_symlink():
+            lock = root / f"{LOCK_PREFIX}{m.group(1)}-{m.group(2)}"
+            held = _take_lock(lock)
+            if held is None and (lock.exists() or _pid_alive(int(m.group(1)))):
+                continue
+            try:
+                shutil.rmtree(root / entry, ignore_errors=True)
+                if not (root / entry).exists():
+                    removed.append(StaleFolder(root / entry, int(m.group(1))))
+            finally:
+                _drop_lock(lock, held)
+        elif _LOCK.match(entry) and not (root / _LOCK.sub(r".partial-\1-\2", entry)).exists():
+            held = _take_lock(root / entry)  # a lock left without its folder
+            if held is not None:
+                _drop_lock(root / entry, held)
+    return removed
+
+
+def _take_lock(path: Path) -> int | None:
+    """An fd holding ``path``'s lock, or None if it is held by a live process (or does not exist)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _drop_lock(path: Path, fd: int | None) -> None:
+    if fd is not None:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- disk space --------------------------------------------------------------------------------------
+#: Lower bounds of what each file takes, measured on the default run (70,080 candles, 64 combinations):
+#: a summary row 184 bytes, a JSON header 1,226 bytes, a trade line 300 bytes, a chart 74-78 KB.
+SUMMARY_ROW_BYTES = 150
+PARQUET_ROW_BYTES = 12
+JSON_HEAD_BYTES = 1_000
+TRADE_LINE_BYTES = 250
+CHART_BYTES = 40_000
+BLOCK = 4096
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def estimate_run_folder_bytes(combinations: int, top_k: int, strategies: int = 1,
+                              trade_lines: int = 0) -> int:
+    """A lower bound of the size of a run folder: a disk with less free space cannot hold it.
+
+    ``trade_lines`` is the number of trades its JSON files will list, when known (after the sweep).
+    """
+    json_files = combinations if combinations <= JSON_ALL_LIMIT else min(top_k, combinations)
+    charts = 2 * min(top_k, combinations) + strategies
+
+    def blocks(n: int) -> int:
+        return math.ceil(n / BLOCK) * BLOCK
+
+    summary = blocks(SUMMARY_ROW_BYTES * combinations)
+    if combinations > PARQUET_LIMIT:
+        summary += blocks(PARQUET_ROW_BYTES * combinations)
+    files = json_files * blocks(JSON_HEAD_BYTES) + trade_lines * TRADE_LINE_BYTES + charts * blocks(CHART_BYTES)
+    return summary + files + 3 * BLOCK  # config.yaml, manifest.json, the lock file
+
+
+def trade_lines_in_report(summary: pd.DataFrame, top_k: int) -> int:
+    """How many trade lines the run's JSON files will hold (the top K's, estimated, above ``JSON_ALL_LIMIT``)."""
+    if not len(summary) or "n_trades" not in summary:
+        return 0
+    trades = summary["n_trades"].fillna(0)
+    if len(summary) <= JSON_ALL_LIMIT:
+        return int(trades.sum())
+    return int(trades.median() * min(top_k, len(summary)))
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An error that means the filesystem (or the file size limit) has no room for what is being written."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return True
+    text = str(exc)
+    return isinstance(exc, OSError) and ("No space left on device" in text or "File too large" in text)
+
+
+def disk_full_error(partial: PartialRunFolder, exc: BaseException) -> ResourceError:
+    reason = getattr(exc, "strerror", None) or "no space left on device"
+    return ResourceError(f"{partial.root}: {reason.lower()} while writing run {partial.run_id}; its incomplete "
+                         f"folder {partial.path.name} is left there and the next run removes it; free some space "
+                         "and run again")
