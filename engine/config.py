@@ -324,7 +324,7 @@ def _check_grid_budget(strat_doc: dict, stop_loss_raw: Any, limits: LimitsConfig
 def _strategy_name(name: Any) -> str:
     """A registered name, or ``package.module:ClassName`` (checked before anything is imported)."""
     name = str(name)
-    if ":" in name and not _STRATEGY_PATH.match(name):
+    if ":" in name and not _STRATEGY_PATH.fullmatch(name):
         raise ConfigError(f"strategies: {_show(name)} is not a strategy name or a path like "
                           "package.module:ClassName")
     return name

@@ -137,6 +137,11 @@ def load_yaml(text: str, source: str = "config") -> Any:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        if context and problem == "second occurrence":  # PyYAML's duplicate anchor: the useful part is the context
+            problem = context.replace("; first occurrence", "")
+        elif context:
+            problem = f"{context}: {problem}"
         raise ConfigError(f"{source}: invalid YAML{at}: {_one_line(problem)}") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a constructor on a bad value
         raise ConfigError(f"{source}: invalid YAML: {_one_line(str(exc)) or type(exc).__name__}") from None

@@ -105,7 +105,7 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
 
 def check_run_id(run_id: str) -> str:
     """A run id is a plain folder name: no path separator, no ``..``, not hidden, at most 128 characters."""
-    if not _RUN_ID.match(run_id) or ".." in run_id:
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
         shown = run_id if len(run_id) <= 60 else run_id[:57] + "..."
         raise UserError(f"run id {shown!r}: expected a plain name of letters, digits and . _ = + - (at most 128, "
                         "not starting with a dot, no '/' or '..')")
@@ -146,22 +146,22 @@ class PartialRunFolder:
     def publish(self, manifest: dict | None = None) -> Path:
         """Rename the finished folder to ``<root>/<run_id>``; if another run took that name meanwhile, to the
         next free ``<base>-k``, correcting ``manifest.json`` (and ``manifest``) first. Returns the final path."""
-        names = [self.run_id] + [f"{self.base}-{k}" for k in range(2, 1000)]
-        for name in dict.fromkeys(names):
-            if name != self.run_id:
-                self._rename_run(name, manifest)
+        for _ in range(1000):
             try:
-                os.rename(self.path, self.root / name)  # fails on an existing non-empty folder or a file
+                os.rename(self.path, self.root / self.run_id)  # fails on an existing non-empty folder or a file
             except OSError as exc:
-                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
-                    continue
-                raise
-            self.path = self.root / name
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                    raise
+                self._rename_run(_free_name(self.root, self.base, own={self.path.name, self.lock_path.name}),
+                                 manifest)
+                continue
+            self.path = self.root / self.run_id
             self.release()
             return self.path
-        raise ResourceError(f"{self.root}: no free run folder name {self.base}, {self.base}-2 … {self.base}-999")
+        raise ResourceError(f"{self.root}: no free run folder name for {self.base}")
 
     def _rename_run(self, name: str, manifest: dict | None) -> None:
+        """Take the name ``name`` instead: the lock file and manifest follow (the partial folder keeps its name)."""
         self.run_id = name
         path = self.path / MANIFEST
         if path.exists():
@@ -182,10 +182,12 @@ class PartialRunFolder:
             self._lock_fd = None
 
 
-def _free_name(root: Path, base: str) -> str:
-    """``base``, or the first ``base-k`` that neither a finished run nor a partial folder uses."""
+def _free_name(root: Path, base: str, own: set[str] = frozenset()) -> str:
+    """``base``, or the first ``base-k`` that neither a finished run nor another partial folder uses."""
     taken = set()
     for entry in os.listdir(root):
+        if entry in own:
+            continue
         m = _PARTIAL.match(entry) or _LOCK.match(entry)
         taken.add(m.group(2) if m else entry)
     for k in range(1, 1000):
