@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fakes.cli import run_cli
 from fakes.cli_process import can_mount_tmpfs, command, is_root, run_console, snapshot, tmpfs
 
 SMALL = """
@@ -43,6 +44,20 @@ def stored(tmp_path_factory) -> Path:
     assert done.returncode == 0, done.stderr
     assert (root / "results" / "kept" / "manifest.json").exists()
     return root / "results"
+
+
+@pytest.fixture
+def cfg(tmp_path) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+@pytest.fixture
+def mountable(tmp_path) -> None:
+    why = can_mount_tmpfs(tmp_path)
+    if why:
+        pytest.skip(f"full-disk tests need a small tmpfs: {why}")
 
 
 def assert_refused(done: subprocess.CompletedProcess, needle: str, *, after_work: bool = False) -> str:
@@ -112,14 +127,15 @@ CONFIG_CASES = [
 
 
 @pytest.mark.parametrize("text,needle", [c[1:] for c in CONFIG_CASES], ids=[c[0] for c in CONFIG_CASES])
-def test_bad_config_values(tmp_path, stored, text, needle):
+def test_bad_config_values(tmp_path, stored, capsys, text, needle):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(text)
     before = snapshot(stored)
     line = assert_refused(run_console(["run", "--config", cfg, "--out", stored, "--no-progress"]), needle)
     assert len(line) < 400
     assert snapshot(stored) == before
-    assert_refused(run_console(["validate-config", cfg]), needle)
+    code, _, err = run_cli(["validate-config", cfg], capsys)  # the same main() as the console script, in-process
+    assert_refused(subprocess.CompletedProcess([], code, "", err), needle)
 
 
 def test_the_alias_bomb_is_small(tmp_path):
@@ -209,18 +225,14 @@ def test_unreadable_config_file(tmp_path, stored):
 # --- --out and --run-id ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("run_id", ["../x", "..", ".hidden", "a/b", "/abs", "", "x" * 200, "a\\b", "a..b"])
-def test_run_id_must_be_a_plain_name(tmp_path, stored, run_id):
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(SMALL)
+def test_run_id_must_be_a_plain_name(stored, cfg, run_id):
     before, parent = snapshot(stored), snapshot(stored.parent)
     done = run_console(["run", "--config", cfg, "--out", stored, "--run-id", run_id])
     assert_refused(done, "argument --run-id: run id")
     assert snapshot(stored) == before and snapshot(stored.parent) == parent
 
 
-def test_out_is_a_file(tmp_path):
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(SMALL)
+def test_out_is_a_file(tmp_path, cfg):
     target = tmp_path / "results.txt"
     target.write_text("mine\n")
     for out in (target, target / "sub"):
@@ -228,9 +240,7 @@ def test_out_is_a_file(tmp_path):
     assert target.read_text() == "mine\n"
 
 
-def test_out_not_writable(tmp_path, stored):
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(SMALL)
+def test_out_not_writable(tmp_path, cfg):
     if is_root():  # permissions do not stop root: a read-only filesystem does
         why = can_mount_tmpfs(tmp_path)
         if why:
@@ -247,12 +257,7 @@ def test_out_not_writable(tmp_path, stored):
         assert_refused(run_console(["run", "--config", cfg, "--out", locked]), "not writable (permission denied)")
 
 
-def test_out_on_a_full_disk_is_refused_before_the_sweep(tmp_path):
-    why = can_mount_tmpfs(tmp_path)
-    if why:
-        pytest.skip(f"full-disk test needs a small tmpfs: {why}")
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(SMALL)
+def test_out_on_a_full_disk_is_refused_before_the_sweep(tmp_path, cfg, mountable):
     with tmpfs(tmp_path / "tiny", "size=64k") as tiny:
         (tiny / "results").mkdir()
         done = run_console(["run", "--config", cfg, "--out", tiny / "results", "--no-progress"])
@@ -262,13 +267,8 @@ def test_out_on_a_full_disk_is_refused_before_the_sweep(tmp_path):
         assert os.listdir(tiny / "results") == []
 
 
-def test_disk_full_while_writing_leaves_only_the_partial_folder(tmp_path):
+def test_disk_full_while_writing_leaves_only_the_partial_folder(tmp_path, cfg, mountable):
     """A real ENOSPC: a tmpfs with room for bytes but few inodes, so the preflight passes and a write fails."""
-    why = can_mount_tmpfs(tmp_path)
-    if why:
-        pytest.skip(f"full-disk test needs a small tmpfs: {why}")
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(SMALL)
     with tmpfs(tmp_path / "disk", "size=16m,nr_inodes=12") as disk:
         out = disk / "results"
         done = run_console(["run", "--config", cfg, "--out", out, "--no-progress", "--run-id", "full"])
@@ -291,10 +291,8 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
 
-def test_file_size_limit_while_writing_is_one_line(tmp_path):
+def test_file_size_limit_while_writing_is_one_line(tmp_path, cfg):
     """EFBIG (RLIMIT_FSIZE, any user): the charts (~60 KB) cannot be written; same handling as a full disk."""
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(SMALL)
     warm = run_console(["run", "--config", cfg, "--out", tmp_path / "warm", "--no-progress"])  # compiled kernels
     assert warm.returncode == 0, warm.stderr
     out = tmp_path / "results"
