@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .candles import Candles
-from .child_process import exit_with_parent
+from .child_process import bind_to_parent
 from .config import Config
 from .cpus import available_cpus
 from .grid import Grid, StrategySweep
@@ -93,7 +93,7 @@ _worker: dict = {}
 def _init_worker(cfg: Config, candles: Candles, parent_pid: int | None = None) -> None:
     # A forked child inherits both objects; nothing is pickled or parsed again.
     if parent_pid is not None:
-        exit_with_parent(parent_pid)
+        bind_to_parent(parent_pid)
     _worker.update(cfg=cfg, candles=candles)
 
 

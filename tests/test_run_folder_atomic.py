@@ -258,3 +258,25 @@ def test_kills_at_seeded_random_moments_then_a_rerun(tmp_path):
     for run in visible_runs(out):
         assert_complete(run)
     assert wait_gone(token) == []
+
+
+def test_ctrl_c_while_writing_is_one_line_and_leaves_only_the_partial_folder(tmp_path):
+    """SIGINT goes to the whole process group, as a terminal sends it: the workers leave it to the run."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "results"
+    token, env = marker_env()
+    proc = subprocess.Popen(command(["run", "--config", cfg, "--out", out, "--no-progress", "--run-id", "stop"]),
+                            cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    _kill_when(proc, out, random.Random(7), "writing")
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be interrupted (an overloaded machine)")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == "interrupted" and len(err.splitlines()) == 2, err
+    assert visible_runs(out) == []
+    assert hidden(out) == [f"{PARTIAL_PREFIX}{proc.pid}-stop", f"{LOCK_PREFIX}{proc.pid}-stop"]
+    assert wait_gone(token) == []

@@ -27,7 +27,7 @@ import yaml
 
 from .. import __version__
 from ..candles import Candles
-from ..child_process import exit_with_parent
+from ..child_process import bind_to_parent
 from ..cpus import available_cpus
 from ..metrics import METRICS
 from ..result import RunResult
@@ -141,7 +141,7 @@ def _draw(chart) -> None:
 
 
 def _warm_worker(parent_pid: int) -> None:
-    exit_with_parent(parent_pid)
+    bind_to_parent(parent_pid)
     from . import plots
 
     plots.warm_up()
