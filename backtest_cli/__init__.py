@@ -64,9 +64,13 @@ def _import_from_cwd() -> None:
 
 
 def one_line(message: str, limit: int = 1000) -> str:
-    """A message as one line of at most ``limit`` characters (a path or value may hold newlines)."""
+    """A message as one line of at most ``limit`` characters (a path or value may hold newlines); a long one
+    loses its middle, so the problem and the fix at its end survive a very long path."""
     text = " ".join(message.split("\n")).replace("\r", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return text[:head] + "…" + text[len(text) - (limit - head - 1):]
 
 
 def console() -> None:

@@ -6,7 +6,9 @@ and the fix.
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -17,12 +19,18 @@ from engine.grid_budget import human_bytes
 def check_output_root(path: Path) -> Path:
     """``path`` exists (or is created) as a folder this process can write in; returns it."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path}: is a file, not a folder; give --out a folder (it is created if missing)")
-    if not path.exists():
-        ancestor = next((p for p in path.parents if p.exists()), None)
-        if ancestor is not None and not ancestor.is_dir():
-            raise UserError(f"--out {path}: {ancestor} is a file, not a folder; give --out a path under a folder")
+    st = _stat(path)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        kind = "a file" if stat.S_ISREG(st.st_mode) else "a device or other special file"
+        raise UserError(f"--out {path}: is {kind}, not a folder; give --out a folder (it is created if missing)")
+    if st is None:
+        for ancestor in path.parents:
+            found = _stat(ancestor)
+            if found is not None:
+                if not stat.S_ISDIR(found.st_mode):
+                    raise UserError(f"--out {path}: {ancestor} is a file, not a folder; give --out a path under a "
+                                    "folder")
+                break
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -34,6 +42,16 @@ def check_output_root(path: Path) -> Path:
     except OSError as exc:
         raise UserError(f"--out {path}: not writable ({_reason(exc)}); give --out a folder you can write to") from None
     return path
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """``path``'s status, None if nothing is there; any other failure (a name too long, a loop) is the user's."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise UserError(f"--out {path}: {_reason(exc)}; give --out a folder you can write to") from None
 
 
 def check_free_space(path: Path, needed: int) -> None:

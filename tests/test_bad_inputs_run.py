@@ -240,6 +240,22 @@ def test_out_is_a_file(tmp_path, cfg):
     assert target.read_text() == "mine\n"
 
 
+def _out_loop(tmp_path: Path) -> Path:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    return tmp_path / "loop"
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda _: Path("/dev/null"), "--out /dev/null: is a device or other special file, not a folder"),
+    (lambda p: p / ("a" * 5000), "file name too long; give --out a folder you can write to"),
+    (_out_loop, "loop: too many levels of symbolic links; give --out a folder you can write to"),
+    (lambda p: _out_loop(p) / "sub", "loop/sub: too many levels of symbolic links"),
+], ids=["device", "name-too-long", "symlink-loop", "under-a-loop"])
+def test_out_that_cannot_be_a_folder(tmp_path, cfg, make, needle):
+    line = assert_refused(run_console(["run", "--config", cfg, "--out", make(tmp_path), "--no-progress"]), "")
+    assert needle in line and len(line) <= 1000 + len("error: ")
+
+
 def test_out_not_writable(tmp_path, cfg):
     if is_root():  # permissions do not stop root: a read-only filesystem does
         why = can_mount_tmpfs(tmp_path)
