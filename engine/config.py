@@ -106,12 +106,14 @@ _STRATEGY_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 def load_config(path: str | Path) -> Config:
-    body = read_config_bytes(path)
+    return parse_config_text(decode_config(read_config_bytes(path), path), str(path))
+
+
+def decode_config(body: bytes, path: str | Path) -> str:
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte 0x{body[exc.start]:02x} at offset {exc.start})") from None
-    return parse_config_text(text, str(path))
 
 
 def read_config_bytes(path: str | Path) -> bytes:
