@@ -16,7 +16,7 @@ import reprlib
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import ConfigError, UserError
 from .execution import FILL_MODES, Execution
@@ -52,6 +52,10 @@ class LimitsConfig:
 class ReportConfig:
     top_k: int = 10
     rank_by: str = "sharpe"
+    #: combinations with fewer closed trades are left unranked (they keep their summary row)
+    min_trades: int = 1
+    #: also draw PNG charts into plots/ (report.html has interactive ones either way)
+    png: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ _SECTIONS = {
     "risk": {"stop_loss"},
     "strategies": None,
     "parallel": {"workers"},
-    "report": {"top_k", "rank_by"},
+    "report": {"top_k", "rank_by", "min_trades", "png"},
     "limits": {"max_combinations"},
 }
 
@@ -105,8 +109,10 @@ TIME_MIN, TIME_MAX = 0, 4_102_444_800_000  # [1970-01-01, 2100-01-01) UTC, ms
 _STRATEGY_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
-def load_config(path: str | Path) -> Config:
-    return parse_config_text(decode_config(read_config_bytes(path), path), str(path))
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Parse and check the config file at ``path``; ``overrides`` (``{"data.symbol": "ETHUSDT"}``)
+    replace keys before the check, so the config as run (and its hash) includes them."""
+    return parse_config_text(decode_config(read_config_bytes(path), path), str(path), overrides)
 
 
 def decode_config(body: bytes, path: str | Path) -> str:
@@ -163,12 +169,17 @@ def _check_regular(path: str | Path, st: os.stat_result) -> None:
                       else f"{path}: not a regular file")
 
 
-def parse_config_text(text: str, source: str = "config") -> Config:
+def parse_config_text(text: str, source: str = "config", overrides: Mapping[str, Any] | None = None) -> Config:
     doc = load_yaml(text, source)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(doc).__name__}")
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if not isinstance(doc.get(section) or {}, dict):
+            raise ConfigError(f"{section}: expected a mapping, got {_show(doc[section])}")
+        doc[section] = {**(doc.get(section) or {}), name: value}
     return parse_config(doc)
 
 
@@ -223,6 +234,12 @@ def _number(key: str, value: Any, *, low: float | None = None, high: float | Non
 
 def _bound(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {_show(value)}")
+    return value
 
 
 def _string(key: str, value: Any) -> str:
@@ -425,7 +442,9 @@ def parse_config(doc: dict) -> Config:
     if not isinstance(rank_by, str) or rank_by not in METRICS:
         raise ConfigError(f"report.rank_by: {_show(rank_by)}; expected one of {', '.join(METRICS)}")
     report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, high=TOP_K_MAX, integer=True),
-                          rank_by=rank_by)
+                          rank_by=rank_by,
+                          min_trades=_number("report.min_trades", r.get("min_trades", 1), low=0, integer=True),
+                          png=_bool("report.png", r.get("png", False)))
 
     # Type-checks every value and rejects a grid whose combinations are all invalid.
     grid = expand_grid(grids, stops)
