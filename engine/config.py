@@ -386,7 +386,8 @@ def parse_config(doc: dict) -> Config:
         try:
             interval_to_ms(data.interval)
         except UserError:
-            raise ConfigError(f"data.interval: {_show(data.interval)} is not an interval; expected e.g. 15m, 1h, 1d") from None
+            raise ConfigError(f"data.interval: {_show(data.interval)} is not an interval; "
+                              "expected e.g. 15m, 1h, 1d") from None
 
     e = _section(doc, "execution")
     fill = e.get("fill", "close")
