@@ -76,7 +76,7 @@ def _time(text: str) -> str:
 
     try:
         parse_time(text)
-    except UserError:
+    except (UserError, ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a time; expected an ISO date like 2024-01-01, "
                                          "an ISO time like 2024-01-01T12:00, or epoch milliseconds") from None
     return text

@@ -106,6 +106,7 @@ CAPITAL_MAX = 1e15
 SYNTHETIC_BARS_MAX = 20_000_000  # ~1.5 GB of candles and indicators; 570 years of 15m bars
 TOP_K_MAX = 1_000  # two charts and one JSON file each
 TIME_MIN, TIME_MAX = 0, 4_102_444_800_000  # [1970-01-01, 2100-01-01) UTC, ms
+INTERVAL_MAX_MS = 31 * 86_400_000
 _STRATEGY_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
@@ -264,6 +265,17 @@ def _time(key: str, value: Any) -> str | None:
     return text
 
 
+def _check_interval(interval: str | None) -> None:
+    if interval is None:
+        return
+    try:
+        ms = interval_to_ms(interval)
+    except UserError:
+        raise ConfigError(f"data.interval: {_show(interval)} is not an interval; expected e.g. 15m, 1h, 1d") from None
+    if ms > INTERVAL_MAX_MS:
+        raise ConfigError(f"data.interval: {_show(interval)} is longer than 31 days; expected e.g. 15m, 1h, 1d")
+
+
 def _time_range(start: str | None, end: str | None) -> None:
     if start is not None and end is not None and parse_time(start) >= parse_time(end):
         raise ConfigError(f"data: data.start {start} is not before data.end {end}; the range [start, end) is empty")
@@ -382,12 +394,7 @@ def parse_config(doc: dict) -> Config:
         seed=_number("data.seed", d.get("seed", 42), low=0, integer=True),
     )
     _time_range(data.start, data.end)
-    if data.interval is not None:
-        try:
-            interval_to_ms(data.interval)
-        except UserError:
-            raise ConfigError(f"data.interval: {_show(data.interval)} is not an interval; "
-                              "expected e.g. 15m, 1h, 1d") from None
+    _check_interval(data.interval)
 
     e = _section(doc, "execution")
     fill = e.get("fill", "close")

@@ -94,6 +94,7 @@ CONFIG_CASES = [
     ("int-5000-digits", sub("[5, 10]", "[5, 1" + "0" * 5000 + "]"), "an integer of 5,001 characters"),
     ("float-int-too-large", sub("[5, 10]", "[5, 1.0e+300]"), "strategies.ma_crossover.short_window: 1e+300 is too"),
     ("seed-too-large", sub("seed: 3}", "seed: 18446744073709551616}"), "data.seed: 18446744073709551616 is too"),
+    ("interval-5w", sub("seed: 3}", "seed: 3, interval: 5w}"), "data.interval: '5w' is longer than 31 days"),
     ("synthetic-bars-capped", sub("synthetic_bars: 3000", "synthetic_bars: 1e12"),
      "data.synthetic_bars: 1000000000000 is out of range; expected >= 2 and <= 20000000"),
     ("capital-1e308", sub("capital: 100000", "capital: 1e308"),
@@ -220,6 +221,24 @@ def test_unreadable_config_file(tmp_path, stored):
     for args in (["validate-config", path], ["run", "--config", path, "--out", stored]):
         done = subprocess.run(command(args), capture_output=True, text=True, timeout=60, **kwargs)
         assert_refused(done, "secret.yaml: cannot read config (permission denied)")
+    assert snapshot(stored) == before
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--start", "99999999999999999999"], "argument --start: '99999999999999999999' is not a time"),
+    (["--start", "2024-13-01"], "argument --start: '2024-13-01' is not a time"),
+    (["--start", "1960-01-01"], "data.start: '1960-01-01' is outside 1970-01-01 .. 2100-01-01"),
+    (["--start", "2024-02-01", "--end", "2024-01-01"], "data.start 2024-02-01 is not before data.end 2024-01-01"),
+    (["--interval", "99999999999999999999999m"], "data.interval: '99999999999999999999999m' is longer than 31 days"),
+    (["--interval", "15x"], "argument --interval: '15x' is not an interval"),
+    (["--workers", "0"], "argument --workers: expected a positive integer, got '0'"),
+    (["--workers", "1e3"], "argument --workers: expected a positive integer, got '1e3'"),
+    (["--engine", "turbo"], "argument --engine: invalid choice: 'turbo'"),
+], ids=["start-overflow", "start-month-13", "start-1960", "start-after-end", "interval-overflow", "interval-unit",
+        "workers-0", "workers-float", "engine"])
+def test_bad_run_arguments(stored, cfg, args, needle):
+    before = snapshot(stored)
+    assert_refused(run_console(["run", "--config", cfg, "--out", stored, "--no-progress", *args]), needle)
     assert snapshot(stored) == before
 
 
