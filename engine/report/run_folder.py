@@ -191,7 +191,11 @@ class PartialRunFolder:
         lock_path = root / f"{LOCK_PREFIX}{os.getpid()}-{run_id}"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:  # a filesystem without locks: its partial folders are never cleaned
+                if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):
+                    raise
             os.write(fd, f"{os.getpid()}\n".encode())
             folder = cls(root, base, run_id, fd)
             folder.path.mkdir()
@@ -269,7 +273,7 @@ def clean_partial_folders(root: Path) -> list[StaleFolder]:
     """
     try:
         entries = os.listdir(root)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, not a folder, or not listable: nothing this run can clean
         return []
     removed = []
     for entry in sorted(entries):
