@@ -247,7 +247,11 @@ class PartialRunFolder:
 def _free_name(root: Path, base: str, own: set[str] = frozenset()) -> str:
     """``base``, or the first ``base-k`` that neither a finished run nor another partial folder uses."""
     taken = set()
-    for entry in os.listdir(root):
+    try:
+        entries = os.listdir(root)
+    except OSError:  # not listable: the rename in ``publish`` still refuses a taken name
+        entries = []
+    for entry in entries:
         if entry in own:
             continue
         m = _PARTIAL.match(entry) or _LOCK.match(entry)
