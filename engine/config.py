@@ -25,7 +25,7 @@ from .grid_budget import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING, est
 from .metrics import METRICS
 from .safe_yaml import MAX_BYTES, load_yaml
 from .strategies import get_strategy
-from .timeutil import interval_to_ms, parse_time
+from .timeutil import check_range, interval_to_ms, parse_time
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -105,7 +105,6 @@ INT64_MAX = 2**63 - 1
 CAPITAL_MAX = 1e15
 SYNTHETIC_BARS_MAX = 20_000_000  # ~1.5 GB of candles and indicators; 570 years of 15m bars
 TOP_K_MAX = 1_000  # two charts and one JSON file each
-TIME_MIN, TIME_MAX = 0, 4_102_444_800_000  # [1970-01-01, 2100-01-01) UTC, ms
 INTERVAL_MAX_MS = 31 * 86_400_000
 _STRATEGY_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
@@ -257,11 +256,11 @@ def _time(key: str, value: Any) -> str | None:
         raise ConfigError(f"{key}: expected a date like 2024-01-01, got {_show(value)}")
     text = str(text)
     try:
-        ms = parse_time(text)
-    except (UserError, ValueError, OverflowError):
+        parse_time(text, key)  # the one rule for times: ISO or epoch, between 1970 and 2100
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
+    except (ValueError, OverflowError):
         raise ConfigError(f"{key}: {_show(text)} is not a date; expected ISO format like 2024-01-01") from None
-    if not TIME_MIN <= ms < TIME_MAX:
-        raise ConfigError(f"{key}: {_show(text)} is outside 1970-01-01 .. 2100-01-01")
     return text
 
 
@@ -277,8 +276,11 @@ def _check_interval(interval: str | None) -> None:
 
 
 def _time_range(start: str | None, end: str | None) -> None:
-    if start is not None and end is not None and parse_time(start) >= parse_time(end):
-        raise ConfigError(f"data: data.start {start} is not before data.end {end}; the range [start, end) is empty")
+    if start is not None and end is not None:
+        try:
+            check_range(parse_time(start), parse_time(end), "data.start/data.end")
+        except UserError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _range(key: str, raw: dict) -> tuple[float, float, int]:

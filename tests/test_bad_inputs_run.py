@@ -82,13 +82,15 @@ def sub(old: str, new: str) -> str:
 
 # (id, config text, needle in the message, also check validate-config)
 CONFIG_CASES = [
-    ("invalid-date", sub("seed: 3}", "seed: 3, start: 2024-13-45}"), "data.start: '2024-13-45' is not a date"),
-    ("invalid-datetime", sub("seed: 3}", "seed: 3, end: '2024-02-30T10:00'}"), "data.end: '2024-02-30T10:00' is not"),
-    ("date-before-1970", sub("seed: 3}", "seed: 3, start: 1969-12-31}"), "outside 1970-01-01 .. 2100-01-01"),
+    ("invalid-date", sub("seed: 3}", "seed: 3, start: 2024-13-45}"), "data.start '2024-13-45': expected an ISO date like 2024-01-01"),
+    ("invalid-datetime", sub("seed: 3}", "seed: 3, end: '2024-02-30T10:00'}"), "data.end '2024-02-30T10:00': expected an ISO date"),
+    ("date-before-1970", sub("seed: 3}", "seed: 3, start: 1969-12-31}"),
+     "data.start '1969-12-31': 1969-12-31 00:00:00 is outside 1970-01-01 .. 2100-01-01"),
     ("date-after-2100", sub("seed: 3}", "seed: 3, end: 2100-01-02}"), "outside 1970-01-01 .. 2100-01-01"),
-    ("epoch-overflow", sub("seed: 3}", "seed: 3, start: 99999999999999999999999}"), "data.start"),
+    ("epoch-overflow", sub("seed: 3}", "seed: 3, start: 99999999999999999999999}"),
+     "data.start 99999999999999999999999: is not a date between 1970 and 2100"),
     ("start-after-end", sub("seed: 3}", "seed: 3, start: 2024-02-01, end: 2024-01-01}"),
-     "data.start 2024-02-01 is not before data.end 2024-01-01"),
+     "data.start/data.end: the start (2024-02-01 00:00:00) is not before the end (2024-01-01 00:00:00)"),
     ("int-too-large", sub("[5, 10]", "[5, 100000000000000000000000]"),
      "strategies.ma_crossover.short_window: 100000000000000000000000 is too large"),
     ("int-5000-digits", sub("[5, 10]", "[5, 1" + "0" * 5000 + "]"), "an integer of 5,001 characters"),
@@ -227,8 +229,8 @@ def test_unreadable_config_file(tmp_path, stored):
 @pytest.mark.parametrize("args,needle", [
     (["--start", "99999999999999999999"], "argument --start: '99999999999999999999' is not a time"),
     (["--start", "2024-13-01"], "argument --start: '2024-13-01' is not a time"),
-    (["--start", "1960-01-01"], "data.start: '1960-01-01' is outside 1970-01-01 .. 2100-01-01"),
-    (["--start", "2024-02-01", "--end", "2024-01-01"], "data.start 2024-02-01 is not before data.end 2024-01-01"),
+    (["--start", "1960-01-01"], "argument --start: '1960-01-01' is not a time"),
+    (["--start", "2024-02-01", "--end", "2024-01-01"], "data.start/data.end: the start (2024-02-01 00:00:00) is not"),
     (["--interval", "99999999999999999999999m"], "data.interval: '99999999999999999999999m' is longer than 31 days"),
     (["--interval", "15x"], "argument --interval: '15x' is not an interval"),
     (["--workers", "0"], "argument --workers: expected a positive integer, got '0'"),
