@@ -107,6 +107,7 @@ def test_defaults():
     ({"walk_forward": "90d"}, "validation.walk_forward: expected a mapping"),
     ({"trials": 1}, "validation.trials: 1 is out of range"),
     ({"trials": 2.5}, "validation.trials: expected an integer"),
+    ({"trials": 10**13}, "validation.trials: 10000000000000 is out of range"),
 ])
 def test_bad_values_name_the_key(v, needle):
     rejects(with_validation(v), needle)

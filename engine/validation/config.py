@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..timeutil import ms_to_interval
 
 #: per-combination columns a validated sweep adds, which ``report.rank_by`` accepts
@@ -34,6 +34,8 @@ KEYS = ("holdout", "walk_forward", "cscv", "trials")
 WALK_FORWARD_KEYS = ("train", "test", "step", "anchored")
 CSCV_KEYS = ("blocks",)
 MIN_BLOCKS, MAX_BLOCKS, DEFAULT_BLOCKS = 4, 32, 16
+#: beyond this 1 - 1/N rounds towards 1 and the deflated Sharpe's quantiles lose their meaning
+MAX_TRIALS = 10**12
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
@@ -81,7 +83,7 @@ def parse_validation(raw: Any) -> ValidationConfig | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise ConfigError(f"validation: expected a mapping, got {raw!r}")
+        raise ConfigError(f"validation: expected a mapping, got {shown(raw)}")
     _known("validation", raw, KEYS)
     holdout = raw.get("holdout")
     if holdout is not None:
@@ -94,14 +96,14 @@ def parse_validation(raw: Any) -> ValidationConfig | None:
         cscv = _cscv(cscv)
     trials = raw.get("trials")
     if trials is not None:
-        trials = _integer("validation.trials", trials, low=2)
+        trials = _integer("validation.trials", trials, low=2, high=MAX_TRIALS)
     return ValidationConfig(holdout=holdout, walk_forward=wf, cscv=cscv, trials=trials)
 
 
 def _walk_forward(raw: Any) -> WalkForwardConfig:
     key = "validation.walk_forward"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{key}: expected a mapping with train and test, got {raw!r}")
+        raise ConfigError(f"{key}: expected a mapping with train and test, got {shown(raw)}")
     _known(key, raw, WALK_FORWARD_KEYS)
     for need in ("train", "test"):
         if raw.get(need) is None:
@@ -111,7 +113,7 @@ def _walk_forward(raw: Any) -> WalkForwardConfig:
     step = test if raw.get("step") is None else _span(f"{key}.step", raw["step"])
     anchored = raw.get("anchored", False)
     if not isinstance(anchored, bool):
-        raise ConfigError(f"{key}.anchored: expected true or false, got {anchored!r}")
+        raise ConfigError(f"{key}.anchored: expected true or false, got {shown(anchored)}")
     # Same unit: the comparison is exact now; mixed units are compared once bars are known.
     if (step.bars is not None) == (test.bars is not None) and _size(step) < _size(test):
         raise ConfigError(f"{key}.step: {step.text} is shorter than test {test.text}; the test windows would "
@@ -122,7 +124,7 @@ def _walk_forward(raw: Any) -> WalkForwardConfig:
 def _cscv(raw: Any) -> CscvConfig:
     key = "validation.cscv"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{key}: expected a mapping like {{blocks: 16}}, got {raw!r}")
+        raise ConfigError(f"{key}: expected a mapping like {{blocks: 16}}, got {shown(raw)}")
     _known(key, raw, CSCV_KEYS)
     blocks = _integer(f"{key}.blocks", raw.get("blocks", DEFAULT_BLOCKS), low=MIN_BLOCKS, high=MAX_BLOCKS)
     if blocks % 2:
@@ -134,13 +136,14 @@ def _cscv(raw: Any) -> CscvConfig:
 def _known(key: str, raw: dict, allowed: tuple[str, ...]) -> None:
     unknown = sorted(map(str, set(raw) - set(allowed)))
     if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown key; expected one of {', '.join(allowed)}")
+        name = unknown[0] if len(unknown[0]) <= 60 else unknown[0][:57] + "..."
+        raise ConfigError(f"{key}.{name}: unknown key; expected one of {', '.join(allowed)}")
 
 
 def _integer(key: str, value: Any, *, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
             isinstance(value, float) and not value.is_integer()):
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
     value = int(value)
     if value < low or (high is not None and value > high):
         rng = f">= {low}" if high is None else f"from {low} to {high}"
@@ -150,9 +153,9 @@ def _integer(key: str, value: Any, *, low: int, high: int | None = None) -> int:
 
 def _fraction(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{key}: expected a number between 0 and 1, got {value!r}")
+        raise ConfigError(f"{key}: expected a number between 0 and 1, got {shown(value)}")
     if not 0 < value < 1:
-        raise ConfigError(f"{key}: {value!r} is out of range; expected a fraction strictly between 0 and 1")
+        raise ConfigError(f"{key}: {shown(value)} is out of range; expected a fraction strictly between 0 and 1")
     return float(value)
 
 
@@ -160,7 +163,7 @@ def _span(key: str, value: Any) -> Span:
     if isinstance(value, str):
         m = _DURATION.match(value)
         if not m or int(m.group(1)) == 0:
-            raise ConfigError(f"{key}: {value!r} is not a duration; expected a number and one of m, h, d, w "
+            raise ConfigError(f"{key}: {shown(value)} is not a duration; expected a number and one of m, h, d, w "
                               "(like 30d) or a bar count")
         return Span(text=f"{int(m.group(1))}{m.group(2)}", ms=int(m.group(1)) * _UNIT_MS[m.group(2)])
     bars = _integer(key, value, low=1)

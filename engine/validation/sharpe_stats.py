@@ -111,7 +111,7 @@ def psr(m: Moments, benchmark=0.0) -> np.ndarray:
 
 def expected_max_sharpe(V: float, N: int) -> float:
     """SR0: the expected maximum of N Sharpe ratios whose variance is V, under no skill."""
-    if not (N >= 2 and V == V and V >= 0):
+    if not (2 <= N <= 1e15 and V == V and V >= 0):  # past 1e15, 1 - 1/N rounds to 1
         return math.nan
     return math.sqrt(V) * ((1.0 - EULER_GAMMA) * norm_ppf(1.0 - 1.0 / N)
                            + EULER_GAMMA * norm_ppf(1.0 - 1.0 / (N * math.e)))
