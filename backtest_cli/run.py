@@ -53,7 +53,10 @@ def cmd_run(args) -> int:
     from engine.datasource import DataSpec
     from engine.experiment import run_experiment
 
+    from .preflight import check_output_root
+
     cfg = _load(args.config)
+    check_output_root(args.out)  # before the data and the sweep: an unwritable folder must not cost a run
     spec = DataSpec.from_config(cfg, args.data)
     bars: list = []
 
