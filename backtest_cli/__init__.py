@@ -27,11 +27,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cloud, data, run
+    from . import cloud, data, run, runs
 
     parser = _Parser(prog="backtest", description="Config-driven grid backtester for Binance candles.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run.register(sub)
+    runs.register(sub)
     data.register(sub)
     cloud.register(sub)
     return parser

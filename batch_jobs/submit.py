@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from engine.run_id import new_run_id as _new_run_id
 from engine.config import Config, parse_config_text
 from engine.errors import ConfigError, UserError
 from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri, submission_key
@@ -79,8 +79,8 @@ def data_notes(cfg: Config, bucket: str) -> list[str]:
 
 
 def new_run_id(cfg: Config, now: datetime) -> str:
-    """UTC time, config hash and a random suffix: unique even for the same config in the same second."""
-    return f"{now:%Y%m%d-%H%M%S}-{cfg.digest()[:8]}-{secrets.token_hex(3)}"
+    """The experiment name, UTC time and a random suffix (:func:`engine.run_id.new_run_id`)."""
+    return _new_run_id(cfg.name, now)
 
 
 def _env(values: dict[str, str]) -> list[dict[str, str]]:

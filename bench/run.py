@@ -5,11 +5,13 @@ the first call on a fresh machine (compilation included); `warm_s` is the best
 of the following calls, end to end (indicators + simulation + every metric).
 The fast cases run twice: compiled for this machine's CPU and for the portable
 target the Docker image uses (NUMBA_CPU_NAME=generic); the difference is what
-portability costs. Writes bench/results.json and prints a table.
+portability costs. Prints a table; rewrites the committed bench/results.json
+only with ``--save`` (``make bench SAVE=1``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -21,6 +23,7 @@ from pathlib import Path
 from bench.cases import REAL_15M
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
 CASES = [
     # engine, data, candles, combinations, warm repeats
     ("fast", "real", 0, 64, 30),
@@ -55,7 +58,10 @@ def portable_target_cost(results: list[dict]) -> dict[str, float]:
     return {case: round(t["generic"] / t["host"] - 1, 4) for case, t in by_case.items() if len(t) == 2}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--save", action="store_true", help="rewrite bench/results.json with this run's figures")
+    args = parser.parse_args(argv)
     results = []
     for engine, kind, n, combos, repeats in CASES:
         if kind == "real" and not REAL_15M.exists():
@@ -89,8 +95,11 @@ def main() -> int:
                                                       / ref["candle_strategies_per_s"])
         print(f"speed-up over the reference engine, slower of the 1M-candle cases: "
               f"{summary['speedup_1m_cases_over_reference']:,.0f}x")
-    (ROOT / "bench" / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print("wrote bench/results.json")
+    if args.save:
+        RESULTS.write_text(json.dumps(summary, indent=1) + "\n")
+        print(f"wrote {RESULTS}")
+    else:
+        print(f"{RESULTS} left as it is (make bench SAVE=1 rewrites it)")
     return 0
 
 

@@ -25,7 +25,7 @@ class Candles:
     close: np.ndarray
     volume: np.ndarray
     interval_ms: int
-    symbol: str = "BTCUSDT"
+    symbol: str = "unknown"  # never guessed: a dataset partition, a Binance file name or data.symbol
     source: str = ""
     gaps: "GapReport | None" = field(default=None)
 
@@ -37,7 +37,7 @@ class Candles:
         return ms_to_interval(self.interval_ms)
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, *, interval_ms: int | None = None, symbol: str = "BTCUSDT",
+    def from_frame(cls, df: pd.DataFrame, *, interval_ms: int | None = None, symbol: str = "unknown",
                    source: str = "") -> "Candles":
         """Build from a frame that already passed :func:`engine.candle_checks.validate_frame`."""
         # One layout for every loader (C-contiguous, writeable): pandas and Arrow hand out read-only

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -41,6 +41,10 @@ class DataConfig:
 class ReportConfig:
     top_k: int = 10
     rank_by: str = "sharpe"
+    #: combinations with fewer closed trades are left unranked (they keep their summary row)
+    min_trades: int = 1
+    #: also draw PNG charts into plots/ (report.html has interactive ones either way)
+    png: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,13 @@ _SECTIONS = {
     "risk": {"stop_loss"},
     "strategies": None,
     "parallel": {"workers"},
-    "report": {"top_k", "rank_by"},
+    "report": {"top_k", "rank_by", "min_trades", "png"},
 }
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Parse and check the config file at ``path``; ``overrides`` (``{"data.symbol": "ETHUSDT"}``)
+    replace keys before the check, so the config as run (and its hash) includes them."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -92,10 +98,10 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: config file not found") from None
     except (IsADirectoryError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    return parse_config_text(text, str(path))
+    return parse_config_text(text, str(path), overrides)
 
 
-def parse_config_text(text: str, source: str = "config") -> Config:
+def parse_config_text(text: str, source: str = "config", overrides: Mapping[str, Any] | None = None) -> Config:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -106,6 +112,11 @@ def parse_config_text(text: str, source: str = "config") -> Config:
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(doc).__name__}")
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if not isinstance(doc.get(section) or {}, dict):
+            raise ConfigError(f"{section}: expected a mapping, got {doc[section]!r}")
+        doc[section] = {**(doc.get(section) or {}), name: value}
     return parse_config(doc)
 
 
@@ -138,6 +149,12 @@ def _number(key: str, value: Any, *, low: float | None = None, high: float | Non
         hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
         raise ConfigError(f"{key}: {value!r} is out of range; expected {' and '.join(x for x in (lo, hi) if x)}")
     return value if integer else float(value)
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    return value
 
 
 def _string(key: str, value: Any) -> str:
@@ -252,7 +269,9 @@ def parse_config(doc: dict) -> Config:
     rank_by = r.get("rank_by", "sharpe")
     if rank_by not in METRICS:
         raise ConfigError(f"report.rank_by: {rank_by!r}; expected one of {', '.join(METRICS)}")
-    report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, integer=True), rank_by=rank_by)
+    report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, integer=True), rank_by=rank_by,
+                          min_trades=_number("report.min_trades", r.get("min_trades", 1), low=0, integer=True),
+                          png=_bool("report.png", r.get("png", False)))
 
     # Type-checks every value and rejects a grid whose combinations are all invalid.
     grid = expand_grid(grids, stops)

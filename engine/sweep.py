@@ -123,6 +123,56 @@ def _reference(cfg, offset, local, candles, workers, progress) -> dict[str, np.n
     return {m: np.array([math.nan if r[m] is None else r[m] for r in results]) for m in METRICS}
 
 
+#: Synthetic candles a warm-up runs on: enough for the kernels' every code path to be compiled.
+PREPARE_BARS = 300
+
+
+def _first_compile_listener(callback: Callable[[], None] | None):
+    """A numba event listener that calls ``callback`` once, when numba starts compiling
+    anything (loading a kernel from its disk cache is not compiling)."""
+    from numba.core import event
+
+    class FirstCompile(event.Listener):
+        fired = False
+
+        def on_start(self, _event) -> None:
+            if not self.fired:
+                self.fired = True
+                if callback is not None:
+                    callback()
+
+        def on_end(self, _event) -> None:
+            pass
+
+    return FirstCompile()
+
+
+def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None] | None = None) -> bool:
+    """Compile, or load from numba's disk cache, what the sweep of ``cfg`` will run, on a few
+    synthetic candles, so that the sweep itself starts computing at once.
+
+    ``on_compile`` is called once, at the moment numba starts compiling: only when its
+    cache holds no usable copy (the first run on a machine, or after an edit of a rule).
+    Returns whether anything was compiled.
+    """
+    from numba.core import event
+
+    from .synthetic import generate_candles
+
+    candles = generate_candles(PREPARE_BARS, seed=1)
+    watch = _first_compile_listener(on_compile)
+    with event.install_listener("numba:compile", watch):
+        for sw in cfg.grid:
+            if engine == "fast" and sw.strategy.fast_path():
+                from .fast import runner
+
+                runner.sweep(sw, candles, cfg.execution, indices=np.arange(1))
+                runner.detail(sw, 0, candles, cfg.execution)
+            else:
+                reference_run(cfg, sw, 0, candles)
+    return watch.fired
+
+
 def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engine: str = "fast") -> RunResult:
     """Equity curve and trades of one combination, on the chosen engine."""
     if engine == "fast" and sw.strategy.fast_path():

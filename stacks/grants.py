@@ -23,7 +23,7 @@ class PrefixGrant:
     prefix: str  # a key prefix ending in "/", e.g. "candles/symbol=BTCUSDT/interval=15m/"
     actions: tuple[str, ...]  # object-level S3 actions on the keys under it
     purpose: str
-    listable: bool = True  # s3:ListBucket limited to this prefix
+    listable: bool = True  # s3:ListBucket limited to this prefix (unless the role lists the whole bucket)
 
     @property
     def keys(self) -> str:
@@ -35,13 +35,20 @@ class PrefixGrant:
                 f"stands for keys created under that prefix at run time; no other key of the bucket is covered.")
 
 
-def grant_prefixes(role: iam.IRole, bucket: s3.IBucket, grants: Sequence[PrefixGrant]) -> None:
-    """The grants' statements on ``role``, one s3:ListBucket limited to the listable prefixes,
-    and one cdk-nag acknowledgement per prefix wildcard."""
+def grant_prefixes(role: iam.IRole, bucket: s3.IBucket, grants: Sequence[PrefixGrant], *,
+                   list_whole_bucket: bool = False) -> None:
+    """The grants' statements on ``role``, one cdk-nag acknowledgement per prefix wildcard, and
+    s3:ListBucket limited to the listable prefixes (or, with ``list_whole_bucket``, unconditioned:
+    S3 answers 404 for a missing key only to a caller that may list the bucket, and a GET carries
+    no ``s3:prefix``, so a prefix-limited list permission does not count; without it a missing key
+    is a 403, indistinguishable from a real denial. Listing shows key names, never contents)."""
     for g in grants:
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(g.actions),
                                                          resources=[bucket.arn_for_objects(g.keys)]))
         acknowledge_wildcard_resources(role, [bucket.arn_for_objects(g.keys)], g.scope())
+    if list_whole_bucket:
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+        return
     listable = [g.prefix for g in grants if g.listable]
     if listable:
         role.add_to_principal_policy(list_prefixes_statement(bucket, *listable))

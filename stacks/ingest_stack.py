@@ -123,8 +123,10 @@ class IngestStack(Stack):
         log_group.grant_write(role)
 
         # Its own series' raw/, candles/ and meta/ prefixes, and locks/; nothing else of the bucket.
+        # It reads keys that are usually absent (the "blocked until" marker, a released lease, a new
+        # series' outages.json): only a role that may list the bucket is told 404 rather than 403.
         grant_prefixes(role, bucket, [*(g for s, i in settings.series for g in ingest_series_grants(s, i)),
-                                      locks_grant()])
+                                      locks_grant()], list_whole_bucket=True)
 
         layer_arn = ssm.StringParameter.value_for_string_parameter(
             self, sdk_pandas_layer_parameter(settings.sdk_pandas_version))

@@ -134,8 +134,9 @@ def test_entrypoint_and_default_command_run_the_cli(tmp_path, capsys, monkeypatc
     monkeypatch.chdir(ROOT)
     args = [str(tmp_path) if a == "/app/results" else a for a in cmd] + ["--no-progress"]
     assert main(args) == 0
-    (run_dir,) = list(tmp_path.iterdir())
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]  # index.html lies beside it
     assert len(pd.read_csv(run_dir / "summary.csv")) == 64
+    assert (run_dir / "report.html").is_file() and (tmp_path / "index.html").is_file()
     assert "results:" in capsys.readouterr().out
 
 
