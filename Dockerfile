@@ -19,7 +19,8 @@ WORKDIR /app
 
 # Dependencies first, so code changes do not invalidate this layer.
 COPY requirements.txt ./
-RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt
+# pip's download cache lives outside the image (a build cache mount): a rebuild reuses the wheels.
+RUN --mount=type=cache,target=/root/.cache/pip PIP_CACHE_DIR=/root/.cache/pip pip install -r requirements.txt
 
 COPY pyproject.toml ./
 COPY engine/ engine/
@@ -29,7 +30,7 @@ COPY configs/ configs/
 # Compile every kernel into the image's cache, so jobs start computing at once. Caches and
 # results belong to uid 10001 and group 0 and are group-writable: OpenShift-style arbitrary
 # uids run in group 0; any other uid gets a private copy of the caches (backtest_cli/caches.py).
-RUN --mount=type=cache,target=/root/.cache/pip pip install --no-deps -e . \
+RUN --mount=type=cache,target=/root/.cache/pip PIP_CACHE_DIR=/root/.cache/pip pip install --no-deps -e . \
  && useradd --uid 10001 --gid 0 --home-dir /home/backtest --create-home backtest \
  && mkdir -p /app/data /app/results "$NUMBA_CACHE_DIR" "$MPLCONFIGDIR" \
  && python -m compileall -q engine batch_jobs backtest_cli \

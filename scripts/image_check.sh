@@ -106,6 +106,7 @@ if [ "$current" = "$DIGEST" ] && [ -z "${IMAGE_CHECK_REBUILD:-}" ]; then
     BUILD_S=0
     ok "$IMAGE is up to date (same digest); set IMAGE_CHECK_REBUILD=1 to rebuild anyway"
 else
+    previous=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
     b0=$SECONDS
     if ! "${BUILDAH[@]}" bud --isolation chroot --build-arg BASE="$BASE" \
             --label org.backtest.context-digest="$DIGEST" -f Dockerfile -t "$IMAGE" . >"$STATE/build.log" 2>&1; then
@@ -113,7 +114,9 @@ else
         fail "the image did not build (full log: $STATE/build.log)"
     fi
     BUILD_S=$((SECONDS - b0))
-    "${PODMAN[@]}" image prune -f >/dev/null 2>&1 || true  # the image this build replaced
+    # with vfs every image is a full copy: drop the one this build replaced
+    [ -z "$previous" ] || "${PODMAN[@]}" rmi -f "$previous" >/dev/null 2>&1 || true
+    "${PODMAN[@]}" image prune -f >/dev/null 2>&1 || true
     ok "built in ${BUILD_S} s"
 fi
 SIZE=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")
@@ -175,7 +178,7 @@ ok "64 combinations; kernels loaded from $(loaded_from default); caches unchange
 if [ -f "$SHARED/$REAL_CSV" ]; then
     step "real data: Parquet dataset built by the image, mounted read-only"
     data=$(results_dir data "$APP_UID:0")
-    run build -v "$SHARED:/in:ro" -v "$data:/out" "$IMAGE" \
+    run build --rm -v "$SHARED:/in:ro" -v "$data:/out" "$IMAGE" \
         data build --input "/in/$REAL_CSV" --symbol BTCUSDT --interval 15m --out /out
     [ "$RC" = 0 ] || { cat "$WORK/build.err"; fail "data build: exit $RC"; }
     chmod -R a-w "$data"
