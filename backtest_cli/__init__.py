@@ -39,17 +39,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _import_from_cwd()
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _import_from_cwd() -> None:
+    """Make the current folder importable: ``strategies: {mypkg.strategies:TrendRSI: …}`` then finds ``./mypkg``.
+
+    It goes last on ``sys.path``, so a file in the current folder never shadows an installed package.
+    (Naming a strategy by path runs that module's code, as any plugin does.)"""
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the folder was deleted under us: nothing to import from it
+        return
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def one_line(message: str, limit: int = 1000) -> str:
+    """A message as one line of at most ``limit`` characters (a path or value may hold newlines); a long one
+    loses its middle, so the problem and the fix at its end survive a very long path."""
+    text = " ".join(message.split("\n")).replace("\r", " ")
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return text[:head] + "…" + text[len(text) - (limit - head - 1):]
 
 
 def console() -> None:

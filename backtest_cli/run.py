@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("--workers", type=_positive_int, help="parallel workers (default: parallel.workers or all CPUs)")
     p.add_argument("--engine", choices=("fast", "reference"), default="fast",
                    help="fast: compiled numba path (default); reference: the event-driven engine")
-    p.add_argument("--run-id", help="name of the run folder (default: experiment name, UTC time, random suffix)")
+    p.add_argument("--run-id", type=_run_id, help="name of the run folder: a plain name (default: experiment name, "
+                                                  "UTC time, random suffix)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
 
@@ -40,6 +41,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _run_id(text: str) -> str:
+    from engine.errors import UserError
+    from engine.run_id import check_run_id
+
+    try:
+        return check_run_id(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _non_empty(text: str) -> str:
@@ -65,7 +76,7 @@ def _time(text: str) -> str:
 
     try:
         parse_time(text)
-    except UserError:
+    except (UserError, ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a time; expected an ISO date like 2024-01-01, "
                                          "an ISO time like 2024-01-01T12:00, or epoch milliseconds") from None
     return text
@@ -78,17 +89,52 @@ def _load(path: Path | None, overrides: dict | None = None):
 
 
 def cmd_validate(args) -> int:
+    from engine.grid_budget import estimate_bytes, human_bytes
+
     cfg = _load(args.config)
     total, filtered = len(cfg.grid), cfg.grid.filtered
-    print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else ""))
+    axes = max((len(sw.columns) for sw in cfg.grid), default=1)
+    print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else "")
+          + f"; the grid needs about {human_bytes(estimate_bytes(total + filtered, axes))} of memory "
+          f"(limit {cfg.limits.max_combinations:,} combinations)")
     return 0
+
+
+def _prepare_out(args, cfg) -> Path:
+    """Everything about --out that can fail, before the data is read: folder, free space, stale partial folders."""
+    from engine.report.run_folder import clean_partial_folders, estimate_run_folder_bytes
+
+    from .preflight import check_free_space, check_output_root
+
+    out = check_output_root(args.out)
+    for stale in clean_partial_folders(out):
+        print(f"note: removed {stale.path}, the incomplete folder of an interrupted run (process {stale.pid})",
+              file=sys.stderr)
+    check_free_space(out, estimate_run_folder_bytes(len(cfg.grid), cfg.report.top_k, len(cfg.grid.sweeps),
+                                                    png=cfg.report.png))
+    return out
+
+
+def _workers(args, cfg) -> int:
+    from engine.cpus import available_cpus
+
+    from .preflight import cpu_clamp
+
+    requested = args.workers or cfg.workers
+    if requested is None:
+        return available_cpus()
+    workers, notice = cpu_clamp(requested, available_cpus())
+    if notice:
+        source = "--workers" if args.workers else "parallel.workers"
+        print(f"note: {source}: {notice}", file=sys.stderr)
+    return workers
 
 
 def _step(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _observer(args):
+def _observer(args, out: Path):
     from engine.experiment import RunObserver
 
     class Steps(RunObserver):
@@ -122,6 +168,11 @@ def _observer(args):
             self.close()
             _step(f"sweep: {seconds:.2f} s")
 
+        def writing_soon(self, needed_bytes: int) -> None:
+            from .preflight import check_free_space
+
+            check_free_space(out, needed_bytes)  # now that the trade counts are known
+
         def report_started(self, run_dir) -> None:
             _step(f"report: writing report.html, summary, trades and charts to {run_dir}…")
 
@@ -153,14 +204,13 @@ def cmd_run(args) -> int:
     from engine.datasource import DataSpec
     from engine.experiment import run_experiment
 
-    from .preflight import check_output_root
-
     cfg = _load(args.config, _overrides(args))
-    check_output_root(args.out)  # before the data and the sweep: an unwritable folder must not cost a run
+    out = _prepare_out(args, cfg)
+    workers = _workers(args, cfg)
     spec = DataSpec.from_config(cfg, args.data)
-    steps = _observer(args)
+    steps = _observer(args, out)
     try:
-        res = run_experiment(cfg, spec, args.out, engine=args.engine, workers=args.workers, run_id=args.run_id,
+        res = run_experiment(cfg, spec, out, engine=args.engine, workers=workers, run_id=args.run_id,
                              observer=steps)
     finally:
         steps.close()
@@ -177,6 +227,6 @@ def cmd_run(args) -> int:
     if top:
         print(top_table(ranked, rank_by))
     print(f"\nreport:  {res.run_dir / 'report.html'}")
-    print(f"all runs: {args.out / 'index.html'}  (backtest runs --out {args.out})")
+    print(f"all runs: {out / 'index.html'}  (backtest runs --out {out})")
     print(f"results: {res.run_dir}")
     return 0

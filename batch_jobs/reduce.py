@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.cpus import available_cpus
 from engine.datasource import DataSpec, load_data
 from engine.errors import UserError
 from engine.report.run_folder import MANIFEST, write_run_folder
@@ -27,7 +28,6 @@ from engine.storage_layout import report_prefix, s3_uri, shard_key, shards_prefi
 
 from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
 from .contract import RunTarget, shard_bounds
-from .shard import available_cpus
 from .shardfile import ShardHeader, from_bytes, read_run_config
 
 #: How many missing shard indices an error message lists before "…".

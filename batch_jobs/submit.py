@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from engine.config import Config, decode_config, parse_config_text, read_config_bytes
+from engine.errors import UserError
 from engine.run_id import new_run_id as _new_run_id
-from engine.config import Config, parse_config_text
-from engine.errors import ConfigError, UserError
 from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri, submission_key
 
 from .aws import object_exists, put_bytes, session_or_default
@@ -50,14 +50,8 @@ class Submission:
 
 def read_config(path: Path) -> tuple[Config, bytes]:
     """The config file's bytes (uploaded unchanged) and its parsed, validated form."""
-    try:
-        body = Path(path).read_bytes()
-        text = body.decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    return parse_config_text(text, str(path)), body
+    body = read_config_bytes(path)  # a regular file of bounded size: a FIFO or a device is refused, not read
+    return parse_config_text(decode_config(body, path), str(path)), body
 
 
 def data_notes(cfg: Config, bucket: str) -> list[str]:

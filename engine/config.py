@@ -10,18 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
+import reprlib
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from .errors import ConfigError, UserError
 from .execution import FILL_MODES, Execution
 from .grid import Grid, expand_grid
+from .grid_budget import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING, estimate_bytes, human_bytes
 from .metrics import METRICS
+from .safe_yaml import MAX_BYTES, load_yaml
 from .strategies import get_strategy
-from .timeutil import interval_to_ms, parse_time
+from .timeutil import check_range, interval_to_ms, parse_time
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -35,6 +39,13 @@ class DataConfig:
     end: str | None = None
     synthetic_bars: int = 70_080
     seed: int = 42
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Resource guards: a grid above ``max_combinations`` is refused before it is built."""
+
+    max_combinations: int = DEFAULT_MAX_COMBINATIONS
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class Config:
     strategies: tuple[StrategyGrid, ...] = ()
     workers: int | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     #: every combination, expanded once at parse time
     grid: Grid = field(default_factory=lambda: Grid(()), compare=False, repr=False)
@@ -85,29 +97,80 @@ _SECTIONS = {
     "strategies": None,
     "parallel": {"workers"},
     "report": {"top_k", "rank_by", "min_trades", "png"},
+    "limits": {"max_combinations"},
 }
+
+# Bounds on values that size work or memory, or that overflow later arithmetic.
+INT64_MAX = 2**63 - 1
+CAPITAL_MAX = 1e15
+SYNTHETIC_BARS_MAX = 20_000_000  # ~1.5 GB of candles and indicators; 570 years of 15m bars
+TOP_K_MAX = 1_000  # two charts and one JSON file each
+INTERVAL_MAX_MS = 31 * 86_400_000
+_STRATEGY_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
     """Parse and check the config file at ``path``; ``overrides`` (``{"data.symbol": "ETHUSDT"}``)
     replace keys before the check, so the config as run (and its hash) includes them."""
-    p = Path(path)
+    return parse_config_text(decode_config(read_config_bytes(path), path), str(path), overrides)
+
+
+def decode_config(body: bytes, path: str | Path) -> str:
     try:
-        text = p.read_text()
-    except FileNotFoundError:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{body[exc.start]:02x} at offset {exc.start})") from None
+
+
+def read_config_bytes(path: str | Path) -> bytes:
+    """A config file's bytes: a readable regular file of at most ``MAX_BYTES``, else a one-line ConfigError.
+
+    The file type is checked before opening and again on the open descriptor, and the
+    open does not block: a FIFO would wait forever for a writer, and a device such as
+    /dev/zero never ends.
+    """
+    try:
+        _check_regular(path, os.stat(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(f"{path}: config file not found") from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    return parse_config_text(text, str(path), overrides)
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read config (permission denied)") from None
+    except (OSError, ValueError) as exc:  # ELOOP, ENAMETOOLONG, EIO, an embedded NUL...
+        raise ConfigError(f"{path}: cannot read config ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        _check_regular(path, os.fstat(fd))
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if size > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_BYTES:,} bytes; a config is a short YAML file")
+    return b"".join(chunks)
+
+
+def _check_regular(path: str | Path, st: os.stat_result) -> None:
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        if st.st_size > MAX_BYTES:
+            raise ConfigError(f"{path}: {st.st_size:,} bytes; a config may be at most {MAX_BYTES:,} bytes")
+        return
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    raise ConfigError(f"{path}: is {kind}, not a config file" if kind != "not a regular file"
+                      else f"{path}: not a regular file")
 
 
 def parse_config_text(text: str, source: str = "config", overrides: Mapping[str, Any] | None = None) -> Config:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where else ""
-        raise ConfigError(f"{source}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    doc = load_yaml(text, source)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -115,7 +178,7 @@ def parse_config_text(text: str, source: str = "config", overrides: Mapping[str,
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
         if not isinstance(doc.get(section) or {}, dict):
-            raise ConfigError(f"{section}: expected a mapping, got {doc[section]!r}")
+            raise ConfigError(f"{section}: expected a mapping, got {_show(doc[section])}")
         doc[section] = {**(doc.get(section) or {}), name: value}
     return parse_config(doc)
 
@@ -123,13 +186,29 @@ def parse_config_text(text: str, source: str = "config", overrides: Mapping[str,
 def _section(doc: dict, name: str) -> dict:
     sec = doc.get(name) or {}
     if not isinstance(sec, dict):
-        raise ConfigError(f"{name}: expected a mapping, got {sec!r}")
+        raise ConfigError(f"{name}: expected a mapping, got {_show(sec)}")
     allowed = _SECTIONS[name]
     if allowed is not None:
-        unknown = sorted(set(sec) - allowed)
+        unknown = sorted(set(sec) - allowed, key=str)
         if unknown:
-            raise ConfigError(f"{name}.{unknown[0]}: unknown key; expected one of {', '.join(sorted(allowed))}")
+            raise ConfigError(f"{name}.{_key(unknown[0])}: unknown key; expected one of {', '.join(sorted(allowed))}")
     return sec
+
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = _short.maxlong = 60
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 6
+_short.maxlevel = 3
+
+
+def _show(value: Any) -> str:
+    """``repr`` cut to a few dozen characters: messages stay one short line whatever the value."""
+    return _short.repr(value)
+
+
+def _key(key: Any) -> str:
+    text = str(key)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _number(key: str, value: Any, *, low: float | None = None, high: float | None = None,
@@ -137,55 +216,103 @@ def _number(key: str, value: Any, *, low: float | None = None, high: float | Non
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
             isinstance(value, float) and not math.isfinite(value)):
-        raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+        raise ConfigError(f"{key}: expected {kind}, got {_show(value)}")
     if integer and isinstance(value, float):
         if not value.is_integer():
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         value = int(value)
+    if integer and abs(value) > INT64_MAX:
+        raise ConfigError(f"{key}: {_show(value)} is too large; expected at most {INT64_MAX:,}")
     bad_low = low is not None and (value < low or (low_open and value == low))
     bad_high = high is not None and (value > high or (high_open and value == high))
     if bad_low or bad_high:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
-        raise ConfigError(f"{key}: {value!r} is out of range; expected {' and '.join(x for x in (lo, hi) if x)}")
+        lo = "" if low is None else f"{'>' if low_open else '>='} {_bound(low)}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {_bound(high)}"
+        raise ConfigError(f"{key}: {_show(value)} is out of range; expected {' and '.join(x for x in (lo, hi) if x)}")
     return value if integer else float(value)
+
+
+def _bound(v: float) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {_show(value)}")
     return value
 
 
 def _string(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+        raise ConfigError(f"{key}: expected a non-empty string, got {_show(value)}")
     return value.strip()
 
 
 def _time(key: str, value: Any) -> str | None:
     if value is None:
         return None
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    text = value.isoformat() if hasattr(value, "isoformat") else value
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ConfigError(f"{key}: expected a date like 2024-01-01, got {_show(value)}")
+    text = str(text)
     try:
-        parse_time(text)
-    except UserError:
-        raise ConfigError(f"{key}: {value!r} is not a date; expected ISO format like 2024-01-01") from None
+        parse_time(text, key)  # the one rule for times: ISO or epoch, between 1970 and 2100
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{key}: {_show(text)} is not a date; expected ISO format like 2024-01-01") from None
     return text
+
+
+def _check_interval(interval: str | None) -> None:
+    if interval is None:
+        return
+    try:
+        ms = interval_to_ms(interval)
+    except UserError:
+        raise ConfigError(f"data.interval: {_show(interval)} is not an interval; expected e.g. 15m, 1h, 1d") from None
+    if ms > INTERVAL_MAX_MS:
+        raise ConfigError(f"data.interval: {_show(interval)} is longer than 31 days; expected e.g. 15m, 1h, 1d")
+
+
+def _time_range(start: str | None, end: str | None) -> None:
+    if start is not None and end is not None:
+        try:
+            check_range(parse_time(start), parse_time(end), "data.start/data.end")
+        except UserError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def _range(key: str, raw: dict) -> tuple[float, float, int]:
+    """``{start, stop, step}`` checked: (start, step, count), without building its values."""
+    unknown = sorted(set(raw) - {"start", "stop", "step"}, key=str)
+    if unknown or not {"start", "stop"} <= set(raw):
+        raise ConfigError(f"{key}: a range needs start, stop and optional step, got {_show(raw)}")
+    start = _number(f"{key}.start", raw["start"])
+    stop = _number(f"{key}.stop", raw["stop"])
+    step = _number(f"{key}.step", raw.get("step", 1), low=0, low_open=True)
+    steps = (stop - start) / step + 1e-9
+    if not math.isfinite(steps) or steps >= _SATURATED:
+        return start, step, _SATURATED  # counted as too many by the grid budget
+    count = int(math.floor(steps)) + 1
+    if count < 1:
+        raise ConfigError(f"{key}: range {_show(raw)} is empty")
+    return start, step, count
+
+
+def _axis_length(key: str, raw: Any) -> int:
+    """How many values ``raw`` (a scalar, a list or a range) gives, before any is built."""
+    if isinstance(raw, dict):
+        return _range(key, raw)[2]
+    return len(raw) if isinstance(raw, list) else 1
 
 
 def _values(key: str, raw: Any) -> tuple[Any, ...]:
     """A scalar, a list, or ``{start, stop, step}`` (stop included)."""
     if isinstance(raw, dict):
-        unknown = sorted(set(raw) - {"start", "stop", "step"})
-        if unknown or not {"start", "stop"} <= set(raw):
-            raise ConfigError(f"{key}: a range needs start, stop and optional step, got {raw!r}")
-        start = _number(f"{key}.start", raw["start"])
-        stop = _number(f"{key}.stop", raw["stop"])
-        step = _number(f"{key}.step", raw.get("step", 1), low=0, low_open=True)
-        count = int(math.floor((stop - start) / step + 1e-9)) + 1
-        if count < 1:
-            raise ConfigError(f"{key}: range {raw!r} is empty")
+        start, step, count = _range(key, raw)
+        if count > MAX_COMBINATIONS_CEILING:
+            raise ConfigError(f"{key}: range {_show(raw)} has more than {MAX_COMBINATIONS_CEILING:,} values")
         ints = all(isinstance(raw.get(k, 1), int) for k in ("start", "stop", "step"))
         vals = [start + i * step for i in range(count)]
         return tuple(int(round(v)) if ints else round(v, 12) for v in vals)
@@ -193,15 +320,64 @@ def _values(key: str, raw: Any) -> tuple[Any, ...]:
         if not raw:
             raise ConfigError(f"{key}: empty list; give at least one value")
         if len(set(map(repr, raw))) != len(raw):
-            raise ConfigError(f"{key}: duplicate values in {raw!r}")
+            raise ConfigError(f"{key}: duplicate values in {_show(raw)}")
         return tuple(raw)
     return (raw,)
 
 
+# --- resource guards and strategy names ------------------------------------------------------------
+_SATURATED = 10**18  # a count this large is "too many" whatever the limit; keeps products printable
+
+
+def _limits(doc: dict) -> LimitsConfig:
+    sec = _section(doc, "limits")
+    return LimitsConfig(max_combinations=_number("limits.max_combinations",
+                                                 sec.get("max_combinations", DEFAULT_MAX_COMBINATIONS), low=1,
+                                                 high=MAX_COMBINATIONS_CEILING, integer=True))
+
+
+def _check_grid_budget(strat_doc: dict, stop_loss_raw: Any, limits: LimitsConfig) -> None:
+    """Refuse a grid above ``limits.max_combinations`` from its axis lengths, before it is expanded."""
+    n_stops = _axis_length("risk.stop_loss", stop_loss_raw)
+    total, widest = 0, 1
+    for sname, params in strat_doc.items():
+        cls = get_strategy(_strategy_name(sname))
+        count = n_stops
+        for p, raw in (params.items() if isinstance(params, dict) else ()):
+            count = min(count * _axis_length(f"strategies.{sname}.{p}", raw), _SATURATED)
+        total = min(total + count, _SATURATED)
+        widest = max(widest, len(cls.param_specs()) + 1)
+    if total > limits.max_combinations:
+        shown = f"at least {_SATURATED:,}" if total >= _SATURATED else f"{total:,}"
+        raise ConfigError(f"strategies: the grid has {shown} combinations (estimated memory to sweep them: "
+                          f"{human_bytes(estimate_bytes(total, widest))}), above "
+                          f"limits.max_combinations = {limits.max_combinations:,}; narrow the grid or raise the limit")
+
+
+def _strategy_name(name: Any) -> str:
+    """A registered name, or ``package.module:ClassName`` (checked before anything is imported)."""
+    name = str(name)
+    if ":" in name and not _STRATEGY_PATH.fullmatch(name):
+        raise ConfigError(f"strategies: {_show(name)} is not a strategy name or a path like "
+                          "package.module:ClassName")
+    return name
+
+
+def _check_int_params(sname: str, specs: dict, values: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
+    """Integer parameters must fit the grid's int64 columns."""
+    for pname, vals in values:
+        if specs[pname][0] is int:
+            for v in vals:
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+                        and abs(v) > INT64_MAX:
+                    raise ConfigError(f"strategies.{sname}.{pname}: {_show(v)} is too large; "
+                                      f"expected at most {INT64_MAX:,}")
+
+
 def parse_config(doc: dict) -> Config:
-    unknown = sorted(set(doc) - set(_SECTIONS))
+    unknown = sorted(set(doc) - set(_SECTIONS), key=str)
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section; expected one of {', '.join(_SECTIONS)}")
+        raise ConfigError(f"{_key(unknown[0])}: unknown section; expected one of {', '.join(_SECTIONS)}")
     exp = _section(doc, "experiment")
     name = _string("experiment.name", exp.get("name", "experiment"))
 
@@ -215,32 +391,36 @@ def parse_config(doc: dict) -> Config:
         interval=_string("data.interval", d["interval"]) if d.get("interval") is not None else None,
         start=_time("data.start", d.get("start")),
         end=_time("data.end", d.get("end")),
-        synthetic_bars=_number("data.synthetic_bars", d.get("synthetic_bars", 70_080), low=2, integer=True),
+        synthetic_bars=_number("data.synthetic_bars", d.get("synthetic_bars", 70_080), low=2,
+                               high=SYNTHETIC_BARS_MAX, integer=True),
         seed=_number("data.seed", d.get("seed", 42), low=0, integer=True),
     )
-    if data.interval is not None:
-        try:
-            interval_to_ms(data.interval)
-        except UserError:
-            raise ConfigError(f"data.interval: {data.interval!r} is not an interval; expected e.g. 15m, 1h, 1d") from None
+    _time_range(data.start, data.end)
+    _check_interval(data.interval)
 
     e = _section(doc, "execution")
     fill = e.get("fill", "close")
-    if fill not in FILL_MODES:
-        raise ConfigError(f"execution.fill: {fill!r}; expected one of {', '.join(FILL_MODES)}")
-    capital = _number("portfolio.capital", _section(doc, "portfolio").get("capital", 100_000), low=0, low_open=True)
+    if not isinstance(fill, str) or fill not in FILL_MODES:
+        raise ConfigError(f"execution.fill: {_show(fill)}; expected one of {', '.join(FILL_MODES)}")
+    capital = _number("portfolio.capital", _section(doc, "portfolio").get("capital", 100_000), low=0, low_open=True,
+                      high=CAPITAL_MAX)
     execution = Execution(
         capital=capital,
         commission=_number("execution.commission", e.get("commission", 0.001), low=0, high=0.1, high_open=True),
         slippage=_number("execution.slippage", e.get("slippage", 0.0005), low=0, high=0.1, high_open=True),
         fill=fill,
     )
+    limits = _limits(doc)
+    strat_doc = doc.get("strategies")
+    if isinstance(strat_doc, dict) and strat_doc:
+        _check_grid_budget(strat_doc, _section(doc, "risk").get("stop_loss", 0.02), limits)
     stops = []
     for v in _values("risk.stop_loss", _section(doc, "risk").get("stop_loss", 0.02)):
         stop = None if v is None or v == 0 else _number("risk.stop_loss", v, low=0, high=1, low_open=True,
                                                         high_open=True)
         if stop in stops:
-            raise ConfigError(f"risk.stop_loss: {v!r} repeats a value already given (0 and null both mean no stop)")
+            raise ConfigError(f"risk.stop_loss: {_show(v)} repeats a value already given (0 and null both mean no "
+                              "stop)")
         stops.append(stop)
 
     strat_doc = doc.get("strategies")
@@ -249,16 +429,18 @@ def parse_config(doc: dict) -> Config:
                           "strategies: {ma_crossover: {short_window: [5, 10]}}")
     grids = []
     for sname, params in strat_doc.items():
-        cls = get_strategy(str(sname))
+        cls = get_strategy(_strategy_name(sname))
         params = params or {}
         if not isinstance(params, dict):
-            raise ConfigError(f"strategies.{sname}: expected a mapping of parameter to value(s), got {params!r}")
+            raise ConfigError(f"strategies.{sname}: expected a mapping of parameter to value(s), got {_show(params)}")
         specs = cls.param_specs()
-        unknown = sorted(set(params) - set(specs))
+        unknown = sorted(set(params) - set(specs), key=str)
         if unknown:
-            raise ConfigError(f"strategies.{sname}.{unknown[0]}: unknown parameter; expected one of {', '.join(specs)}")
-        grids.append(StrategyGrid(str(sname), tuple((p, _values(f"strategies.{sname}.{p}", params[p]))
-                                                    for p in specs if p in params)))
+            raise ConfigError(f"strategies.{sname}.{_key(unknown[0])}: unknown parameter; expected one of "
+                              f"{', '.join(specs)}")
+        values = tuple((p, _values(f"strategies.{sname}.{p}", params[p])) for p in specs if p in params)
+        _check_int_params(str(sname), specs, values)
+        grids.append(StrategyGrid(str(sname), values))
 
     par = _section(doc, "parallel")
     workers = par.get("workers")
@@ -267,13 +449,14 @@ def parse_config(doc: dict) -> Config:
 
     r = _section(doc, "report")
     rank_by = r.get("rank_by", "sharpe")
-    if rank_by not in METRICS:
-        raise ConfigError(f"report.rank_by: {rank_by!r}; expected one of {', '.join(METRICS)}")
-    report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, integer=True), rank_by=rank_by,
+    if not isinstance(rank_by, str) or rank_by not in METRICS:
+        raise ConfigError(f"report.rank_by: {_show(rank_by)}; expected one of {', '.join(METRICS)}")
+    report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, high=TOP_K_MAX, integer=True),
+                          rank_by=rank_by,
                           min_trades=_number("report.min_trades", r.get("min_trades", 1), low=0, integer=True),
                           png=_bool("report.png", r.get("png", False)))
 
     # Type-checks every value and rejects a grid whose combinations are all invalid.
     grid = expand_grid(grids, stops)
     return Config(name=name, data=data, execution=execution, stop_loss=tuple(stops), strategies=tuple(grids),
-                  workers=workers, report=report, raw=doc, grid=grid)
+                  workers=workers, report=report, limits=limits, raw=doc, grid=grid)

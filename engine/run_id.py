@@ -4,6 +4,9 @@
 by time within an experiment, and unique per run even for the same config in the same
 second. Letters, digits, ``-`` and ``_`` only (at most 63 characters), so an id is a
 valid folder name and S3 key segment everywhere.
+
+An id given by the user (``--run-id``, local or on Batch) must follow the same rule
+(``check_run_id``): a plain name, so ``../x``, ``a/b`` or ``.hidden`` never reach a path.
 """
 
 from __future__ import annotations
@@ -12,8 +15,19 @@ import re
 import secrets
 from datetime import datetime, timezone
 
+from .errors import UserError
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
 NAME_CHARS = 40
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.fullmatch(run_id):
+        shown = run_id if len(run_id) <= 60 else run_id[:57] + "..."
+        raise UserError(f"run id {shown!r}: expected 1-80 letters, digits, '-' or '_', starting with a letter or "
+                        "digit")
+    return run_id
 
 
 def experiment_slug(name: str) -> str:

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .candles import Candles
+from .child_process import bind_to_parent
 from .config import Config
+from .cpus import available_cpus
 from .grid import Grid, StrategySweep
 from .metrics import METRICS
 from .reference.engine import BacktestingEngine
@@ -40,7 +42,7 @@ def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: i
     """Evaluate the combinations ``indices`` of ``cfg.grid`` (global positions; default all)."""
     total = len(cfg.grid)
     wanted = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
-    workers = workers or cfg.workers or os.cpu_count() or 1
+    workers = min(workers or cfg.workers or available_cpus(), available_cpus())
     frames, notices = [], []
     offset = 0
     for sw in cfg.grid:
@@ -88,8 +90,10 @@ def _fast(sw, local, candles, cfg, workers, progress) -> dict[str, np.ndarray]:
 _worker: dict = {}
 
 
-def _init_worker(cfg: Config, candles: Candles) -> None:
+def _init_worker(cfg: Config, candles: Candles, parent_pid: int | None = None) -> None:
     # A forked child inherits both objects; nothing is pickled or parsed again.
+    if parent_pid is not None:
+        bind_to_parent(parent_pid)
     _worker.update(cfg=cfg, candles=candles)
 
 
@@ -114,7 +118,7 @@ def _reference(cfg, offset, local, candles, workers, progress) -> dict[str, np.n
     else:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles)) as pool:
+        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles, os.getpid())) as pool:
             results = []
             for res in pool.imap(_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
                 results.append(res)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,8 @@ import yaml
 
 from .. import __version__
 from ..candles import Candles
+from ..child_process import bind_to_parent
+from ..cpus import available_cpus
 from ..metrics import METRICS
 from ..result import RunResult
 from ..strategies import get_strategy
@@ -150,7 +153,8 @@ def _draw(chart) -> None:
     getattr(plots, name)(path, *args, **kwargs)
 
 
-def _warm_worker() -> None:
+def _warm_worker(parent_pid: int) -> None:
+    bind_to_parent(parent_pid)
     from . import plots
 
     plots.warm_up()
@@ -165,16 +169,19 @@ class ChartPool:
 
     Open it early: its workers are forked at once and import matplotlib while this
     process is still sweeping (forking before numba starts its thread pool is also the
-    safe order).
+    safe order). It never starts more workers than there are CPUs to run them, and its
+    workers die with this process, whatever kills it.
     """
 
     def __init__(self, workers: int):
         self.pool = None
+        self.workers = workers = max(1, min(workers, available_cpus()))
         if workers > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_warm_worker)
+            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_warm_worker,
+                                            initargs=(os.getpid(),))
             for _ in range(workers):
                 self.pool.submit(_ping)
         self.futures = []
@@ -191,15 +198,21 @@ class ChartPool:
         for future in futures:
             future.result()
 
+    def close(self) -> None:
+        """Drop the charts not started, wait for those being drawn, stop the workers. Idempotent."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.futures = []
+
     def __enter__(self) -> "ChartPool":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            try:
+        try:
+            if exc[0] is None:
                 self.wait()
-            finally:
-                self.pool.shutdown(cancel_futures=True)
+        finally:
+            self.close()
 
 
 def swept_axes(ranked: pd.DataFrame) -> dict[str, list[str]]:
