@@ -70,7 +70,10 @@ else
     else
         echo "   building the stand-in $BASE from Debian packages (mmdebstrap)"
         b0=$SECONDS
-        scripts/image_base.sh "$STATE/base.tar" >"$STATE/base.log" 2>&1 || { tail -40 "$STATE/base.log"; fail "mmdebstrap"; }
+        if ! scripts/image_base.sh "$STATE/base.tar" >"$STATE/base.log" 2>&1; then
+            tail -40 "$STATE/base.log"
+            fail "the stand-in base did not build (full log: $STATE/base.log)"
+        fi
         "${PODMAN[@]}" import -q \
             --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             --change 'ENV LANG=C.UTF-8' \
@@ -101,7 +104,8 @@ context_digest() {
 "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true  # working containers an interrupted build left behind
 DIGEST=$(context_digest)
 step "build (context digest $DIGEST)"
-current=$("${PODMAN[@]}" image inspect --format '{{index .Labels "org.backtest.context-digest"}}' "$IMAGE" 2>/dev/null || true)
+current=$("${PODMAN[@]}" image inspect --format '{{index .Labels "org.backtest.context-digest"}}' "$IMAGE" \
+    2>/dev/null || true)
 if [ "$current" = "$DIGEST" ] && [ -z "${IMAGE_CHECK_REBUILD:-}" ]; then
     BUILD_S=0
     ok "$IMAGE is up to date (same digest); set IMAGE_CHECK_REBUILD=1 to rebuild anyway"
@@ -152,11 +156,16 @@ expect_sweep() {  # expect_sweep NAME RESULTS_DIR: exit 0, one run folder with 6
     summary=$(find "$dir" -name summary.csv | head -1)
     [ -n "$summary" ] || fail "$name: no summary.csv under $dir"
     [ "$(wc -l <"$summary")" = 65 ] || fail "$name: summary.csv has $(wc -l <"$summary") lines, not 65"
-    ! grep -q "\[cache\] data saved" "$WORK/$name.out" || fail "$name: numba compiled: $(grep -m3 'data saved' "$WORK/$name.out")"
+    if grep -q "\[cache\] data saved" "$WORK/$name.out"; then
+        fail "$name: numba compiled: $(grep -m3 'data saved' "$WORK/$name.out")"
+    fi
     grep -q "\[cache\] data loaded" "$WORK/$name.out" || fail "$name: no kernel came from the cache"
 }
 loaded_from() {  # where numba loaded its kernels from
     grep -o "data loaded from '[^']*" "$WORK/$1.out" | head -1 | cut -d"'" -f2
+}
+expect_loaded_from() {  # expect_loaded_from NAME FOLDER: the kernels came from the cache in FOLDER
+    case "$(loaded_from "$1")" in "$2"/*) ;; *) fail "$1: kernels loaded from $(loaded_from "$1"), not $2" ;; esac
 }
 DEBUG=(-e NUMBA_DEBUG_CACHE=1)
 
@@ -202,7 +211,7 @@ step "--user 1000:1000 (not in group 0: a private copy of the caches)"
 out=$(results_dir user 1000:1000)
 run user --rm --user 1000:1000 "${DEBUG[@]}" "${DATA_RUN[@]}" -v "$out:/app/results" "$IMAGE" "${DATA_ARGS[@]}"
 expect_sweep user "$out"
-case "$(loaded_from user)" in /tmp/backtest-1000/numba/*) ;; *) fail "user: kernels loaded from $(loaded_from user)" ;; esac
+expect_loaded_from user /tmp/backtest-1000/numba
 ! grep -qi "matplotlib created a temporary" "$WORK/user.err" || fail "user: matplotlib had no writable cache"
 ok "nothing compiled; kernels from $(loaded_from user)"
 
@@ -211,17 +220,22 @@ out=$(results_dir openshift 0:0)
 chmod 2775 "$out"
 run openshift --rm --user 1000660000:0 "${DEBUG[@]}" "${DATA_RUN[@]}" -v "$out:/app/results" "$IMAGE" "${DATA_ARGS[@]}"
 expect_sweep openshift "$out"
-case "$(loaded_from openshift)" in /opt/backtest/cache/numba/*) ;; *) fail "openshift: kernels loaded from $(loaded_from openshift)" ;; esac
+expect_loaded_from openshift /opt/backtest/cache/numba
 ok "nothing compiled; kernels from $(loaded_from openshift)"
 
 step "--read-only with a tmpfs"
 out=$(results_dir readonly "$APP_UID:0")
-run readonly --rm --read-only --tmpfs /tmp "${DEBUG[@]}" "${DATA_RUN[@]}" -v "$out:/app/results" "$IMAGE" "${DATA_ARGS[@]}"
+run readonly --rm --read-only --tmpfs /tmp "${DEBUG[@]}" "${DATA_RUN[@]}" -v "$out:/app/results" "$IMAGE" \
+    "${DATA_ARGS[@]}"
 expect_sweep readonly "$out"
+expect_loaded_from readonly /tmp/backtest-$APP_UID/numba
 ok "nothing compiled; kernels from $(loaded_from readonly)"
 run readonly-out --rm --read-only --tmpfs /tmp "$IMAGE" run --out /app/elsewhere
-[ "$RC" = 2 ] && [ "$(wc -l <"$WORK/readonly-out.err")" = 1 ] && grep -q "read-only file system" "$WORK/readonly-out.err" \
-    || { cat "$WORK/readonly-out.err"; fail "--out on the read-only root: exit $RC"; }
+if [ "$RC" != 2 ] || [ "$(wc -l <"$WORK/readonly-out.err")" != 1 ] \
+        || ! grep -q "read-only file system" "$WORK/readonly-out.err"; then
+    cat "$WORK/readonly-out.err"
+    fail "--out on the read-only root: exit $RC"
+fi
 ok "--out on the read-only root: exit 2, $(cat "$WORK/readonly-out.err")"
 
 step "a results volume the container cannot write"
@@ -249,7 +263,10 @@ n=0
 for line in "${lines[@]}"; do
     case "$line" in *"/app/data"*) [ -d "$readme/data" ] || { echo "   skip (no dataset): $line"; continue; } ;; esac
     before=$(find "$readme" -name summary.csv 2>/dev/null | wc -l)
-    (cd "$readme" && eval "$line") >"$WORK/readme.out" 2>"$WORK/readme.err" || { cat "$WORK/readme.err"; fail "README: $line"; }
+    if ! (cd "$readme" && eval "$line") >"$WORK/readme.out" 2>"$WORK/readme.err"; then
+        cat "$WORK/readme.err"
+        fail "README: $line"
+    fi
     case "$line" in
         "docker run"*)
             [ "$(find "$readme" -name summary.csv | wc -l)" -gt "$before" ] || fail "README: no results from: $line"
@@ -263,6 +280,7 @@ step "summary"
 echo "   base:        $BASE"
 echo "   build:       ${BUILD_S} s (0: the image was up to date)"
 echo "   image size:  $((SIZE / 1000000)) MB"
-echo "   runs:        default, real data (read-only Parquet), --user, arbitrary uid, --read-only, unwritable volume, $n README lines"
+echo "   runs:        default, real data (read-only Parquet), --user, arbitrary uid, --read-only,"
+echo "                unwritable volume, $n README lines"
 echo "   total:       $((SECONDS - T0)) s"
 echo "image-check: OK"

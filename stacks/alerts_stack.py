@@ -54,7 +54,8 @@ class AlertsStack(Stack):
         else:
             Annotations.of(self.topic).add_warning_v2(
                 "backtest:no-alarm-email",
-                "No alarmEmail in context: alarms reach the topic but no person. Deploy with -c alarmEmail=you@example.com")
+                "No alarmEmail in context: alarms reach the topic but no person. "
+                "Deploy with -c alarmEmail=you@example.com")
 
         CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
 

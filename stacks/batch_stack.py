@@ -197,12 +197,14 @@ class BatchStack(Stack):
                     "arrayProperties": {"index": [{"exists": False}]},
                 },
             ),
-            # By ARN: the alert topic's policy admits EventBridge already; the topic object itself
-            # would make the target add a statement there naming this rule (a dependency cycle).
-            targets=[targets.SnsTopic(sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic.topic_arn), message=events.RuleTargetInput.from_text(
-                f"Backtest Batch job {events.EventField.from_path('$.detail.jobName')} "
-                f"({events.EventField.from_path('$.detail.jobId')}) failed: "
-                f"{events.EventField.from_path('$.detail.statusReason')}"))],
+            # By ARN: the alert topic's policy admits EventBridge from this account already; given the
+            # topic object, the target would add a second, unconditioned publish grant for EventBridge.
+            targets=[targets.SnsTopic(
+                sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic.topic_arn),
+                message=events.RuleTargetInput.from_text(
+                    f"Backtest Batch job {events.EventField.from_path('$.detail.jobName')} "
+                    f"({events.EventField.from_path('$.detail.jobId')}) failed: "
+                    f"{events.EventField.from_path('$.detail.statusReason')}"))],
         )
 
         CfnOutput(self, "JobQueueArn", value=self.job_queue.job_queue_arn)

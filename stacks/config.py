@@ -115,7 +115,8 @@ class IngestSettings:
                 raise SettingsError(f"symbols: {symbol!r} is not a Binance symbol like BTCUSDT")
         for interval in self.intervals:
             if interval not in INTERVAL_MINUTES:
-                raise SettingsError(f"intervals: {interval!r} is not a Binance interval ({', '.join(INTERVAL_MINUTES)})")
+                raise SettingsError(f"intervals: {interval!r} is not a Binance interval "
+                                    f"({', '.join(INTERVAL_MINUTES)})")
         try:
             date.fromisoformat(self.history_start)
         except ValueError:

@@ -50,5 +50,6 @@ class StorageStack(Stack):
 
         CfnOutput(self, "BucketName", value=self.bucket.bucket_name,
                   description="Dataset bucket; prefixes: "
-                              f"{storage_layout.RAW_PREFIX} {storage_layout.CANDLES_PREFIX} {storage_layout.META_PREFIX} "
-                              f"{storage_layout.LOCKS_PREFIX} {storage_layout.RUNS_PREFIX}")
+                              + " ".join((storage_layout.RAW_PREFIX, storage_layout.CANDLES_PREFIX,
+                                          storage_layout.META_PREFIX, storage_layout.LOCKS_PREFIX,
+                                          storage_layout.RUNS_PREFIX)))

@@ -126,7 +126,8 @@ def test_each_prefix_acknowledgement_states_exactly_the_actions_the_policy_allow
                     allowed |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
             assert allowed, f"{path}: no statement grants BUCKET/{prefix}*"
             stated = set(re.findall(r"\bs3:\w+", reason))
-            assert stated == allowed, f"{path} {rule}: the reason says {sorted(stated)}, the policy allows {sorted(allowed)}"
+            assert stated == allowed, (f"{path} {rule}: the reason says {sorted(stated)}, "
+                                       f"the policy allows {sorted(allowed)}")
             assert f"under {prefix} " in reason
             checked += 1
     assert checked == 6

@@ -13,9 +13,8 @@ from backtest_cli.caches import CACHE_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
-INSTRUCTIONS = [" ".join(line.split()) for line in
-                re.sub(r"\\\n", " ", "\n".join(l for l in DOCKERFILE.splitlines() if not l.startswith("#"))).splitlines()
-                if line.strip()]
+_UNCOMMENTED = "\n".join(line for line in DOCKERFILE.splitlines() if not line.startswith("#"))
+INSTRUCTIONS = [" ".join(line.split()) for line in re.sub(r"\\\n", " ", _UNCOMMENTED).splitlines() if line.strip()]
 DOCKERIGNORE = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
 
