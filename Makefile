@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test browser bench bench-scaling screenshot synth clean
+.PHONY: run test browser bench bench-scaling screenshot synth image-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench-scaling: $(VENV)/.dev
 # The app runs as `python3 cdk_app.py` (cdk.json); the venv's python must come first on PATH.
 synth: $(VENV)/.dev node_modules/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --no-notices
+
+# Builds the Docker image for real (buildah) and runs it with podman; see scripts/image_check.sh.
+image-check:
+	scripts/image_check.sh
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out results .pytest_cache .hypothesis

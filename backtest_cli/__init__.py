@@ -14,6 +14,8 @@ import sys
 
 from engine.errors import UserError
 
+from .caches import ensure_writable_caches
+
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 
@@ -81,6 +83,11 @@ def console() -> None:
     numba's compiled code, freeing pandas' and matplotlib's objects) took ~0.4 s of a
     ~5 s ``backtest run``.
     """
+    try:
+        ensure_writable_caches()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        os._exit(EXIT_USER)
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:

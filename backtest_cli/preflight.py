@@ -6,6 +6,7 @@ and the fix.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -40,8 +41,19 @@ def check_output_root(path: Path) -> Path:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        raise UserError(f"--out {path}: not writable ({_reason(exc)}); give --out a folder you can write to") from None
+        raise UserError(not_writable(path, exc)) from None
     return path
+
+
+def not_writable(path: Path, exc: OSError) -> str:
+    """The one line for a results folder this process cannot write in. A permission problem names
+    the uid and the usual fix for a container volume (whose host folder belongs to someone else)."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        uid, gid = os.getuid(), os.getgid()
+        return (f"--out {path}: not writable ({_reason(exc)}) by uid {uid}, gid {gid}; give --out a folder this "
+                f"user can write to (a container volume: run with --user \"$(id -u):$(id -g)\", or chown {uid} "
+                "the host folder)")
+    return f"--out {path}: not writable ({_reason(exc)}); give --out a folder you can write to"
 
 
 def _stat(path: Path) -> os.stat_result | None:

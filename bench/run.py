@@ -3,8 +3,10 @@
 Each case runs in a fresh process with an EMPTY numba cache, so `cold_s` is
 the first call on a fresh machine (compilation included); `warm_s` is the best
 of the following calls, end to end (indicators + simulation + every metric).
-Prints a table; rewrites the committed bench/results.json only with ``--save``
-(``make bench SAVE=1``).
+The fast cases run twice: compiled for this machine's CPU and for the portable
+target the Docker image uses (NUMBA_CPU_NAME=generic); the difference is what
+portability costs. Prints a table; rewrites the committed bench/results.json
+only with ``--save`` (``make bench SAVE=1``).
 """
 
 from __future__ import annotations
@@ -31,11 +33,29 @@ CASES = [
 ]
 
 
-def run_case(engine: str, kind: str, n: int, combos: int, repeats: int, cache: str) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+#: numba's code target: this machine's CPU, or the portable x86-64 target the Docker image
+#: compiles for (NUMBA_CPU_NAME=generic), so its cached kernels load on any host.
+CPU_TARGETS = ("host", "generic")
+
+
+def run_case(engine: str, kind: str, n: int, combos: int, repeats: int, cache: str, cpu: str = "host") -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+    env["NUMBA_CACHE_DIR"] = cache
+    if cpu != "host":
+        env["NUMBA_CPU_NAME"] = cpu
     out = subprocess.run([sys.executable, "-m", "bench.case", engine, kind, str(n), str(combos), str(repeats)],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "cpu_target": cpu}
+
+
+def portable_target_cost(results: list[dict]) -> dict[str, float]:
+    """Warm time on the generic target relative to the host CPU, per case (+0.05: 5 % slower)."""
+    by_case: dict[str, dict[str, float]] = {}
+    for r in results:
+        if r["engine"] == "fast":
+            case = f"{r['data']} {r['candles']:,} x {r['combinations']:,}"
+            by_case.setdefault(case, {})[r["cpu_target"]] = r["warm_s"]
+    return {case: round(t["generic"] / t["host"] - 1, 4) for case, t in by_case.items() if len(t) == 2}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,18 +67,25 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "real" and not REAL_15M.exists():
             print(f"skip {engine} {combos} on real candles: {REAL_15M} is absent")
             continue
-        with tempfile.TemporaryDirectory() as cache:
-            r = run_case(engine, kind, n, combos, repeats, cache)
-        results.append(r)
-        print(f"{r['engine']:>9} {r['data']:>9} {r['candles']:>10,} x {r['combinations']:>5,}  "
-              f"cold {r['cold_s']:8.3f}s  warm {r['warm_s']:8.3f}s  "
-              f"{r['candle_strategies_per_s'] / 1e6:10.2f} M/s  rss {r['peak_rss_mb']:7.1f} MB", flush=True)
-    fast = next((r for r in results if r["engine"] == "fast" and r["data"] == "real"), None)
+        for cpu in CPU_TARGETS if engine == "fast" else ("host",):
+            with tempfile.TemporaryDirectory() as cache:
+                r = run_case(engine, kind, n, combos, repeats, cache, cpu)
+            results.append(r)
+            print(f"{r['engine']:>9} {r['data']:>9} {r['candles']:>10,} x {r['combinations']:>5,} {cpu:>7}  "
+                  f"cold {r['cold_s']:8.3f}s  warm {r['warm_s']:8.3f}s  "
+                  f"{r['candle_strategies_per_s'] / 1e6:10.2f} M/s  rss {r['peak_rss_mb']:7.1f} MB", flush=True)
+    portable = portable_target_cost(results)
+    for case, cost in portable.items():
+        print(f"portable CPU target (generic vs host), {case}: warm time {cost:+.1%}")
+    host = [r for r in results if r["cpu_target"] == "host"]
+    fast = next((r for r in host if r["engine"] == "fast" and r["data"] == "real"), None)
     ref = next((r for r in results if r["engine"] == "reference"), None)
     summary = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "processor": platform.processor() or platform.machine()},
                "cases": results}
-    big = [r for r in results if r["engine"] == "fast" and r["candles"] >= 1_000_000]
+    if portable:
+        summary["portable_cpu_target_warm_time_change"] = portable
+    big = [r for r in host if r["engine"] == "fast" and r["candles"] >= 1_000_000]
     if fast and ref:
         summary["speedup_fast_over_reference"] = fast["candle_strategies_per_s"] / ref["candle_strategies_per_s"]
         print(f"speed-up over the reference engine, default grid on the same 40k candles, all cores: "
