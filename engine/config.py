@@ -20,7 +20,8 @@ from .errors import ConfigError, UserError
 from .execution import FILL_MODES, Execution
 from .grid import Grid, expand_grid
 from .metrics import METRICS
-from .strategies import get_strategy
+from .signals import DIRECTIONS
+from .strategies import did_you_mean, get_strategy
 from .timeutil import interval_to_ms, parse_time
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -59,7 +60,13 @@ class Config:
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
     execution: Execution = field(default_factory=Execution)
+    # position rules: each a tuple of the values to sweep (one value: not swept)
     stop_loss: tuple[float | None, ...] = (0.02,)
+    take_profit: tuple[float | None, ...] = (None,)
+    trailing_stop: tuple[float | None, ...] = (None,)
+    max_bars: tuple[int | None, ...] = (None,)
+    direction: tuple[str, ...] = ("long",)
+    size: tuple[float, ...] = (1.0,)
     strategies: tuple[StrategyGrid, ...] = ()
     workers: int | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -76,8 +83,8 @@ _SECTIONS = {
     "experiment": {"name"},
     "data": {"source", "path", "symbol", "interval", "start", "end", "synthetic_bars", "seed"},
     "execution": {"commission", "slippage", "fill"},
-    "portfolio": {"capital"},
-    "risk": {"stop_loss"},
+    "portfolio": {"capital", "direction", "size"},
+    "risk": {"stop_loss", "take_profit", "trailing_stop", "max_bars"},
     "strategies": None,
     "parallel": {"workers"},
     "report": {"top_k", "rank_by"},
@@ -117,7 +124,8 @@ def _section(doc: dict, name: str) -> dict:
     if allowed is not None:
         unknown = sorted(set(sec) - allowed)
         if unknown:
-            raise ConfigError(f"{name}.{unknown[0]}: unknown key; expected one of {', '.join(sorted(allowed))}")
+            raise ConfigError(f"{name}.{unknown[0]}: unknown key{did_you_mean(unknown[0], allowed)} "
+                              f"(expected one of {', '.join(sorted(allowed))})")
     return sec
 
 
@@ -181,6 +189,21 @@ def _values(key: str, raw: Any) -> tuple[Any, ...]:
     return (raw,)
 
 
+def _rule_values(key: str, raw: Any, *, zero_is_none: bool = False, nullable: bool = True,
+                 **bounds) -> tuple[Any, ...]:
+    """A position rule's values: a number, a list or a range of them; null (or 0 for the
+    stop, as before) means the rule is off for that combination."""
+    out: list[Any] = []
+    for v in _values(key, raw):
+        off = nullable and (v is None or (zero_is_none and v == 0 and not isinstance(v, bool)))
+        value = None if off else _number(key, v, **bounds)
+        if value in out:
+            hint = " (0 and null both mean none)" if zero_is_none else ""
+            raise ConfigError(f"{key}: {v!r} repeats a value already given{hint}")
+        out.append(value)
+    return tuple(out)
+
+
 def parse_config(doc: dict) -> Config:
     unknown = sorted(set(doc) - set(_SECTIONS))
     if unknown:
@@ -211,20 +234,27 @@ def parse_config(doc: dict) -> Config:
     fill = e.get("fill", "close")
     if fill not in FILL_MODES:
         raise ConfigError(f"execution.fill: {fill!r}; expected one of {', '.join(FILL_MODES)}")
-    capital = _number("portfolio.capital", _section(doc, "portfolio").get("capital", 100_000), low=0, low_open=True)
+    portfolio = _section(doc, "portfolio")
+    capital = _number("portfolio.capital", portfolio.get("capital", 100_000), low=0, low_open=True)
     execution = Execution(
         capital=capital,
         commission=_number("execution.commission", e.get("commission", 0.001), low=0, high=0.1, high_open=True),
         slippage=_number("execution.slippage", e.get("slippage", 0.0005), low=0, high=0.1, high_open=True),
         fill=fill,
     )
-    stops = []
-    for v in _values("risk.stop_loss", _section(doc, "risk").get("stop_loss", 0.02)):
-        stop = None if v is None or v == 0 else _number("risk.stop_loss", v, low=0, high=1, low_open=True,
-                                                        high_open=True)
-        if stop in stops:
-            raise ConfigError(f"risk.stop_loss: {v!r} repeats a value already given (0 and null both mean no stop)")
-        stops.append(stop)
+    risk = _section(doc, "risk")
+    stops = _rule_values("risk.stop_loss", risk.get("stop_loss", 0.02), zero_is_none=True,
+                         low=0, high=1, low_open=True, high_open=True)
+    take_profit = _rule_values("risk.take_profit", risk.get("take_profit"), low=0, low_open=True)
+    trailing = _rule_values("risk.trailing_stop", risk.get("trailing_stop"), low=0, high=1, low_open=True,
+                            high_open=True)
+    max_bars = _rule_values("risk.max_bars", risk.get("max_bars"), low=1, integer=True)
+    size = _rule_values("portfolio.size", portfolio.get("size", 1.0), nullable=False, low=0, high=1, low_open=True)
+    direction = []
+    for v in _values("portfolio.direction", portfolio.get("direction", "long")):
+        if v not in DIRECTIONS:
+            raise ConfigError(f"portfolio.direction: {v!r}; expected one of {', '.join(DIRECTIONS)} (or a list)")
+        direction.append(v)
 
     strat_doc = doc.get("strategies")
     if not isinstance(strat_doc, dict) or not strat_doc:
@@ -239,7 +269,8 @@ def parse_config(doc: dict) -> Config:
         specs = cls.param_specs()
         unknown = sorted(set(params) - set(specs))
         if unknown:
-            raise ConfigError(f"strategies.{sname}.{unknown[0]}: unknown parameter; expected one of {', '.join(specs)}")
+            raise ConfigError(f"strategies.{sname}.{unknown[0]}: unknown parameter{did_you_mean(unknown[0], specs)} "
+                              f"(expected one of {', '.join(specs)})")
         grids.append(StrategyGrid(str(sname), tuple((p, _values(f"strategies.{sname}.{p}", params[p]))
                                                     for p in specs if p in params)))
 
@@ -255,6 +286,8 @@ def parse_config(doc: dict) -> Config:
     report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, integer=True), rank_by=rank_by)
 
     # Type-checks every value and rejects a grid whose combinations are all invalid.
-    grid = expand_grid(grids, stops)
-    return Config(name=name, data=data, execution=execution, stop_loss=tuple(stops), strategies=tuple(grids),
-                  workers=workers, report=report, raw=doc, grid=grid)
+    rules = {"direction": tuple(direction), "size": size, "stop_loss": stops, "take_profit": take_profit,
+             "trailing_stop": trailing, "max_bars": max_bars}
+    grid = expand_grid(grids, rules)
+    return Config(name=name, data=data, execution=execution, strategies=tuple(grids), workers=workers,
+                  report=report, raw=doc, grid=grid, **rules)

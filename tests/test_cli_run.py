@@ -170,6 +170,20 @@ def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys, rows, needle):
      "strategies.ma_crossover.short_window: expected an integer, got 'ten'"),
     (SMALL.replace("ema_period: 50", "ema_priod: 50"), "strategies.ma_crossover.ema_priod: unknown parameter"),
     (SMALL.replace("stop_loss: 0.02", "stop_loss: 1.5"), "risk.stop_loss: 1.5 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, take_profit: 0"), "risk.take_profit: 0 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, take_profit: [0.05, -1]"),
+     "risk.take_profit: -1 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, trailing_stop: 1"), "risk.trailing_stop: 1 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, trailing_stop: 0"), "risk.trailing_stop: 0 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, max_bars: 0"), "risk.max_bars: 0 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, max_bars: 2.5"), "risk.max_bars: expected an integer"),
+    (SMALL.replace("capital: 100000", "capital: 100000, size: 1.5"), "portfolio.size: 1.5 is out of range"),
+    (SMALL.replace("capital: 100000", "capital: 100000, size: 0"), "portfolio.size: 0 is out of range"),
+    (SMALL.replace("capital: 100000", "capital: 100000, direction: sideways"),
+     "portfolio.direction: 'sideways'; expected one of long, short, both"),
+    (SMALL.replace("capital: 100000", "capital: 100000, direction: [long, up]"), "portfolio.direction: 'up'"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, take_proft: 0.1"),
+     "risk.take_proft: unknown key; did you mean 'take_profit'?"),
     (SMALL + "\nbogus: 1\n", "bogus: unknown section"),
     ("strategies: [", "invalid YAML"),
 ])
@@ -213,18 +227,27 @@ def test_default_config_sweep(tmp_path, capsys):
     assert len(list((d / "plots").glob("heatmap_*.png"))) == 1
 
 
-def test_reference_only_strategy_falls_back_and_says_so(tmp_path, capsys):
+def test_stateful_strategy_runs_compiled_with_no_fallback(tmp_path, capsys):
+    """The former reference-only strategy (bars held) reads the position view: no fallback
+    notice, and the fast and reference engines write the same summary."""
     text = SMALL.replace(
         "  ma_crossover: {short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50, momentum_spread: 0.0005}",
         "  tests.reference_only_strategy:TimedExit: {hold_bars: [3, 7]}")
     cfg = write_config(tmp_path, text)
-    code, out, err = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
-    assert code == 0, err
-    assert "note: strategy timed_exit has no compiled signal rule; running it on the reference engine" in err
-    summary = pd.read_csv(only_run_dir(tmp_path / "r") / "summary.csv")
+    summaries = {}
+    for engine in ("fast", "reference"):
+        out = tmp_path / engine
+        code, _, err = run(["run", "--config", str(cfg), "--out", str(out), "--no-progress", "--engine", engine],
+                           capsys)
+        assert code == 0, err
+        assert "note:" not in err
+        summaries[engine] = pd.read_csv(only_run_dir(out) / "summary.csv")
+    summary = summaries["fast"]
     assert sorted(summary["hold_bars"]) == [3, 7]
-    doc = json.loads(next((only_run_dir(tmp_path / "r") / "runs").glob("*hold_bars=3*")).read_text())
+    pd.testing.assert_frame_equal(summaries["fast"], summaries["reference"], rtol=1e-9)
+    doc = json.loads(next((only_run_dir(tmp_path / "fast") / "runs").glob("*hold_bars=3*")).read_text())
     held = [t["exit_time"] - t["entry_time"] for t in doc["trades"] if t["exit_reason"] == "signal"]
+    # the 2% stop cuts some holds short; every signal exit is after exactly three bars
     assert held and all(h == 3 * 900_000 for h in held)
 
 

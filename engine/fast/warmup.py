@@ -1,7 +1,10 @@
 """Compile (and disk-cache) the fast path for every built-in strategy.
 
 ``python -m engine.fast.warmup`` runs at image build time so containers do not
-spend their first half-minute compiling. numba still recompiles if the CPU the
+spend their first half-minute compiling. Each strategy gets two kernels: the
+default one (long only, stop-loss) and the one with every feature (both
+directions, take-profit, trailing stop, time limit). A sweep using another mix
+compiles its own kernel on first use. numba still recompiles if the CPU the
 container lands on differs from the build machine's.
 """
 
@@ -14,17 +17,21 @@ from ..strategies import REGISTRY
 from ..synthetic import generate_candles
 from .runner import detail, sweep
 
+VARIANTS = (
+    {},
+    {"portfolio": {"direction": "both"}, "risk": {"take_profit": 0.05, "trailing_stop": 0.02, "max_bars": 100}},
+)
+
 
 def warm_up() -> list[str]:
     candles = generate_candles(600, seed=1)
     done = []
     for name in sorted(REGISTRY):
-        for fill in ("close", "next_open"):
-            cfg = parse_config({"strategies": {name: {}}, "execution": {"fill": fill}})
+        for variant in VARIANTS:
+            cfg = parse_config({"strategies": {name: {}}, **variant})
             (sw,) = cfg.grid
-            ex = cfg.execution
-            sweep(sw, candles, ex, indices=np.arange(len(sw)))
-            detail(sw, 0, candles, ex)
+            sweep(sw, candles, cfg.execution, indices=np.arange(len(sw)))
+            detail(sw, 0, candles, cfg.execution)
         done.append(name)
     return done
 
