@@ -61,9 +61,11 @@ def test_run_writes_every_artifact(tmp_path, capsys):
     assert doc["params"] == {"short_window": int(summary["short_window"][0]),
                              "long_window": int(summary["long_window"][0]), "ema_period": 50,
                              "momentum_spread": 0.0005}
+    assert (doc["direction"], doc["size"], doc["stop_loss"], doc["take_profit"], doc["trailing_stop"],
+            doc["max_bars"]) == ("long", 1.0, 0.02, None, None, None)
     assert len(doc["data_fingerprint"]) == 64 and len(doc["config_hash"]) == 64 and doc["engine_version"]
     assert set(doc["trades"][0]) >= {"entry_time", "entry_price", "exit_time", "exit_price", "qty", "fees", "pnl",
-                                     "return", "exit_reason"}
+                                     "return", "exit_reason", "direction"}
     closed = [t for t in doc["trades"] if t["exit_reason"] != "open"]
     assert doc["metrics"]["n_trades"] == len(closed)
     # the summary row and the JSON agree on every metric
@@ -225,6 +227,30 @@ def test_default_config_sweep(tmp_path, capsys):
     assert len(list((d / "plots").glob("equity_*.png"))) == 10
     assert len(list((d / "plots").glob("drawdown_*.png"))) == 10
     assert len(list((d / "plots").glob("heatmap_*.png"))) == 1
+
+
+def test_position_rules_are_columns_of_the_summary_and_the_json(tmp_path, capsys):
+    text = SMALL.replace("capital: 100000", "capital: 100000, direction: [long, both], size: 0.5").replace(
+        "stop_loss: 0.02", "stop_loss: 0.02, take_profit: 0.03, trailing_stop: 0.01, max_bars: [null, 40]").replace(
+        "short_window: [5, 10, 20]", "short_window: [5]")
+    cfg = write_config(tmp_path, text)
+    code, _, err = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 0, err
+    d = only_run_dir(tmp_path / "r")
+    summary = pd.read_csv(d / "summary.csv")
+    assert len(summary) == 2 * 2 * 2
+    assert set(summary["direction"]) == {"long", "both"} and set(summary["size"]) == {0.5}
+    assert set(summary["take_profit"]) == {0.03} and set(summary["trailing_stop"]) == {0.01}
+    assert sorted(summary["max_bars"].fillna(0).astype(int)) == [0, 0, 0, 0, 40, 40, 40, 40]
+    ids = set(summary["strategy_id"])
+    assert "ma_crossover_long_window=60_direction=both_max_bars=40" in ids
+    assert "ma_crossover_long_window=30_direction=long_max_bars=none" in ids
+    doc = json.loads((d / "runs" / "ma_crossover_long_window=60_direction=both_max_bars=40.json").read_text())
+    assert (doc["direction"], doc["size"], doc["take_profit"], doc["trailing_stop"], doc["max_bars"]) == \
+        ("both", 0.5, 0.03, 0.01, 40)
+    reasons = {t["exit_reason"] for t in doc["trades"]}
+    assert reasons <= {"signal", "stop", "trailing_stop", "take_profit", "time", "open"} and reasons
+    assert {t["direction"] for t in doc["trades"]} <= {"long", "short"}
 
 
 def test_stateful_strategy_runs_compiled_with_no_fallback(tmp_path, capsys):
