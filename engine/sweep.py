@@ -67,8 +67,8 @@ def _frame(sw: StrategySweep, local: np.ndarray, offset: int, cols: dict[str, np
         data[p] = sw.columns[p][local]
     for p in RULE_COLUMNS:
         data[p] = sw.columns[p][local]
-    # whole bars, blank where there is no limit
-    data["max_bars"] = pd.array(data["max_bars"], dtype="Float64").astype("Int64")
+    bars = data["max_bars"]  # whole bars, blank where there is no limit
+    data["max_bars"] = pd.arrays.IntegerArray(np.nan_to_num(bars).astype(np.int64), np.isnan(bars))
     for m in METRICS:
         data[m] = cols[m]
     return pd.DataFrame(data)
