@@ -3,7 +3,8 @@
 Every expected number below is worked out by hand from the contract, with the
 arithmetic written out; nothing is copied from the code under test. Each case
 runs on the event-driven reference engine and on the compiled fast path
-(``engine.fast.runner.detail``); for the fast path the streamed metrics of
+(``engine.fast.runner.detail``, the kernel with every feature compiled in); for the
+fast path the streamed metrics of
 ``engine.fast.runner.sweep`` are also checked against ``detail``'s.
 
 The signals are controlled exactly by tiny strategies defined here: ``Threshold``
@@ -24,6 +25,7 @@ from numba import njit
 from engine.candles import Candles
 from engine.execution import Execution
 from engine.fast import runner
+from engine.fast.specialize import ALL_FEATURES
 from engine.grid import StrategySweep
 from engine.position_rules import RULE_COLUMNS, PositionRules
 from engine.reference import BacktestingEngine
@@ -90,8 +92,10 @@ def run(engine, candles, cls=Threshold, *, fill="close", slippage=0.0, commissio
     if engine == "reference":
         return BacktestingEngine(candles, cls(**params), ex, rules).run()
     sw = one_combination(cls, params, rules)
-    res = runner.detail(sw, 0, candles, ex)
-    streamed = runner.sweep(sw, candles, ex)
+    # One kernel per strategy, with every feature compiled in (a sweep compiles out what it does
+    # not use; tests/test_equivalence.py checks those variants agree with this one).
+    res = runner.detail(sw, 0, candles, ex, variant=ALL_FEATURES)
+    streamed = runner.sweep(sw, candles, ex, variant=ALL_FEATURES)
     for k, v in res.metrics.items():
         s = streamed[k][0].item()
         s = None if isinstance(s, float) and math.isnan(s) else s

@@ -3,6 +3,8 @@ checked at load time, fed the same arguments by both engines."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from numba import njit
@@ -12,6 +14,7 @@ from engine.candles import Candles
 from engine.errors import ConfigError
 from engine.execution import Execution
 from engine.fast import runner
+from engine.fast import specialize
 from engine.fast.specialize import binding_source
 from engine.indicators import ATR, EMA, RSI, SMA, BollingerLower, BollingerUpper, Highest, Lowest
 from engine.reference import BacktestingEngine
@@ -347,3 +350,81 @@ def test_a_float_where_the_rule_shifts_bits_would_not_compile():
     """The check above is meaningful: the same rule refuses a float."""
     with pytest.raises(TypeError):
         six_rule.py_func(5.0, 100.0, 1.0, 1.0, 3.0, 5.0, 4.0, 5.0, 2.0)
+
+
+# --- the generated kernel ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("marker", [specialize.RULE_MARKER, specialize.FEATURES_MARKER, specialize.BINDING_START,
+                                    specialize.BINDING_END])
+def test_a_template_without_its_marker_is_refused(marker):
+    template = specialize._TEMPLATE.read_text()
+    assert template.count(marker) == 1
+    with pytest.raises(RuntimeError, match="refusing to build a kernel"):
+        specialize.specialised_source(MACrossover, specialize.Features(), template.replace(marker, "# gone"))
+
+
+def test_the_placeholder_rule_fails_loudly():
+    from engine.fast._placeholder_signal import signal_fn
+
+    with pytest.raises(RuntimeError, match="placeholder rule ran"):
+        signal_fn(1.0)
+    with pytest.raises(RuntimeError, match="placeholder rule ran"):
+        signal_fn.py_func(1.0)
+
+
+def test_the_generated_source_binds_the_rule_and_the_features():
+    src = specialize.specialised_source(MACrossover, specialize.Features(short=True, trailing=True))
+    assert "_placeholder_signal" not in src
+    assert "from engine.strategies.ma_crossover import ma_crossover_signal as _rule  # specialised" in src
+    assert "SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED = True, False, True, False, False" in src
+
+
+HELPER_MODULE = '''
+from numba import njit
+from engine.strategies import ENTER_LONG, Strategy
+
+LIMIT = {limit}
+
+
+@njit
+def deepest(x):
+    return x * {factor}
+
+
+@njit
+def helper(x):
+    return deepest(x) > LIMIT
+
+
+@njit
+def rule(close):
+    return ENTER_LONG if helper(close) else 0
+
+
+class WithHelper(Strategy):
+    name = "test_with_helper"
+    signal = staticmethod(rule)
+'''
+
+
+def test_the_kernel_name_covers_every_function_the_rule_calls(tmp_path, monkeypatch):
+    import importlib
+
+    pkg = tmp_path / "helper_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = {}
+    for version, (factor, limit) in {"v1": (2.0, 100.0), "deep_helper_edited": (3.0, 100.0),
+                                     "constant_edited": (3.0, 50.0), "same_again": (3.0, 50.0)}.items():
+        (pkg / "mod.py").write_text(HELPER_MODULE.format(factor=factor, limit=limit))
+        sys.modules.pop("helper_pkg.mod", None)
+        importlib.invalidate_caches()
+        mod = importlib.import_module("helper_pkg.mod")
+        names[version] = specialize.kernel_name(mod.WithHelper, specialize.Features())
+    sys.modules.pop("helper_pkg.mod", None)
+    sys.modules.pop("helper_pkg", None)
+    # editing a function two calls deep, or a constant it reads, makes a new kernel
+    assert names["v1"] != names["deep_helper_edited"] != names["constant_edited"]
+    assert names["constant_edited"] == names["same_again"]

@@ -46,7 +46,12 @@ from engine.fast.state import (AT_PEAK, BEST, BEST_PRICE, CASH, D_ENTRY, D_EXIT_
                                PENDING, PNL_SUM, POS, PREV_E, QTY, R_SIZE, R_STOP, R_TAKE_PROFIT, R_TRAILING,
                                REASON_BUST, REASON_SIGNAL, REASON_STOP, REASON_TAKE_PROFIT, REASON_TIME,
                                REASON_TRAILING, RET_SUM, RUINED, SUM_DOWN2, SUM_R, SUM_R2, TP_LEVEL, WIN_PNL, WORST)
-from engine.signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG
+from engine.signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
+
+# the masks of direction `both` (engine.signals.entry_mask / exit_masks), as constants
+ENTER_BOTH = ENTER_LONG | ENTER_SHORT
+EXIT_LONG_BOTH = EXIT_LONG | ENTER_SHORT
+EXIT_SHORT_BOTH = EXIT_SHORT | ENTER_LONG
 
 # Compile-time features of this copy (all on in the template).
 SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED = True, True, True, True, True  # SPECIALISE: features
@@ -129,8 +134,22 @@ def _mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_d
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 def _scan_entry(u, t1, t0, o, h, lo, c, v, V, P, mask):
     """First bar in [u, t1) whose rule says enter (t1 if none)."""
-    m = mask if SHORT else ENTER_LONG  # a constant lets LLVM drop the rule's other tests
+    # One copy of the loop per mask, each inlined with the mask a constant: LLVM then drops
+    # the rule's tests for the codes the loop ignores (the short side of a long-only sweep).
+    if not SHORT or mask == ENTER_LONG:
+        return _scan_loop(u, t1, t0, o, h, lo, c, v, V, P, ENTER_LONG)
+    if mask == ENTER_SHORT:
+        return _scan_loop(u, t1, t0, o, h, lo, c, v, V, P, ENTER_SHORT)
+    return _scan_loop(u, t1, t0, o, h, lo, c, v, V, P, ENTER_BOTH)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _scan_loop(u, t1, t0, o, h, lo, c, v, V, P, m):
     nan = np.nan
+    # The bar right after an exit first: under `both` the next entry is often there, and the
+    # batches below would evaluate eight bars to find it.
+    if u < t1 and (_signal(u, t0, o, h, lo, c, v, V, P, 0, nan, 0, nan) & m) != 0:
+        return u
     # Eight bars per test of the loop exit: fewer taken branches (measured 7% faster).
     while u + 8 <= t1:
         hit = 0
@@ -144,14 +163,24 @@ def _scan_entry(u, t1, t0, o, h, lo, c, v, V, P, mask):
     return u
 
 
+# The hold loops take the position and the accumulators as tuples: a call with more than
+# 30 arguments compiles to CALL_FUNCTION_EX (*args), which numba cannot inline.
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _hold_long(t, t1, t0, o, h, lo, c, v, V, P, mask, level, tp_level, best, trail_k, end_bar, entry_price,
-               entry_bar, cash, qty, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur,
-               dd_gate, record, eq_out):
+def _hold_long(t, t1, t0, o, h, lo, c, v, V, P, mask, position, acc, record, eq_out):
     """Mark long bars to market from ``t`` until a level comes within reach (an open beyond it
-    implies the range reaches it), the time limit arrives or the exit rule fires. Returns the
-    accumulators, the best price and that bar, which the caller handles in full."""
-    m = mask if SHORT else EXIT_LONG
+    implies the range reaches it), the time limit arrives or the exit rule fires. ``position``
+    is (level, tp_level, best, trail_k, end_bar, entry_price, entry_bar, cash, qty), ``acc``
+    the ``_mark`` accumulators. Returns the accumulators, the best price and that bar, which
+    the caller handles in full."""
+    if not SHORT or mask == EXIT_LONG:  # one inlined loop per mask, as in _scan_entry
+        return _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_LONG, position, acc, record, eq_out)
+    return _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_LONG_BOTH, position, acc, record, eq_out)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc, record, eq_out):
+    level, tp_level, best, trail_k, end_bar, entry_price, entry_bar, cash, qty = position
+    prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = acc
     adverse = max(level, best * (1.0 - trail_k)) if TRAILING else level
     while t < t1:
         if lo[t] <= adverse:
@@ -176,10 +205,17 @@ def _hold_long(t, t1, t0, o, h, lo, c, v, V, P, mask, level, tp_level, best, tra
 
 
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _hold_short(t, t1, t0, o, h, lo, c, v, V, P, mask, level, tp_level, best, trail_k, end_bar, entry_price,
-                entry_bar, cash, qty, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur,
-                dd_gate, record, eq_out):
+def _hold_short(t, t1, t0, o, h, lo, c, v, V, P, mask, position, acc, record, eq_out):
     """``_hold_long`` mirrored for a short, which also stops at a bust (equity <= 0 at the close)."""
+    if mask == EXIT_SHORT:
+        return _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_SHORT, position, acc, record, eq_out)
+    return _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_SHORT_BOTH, position, acc, record, eq_out)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc, record, eq_out):
+    level, tp_level, best, trail_k, end_bar, entry_price, entry_bar, cash, qty = position
+    prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = acc
     adverse = min(level, best * (1.0 + trail_k)) if TRAILING else level
     while t < t1:
         if h[t] >= adverse:
@@ -192,7 +228,7 @@ def _hold_short(t, t1, t0, o, h, lo, c, v, V, P, mask, level, tp_level, best, tr
         if e <= 0.0:
             break
         b = min(best, lo[t]) if BEST_TRACKED else best
-        if _signal(t, t0, o, h, lo, c, v, V, P, -1, entry_price, t - entry_bar, b) & mask:
+        if _signal(t, t0, o, h, lo, c, v, V, P, -1, entry_price, t - entry_bar, b) & m:
             break
         best = b
         if TRAILING:
@@ -255,18 +291,22 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
             # that bar goes through the full bar below.
             elif pos == 1:
                 prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, best, u = \
-                    _hold_long(t, t1, t0, o, h, lo, c, v, V, P, exit_long, level, tp_level, best, trail_k,
-                               entry_bar + max_bars, entry_price, entry_bar, cash, qty, prev, peak, peak_i, at_peak,
-                               sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, record, eq_out)
+                    _hold_long(t, t1, t0, o, h, lo, c, v, V, P, exit_long,
+                               (level, tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar, cash,
+                                qty),
+                               (prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur,
+                                dd_gate), record, eq_out)
                 expo += u - t
                 t = u
                 if t >= t1:
                     break
             elif SHORT:
                 prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, best, u = \
-                    _hold_short(t, t1, t0, o, h, lo, c, v, V, P, exit_short, level, tp_level, best, trail_k,
-                                entry_bar + max_bars, entry_price, entry_bar, cash, qty, prev, peak, peak_i, at_peak,
-                                sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, record, eq_out)
+                    _hold_short(t, t1, t0, o, h, lo, c, v, V, P, exit_short,
+                                (level, tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar, cash,
+                                 qty),
+                                (prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur,
+                                 dd_gate), record, eq_out)
                 expo += u - t
                 t = u
                 if t >= t1:

@@ -111,10 +111,17 @@ SEGMENTS = 16
 SEGMENT_WORK = 8_000_000
 
 
+#: Large sweeps split into up to this many blocks per thread, of at least BLOCK_MIN
+#: combinations, handed out one at a time: a thread slowed by other load on its core takes
+#: fewer (with one block per thread the sweep waits for the slowest). Small sweeps keep one
+#: block per thread: each block computes the indicators it needs, once per chunk.
+BLOCKS_PER_THREAD, BLOCK_MIN = 4, 256
+
+
 def _blocks(plan: _Plan, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Contiguous combination blocks, one per thread, and which indicators each needs."""
+    """Contiguous combination blocks and which indicators each needs."""
     m, k = len(plan.start_bar), len(plan.specs)
-    nb = max(1, min(threads, m))
+    nb = max(1, min(m, threads * max(1, min(BLOCKS_PER_THREAD, m // (threads * BLOCK_MIN)))))
     edges = (np.arange(nb + 1) * m) // nb
     need = np.zeros((nb, k), dtype=np.bool_)
     for b in range(nb):
@@ -144,14 +151,18 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     rings = np.zeros((len(lo), e.ring_size), dtype=np.int64)
     bars = max(-(-n // SEGMENTS), SEGMENT_WORK // m)
     segment = chunk * max(1, -(-bars // chunk))
-    for t0 in range(0, n, segment):
-        t1 = min(n, t0 + segment)
-        kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, c.volume, e.kinds, e.periods, e.mult,
-                           e.ring_off, ind_state, rings, need, lo, hi, plan.slots, plan.fparams, plan.iparams,
-                           plan.start_bar, plan.rules, plan.masks, execution.slippage, execution.commission,
-                           execution.next_open, F, I)
-        if progress is not None:
-            progress(m * (t1 - t0) / n)
+    previous_chunksize = numba.set_parallel_chunksize(1)  # blocks one at a time, to whichever thread is free
+    try:
+        for t0 in range(0, n, segment):
+            t1 = min(n, t0 + segment)
+            kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, c.volume, e.kinds, e.periods,
+                               e.mult, e.ring_off, ind_state, rings, need, lo, hi, plan.slots, plan.fparams,
+                               plan.iparams, plan.start_bar, plan.rules, plan.masks, execution.slippage,
+                               execution.commission, execution.next_open, F, I)
+            if progress is not None:
+                progress(m * (t1 - t0) / n)
+    finally:
+        numba.set_parallel_chunksize(previous_chunksize)
     return finalize(F, I, n, candles, periods_per_year(candles.interval_ms), execution.capital)
 
 

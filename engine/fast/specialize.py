@@ -207,15 +207,21 @@ def kernel_dir() -> Path:
     return path
 
 
+def kernel_name(strategy: type[Strategy], features: Features, source: str | None = None) -> str:
+    """The generated module's name: the strategy's name and a hash of everything compiled into it."""
+    source = specialised_source(strategy, features) if source is None else source
+    rule = strategy.binding().rule
+    digest = hashlib.sha256("\0".join([source, *dependency_sources(rule), numba.__version__]).encode())
+    return f"bt_kernel_{re.sub(r'[^0-9A-Za-z_]', '_', strategy.name)}_{digest.hexdigest()[:16]}"
+
+
 def kernel_for(strategy: type[Strategy], features: Features = ALL_FEATURES) -> types.ModuleType:
     """The specialised kernel module for ``strategy`` with ``features`` (generated once, then imported)."""
-    rule = strategy.binding().rule
-    source = specialised_source(strategy, features)
-    key = (rule, features, source)
+    key = (strategy, strategy.binding().rule, features)
     if key in _loaded:
         return _loaded[key]
-    digest = hashlib.sha256("\0".join([source, *dependency_sources(rule), numba.__version__]).encode())
-    name = f"bt_kernel_{re.sub(r'[^0-9A-Za-z_]', '_', strategy.name)}_{digest.hexdigest()[:16]}"
+    source = specialised_source(strategy, features)
+    name = kernel_name(strategy, features, source)
     path = kernel_dir() / f"{name}.py"
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
