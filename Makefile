@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench bench-scaling synth clean
+.PHONY: run test browser bench bench-scaling screenshot synth image-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,29 @@ node_modules/.installed: package.json package-lock.json
 run: $(VENV)/.runtime
 	$(BIN)/backtest run
 
-test: $(VENV)/.dev node_modules/.installed
+test: $(VENV)/.dev node_modules/.installed browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# The report's browser test drives Debian's chromium through chromedriver (selenium is in
+# requirements-dev.txt). Installed here when missing and we are root with apt-get (as CI
+# runs); elsewhere that test skips and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium and chromium-driver for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null; \
+	else echo "note: chromium/chromedriver missing and not root: the browser test will skip"; fi
+
+# Prints the figures; bench/results.json (committed) is rewritten only with SAVE=1.
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(SAVE),--save,)
 	$(BIN)/python bench/parquet_vs_csv.py
+	$(BIN)/python -m bench.report
+
+# Re-takes docs/report.png, the README's screenshot of the default run's report.html.
+screenshot: $(VENV)/.dev browser
+	REPORT_SCREENSHOT=$(CURDIR)/docs/report.png $(BIN)/python -m pytest -q tests/test_report_browser.py
 
 bench-scaling: $(VENV)/.dev
 	$(BIN)/python -m bench.scaling
@@ -41,6 +58,10 @@ bench-scaling: $(VENV)/.dev
 # The app runs as `python3 cdk_app.py` (cdk.json); the venv's python must come first on PATH.
 synth: $(VENV)/.dev node_modules/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --no-notices
+
+# Builds the Docker image for real (buildah) and runs it with podman; see scripts/image_check.sh.
+image-check:
+	scripts/image_check.sh
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out results .pytest_cache .hypothesis

@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """CDK entry point (``npx cdk synth``). Settings and their defaults: stacks/config.py."""
 
+import sys
+
 import aws_cdk as cdk
 
 import stacks
 
 app = cdk.App()
-stacks.build(app)
+try:
+    stacks.build(app)
+except stacks.SettingsError as exc:  # a bad context value or a US region: one line, no traceback
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
 app.synth()

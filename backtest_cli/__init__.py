@@ -14,6 +14,8 @@ import sys
 
 from engine.errors import UserError
 
+from .caches import ensure_writable_caches
+
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 
@@ -25,28 +27,53 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cloud, data, run
+    from . import cloud, data, run, runs
 
     parser = _Parser(prog="backtest", description="Config-driven grid backtester for Binance candles.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run.register(sub)
+    runs.register(sub)
     data.register(sub)
     cloud.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    _import_from_cwd()
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _import_from_cwd() -> None:
+    """Make the current folder importable: ``strategies: {mypkg.strategies:TrendRSI: …}`` then finds ``./mypkg``.
+
+    It goes last on ``sys.path``, so a file in the current folder never shadows an installed package.
+    (Naming a strategy by path runs that module's code, as any plugin does.)"""
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the folder was deleted under us: nothing to import from it
+        return
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def one_line(message: str, limit: int = 1000) -> str:
+    """A message as one line of at most ``limit`` characters (a path or value may hold newlines); a long one
+    loses its middle, so the problem and the fix at its end survive a very long path."""
+    text = " ".join(message.split("\n")).replace("\r", " ")
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return text[:head] + "…" + text[len(text) - (limit - head - 1):]
 
 
 def console() -> None:
@@ -56,6 +83,11 @@ def console() -> None:
     numba's compiled code, freeing pandas' and matplotlib's objects) took ~0.4 s of a
     ~5 s ``backtest run``.
     """
+    try:
+        ensure_writable_caches()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        os._exit(EXIT_USER)
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:

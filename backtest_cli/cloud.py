@@ -155,9 +155,13 @@ def cmd_results(args) -> int:
     from batch_jobs.aws import aws_errors
     from batch_jobs.results import download_report
 
+    from engine.report.index import write_index
+
     bucket = _run_bucket(args)
     with aws_errors("results"):
         dest = download_report(args.run_id, bucket, args.out)
+    write_index(args.out)
+    print(f"report: {dest / 'report.html'}")
     print(f"results: {dest}")
     return 0
 

@@ -30,6 +30,12 @@ def register(sub) -> None:
     q.add_argument("--end", help="stop before this open time (default: now)")
     q.add_argument("--out", required=True, help="dataset folder or s3://bucket/candles/")
     q.add_argument("--base-url", help="REST base URL (default: $BINANCE_BASE_URL or https://data-api.binance.vision)")
+    q.add_argument("--timeout", type=_seconds, help="give up after this many seconds in all (default: no limit)")
+    q.add_argument("--request-timeout", type=_seconds, default=30.0,
+                   help="seconds one request may take, whole answer included (default: 30)")
+    q.add_argument("--max-retry-after", type=_seconds, default=120.0,
+                   help="longest Retry-After to wait; a longer one stops the fetch (default: 120)")
+    _lock_arg(q)
     q.set_defaults(func=cmd_fetch)
 
     q = dsub.add_parser("backfill", help="merge data.binance.vision monthly/daily kline zips into a dataset")
@@ -40,12 +46,15 @@ def register(sub) -> None:
     out = q.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", help="dataset folder")
     out.add_argument("--to", help="dataset on S3, like s3://BUCKET/candles/")
+    q.add_argument("--timeout", type=_seconds, help="give up after this many seconds in all (default: no limit)")
+    _lock_arg(q)
     q.set_defaults(func=cmd_backfill)
 
     q = dsub.add_parser("build", help="build a dataset from raw candle files (a later file wins)")
     q.add_argument("--input", nargs="+", required=True, help="candle files, any layout the loader reads")
     _series_args(q)
     q.add_argument("--out", required=True, help="dataset folder or s3://bucket/candles/")
+    _lock_arg(q)
     q.set_defaults(func=cmd_build)
 
     q = dsub.add_parser("sync", help="copy new or changed dataset files from S3 to a local folder")
@@ -56,30 +65,57 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_sync)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 10 ** 7:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds above 0 (at most 10^7)")
+    return value
+
+
+def _lock_arg(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--lock-timeout", type=_seconds, default=60.0,
+                   help="seconds to wait for another writer of the same series to finish (default: 60)")
+
+
+def _say(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
 def _series_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--symbol", required=True, type=str.upper, help="like BTCUSDT")
     q.add_argument("--interval", required=True, help="like 15m")
 
 
-def _utc_ms(*parts: int) -> int:
-    return int(datetime(*parts, tzinfo=timezone.utc).timestamp() * 1000)
+def _month_ms(m: re.Match, after: int = 0) -> int:
+    """The first ms of the matched YYYY-MM month (``after=1``: of the month after)."""
+    y, mo = int(m[1]), int(m[2])
+    if not 1 <= mo <= 12:
+        raise UserError(f"month {m[0]!r}: expected YYYY-MM with a month from 01 to 12")
+    y, mo = (y + (mo == 12), mo % 12 + 1) if after else (y, mo)
+    try:
+        first = datetime(y, mo, 1, tzinfo=timezone.utc)
+    except ValueError:
+        raise UserError(f"month {m[0]!r}: is outside 1970-01-01 .. 2100-01-01") from None
+    return parse_time(first, f"month {m[0]!r}")
 
 
 def period_start(text: str) -> int:
     """``YYYY-MM`` or ``YYYY-MM-DD`` (or any time :func:`parse_time` reads) as the first ms."""
     m = _MONTH_RE.match(text.strip())
-    return _utc_ms(int(m[1]), int(m[2]), 1) if m else parse_time(text)
+    return _month_ms(m) if m else parse_time(text, "--start")
 
 
 def period_end(text: str) -> int:
     """Exclusive end of a named month or day (so the named period is included)."""
     text = text.strip()
     if m := _MONTH_RE.match(text):
-        y, mo = int(m[1]), int(m[2])
-        return _utc_ms(y + (mo == 12), mo % 12 + 1, 1)
+        return _month_ms(m, 1)
     if _DAY_RE.match(text):
-        return parse_time(text) + 86_400_000
-    return parse_time(text)
+        return parse_time(text, "--end") + 86_400_000
+    return parse_time(text, "--end")
 
 
 def _bar(desc: str, unit: str):
@@ -100,44 +136,68 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lock_wait(args: argparse.Namespace) -> float:
+    return min(args.lock_timeout, args.timeout) if getattr(args, "timeout", None) else args.lock_timeout
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from engine.data.fetch import fetch_candles
+    from engine.data.http_retry import Deadline
     from engine.data.klines import DEFAULT_BASE_URL, KlinesClient
+    from engine.data.outages import bars, describe
+    from engine.timeutil import check_range, interval_to_ms
 
-    start = parse_time(args.start)
-    end = parse_time(args.end) if args.end else None
-    if end is not None and end <= start:
-        raise UserError("fetch: --end must be after --start")
-    client = KlinesClient(args.base_url or os.environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL)
+    start = parse_time(args.start, "--start")
+    end = parse_time(args.end, "--end") if args.end else None
+    check_range(start, end, "fetch: --start/--end")
+    deadline = Deadline(args.timeout, "--timeout") if args.timeout else None
+    client = KlinesClient(args.base_url or os.environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL,
+                          timeout=args.request_timeout, max_retry_after=args.max_retry_after, deadline=deadline)
     with _bar(f"{args.symbol} {args.interval}", "candle") as bar:
         def set_total(n: int) -> None:
             bar.total = n
             bar.refresh()
 
         result = fetch_candles(args.out, args.symbol, args.interval, start, end, progress=bar.update,
-                               total=set_total, client=client)
+                               total=set_total, client=client, lock_wait=_lock_wait(args), on_wait=_say)
+    iv = interval_to_ms(args.interval)
+    notes = []
+    if result.head_filled:
+        notes.append(f"{result.head_filled} before the earlier first candle")
+    if result.outages_found:
+        notes.append(f"{len(result.outages_found)} outage(s) recorded, confirmed empty by the exchange "
+                     f"({bars(result.outages_found, iv)} bar(s): {describe(result.outages_found)})")
+    gaps = "no gaps" if not result.gaps.count else f"{result.gaps.count} unexplained gap(s)"
     if result.added:
         print(f"fetched {result.added} new candle(s) {args.symbol} {args.interval}: "
               f"{format_time(result.first)} .. {format_time(result.last)} UTC into {args.out} "
-              f"({result.requests} request(s); {'no gaps' if not result.gaps.count else f'{result.gaps.count} gap(s)'})")
+              f"({result.requests} request(s); {gaps}" + "".join(f"; {n}" for n in notes) + ")")
+    elif result.requested_from is None:
+        print(f"{args.symbol} {args.interval} in {args.out} is up to date: nothing missing in the range"
+              + (f" ({gaps})" if result.gaps.count else ""))
     else:
         print(f"{args.symbol} {args.interval} in {args.out} is up to date: no closed candle from "
-              f"{format_time(result.requested_from)} UTC on")
+              f"{format_time(result.requested_from)} UTC on" + "".join(f"; {n}" for n in notes))
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from engine.data.backfill import VISION_URL, backfill
+    from engine.data.backfill import VISION_URL, VisionSource, backfill
+    from engine.data.http_retry import Deadline
 
     start = period_start(args.start)
     if args.end:
         end = period_end(args.end)
     else:
         end = (int(time.time() * 1000) // 86_400_000) * 86_400_000  # today 00:00 UTC: through yesterday
+    if end <= start:
+        raise UserError(f"backfill: --start {args.start} is after --end {args.end or 'yesterday'}")
     target = args.out or args.to
+    deadline = Deadline(args.timeout, "--timeout") if args.timeout else None
+    vision = VisionSource(args.source or VISION_URL, deadline=deadline)
     with _bar(f"{args.symbol} {args.interval}", "file") as bar:
-        result = backfill(target, args.symbol, args.interval, start, end, source=args.source or VISION_URL,
-                          progress=lambda name: bar.update(1))
+        result = backfill(target, args.symbol, args.interval, start, end, vision=vision,
+                          progress=lambda name: bar.update(1), lock_wait=_lock_wait(args), on_wait=_say)
     if not result.files:
         raise UserError(f"backfill: no {args.symbol} {args.interval} kline zips found at "
                         f"{args.source or VISION_URL} for {args.start} .. {args.end or 'yesterday'}")
@@ -152,7 +212,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from engine.data.build import build_dataset
 
-    result = build_dataset(args.input, args.out, args.symbol, args.interval)
+    result = build_dataset(args.input, args.out, args.symbol, args.interval, lock_wait=args.lock_timeout,
+                           on_wait=_say)
     gaps = "no gaps" if not result.gaps.count else (
         f"{result.gaps.count} gap(s), {result.gaps.missing_bars} missing bar(s), largest before "
         f"{format_time(result.gaps.largest_at)}")

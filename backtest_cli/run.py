@@ -6,18 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
-TABLE_METRICS = ("sharpe", "total_return", "max_drawdown", "n_trades", "win_rate", "profit_factor")
+#: Columns of the printed top table after rank, strategy and the rank metric.
+TABLE_METRICS = ("n_trades", "sharpe", "total_return", "max_drawdown", "win_rate", "profit_factor")
+TOP_ROWS = 5
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a config's parameter sweep and write a results folder")
     p.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml on synthetic data)")
     p.add_argument("--data", help="candles: a CSV/Parquet file, a dataset folder or s3:// URI (overrides data.source)")
+    p.add_argument("--symbol", type=_non_empty, help="data.symbol: the symbol to read from a dataset")
+    p.add_argument("--interval", type=_interval, help="data.interval: the interval to read, e.g. 15m, 1h")
+    p.add_argument("--start", type=_time, help="data.start: first candle time, e.g. 2024-01-01 (UTC, inclusive)")
+    p.add_argument("--end", type=_time, help="data.end: end time, e.g. 2025-01-01 (UTC, exclusive)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results root (default: results/)")
     p.add_argument("--workers", type=_positive_int, help="parallel workers (default: parallel.workers or all CPUs)")
     p.add_argument("--engine", choices=("fast", "reference"), default="fast",
                    help="fast: compiled numba path (default); reference: the event-driven engine")
-    p.add_argument("--run-id", help="name of the run folder (default: UTC time and config hash)")
+    p.add_argument("--run-id", type=_run_id, help="name of the run folder: a plain name (default: experiment name, "
+                                                  "UTC time, random suffix)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
 
@@ -36,52 +43,190 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _load(path: Path | None):
+def _run_id(text: str) -> str:
+    from engine.errors import UserError
+    from engine.run_id import check_run_id
+
+    try:
+        return check_run_id(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a non-empty value")
+    return text.strip()
+
+
+def _interval(text: str) -> str:
+    from engine.errors import UserError
+    from engine.timeutil import interval_to_ms
+
+    try:
+        interval_to_ms(text)
+    except UserError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval; expected e.g. 15m, 1h, 1d") from None
+    return text
+
+
+def _time(text: str) -> str:
+    from engine.errors import UserError
+    from engine.timeutil import parse_time
+
+    try:
+        parse_time(text)
+    except (UserError, ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time; expected an ISO date like 2024-01-01, "
+                                         "an ISO time like 2024-01-01T12:00, or epoch milliseconds") from None
+    return text
+
+
+def _load(path: Path | None, overrides: dict | None = None):
     from engine.config import DEFAULT_CONFIG, load_config
 
-    return load_config(path or DEFAULT_CONFIG)
+    return load_config(path or DEFAULT_CONFIG, overrides=overrides)
 
 
 def cmd_validate(args) -> int:
+    from engine.grid_budget import estimate_bytes, human_bytes
+
     cfg = _load(args.config)
     total, filtered = len(cfg.grid), cfg.grid.filtered
-    print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else ""))
+    axes = max((len(sw.columns) for sw in cfg.grid), default=1)
+    print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else "")
+          + f"; the grid needs about {human_bytes(estimate_bytes(total + filtered, axes))} of memory "
+          f"(limit {cfg.limits.max_combinations:,} combinations)")
     return 0
+
+
+def _prepare_out(args, cfg) -> Path:
+    """Everything about --out that can fail, before the data is read: folder, free space, stale partial folders."""
+    from engine.report.run_folder import clean_partial_folders, estimate_run_folder_bytes
+
+    from .preflight import check_free_space, check_output_root
+
+    out = check_output_root(args.out)
+    for stale in clean_partial_folders(out):
+        print(f"note: removed {stale.path}, the incomplete folder of an interrupted run (process {stale.pid})",
+              file=sys.stderr)
+    check_free_space(out, estimate_run_folder_bytes(len(cfg.grid), cfg.report.top_k, len(cfg.grid.sweeps),
+                                                    png=cfg.report.png))
+    return out
+
+
+def _workers(args, cfg) -> int:
+    from engine.cpus import available_cpus
+
+    from .preflight import cpu_clamp
+
+    requested = args.workers or cfg.workers
+    if requested is None:
+        return available_cpus()
+    workers, notice = cpu_clamp(requested, available_cpus())
+    if notice:
+        source = "--workers" if args.workers else "parallel.workers"
+        print(f"note: {source}: {notice}", file=sys.stderr)
+    return workers
+
+
+def _step(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _observer(args, out: Path):
+    from engine.experiment import RunObserver
+
+    class Steps(RunObserver):
+        """Step lines on stderr; a progress bar over the sweep alone."""
+
+        bar = None
+
+        def data_loaded(self, candles) -> None:
+            gaps = candles.gaps.describe(candles.interval_ms) if candles.gaps else "no gaps"
+            _step(f"data: {candles.source} · {candles.symbol} {candles.interval} · {len(candles):,} candles · {gaps}")
+
+        def compiling(self) -> None:
+            _step("compiling the kernels (first run on this machine only; later runs load them from the cache)…")
+
+        def compiled(self, seconds: float) -> None:
+            _step(f"compiled in {seconds:.1f} s")
+
+        def sweep_started(self, total: int):
+            if args.no_progress:
+                return None
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="combo", desc=f"{args.engine} sweep", file=sys.stderr,
+                            dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}, {rate_fmt}]")
+            bar = self.bar
+            # The fast path reports fractions per time chunk; float sums may overshoot by an ulp.
+            return lambda done: bar.update(min(done, bar.total - bar.n))
+
+        def sweep_finished(self, seconds: float) -> None:
+            self.close()
+            _step(f"sweep: {seconds:.2f} s")
+
+        def writing_soon(self, needed_bytes: int) -> None:
+            from .preflight import check_free_space
+
+            check_free_space(out, needed_bytes)  # now that the trade counts are known
+
+        def report_started(self, run_dir) -> None:
+            _step(f"report: writing report.html, summary, trades and charts to {run_dir}…")
+
+        def report_finished(self, seconds: float) -> None:
+            _step(f"report: done in {seconds:.1f} s")
+
+        def close(self) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return Steps()
+
+
+def _overrides(args) -> dict:
+    given = {"data.symbol": args.symbol, "data.interval": args.interval, "data.start": args.start,
+             "data.end": args.end}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def top_table(ranked, rank_by: str, rows: int = TOP_ROWS) -> str:
+    """The best ``rows`` ranked combinations: rank, strategy, the rank metric, trades and the headline metrics."""
+    top = ranked[ranked["rank"].notna()].head(rows)
+    cols = ["rank", "strategy_id", rank_by, *(m for m in TABLE_METRICS if m != rank_by)]
+    return top[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="—")
 
 
 def cmd_run(args) -> int:
     from engine.datasource import DataSpec
     from engine.experiment import run_experiment
 
-    cfg = _load(args.config)
+    cfg = _load(args.config, _overrides(args))
+    out = _prepare_out(args, cfg)
+    workers = _workers(args, cfg)
     spec = DataSpec.from_config(cfg, args.data)
-    bars: list = []
-
-    def start(total: int, candles):
-        gaps = candles.gaps.describe(candles.interval_ms) if candles.gaps else "no gaps"
-        print(f"data: {candles.source} · {candles.symbol} {candles.interval} · {len(candles):,} candles · {gaps}",
-              file=sys.stderr)
-        if args.no_progress:
-            return None
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="combo", desc=f"{args.engine} sweep", file=sys.stderr, dynamic_ncols=True,
-                   bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}, {rate_fmt}]")
-        bars.append(bar)
-        # The fast path reports fractions per time chunk; float sums may overshoot by an ulp.
-        return lambda done: bar.update(min(done, bar.total - bar.n))
-
+    steps = _observer(args, out)
     try:
-        res = run_experiment(cfg, spec, args.out, engine=args.engine, workers=args.workers, run_id=args.run_id,
-                             on_sweep_start=start)
+        res = run_experiment(cfg, spec, out, engine=args.engine, workers=workers, run_id=args.run_id,
+                             observer=steps)
     finally:
-        for bar in bars:
-            bar.close()
+        steps.close()
     for notice in res.sweep.notices:
         print(f"note: {notice}", file=sys.stderr)
-    top = res.ranked.head(5)
-    cols = ["rank", "strategy_id", *TABLE_METRICS]
-    print(f"\nTop {len(top)} of {len(res.ranked)} by {cfg.report.rank_by}:")
-    print(top[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="—"))
-    print(f"\nresults: {res.run_dir}")
+    ranked = res.ranked
+    n_ranked = int(ranked["rank"].notna().sum())
+    top = min(TOP_ROWS, n_ranked)
+    rank_by, min_trades = cfg.report.rank_by, cfg.report.min_trades
+    unranked = len(ranked) - n_ranked
+    note = (f"; {unranked} with fewer than {min_trades} trade{'s' if min_trades != 1 else ''} unranked"
+            if unranked else "")
+    print(f"\nTop {top} of {len(ranked)} by {rank_by}{note}:")
+    if top:
+        print(top_table(ranked, rank_by))
+    print(f"\nreport:  {res.run_dir / 'report.html'}")
+    print(f"all runs: {out / 'index.html'}  (backtest runs --out {out})")
+    print(f"results: {res.run_dir}")
     return 0

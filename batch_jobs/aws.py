@@ -102,6 +102,8 @@ CONTENT_TYPES = {
     ".parquet": "application/vnd.apache.parquet",
     ".png": "image/png",
     ".yaml": "application/yaml",
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript",
 }
 
 

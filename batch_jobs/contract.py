@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from engine.errors import UserError
+from engine.run_id import check_run_id
 from engine.storage_layout import parse_s3_uri, run_config_key, run_prefix, s3_uri
 
 # Inside the job (set by the submitter as container overrides, or by AWS Batch).
@@ -49,7 +50,6 @@ REDUCE_COMMAND = ("batch", "reduce")
 #: AWS Batch array jobs hold 2..10,000 children; a run of one shard is a plain job.
 MAX_ARRAY_SIZE = 10_000
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -81,12 +81,6 @@ def shard_bounds(index: int, array_size: int, total: int) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- validation
-
-def check_run_id(run_id: str) -> str:
-    if not _RUN_ID.match(run_id):
-        raise UserError(f"run id {run_id!r}: expected 1-80 letters, digits, '-' or '_', starting with a letter or digit")
-    return run_id
-
 
 def check_bucket(bucket: str) -> str:
     if not _BUCKET.match(bucket):

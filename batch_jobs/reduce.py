@@ -2,8 +2,9 @@
 
 Checks that shards ``0..N-1`` are all present (else fails naming the missing ones),
 that each was computed for this run's config, slice and candles, concatenates them in
-grid order (``combination``), then writes the same report a local ``backtest run``
-writes (ranked summary, per-combination JSON, plots, heatmaps) into a temporary folder
+grid order (``combination``), then writes the same run folder a local ``backtest run``
+writes (report.html, ranked summary, per-combination JSON, trades; plots when the config asks)
+into a temporary folder
 and uploads it under ``runs/<run_id>/report/``, ``manifest.json`` last: its presence
 means the report is complete.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.cpus import available_cpus
 from engine.datasource import DataSpec, load_data
 from engine.errors import UserError
 from engine.report.run_folder import MANIFEST, write_run_folder
@@ -26,7 +28,6 @@ from engine.storage_layout import report_prefix, s3_uri, shard_key, shards_prefi
 
 from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
 from .contract import RunTarget, shard_bounds
-from .shard import available_cpus
 from .shardfile import ShardHeader, from_bytes, read_run_config
 
 #: How many missing shard indices an error message lists before "…".
@@ -116,8 +117,7 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
             extra={"batch": {"array_size": run.array_size, "config_uri": run.config_uri,
                              "shards": s3_uri(run.bucket, shards_prefix(run.run_id))}})
         files = upload_folder(s3, out, run.bucket, report_prefix(run.run_id), last=MANIFEST)
-    ranked = folder.ranked
-    best = str(ranked["strategy_id"].iloc[0]) if len(ranked) else None
+    best = folder.manifest["best"]["strategy_id"] if folder.manifest["best"] else None
     return ReduceResult(s3_uri(run.bucket, report_prefix(run.run_id)), total, files, best,
                         round(time.perf_counter() - t0, 3))
 

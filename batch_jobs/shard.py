@@ -9,16 +9,14 @@ the container may use, and writes ``runs/<run_id>/shards/<i>.parquet`` in one Pu
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine import __version__
+from engine.cpus import available_cpus
 from engine.datasource import DataSpec, load_data
 from engine.storage_layout import s3_uri, shard_key
 from engine.sweep import run_sweep
@@ -39,30 +37,6 @@ class ShardResult:
     etag: str
     workers: int
     seconds: float
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (Fargate/ECS limits)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    return max(1, min(n, math.ceil(quota)) if quota else n)
-
-
-def _cgroup_cpu_quota() -> float | None:
-    try:  # cgroup v2: "max 100000" or "200000 100000"
-        q, p = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        return None if q == "max" else int(q) / int(p)
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
-        q = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        p = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-        return None if q <= 0 or p <= 0 else q / p
-    except (OSError, ValueError):
-        return None
 
 
 def run_shard(task: ShardTask, *, workers: int | None = None, session: Any = None) -> ShardResult:

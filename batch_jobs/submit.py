@@ -10,14 +10,14 @@
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config, parse_config_text
-from engine.errors import ConfigError, UserError
+from engine.config import Config, decode_config, parse_config_text, read_config_bytes
+from engine.errors import UserError
+from engine.run_id import new_run_id as _new_run_id
 from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri, submission_key
 
 from .aws import object_exists, put_bytes, session_or_default
@@ -50,14 +50,8 @@ class Submission:
 
 def read_config(path: Path) -> tuple[Config, bytes]:
     """The config file's bytes (uploaded unchanged) and its parsed, validated form."""
-    try:
-        body = Path(path).read_bytes()
-        text = body.decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    return parse_config_text(text, str(path)), body
+    body = read_config_bytes(path)  # a regular file of bounded size: a FIFO or a device is refused, not read
+    return parse_config_text(decode_config(body, path), str(path)), body
 
 
 def data_notes(cfg: Config, bucket: str) -> list[str]:
@@ -79,8 +73,8 @@ def data_notes(cfg: Config, bucket: str) -> list[str]:
 
 
 def new_run_id(cfg: Config, now: datetime) -> str:
-    """UTC time, config hash and a random suffix: unique even for the same config in the same second."""
-    return f"{now:%Y%m%d-%H%M%S}-{cfg.digest()[:8]}-{secrets.token_hex(3)}"
+    """The experiment name, UTC time and a random suffix (:func:`engine.run_id.new_run_id`)."""
+    return _new_run_id(cfg.name, now)
 
 
 def _env(values: dict[str, str]) -> list[dict[str, str]]:

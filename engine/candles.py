@@ -25,7 +25,7 @@ class Candles:
     close: np.ndarray
     volume: np.ndarray
     interval_ms: int
-    symbol: str = "BTCUSDT"
+    symbol: str = "unknown"  # never guessed: a dataset partition, a Binance file name or data.symbol
     source: str = ""
     gaps: "GapReport | None" = field(default=None)
 
@@ -37,12 +37,14 @@ class Candles:
         return ms_to_interval(self.interval_ms)
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, *, interval_ms: int | None = None, symbol: str = "BTCUSDT",
+    def from_frame(cls, df: pd.DataFrame, *, interval_ms: int | None = None, symbol: str = "unknown",
                    source: str = "") -> "Candles":
         """Build from a frame that already passed :func:`engine.candle_checks.validate_frame`."""
-        t = np.ascontiguousarray(df["open_time"].to_numpy(dtype=np.int64))
+        # One layout for every loader (C-contiguous, writeable): pandas and Arrow hand out read-only
+        # views, and numba compiles (and caches) a separate kernel for each array layout.
+        t = np.require(df["open_time"].to_numpy(dtype=np.int64), requirements="CW")
         iv = interval_ms or infer_interval_ms(t)
-        cols = {c: np.ascontiguousarray(df[c].to_numpy(dtype=np.float64)) for c in CANDLE_COLUMNS[1:]}
+        cols = {c: np.require(df[c].to_numpy(dtype=np.float64), requirements="CW") for c in CANDLE_COLUMNS[1:]}
         return cls(open_time=t, interval_ms=iv, symbol=symbol, source=source,
                    gaps=gap_report(t, iv), **cols)
 

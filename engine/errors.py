@@ -11,3 +11,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A candle file or dataset is unreadable or breaks a validation rule."""
+
+
+class ResourceError(UserError):
+    """The input needs more than the machine can give: disk space, memory, file size."""

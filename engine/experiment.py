@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -13,12 +12,46 @@ import pandas as pd
 
 from .candles import Candles
 from .config import Config
+from .cpus import available_cpus
 from .datasource import DataSpec, load_data
-from .report.run_folder import write_run_folder
+from .errors import ResourceError
+from .report.index import write_index
+from .report.run_folder import (PartialRunFolder, disk_full_error, estimate_run_folder_bytes, is_disk_full,
+                                trade_lines_in_report, write_run_folder)
 from .report.writer import ChartPool
-from .sweep import SweepResult, run_sweep
+from .run_id import new_run_id
+from .sweep import SweepResult, prepare, run_sweep
 
 Progress = Callable[[float], None]
+
+
+class RunObserver:
+    """What a run tells its caller as it goes; every step is optional (override what you show)."""
+
+    def data_loaded(self, candles: Candles) -> None:
+        """The candles are loaded and checked."""
+
+    def compiling(self) -> None:
+        """numba has started compiling the kernels (its disk cache held no usable copy)."""
+
+    def compiled(self, seconds: float) -> None:
+        """Compilation (announced by :meth:`compiling`) is over."""
+
+    def sweep_started(self, total: int) -> Progress | None:
+        """The sweep of ``total`` combinations starts now; return a progress callback or None."""
+        return None
+
+    def sweep_finished(self, seconds: float) -> None:
+        """The sweep is over (``seconds`` counts the sweep alone)."""
+
+    def writing_soon(self, needed_bytes: int) -> None:
+        """Nothing is written yet; the run folder will take at least ``needed_bytes`` (raise to refuse)."""
+
+    def report_started(self, run_dir: Path) -> None:
+        """The run folder is being written (into a hidden partial folder renamed to ``run_dir`` when complete)."""
+
+    def report_finished(self, seconds: float) -> None:
+        """The run folder is complete."""
 
 
 @dataclass(frozen=True)
@@ -28,34 +61,59 @@ class ExperimentResult:
     candles: Candles
     sweep: SweepResult
     timings: dict
-
-
-def new_run_dir(out_root: Path, cfg: Config, run_id: str | None = None) -> Path:
-    """A fresh folder; an existing run is never written into."""
-    out_root.mkdir(parents=True, exist_ok=True)
-    base = run_id or f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{cfg.digest()[:8]}"
-    for k in range(1, 1000):
-        path = out_root / (base if k == 1 else f"{base}-{k}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run folder under {out_root}")
+    manifest: dict
 
 
 def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str = "fast", workers: int | None = None,
                    run_id: str | None = None, candles: Candles | None = None,
-                   on_sweep_start: Callable[[int, Candles], Progress | None] | None = None) -> ExperimentResult:
+                   observer: RunObserver | None = None) -> ExperimentResult:
+    """Load, sweep, then write ``out_root/<run_id>/`` through a hidden partial folder renamed into place when
+    complete (``engine.report.run_folder.PartialRunFolder``)."""
+    obs = observer or RunObserver()
     t0 = time.perf_counter()
-    with ChartPool(workers or cfg.workers or os.cpu_count() or 1) as charts:
+    # PNG charts render on worker processes forked now, before numba starts its threads.
+    pool = ChartPool(workers or cfg.workers or available_cpus()) if cfg.report.png else nullcontext(None)
+    with pool as charts:
         candles = candles if candles is not None else load_data(spec)
+        obs.data_loaded(candles)
         t_load = time.perf_counter()
-        progress = on_sweep_start(len(cfg.grid), candles) if on_sweep_start else None
+        compiled = prepare(cfg, engine=engine, on_compile=obs.compiling)
+        t_compile = time.perf_counter()
+        if compiled:
+            obs.compiled(t_compile - t_load)
+        progress = obs.sweep_started(len(cfg.grid))
         result = run_sweep(cfg, candles, engine=engine, workers=workers, progress=progress)
         t_sweep = time.perf_counter()
-        run_dir = new_run_dir(out_root, cfg, run_id)
-        timings = {"load_s": round(t_load - t0, 3), "sweep_s": round(t_sweep - t_load, 3)}
-        folder = write_run_folder(run_dir, cfg, result.summary, candles, run_id=run_dir.name, engine=engine,
-                                  notices=result.notices, timings=timings, charts=charts)
-    return ExperimentResult(run_dir, folder.ranked, candles, result, folder.manifest["timings"])
+        obs.sweep_finished(t_sweep - t_compile)
+        obs.writing_soon(estimate_run_folder_bytes(len(cfg.grid), cfg.report.top_k, len(cfg.grid.sweeps),
+                                                   trade_lines_in_report(result.summary, cfg.report.top_k),
+                                                   png=cfg.report.png))
+        timings = {"load_s": round(t_load - t0, 3), "compile_s": round(t_compile - t_load, 3),
+                   "sweep_s": round(t_sweep - t_compile, 3)}
+        partial = None
+        try:
+            partial = PartialRunFolder.create(out_root, run_id or new_run_id(cfg.name))
+            obs.report_started(out_root / partial.run_id)
+            folder = write_run_folder(partial.path, cfg, result.summary, candles, run_id=partial.run_id,
+                                      engine=engine, notices=result.notices, timings=timings, charts=charts)
+            run_dir = partial.publish(folder.manifest)
+        except BaseException as exc:
+            if charts is not None:
+                charts.close()  # no worker may still be writing into a folder that is given up
+            if partial is not None:
+                partial.release()
+            if is_disk_full(exc) and partial is not None:
+                raise disk_full_error(partial, exc) from None
+            if is_disk_full(exc):
+                raise ResourceError(f"{out_root}: {getattr(exc, 'strerror', None) or exc}; free some space "
+                                    "and run again") from None
+            raise
+    try:
+        write_index(out_root)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise ResourceError(f"{out_root}: run {run_dir.name} is complete, but index.html could not be updated "
+                            f"({(exc.strerror or str(exc)).lower()}); the next run refreshes it") from None
+    obs.report_finished(time.perf_counter() - t_sweep)
+    return ExperimentResult(run_dir, folder.ranked, candles, result, folder.manifest["timings"], folder.manifest)

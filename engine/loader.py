@@ -12,64 +12,138 @@ it is returned.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .candles import CANDLE_COLUMNS, Candles, time_filter
+from .candles import CANDLE_COLUMNS, Candles, infer_interval_ms, time_filter
+from .data.candle_file import check_regular_file, read_csv
 from .data.dataset_io import read_candle_dataset
-from .errors import DataError
+from .data.kline_csv import is_kline_row, read_kline_csv
+from .errors import DataError, UserError
 from .storage_layout import is_s3_uri
-from .timeutil import interval_to_ms, to_milliseconds
+from .timeutil import MAX_TIME_MS, MIN_TIME_MS, check_range, format_time, interval_to_ms, ms_to_interval, \
+    to_milliseconds
 from .candle_checks import validate_frame
 
-KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-                 "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore")
+#: A headerless 6-column CSV: the first six kline fields.
+SIX_COLUMNS = CANDLE_COLUMNS
 _TIME_NAMES = ("open_time", "opentime", "open time", "timestamp", "time", "date", "datetime")
+#: Binance's file names: ``BTCUSDT-15m-2024-11.zip``, ``ETHUSDT-5m-spot-2024-08-22_2024-10-30.csv``.
+_BINANCE_NAME = re.compile(r"^([A-Z0-9]{2,20})-(\d+[smhdwM])-")
+UNKNOWN_SYMBOL = "unknown"
+
+
+def name_identity(path: str | Path) -> tuple[str | None, str | None]:
+    """(symbol, interval) from a Binance-style file name, else (None, None)."""
+    m = _BINANCE_NAME.match(Path(str(path)).name)
+    return (m.group(1), m.group(2)) if m else (None, None)
 
 
 def load_candles(path: str | Path, *, symbol: str | None = None, interval: str | None = None,
                  start: int | None = None, end: int | None = None) -> Candles:
-    """Load, normalise, validate and filter to ``start <= open_time < end`` (ms)."""
+    """Load, normalise, validate and filter to ``start <= open_time < end`` (ms).
+
+    The symbol is the dataset's partition, else the one in a Binance-style file name
+    (``ETHUSDT-5m-…``), else ``symbol``, else "unknown"; a file name and ``symbol`` that
+    disagree are an error. ``interval`` (and a file name's interval) must match the
+    candles' real spacing: it names the data, it never overrides it.
+    """
     source = str(path)
+    check_range(start, end, f"{source}: data.start/data.end")
     if is_s3_uri(source) or Path(source).is_dir():
         df, symbol = _read_dataset(source, symbol, interval, start, end)
+        validate_frame(df, source)
+        named_interval = None
     else:
-        p = Path(source)
-        if not p.exists():
-            raise DataError(f"{source}: no such file or folder")
+        p = check_regular_file(source)
+        named_symbol, named_interval = name_identity(p)
+        if named_symbol and symbol and named_symbol != symbol:
+            raise DataError(f"{source}: the file name says {named_symbol} but data.symbol is {symbol}")
+        symbol = named_symbol or symbol
         df = _read_parquet_file(p) if p.suffix == ".parquet" else _read_csv(p)
         validate_frame(df, source)
         df = time_filter(df, start, end)
-    validate_frame(df, source)
-    iv = interval_to_ms(interval) if interval else None
-    candles = Candles.from_frame(df, interval_ms=iv, symbol=symbol or "BTCUSDT", source=source)
-    return candles
+        validate_frame(df, source)
+    iv = _checked_interval(df["open_time"].to_numpy(), interval, named_interval, source)
+    return Candles.from_frame(df, interval_ms=iv, symbol=symbol or UNKNOWN_SYMBOL, source=source)
 
 
-def _numeric(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Coerce to the canonical dtypes; a non-number is reported by row."""
-    out = pd.DataFrame(index=df.index)
-    raw_t = df["open_time"]
+def _checked_interval(t: np.ndarray, given: str | None, named: str | None, source: str) -> int | None:
+    """The given interval in ms after checking it (and the file name's) against the data's spacing."""
+    iv = interval_to_ms(given) if given else None
+    if len(t) < 2:
+        return iv
+    real = infer_interval_ms(t)
+    if iv is not None and iv != real:
+        raise DataError(f"{source}: data.interval is {given} but the candles are {_spacing(real)} apart; "
+                        "fix data.interval (or leave it out: it is read from the data)")
+    try:
+        named_ms = interval_to_ms(named) if named else None
+    except UserError:
+        named_ms = None  # "1M" (calendar month) has no fixed length
+    if named_ms is not None and named_ms != real:
+        raise DataError(f"{source}: the file name says {named} but the candles are {_spacing(real)} apart")
+    return iv
+
+
+def _spacing(ms: int) -> str:
+    try:
+        return ms_to_interval(ms)
+    except UserError:
+        return f"{ms} ms"
+
+
+def _times(raw_t: pd.Series, source: str) -> np.ndarray:
+    """The time column as int64 ms: epoch numbers in any unit, ISO text, or datetimes; 1970..2100 only."""
     if raw_t.dtype == object or pd.api.types.is_string_dtype(raw_t):
         num = pd.to_numeric(raw_t, errors="coerce")
         if num.isna().any() and not raw_t.isna().all():
             # Not epoch numbers: accept ISO date-times, which carry their own unit.
             try:
-                num = pd.to_datetime(raw_t, utc=True).astype("int64") // 1_000_000
-            except (ValueError, TypeError):
-                i = int(np.flatnonzero(num.isna().to_numpy())[0])
+                dt = pd.to_datetime(raw_t, utc=True, format="ISO8601")
+            except (ValueError, TypeError, OverflowError):
+                bad = num.isna().to_numpy()
+                i = int(np.flatnonzero(bad)[0])
                 raise DataError(f"{source}: row {i + 1}: time {raw_t.iloc[i]!r} is not a timestamp") from None
+            return _ms_in_range(_datetime_ms(dt), source)
         raw_t = num
     elif pd.api.types.is_datetime64_any_dtype(raw_t):
-        raw_t = raw_t.dt.tz_localize("UTC") if raw_t.dt.tz is None else raw_t
-        raw_t = raw_t.astype("int64") // 1_000_000  # ns -> ms
+        return _ms_in_range(_datetime_ms(raw_t), source)
     if raw_t.isna().any():
         i = int(np.flatnonzero(raw_t.isna().to_numpy())[0])
         raise DataError(f"{source}: row {i + 1}: open_time is missing")
     t = raw_t.to_numpy()
-    out["open_time"] = to_milliseconds(t if t.dtype.kind in "iu" else t.astype(np.float64).astype(np.int64))
+    if t.dtype.kind == "f":
+        frac = np.flatnonzero(t != np.floor(t))
+        if frac.size:
+            i = int(frac[0])
+            raise DataError(f"{source}: row {i + 1}: time {t[i]!r} is not a whole number")
+    return to_milliseconds(t, f"{source}: open_time")
+
+
+def _datetime_ms(dt: pd.Series) -> np.ndarray:
+    dt = dt.dt.tz_localize("UTC") if dt.dt.tz is None else dt
+    if dt.isna().any():
+        return np.full(len(dt), -1, dtype=np.int64)
+    return dt.dt.as_unit("ms").astype("int64").to_numpy()
+
+
+def _ms_in_range(t: np.ndarray, source: str) -> np.ndarray:
+    bad = np.flatnonzero((t < MIN_TIME_MS) | (t >= MAX_TIME_MS))
+    if bad.size:
+        i = int(bad[0])
+        when = format_time(int(t[i])) if t[i] != -1 else "missing"
+        raise DataError(f"{source}: row {i + 1}: time {when} is outside 1970-01-01 .. 2100-01-01")
+    return t
+
+
+def _numeric(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Coerce to the canonical dtypes; a non-number is reported by row."""
+    out = pd.DataFrame(index=df.index)
+    out["open_time"] = _times(df["open_time"], source)
     for col in CANDLE_COLUMNS[1:]:
         v = pd.to_numeric(df[col], errors="coerce")
         bad = v.isna() & df[col].notna()
@@ -80,20 +154,12 @@ def _numeric(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return out
 
 
-def _first_line(path: Path) -> str:
-    try:
-        head = pd.read_csv(path, header=None, nrows=1, dtype=str)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
-    return str(head.iloc[0, 0])
-
-
 def _read_csv(path: Path) -> pd.DataFrame:
-    first = _first_line(path)
+    head = read_csv(path, header=None, nrows=1, dtype=str)
+    if is_kline_row(head):
+        return read_kline_csv(path, str(path))[list(CANDLE_COLUMNS)]
     try:
-        float(first)
+        float(str(head.iloc[0, 0]))
         headerless = True
     except ValueError:
         headerless = False
@@ -108,20 +174,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _read_csv_as(path: Path, headerless: bool, dtype) -> pd.DataFrame:
-    try:
-        if headerless:
-            raw = pd.read_csv(path, header=None, dtype=dtype)
-            if raw.shape[1] not in (6, 12):
-                raise DataError(f"{path}: headerless CSV has {raw.shape[1]} columns; expected 12 "
-                                "(Binance kline) or 6 (time, open, high, low, close, volume)")
-            raw.columns = list(KLINE_COLUMNS[: raw.shape[1]])
-        else:
-            raw = pd.read_csv(path, dtype=dtype)
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from None
-    return raw
-
-
+    if headerless:
+        raw = read_csv(path, header=None, dtype=dtype)
+        if raw.shape[1] != len(SIX_COLUMNS):
+            raise DataError(f"{path}: headerless CSV has {raw.shape[1]} columns; expected 12 "
+                            "(Binance kline) or 6 (time, open, high, low, close, volume)")
+        raw.columns = list(SIX_COLUMNS)
+        return raw
+    return read_csv(path, dtype=dtype)
 def _rename_columns(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     lower = {str(c).strip().lower(): c for c in raw.columns}
     mapping = {}

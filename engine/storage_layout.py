@@ -16,6 +16,12 @@ Layout under a bucket (or a local root):
 
 Nothing but Parquet lives under ``candles/``: a dataset read of that prefix
 (``wr.s3.read_parquet(..., dataset=True)``) must see only partitions.
+
+A local dataset folder is a candles root; its lock and metadata live inside it in
+folders whose names start with ``_``, which pyarrow's dataset discovery and the
+engine's partition scan both skip:
+    _locks/symbol=S/interval=I.lock                    a series writer's OS file lock (holder's pid inside)
+    _meta/symbol=S/interval=I/outages.json             ranges the exchange confirmed empty
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ RUNS_PREFIX = "runs/"
 LOCKS_PREFIX = "locks/"
 META_PREFIX = "meta/"
 BLOCKED_KEY = f"{LOCKS_PREFIX}binance-blocked.json"
+LOCAL_LOCKS_DIR = "_locks/"
+LOCAL_META_DIR = "_meta/"
 
 PARTITION_COLUMNS = ("symbol", "interval", "year", "month")
 
@@ -92,6 +100,16 @@ def series_meta_prefix(symbol: str, interval: str) -> str:
 def outages_key(symbol: str, interval: str) -> str:
     """Ranges the exchange answered empty for this series (real outages), so they are not asked again."""
     return f"{series_meta_prefix(symbol, interval)}outages.json"
+
+
+def local_lock_path(symbol: str, interval: str) -> str:
+    """The series lock file, relative to a local dataset root."""
+    return f"{LOCAL_LOCKS_DIR}symbol={symbol}/interval={interval}.lock"
+
+
+def local_outages_path(symbol: str, interval: str) -> str:
+    """The confirmed-empty ranges of a series, relative to a local dataset root."""
+    return f"{LOCAL_META_DIR}{series_prefix(symbol, interval)}outages.json"
 
 
 def run_prefix(run_id: str) -> str:

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .candles import Candles
+from .child_process import bind_to_parent
 from .config import Config
+from .cpus import available_cpus
 from .grid import Grid, StrategySweep
 from .metrics import METRICS
 from .position_rules import RULE_COLUMNS
@@ -41,7 +43,7 @@ def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: i
     """Evaluate the combinations ``indices`` of ``cfg.grid`` (global positions; default all)."""
     total = len(cfg.grid)
     wanted = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
-    workers = workers or cfg.workers or os.cpu_count() or 1
+    workers = min(workers or cfg.workers or available_cpus(), available_cpus())
     frames, notices = [], []
     offset = 0
     for sw in cfg.grid:
@@ -87,8 +89,10 @@ def _fast(sw, local, candles, cfg, workers, progress) -> dict[str, np.ndarray]:
 _worker: dict = {}
 
 
-def _init_worker(cfg: Config, candles: Candles) -> None:
+def _init_worker(cfg: Config, candles: Candles, parent_pid: int | None = None) -> None:
     # A forked child inherits both objects; nothing is pickled or parsed again.
+    if parent_pid is not None:
+        bind_to_parent(parent_pid)
     _worker.update(cfg=cfg, candles=candles)
 
 
@@ -113,13 +117,63 @@ def _reference(cfg, offset, local, candles, workers, progress) -> dict[str, np.n
     else:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles)) as pool:
+        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles, os.getpid())) as pool:
             results = []
             for res in pool.imap(_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
                 results.append(res)
                 if progress:
                     progress(1)
     return {m: np.array([math.nan if r[m] is None else r[m] for r in results]) for m in METRICS}
+
+
+#: Synthetic candles a warm-up runs on: enough for the kernels' every code path to be compiled.
+PREPARE_BARS = 300
+
+
+def _first_compile_listener(callback: Callable[[], None] | None):
+    """A numba event listener that calls ``callback`` once, when numba starts compiling
+    anything (loading a kernel from its disk cache is not compiling)."""
+    from numba.core import event
+
+    class FirstCompile(event.Listener):
+        fired = False
+
+        def on_start(self, _event) -> None:
+            if not self.fired:
+                self.fired = True
+                if callback is not None:
+                    callback()
+
+        def on_end(self, _event) -> None:
+            pass
+
+    return FirstCompile()
+
+
+def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None] | None = None) -> bool:
+    """Compile, or load from numba's disk cache, what the sweep of ``cfg`` will run, on a few
+    synthetic candles, so that the sweep itself starts computing at once.
+
+    ``on_compile`` is called once, at the moment numba starts compiling: only when its
+    cache holds no usable copy (the first run on a machine, or after an edit of a rule).
+    Returns whether anything was compiled.
+    """
+    from numba.core import event
+
+    from .synthetic import generate_candles
+
+    candles = generate_candles(PREPARE_BARS, seed=1)
+    watch = _first_compile_listener(on_compile)
+    with event.install_listener("numba:compile", watch):
+        for sw in cfg.grid:
+            if engine == "fast":
+                from .fast import runner
+
+                runner.sweep(sw, candles, cfg.execution, indices=np.arange(1))
+                runner.detail(sw, 0, candles, cfg.execution)
+            else:
+                reference_run(cfg, sw, 0, candles)
+    return watch.fired
 
 
 def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engine: str = "fast") -> RunResult:

@@ -29,7 +29,8 @@ class Trade(NamedTuple):
         return self.exit_reason != "open"
 
     def as_json(self) -> dict:
-        return dict(zip(_JSON_KEYS, self))
+        return dict(zip(JSON_KEYS, self))
 
 
-_JSON_KEYS = tuple("return" if f == "ret" else f for f in Trade._fields)
+#: The trade's field names as written to JSON and CSV (``return`` for ``ret``).
+JSON_KEYS = tuple("return" if f == "ret" else f for f in Trade._fields)

@@ -8,7 +8,13 @@ Job contract (the ``backtest`` CLI is the image ENTRYPOINT):
 * environment set here: ``BUCKET_NAME``, ``CANDLES_PREFIX``, ``RUNS_PREFIX``;
   the submitter adds the run (``RUN_ID``, ``ARRAY_SIZE``, optional ``CONFIG_URI``)
   as container overrides (batch_jobs/contract.py).
-* the job role reads ``candles/`` and reads/writes ``runs/``, nothing else.
+* the job role reads ``candles/`` and reads/writes ``runs/``, deletes nothing, touches nothing else.
+
+Resilience: a job is retried (up to ``jobRetryAttempts``) when Fargate Spot reclaims it or it
+fails to start (image pull, resource initialisation, "Task failed to start"), never for its
+own errors; the queue cancels a job stuck in RUNNABLE past ``runnableTimeoutMinutes``; an
+optional on-demand compute environment takes jobs Spot cannot place. Every failed job that is
+not an array child is forwarded to the alert topic.
 """
 
 from __future__ import annotations
@@ -20,31 +26,43 @@ from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from engine import storage_layout
 
 from .config import BatchSettings
-from .grants import list_prefixes_statement
-from .nag import acknowledge_wildcard_resources
+from .grants import batch_job_grants, grant_prefixes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 SHARD_COMMAND = ["batch", "shard"]
 REDUCE_COMMAND = ["batch", "reduce"]
 
-# Added to the repo's .dockerignore (same syntax): local clutter never enters the staged build context.
-IMAGE_EXCLUDE = [
-    ".git", ".venv", "node_modules", "cdk.out", "results", "data", ".pytest_cache",
-    ".hypothesis", ".numba_cache", "**/__pycache__", "*.egg-info",
-]
+# Added to the repo's .dockerignore (same syntax), which lets in only the code the image needs:
+# local clutter inside those folders never enters the staged build context.
+IMAGE_EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/*.egg-info", "**/.pytest_cache"]
 
-# Interruptions are retried; anything else (a bug, bad config) fails the job at once.
-SPOT_RECLAIMED_EC2 = "Host EC2*"
-SPOT_RECLAIMED_FARGATE = "Your Spot Task was interrupted*"
+# AWS Batch matches these (a trailing * is the only wildcard) and allows at most five. A job
+# that matches none of the RETRY entries exits on the last one: its own errors are not retried.
+RETRY_ON = (
+    ("status_reason", "Your Spot Task was interrupted*"),  # Fargate Spot reclaimed the capacity
+    ("status_reason", "Task failed to start*"),  # Fargate could not start the task
+    ("reason", "CannotPullContainerError*"),  # ECR or network hiccup while pulling the image
+    ("reason", "ResourceInitializationError*"),  # ENI, secrets or log setup failed at start-up
+)
+# A job waiting in RUNNABLE for one of these reasons is cancelled after runnableTimeoutMinutes.
+# A job waiting because the compute environments are busy (maxVcpus reached) is not: that is a queue.
+RUNNABLE_TIMEOUT_REASONS = (
+    batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+    batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
+    batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+)
 
 
 class BatchStack(Stack):
@@ -54,6 +72,7 @@ class BatchStack(Stack):
         construct_id: str,
         *,
         bucket: s3.IBucket,
+        alarm_topic: sns.ITopic,
         settings: BatchSettings = BatchSettings(),
         **kwargs,
     ) -> None:
@@ -91,26 +110,32 @@ class BatchStack(Stack):
             spot=settings.fargate_spot,
             maxv_cpus=settings.max_vcpus,
         )
+        order = [batch.OrderedComputeEnvironment(compute_environment=self.compute_environment, order=1)]
+        self.fallback_environment = None
+        if settings.on_demand_fallback:
+            # Batch places a job here when the Spot environment cannot take it.
+            self.fallback_environment = batch.FargateComputeEnvironment(
+                self, "OnDemandFallback",
+                vpc=self.vpc,
+                vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+                security_groups=[security_group],
+                spot=False,
+                maxv_cpus=settings.max_vcpus,
+            )
+            order.append(batch.OrderedComputeEnvironment(compute_environment=self.fallback_environment, order=2))
         self.job_queue = batch.JobQueue(
             self, "Queue",
-            compute_environments=[batch.OrderedComputeEnvironment(
-                compute_environment=self.compute_environment, order=1)],
+            compute_environments=order,
+            job_state_time_limit_actions=[batch.JobStateTimeLimitAction(
+                action=batch.JobStateTimeLimitActionsAction.CANCEL,
+                max_time=Duration.minutes(settings.runnable_timeout_minutes),
+                reason=reason,
+                state=batch.JobStateTimeLimitActionsState.RUNNABLE,
+            ) for reason in RUNNABLE_TIMEOUT_REASONS],
         )
 
         self.job_role = iam.Role(self, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
-        grants = s3.BucketGrants.from_bucket(bucket)
-        grants.actions_on_object_keys(self.job_role, storage_layout.CANDLES_PREFIX + "*", "s3:GetObject")
-        grants.actions_on_object_keys(
-            self.job_role, storage_layout.RUNS_PREFIX + "*",
-            "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
-        self.job_role.add_to_principal_policy(
-            list_prefixes_statement(bucket, storage_layout.CANDLES_PREFIX, storage_layout.RUNS_PREFIX))
-        acknowledge_wildcard_resources(
-            self.job_role,
-            [bucket.arn_for_objects(storage_layout.CANDLES_PREFIX + "*"),
-             bucket.arn_for_objects(storage_layout.RUNS_PREFIX + "*")],
-            "Jobs read candle partitions under candles/ and read/write their own run under runs/; "
-            "the trailing * covers keys created per run and per partition, nothing outside those prefixes.")
+        grant_prefixes(self.job_role, bucket, batch_job_grants())
 
         image = ecr_assets.DockerImageAsset(
             self, "Image",
@@ -153,10 +178,33 @@ class BatchStack(Stack):
             timeout=Duration.minutes(settings.job_timeout_minutes),
             retry_attempts=settings.job_retry_attempts,
             retry_strategies=[
-                batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(on_status_reason=SPOT_RECLAIMED_EC2)),
-                batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(on_status_reason=SPOT_RECLAIMED_FARGATE)),
+                *(batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.custom(**{f"on_{field}": pattern}))
+                  for field, pattern in RETRY_ON),
                 batch.RetryStrategy.of(batch.Action.EXIT, batch.Reason.custom(on_reason="*")),
             ],
+        )
+
+        # Failed jobs reach the alert topic; array children are left out (their parent fails too).
+        self.failed_jobs_rule = events.Rule(
+            self, "FailedJobs",
+            description="A backtest Batch job failed",
+            event_pattern=events.EventPattern(
+                source=["aws.batch"],
+                detail_type=["Batch Job State Change"],
+                detail={
+                    "status": ["FAILED"],
+                    "jobQueue": [self.job_queue.job_queue_arn],
+                    "arrayProperties": {"index": [{"exists": False}]},
+                },
+            ),
+            # By ARN: the alert topic's policy admits EventBridge from this account already; given the
+            # topic object, the target would add a second, unconditioned publish grant for EventBridge.
+            targets=[targets.SnsTopic(
+                sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic.topic_arn),
+                message=events.RuleTargetInput.from_text(
+                    f"Backtest Batch job {events.EventField.from_path('$.detail.jobName')} "
+                    f"({events.EventField.from_path('$.detail.jobId')}) failed: "
+                    f"{events.EventField.from_path('$.detail.statusReason')}"))],
         )
 
         CfnOutput(self, "JobQueueArn", value=self.job_queue.job_queue_arn)

@@ -2,32 +2,56 @@
 
 Every key is optional; the default applies when it is absent.
 
-=====================  ==================================  ============================================
-Context key            Default                             Meaning
-=====================  ==================================  ============================================
-symbols                ``BTCUSDT``                         symbols to ingest (list or comma string)
-intervals              ``15m``                             kline intervals to ingest (list or comma string)
-historyStart           ``2017-08-17``                      first day the ingest backfills from (ISO date)
-binanceBaseUrl         ``https://data-api.binance.vision`` Binance public market-data endpoint
-maxPagesPerRun         ``200``                             kline pages one ingest invocation may fetch
-sdkPandasVersion       ``3.17.1``                          AWS SDK for pandas managed layer version
-fargateSpot            ``true``                            Batch compute on Fargate Spot (else on-demand)
-jobVcpu                ``2``                               vCPUs of one Batch job
-jobMemoryMiB           ``4096``                            memory (MiB) of one Batch job
-maxVcpus               ``64``                              cap of the Batch compute environment
-jobTimeoutMinutes      ``120``                             a Batch attempt is killed after this
-jobRetryAttempts       ``3``                               Batch attempts per job (Spot interruptions)
-=====================  ==================================  ============================================
+======================  ==================================  =============================================
+Context key             Default                             Meaning
+======================  ==================================  =============================================
+region                  CDK_DEFAULT_REGION / AWS_REGION     where the stacks go; a US region is refused
+project                 ``backtest``                        value of the ``project`` tag on every resource
+tags                    none                                more tags: JSON object or ``k=v,k2=v2``
+alarmEmail              none                                e-mail subscribed to the alarm topic
+symbols                 ``BTCUSDT``                         symbols to ingest (list or comma string)
+intervals               ``15m``                             kline intervals to ingest (list or comma string)
+historyStart            ``2017-08-17``                      first day the ingest backfills from (ISO date)
+binanceBaseUrl          ``https://data-api.binance.vision`` Binance public market-data endpoint
+maxPagesPerRun          ``200``                             kline pages one ingest invocation may fetch
+sdkPandasVersion        ``3.17.1``                          AWS SDK for pandas managed layer version
+reservedConcurrency     none                                reserved concurrency of the ingest Lambda
+ingestLagAlarmMinutes   2 intervals + 60                    alarm when a series' watermark is older
+fargateSpot             ``true``                            Batch compute on Fargate Spot (else on-demand)
+onDemandFallback        ``false``                           a second, on-demand compute environment
+jobVcpu                 ``2``                               vCPUs of one Batch job
+jobMemoryMiB            ``4096``                            memory (MiB) of one Batch job
+maxVcpus                ``64``                              cap of each Batch compute environment
+jobTimeoutMinutes       ``120``                             a Batch attempt is killed after this
+jobRetryAttempts        ``3``                               Batch attempts per job (interruptions, start-up)
+runnableTimeoutMinutes  ``60``                              cancel a job stuck in RUNNABLE this long
+======================  ==================================  =============================================
 
-Values given with ``-c`` arrive as strings; they are parsed here.
+Values given with ``-c`` arrive as strings; they are parsed here. A bad value raises
+:class:`SettingsError`, whose message names the context key.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Mapping
 
 from constructs import Node
+
+
+class SettingsError(ValueError):
+    """A context value the stacks cannot be built with; the message names the key."""
+
+
+#: Binance kline intervals, in minutes (1M: a 31-day month, the longest).
+INTERVAL_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240, "6h": 360,
+                    "8h": 480, "12h": 720, "1d": 1440, "3d": 4320, "1w": 10080, "1M": 44640}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
 # Valid Fargate (vCPU -> memory MiB range, step) combinations.
 _FARGATE_MEMORY = {
@@ -42,6 +66,37 @@ _FARGATE_MEMORY = {
 
 
 @dataclass(frozen=True)
+class AppSettings:
+    """Settings of the whole app: where it goes, how it is tagged, who hears the alarms."""
+
+    region: str | None = None
+    project: str = "backtest"
+    tags: tuple[tuple[str, str], ...] = ()
+    alarm_email: str | None = None
+
+    def __post_init__(self) -> None:
+        for key, value in (("project", self.project), *self.tags):
+            if not _TAG_KEY.match(key) or len(value) > 256:
+                raise SettingsError(f"tags: invalid tag {key!r}={value!r}")
+        if self.alarm_email is not None and not _EMAIL.match(self.alarm_email):
+            raise SettingsError(f"alarmEmail: {self.alarm_email!r} is not an e-mail address")
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        return {"project": self.project, **dict(self.tags)}
+
+    @classmethod
+    def from_context(cls, node: Node, environ: Mapping[str, str] = os.environ) -> AppSettings:
+        region = node.try_get_context("region") or environ.get("CDK_DEFAULT_REGION") or environ.get("AWS_REGION")
+        return cls(
+            region=str(region) if region else None,
+            project=str(node.try_get_context("project") or cls.project),
+            tags=_tags(node.try_get_context("tags")),
+            alarm_email=str(node.try_get_context("alarmEmail")).strip() if node.try_get_context("alarmEmail") else None,
+        )
+
+
+@dataclass(frozen=True)
 class IngestSettings:
     symbols: tuple[str, ...] = ("BTCUSDT",)
     intervals: tuple[str, ...] = ("15m",)
@@ -49,13 +104,38 @@ class IngestSettings:
     binance_base_url: str = "https://data-api.binance.vision"
     max_pages_per_run: int = 200
     sdk_pandas_version: str = "3.17.1"
+    reserved_concurrency: int | None = None
+    lag_alarm_minutes: int | None = None
 
     def __post_init__(self) -> None:
         if not self.symbols or not self.intervals:
-            raise ValueError("symbols and intervals must not be empty")
-        date.fromisoformat(self.history_start)
+            raise SettingsError("symbols and intervals must not be empty")
+        for symbol in self.symbols:
+            if not re.fullmatch(r"[A-Z0-9]{2,20}", symbol):
+                raise SettingsError(f"symbols: {symbol!r} is not a Binance symbol like BTCUSDT")
+        for interval in self.intervals:
+            if interval not in INTERVAL_MINUTES:
+                raise SettingsError(f"intervals: {interval!r} is not a Binance interval "
+                                    f"({', '.join(INTERVAL_MINUTES)})")
+        try:
+            date.fromisoformat(self.history_start)
+        except ValueError:
+            raise SettingsError(f"historyStart: {self.history_start!r} is not an ISO date like 2017-08-17") from None
         if self.max_pages_per_run < 1:
-            raise ValueError("maxPagesPerRun must be >= 1")
+            raise SettingsError("maxPagesPerRun must be >= 1")
+        if self.reserved_concurrency is not None and self.reserved_concurrency < 1:
+            raise SettingsError("reservedConcurrency must be >= 1 (leave it unset for none)")
+        if self.lag_alarm_minutes is not None and self.lag_alarm_minutes < 15:
+            raise SettingsError("ingestLagAlarmMinutes must be >= 15 (the ingest runs every 15 minutes)")
+
+    @property
+    def series(self) -> tuple[tuple[str, str], ...]:
+        return tuple((s, i) for s in self.symbols for i in self.intervals)
+
+    def lag_threshold_minutes(self, interval: str) -> int:
+        """Watermark age that raises the alarm: the context value, else two intervals plus an hour
+        (the last closed candle is up to one interval plus 15 minutes old between runs)."""
+        return self.lag_alarm_minutes or 2 * INTERVAL_MINUTES[interval] + 60
 
     @classmethod
     def from_context(cls, node: Node) -> IngestSettings:
@@ -65,46 +145,60 @@ class IngestSettings:
             intervals=_list(node.try_get_context("intervals"), d.intervals),
             history_start=str(node.try_get_context("historyStart") or d.history_start),
             binance_base_url=str(node.try_get_context("binanceBaseUrl") or d.binance_base_url),
-            max_pages_per_run=_int(node.try_get_context("maxPagesPerRun"), d.max_pages_per_run),
+            max_pages_per_run=_int(node.try_get_context("maxPagesPerRun"), d.max_pages_per_run, "maxPagesPerRun"),
             sdk_pandas_version=str(node.try_get_context("sdkPandasVersion") or d.sdk_pandas_version),
+            reserved_concurrency=_int(node.try_get_context("reservedConcurrency"), None, "reservedConcurrency"),
+            lag_alarm_minutes=_int(node.try_get_context("ingestLagAlarmMinutes"), None, "ingestLagAlarmMinutes"),
         )
 
 
 @dataclass(frozen=True)
 class BatchSettings:
     fargate_spot: bool = True
+    on_demand_fallback: bool = False
     job_vcpu: float = 2
     job_memory_mib: int = 4096
     max_vcpus: int = 64
     job_timeout_minutes: int = 120
     job_retry_attempts: int = 3
+    runnable_timeout_minutes: int = 60
 
     def __post_init__(self) -> None:
         if self.job_vcpu not in _FARGATE_MEMORY:
-            raise ValueError(f"jobVcpu must be one of {sorted(_FARGATE_MEMORY)}, got {self.job_vcpu}")
+            raise SettingsError(f"jobVcpu must be one of {sorted(_FARGATE_MEMORY)}, got {self.job_vcpu}")
         low, high, step = _FARGATE_MEMORY[self.job_vcpu]
         if not (low <= self.job_memory_mib <= high and (self.job_memory_mib - low) % step == 0):
-            raise ValueError(
+            raise SettingsError(
                 f"jobMemoryMiB {self.job_memory_mib} is not valid on Fargate with {self.job_vcpu} vCPU "
                 f"({low}..{high} in steps of {step})")
         if self.max_vcpus < self.job_vcpu:
-            raise ValueError("maxVcpus must be at least jobVcpu")
+            raise SettingsError("maxVcpus must be at least jobVcpu")
         if not 1 <= self.job_retry_attempts <= 10:
-            raise ValueError("jobRetryAttempts must be within 1..10")
+            raise SettingsError("jobRetryAttempts must be within 1..10")
         if self.job_timeout_minutes < 1:
-            raise ValueError("jobTimeoutMinutes must be >= 1")
+            raise SettingsError("jobTimeoutMinutes must be >= 1")
+        if not 10 <= self.runnable_timeout_minutes <= 1440:
+            raise SettingsError("runnableTimeoutMinutes must be within 10..1440 (AWS Batch's limits)")
+        if self.on_demand_fallback and not self.fargate_spot:
+            raise SettingsError("onDemandFallback needs fargateSpot=true (the main compute is on-demand already)")
 
     @classmethod
     def from_context(cls, node: Node) -> BatchSettings:
         d = cls()
-        vcpu = _float(node.try_get_context("jobVcpu"), d.job_vcpu)
+        vcpu = _float(node.try_get_context("jobVcpu"), d.job_vcpu, "jobVcpu")
         return cls(
-            fargate_spot=_bool(node.try_get_context("fargateSpot"), d.fargate_spot),
+            fargate_spot=_bool(node.try_get_context("fargateSpot"), d.fargate_spot, "fargateSpot"),
+            on_demand_fallback=_bool(node.try_get_context("onDemandFallback"), d.on_demand_fallback,
+                                     "onDemandFallback"),
             job_vcpu=int(vcpu) if vcpu >= 1 else vcpu,
-            job_memory_mib=_int(node.try_get_context("jobMemoryMiB"), d.job_memory_mib),
-            max_vcpus=_int(node.try_get_context("maxVcpus"), d.max_vcpus),
-            job_timeout_minutes=_int(node.try_get_context("jobTimeoutMinutes"), d.job_timeout_minutes),
-            job_retry_attempts=_int(node.try_get_context("jobRetryAttempts"), d.job_retry_attempts),
+            job_memory_mib=_int(node.try_get_context("jobMemoryMiB"), d.job_memory_mib, "jobMemoryMiB"),
+            max_vcpus=_int(node.try_get_context("maxVcpus"), d.max_vcpus, "maxVcpus"),
+            job_timeout_minutes=_int(node.try_get_context("jobTimeoutMinutes"), d.job_timeout_minutes,
+                                     "jobTimeoutMinutes"),
+            job_retry_attempts=_int(node.try_get_context("jobRetryAttempts"), d.job_retry_attempts,
+                                    "jobRetryAttempts"),
+            runnable_timeout_minutes=_int(node.try_get_context("runnableTimeoutMinutes"),
+                                          d.runnable_timeout_minutes, "runnableTimeoutMinutes"),
         )
 
 
@@ -115,15 +209,25 @@ def _list(value, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(str(i).strip() for i in items if str(i).strip())
 
 
-def _int(value, default: int) -> int:
-    return default if value is None or value == "" else int(value)
+def _int(value, default: int | None, key: str) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{key}: {value!r} is not a whole number") from None
 
 
-def _float(value, default: float) -> float:
-    return default if value is None or value == "" else float(value)
+def _float(value, default: float, key: str) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{key}: {value!r} is not a number") from None
 
 
-def _bool(value, default: bool) -> bool:
+def _bool(value, default: bool, key: str) -> bool:
     if value is None or value == "":
         return default
     if isinstance(value, bool):
@@ -133,4 +237,31 @@ def _bool(value, default: bool) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise ValueError(f"not a boolean: {value!r}")
+    raise SettingsError(f"{key}: not a boolean: {value!r}")
+
+
+def _tags(value) -> tuple[tuple[str, str], ...]:
+    """A JSON object (cdk.json, or ``-c 'tags={"team":"quant"}'``) or ``key=value,key2=value2``."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise SettingsError(f"tags: {value!r} is not a JSON object") from None
+    if isinstance(value, str):
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if any(not sep or not k.strip() for k, sep, _ in pairs):
+            raise SettingsError(f"tags: {value!r} is not key=value,key=value")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, dict):
+        raise SettingsError(f"tags: {value!r} is not a JSON object or key=value list")
+    return tuple((str(k), str(v)) for k, v in value.items())
+
+
+def check_ingest_region(region: str | None) -> None:
+    """Binance answers HTTP 451 to US addresses: an ingest Lambda in a US region fails every call."""
+    if region and region.lower().startswith("us-"):
+        raise SettingsError(
+            f"region {region}: the ingest cannot run in a US region (Binance answers HTTP 451 to US addresses); "
+            "deploy outside the US, e.g. `-c region=eu-west-1` or AWS_REGION=eu-west-1")

@@ -10,7 +10,8 @@ from engine import storage_layout
 
 
 class StorageStack(Stack):
-    """Dataset bucket with ``raw/``, ``candles/`` and ``runs/`` prefixes (see engine.storage_layout)."""
+    """Dataset bucket with ``raw/``, ``candles/``, ``meta/``, ``locks/`` and ``runs/`` prefixes
+    (see engine.storage_layout)."""
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -40,10 +41,15 @@ class StorageStack(Stack):
                     noncurrent_version_expiration=Duration.days(30),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 ),
+                # Each partition rewrite leaves a delete marker; once its noncurrent versions have
+                # expired, the marker alone is an "expired object delete marker": remove it.
+                s3.LifecycleRule(id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
 
         CfnOutput(self, "BucketName", value=self.bucket.bucket_name,
                   description="Dataset bucket; prefixes: "
-                              f"{storage_layout.RAW_PREFIX} {storage_layout.CANDLES_PREFIX} {storage_layout.RUNS_PREFIX}")
+                              + " ".join((storage_layout.RAW_PREFIX, storage_layout.CANDLES_PREFIX,
+                                          storage_layout.META_PREFIX, storage_layout.LOCKS_PREFIX,
+                                          storage_layout.RUNS_PREFIX)))

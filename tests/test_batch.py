@@ -20,6 +20,7 @@ from engine.data.dataset_io import upsert_candles
 from engine.storage_layout import shard_key
 from fakes.cli import run_cli
 from fakes.moto_server import aws, moto_aws  # noqa: F401  (fixtures)
+from fakes.reports import run_block, stable_html, stable_tree
 
 REPO = Path(__file__).resolve().parent.parent
 N = 3
@@ -39,7 +40,7 @@ risk: {{stop_loss: [0.02, 0.05]}}
 strategies:
   ma_crossover: {{short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50}}
   donchian_breakout: {{entry_window: [10, 20], exit_window: 5}}
-report: {{top_k: 2, rank_by: sharpe}}
+report: {{top_k: 2, rank_by: sharpe, png: true}}
 """
 
 
@@ -57,10 +58,6 @@ def _wait(procs: list[subprocess.Popen]) -> list[str]:
         assert p.returncode == 0, f"shard exited {p.returncode}: {err[-2000:]}"
         outs.append(out)
     return outs
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _report_etags(s3, bucket: str, run_id: str) -> dict[str, str]:
@@ -108,22 +105,25 @@ def _sweep(aws, tmp_path: Path, capsys, frame, start: str, end: str) -> dict:
     code, out, err = run_cli(["results", run_id, "--bucket", bucket, "--out", tmp_path / "downloads"], capsys)
     assert code == 0, err
     downloaded = tmp_path / "downloads" / run_id
-    assert out.strip() == f"results: {downloaded}"
+    assert out.strip().splitlines() == [f"report: {downloaded / 'report.html'}", f"results: {downloaded}"]
     assert not [p for p in (tmp_path / "downloads").iterdir() if p.name.startswith(".")]  # no temp folder left
 
     # The same config on the same S3 dataset, locally.
     code, out, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "local", "--run-id", "local",
                               "--no-progress"], capsys)
     assert code == 0, err
-    local = _tree(tmp_path / "local" / "local")
-    remote = _tree(downloaded)
-    manifest = json.loads(remote.pop("manifest.json"))
-    local_manifest = json.loads(local.pop("manifest.json"))
+    manifest = json.loads((downloaded / "manifest.json").read_text())
+    local_manifest = json.loads((tmp_path / "local" / "local" / "manifest.json").read_text())
+    assert run_block((downloaded / "report.html").read_bytes())["run_id"] == run_id
+    # Everything but the manifest and report.html's run id, time and timings is the same, byte for byte.
+    local = stable_tree(tmp_path / "local" / "local")
+    remote = stable_tree(downloaded)
     assert sorted(remote) == sorted(local)
     assert remote["summary.csv"] == local["summary.csv"]  # row for row, byte for byte
     assert len(local["summary.csv"].decode().splitlines()) == 16 + 1
     assert sum(k.startswith("runs/") for k in remote) == 16  # every combination's JSON (<= 1,000)
     assert any(k.startswith("plots/heatmap_") for k in remote)
+    assert {"report.html", "plotly.min.js", "trades/" + manifest["best"]["strategy_id"] + ".csv"} <= set(remote)
     assert {k for k in remote if remote[k] != local[k]} == set()
     assert manifest["data"]["fingerprint"] == local_manifest["data"]["fingerprint"]
     assert (manifest["combinations"], manifest["config_hash"]) == (16, local_manifest["config_hash"])
@@ -152,6 +152,8 @@ def test_batch_sweep_on_synthetic_candles_matches_a_local_run(aws, tmp_path, cap
     before = s3.get_object(Bucket=bucket, Key=key)
     body, etag = before["Body"].read(), before["ETag"]
     report_before = _report_etags(s3, bucket, run_id)
+    page_key = f"runs/{run_id}/report/report.html"
+    page_before = s3.get_object(Bucket=bucket, Key=page_key)["Body"].read()
     s3.delete_object(Bucket=bucket, Key=key)
     code, out, err = run_cli(["batch", "reduce", "--run-id", run_id, "--bucket", bucket, "--array-size", N],
                              capsys)
@@ -165,14 +167,17 @@ def test_batch_sweep_on_synthetic_candles_matches_a_local_run(aws, tmp_path, cap
     _wait(_shard_processes(aws, job_env, [1]))
     again = s3.get_object(Bucket=bucket, Key=key)
     assert again["ETag"] == etag and again["Body"].read() == body
-    # ...and reducing again changes nothing but the manifest's time.
+    # ...and reducing again changes nothing but the time and timings (manifest, report.html's run element).
     code, out, err = run_cli(["batch", "reduce", "--run-id", run_id, "--bucket", bucket, "--array-size", N],
                              capsys)
     assert code == 0, err
     report_after = _report_etags(s3, bucket, run_id)
-    manifest_key = f"runs/{run_id}/report/manifest.json"
-    assert {k: v for k, v in report_after.items() if k != manifest_key} == \
-           {k: v for k, v in report_before.items() if k != manifest_key}
+    volatile = {f"runs/{run_id}/report/manifest.json", page_key}
+    assert {k: v for k, v in report_after.items() if k not in volatile} == \
+           {k: v for k, v in report_before.items() if k not in volatile}
+    assert report_after.keys() == report_before.keys()
+    page_after = s3.get_object(Bucket=bucket, Key=page_key)["Body"].read()
+    assert stable_html(page_after) == stable_html(page_before)
     summary = s3.get_object(Bucket=bucket, Key=f"runs/{run_id}/report/summary.csv")["Body"].read()
     assert summary == run["summary"]
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from backtest_cli import main
+from fakes.reports import run_block, stable_html, stable_tree
 
 SMALL = """
 experiment: {name: small}
@@ -19,7 +20,7 @@ portfolio: {capital: 100000}
 risk: {stop_loss: 0.02}
 strategies:
   ma_crossover: {short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50, momentum_spread: 0.0005}
-report: {top_k: 3, rank_by: sharpe}
+report: {top_k: 3, rank_by: sharpe, png: true}
 """
 
 
@@ -36,7 +37,7 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 
 
 def only_run_dir(root: Path) -> Path:
-    (d,) = [p for p in root.iterdir() if p.is_dir()]
+    (d,) = [p for p in root.iterdir() if p.is_dir()]  # (index.html lies beside it)
     return d
 
 
@@ -46,6 +47,8 @@ def test_run_writes_every_artifact(tmp_path, capsys):
     assert code == 0
     d = only_run_dir(tmp_path / "res")
     assert f"results: {d}" in out and "Top 5 of 6 by sharpe" in out
+    assert f"report:  {d / 'report.html'}" in out
+    assert d.name.startswith("small-")
     summary = pd.read_csv(d / "summary.csv")
     assert len(summary) == 6  # 3 x 2 grid
     assert list(summary["rank"]) == list(range(1, 7))
@@ -77,20 +80,35 @@ def test_run_writes_every_artifact(tmp_path, capsys):
             assert row[k] == pytest.approx(v, rel=1e-12)
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["combinations"] == 6 and manifest["filtered_by_constraints"] == 0
-
-
-def _artifacts(d: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
-            if p.is_file() and p.name != "manifest.json"}
+    assert manifest["run_id"] == d.name and manifest["report"] == "report.html"
+    assert manifest["best"] == {"strategy_id": summary["strategy_id"][0], "metric": "sharpe",
+                                "value": pytest.approx(summary["sharpe"][0], rel=1e-12),
+                                "n_trades": int(summary["n_trades"][0])}
+    # the top K have their trades as CSV; the page and its plotly.js are there
+    assert sorted(p.name for p in (d / "trades").iterdir()) == sorted(f"{i}.csv" for i in summary["strategy_id"][:3])
+    assert (d / "report.html").stat().st_size > 10_000
+    assert (d / "plotly.min.js").read_bytes().startswith(b"/**\n* plotly.js v")
 
 
 def test_same_config_and_data_give_byte_identical_outputs(tmp_path, capsys):
     cfg = write_config(tmp_path)
     for i in (1, 2):
         assert run(["run", "--config", str(cfg), "--out", str(tmp_path / f"r{i}"), "--no-progress"], capsys)[0] == 0
-    a, b = _artifacts(only_run_dir(tmp_path / "r1")), _artifacts(only_run_dir(tmp_path / "r2"))
-    assert a.keys() == b.keys() and len(a) > 10
+    d1, d2 = only_run_dir(tmp_path / "r1"), only_run_dir(tmp_path / "r2")
+    a, b = stable_tree(d1), stable_tree(d2)
+    assert a.keys() == b.keys() and len(a) > 10 and "report.html" in a
     assert a == b
+    # report.html differs only in the one element holding the run id, time and timings...
+    html1, html2 = [(d / "report.html").read_bytes() for d in (d1, d2)]
+    assert html1 != html2 and stable_html(html1) == stable_html(html2)
+    for d, html in ((d1, html1), (d2, html2)):
+        block = run_block(html)
+        manifest = json.loads((d / "manifest.json").read_text())
+        assert block["run_id"] == manifest["run_id"] == d.name and block["created_at"] == manifest["created_at"]
+        assert set(block["timings"]) == {"load_s", "compile_s", "sweep_s"}
+        # ...which is the only place the run id appears
+        assert html.count(d.name.encode()) == 1
+    assert d1.name != d2.name
 
 
 def test_runs_never_share_a_folder(tmp_path, capsys):
@@ -98,7 +116,7 @@ def test_runs_never_share_a_folder(tmp_path, capsys):
     for _ in range(2):
         assert run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--run-id", "same",
                     "--no-progress"], capsys)[0] == 0
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["same", "same-2"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if p.is_dir()) == ["same", "same-2"]
 
 
 @pytest.mark.parametrize("fill", ["close", "next_open"])
@@ -185,7 +203,8 @@ def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys, rows, needle):
      "portfolio.direction: 'sideways'; expected one of long, short, both"),
     (SMALL.replace("capital: 100000", "capital: 100000, direction: [long, up]"), "portfolio.direction: 'up'"),
     (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, take_proft: 0.1"),
-     "risk.take_proft: unknown key; did you mean 'take_profit'?"),
+     "risk.take_proft: unknown key; expected one of max_bars, stop_loss, take_profit, trailing_stop; "
+     "did you mean 'take_profit'?"),
     (SMALL + "\nbogus: 1\n", "bogus: unknown section"),
     ("strategies: [", "invalid YAML"),
 ])
@@ -224,9 +243,11 @@ def test_default_config_sweep(tmp_path, capsys):
     d = only_run_dir(tmp_path / "r")
     assert len(pd.read_csv(d / "summary.csv")) == 64
     assert len(list((d / "runs").glob("*.json"))) == 64
-    assert len(list((d / "plots").glob("equity_*.png"))) == 10
-    assert len(list((d / "plots").glob("drawdown_*.png"))) == 10
-    assert len(list((d / "plots").glob("heatmap_*.png"))) == 1
+    assert len(list((d / "trades").glob("*.csv"))) == 10
+    assert not (d / "plots").exists()           # PNG charts only with report.png: true
+    size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+    assert size < 15_000_000, f"the default run folder holds {size:,} bytes"
+    assert "Top 5 of 64 by sharpe:" in out and f"results: {d}" in out
 
 
 def test_position_rules_are_columns_of_the_summary_and_the_json(tmp_path, capsys):
@@ -297,7 +318,7 @@ report: {{top_k: 4}}
     summary = pd.read_csv(d / "summary.csv")
     assert len(summary) == n and summary["combination"].nunique() == n
     assert sorted(p.name for p in (d / "runs").iterdir()) == sorted(f"{i}.json" for i in summary["strategy_id"][:4])
-    assert len(list((d / "plots").glob("equity_*.png"))) == 4
+    assert sorted(p.name for p in (d / "trades").iterdir()) == sorted(f"{i}.csv" for i in summary["strategy_id"][:4])
     assert (d / "summary.parquet").exists() == parquet
     if parquet:
         pd.testing.assert_frame_equal(pd.read_parquet(d / "summary.parquet"), summary, check_dtype=False)
@@ -324,3 +345,103 @@ def test_console_script_keeps_output_and_exit_codes(tmp_path):
     bad = _console(["run", "--config", str(tmp_path / "missing.yaml")])
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "missing.yaml" in bad.stderr
+
+
+# --- guidance: the printed table, data overrides, step lines ------------------------------------
+
+
+def test_top_table_shows_the_rank_metric_and_trades(tmp_path, capsys):
+    cfg = write_config(tmp_path, SMALL.replace("rank_by: sharpe", "rank_by: calmar"))
+    code, out, _ = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 0
+    summary = pd.read_csv(only_run_dir(tmp_path / "r") / "summary.csv")
+    lines = out.splitlines()
+    at = lines.index("Top 5 of 6 by calmar:")
+    assert lines[at + 1].split() == ["rank", "strategy_id", "calmar", "n_trades", "sharpe", "total_return",
+                                     "max_drawdown", "win_rate", "profit_factor"]
+    first = lines[at + 2].split()
+    assert first[:4] == ["1", summary["strategy_id"][0], f"{summary['calmar'][0]:.4f}", str(summary["n_trades"][0])]
+
+
+def test_data_overrides_pick_one_series_of_a_dataset(tmp_path, capsys):
+    """A dataset with two symbols and two intervals runs only with a symbol and an interval chosen."""
+    from engine.data.dataset_io import upsert_candles
+    from engine.synthetic import generate_candles
+
+    root = tmp_path / "data"
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        for interval, ms in (("15m", 900_000), ("1h", 3_600_000)):
+            upsert_candles(str(root), symbol, interval,
+                           generate_candles(3_000, seed=7, symbol=symbol, interval_ms=ms).to_frame())
+    cfg = write_config(tmp_path)
+    base = ["run", "--config", str(cfg), "--data", str(root), "--no-progress"]
+    code, _, err = run([*base, "--out", str(tmp_path / "r0")], capsys)
+    assert code == 2 and "several" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run([*base, "--out", str(tmp_path / "r"), "--symbol", "ETHUSDT", "--interval", "1h",
+                          "--start", "2023-01-11", "--end", "2023-02-01T12:00"], capsys)
+    assert code == 0, err
+    # 1h candles from 2023-01-11 00:00 up to (not including) 2023-02-01 12:00: 21.5 days
+    assert "ETHUSDT 1h · 516 candles" in err
+    d = only_run_dir(tmp_path / "r")
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert (manifest["data"]["first_open_time"], manifest["data"]["last_open_time"]) == \
+           ("2023-01-11 00:00:00", "2023-02-01 11:00:00")
+    import yaml
+
+    as_run = yaml.safe_load((d / "config.yaml").read_text())["data"]
+    assert (as_run["symbol"], as_run["interval"], as_run["start"], as_run["end"]) == \
+           ("ETHUSDT", "1h", "2023-01-11", "2023-02-01T12:00")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--interval", "7x"], "argument --interval: '7x' is not an interval"),
+    (["--start", "yesterday"], "argument --start: 'yesterday' is not a time"),
+    (["--end", "2024-13-01"], "argument --end: '2024-13-01' is not a time"),
+    (["--symbol", " "], "argument --symbol: expected a non-empty value"),
+])
+def test_bad_data_overrides_exit_2(tmp_path, capsys, args, needle):
+    code, _, err = run(["run", "--out", str(tmp_path / "r"), *args], capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_step_lines_and_a_progress_bar_over_the_sweep_alone(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    code, out, err = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    d = only_run_dir(tmp_path / "r")
+    at = {key: err.index(key) for key in ("data: synthetic", "fast sweep: 100%", "\nsweep: ",
+                                          f"report: writing report.html, summary, trades and charts to {d}",
+                                          "report: done in")}
+    # the bar is finished (100%) before the sweep line and the report start
+    assert list(at.values()) == sorted(at.values()), err
+    assert "6/6" in err[at["fast sweep: 100%"]:at["\nsweep: "]]
+    assert "compiling" not in err                      # this process compiled the kernels long ago
+
+
+def _cold_run(cfg: Path, out: Path, cache: Path):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-m", "backtest_cli", "run", "--config", str(cfg), "--out", str(out),
+                           "--no-progress"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_compile_step_is_announced_only_when_the_cache_is_cold(tmp_path):
+    """An empty numba cache (a fresh machine) compiles and says so; the next run loads the cache and does not."""
+    cfg = write_config(tmp_path)
+    first = _cold_run(cfg, tmp_path / "r", tmp_path / "cache")
+    assert first.returncode == 0, first.stderr
+    assert "compiling the kernels (first run on this machine only" in first.stderr
+    assert "compiled in " in first.stderr
+    lines = first.stderr.splitlines()
+    assert [i for i, x in enumerate(lines) if x.startswith("compiling")][0] < \
+           [i for i, x in enumerate(lines) if x.startswith("sweep: ")][0]
+    second = _cold_run(cfg, tmp_path / "r", tmp_path / "cache")
+    assert second.returncode == 0, second.stderr
+    assert "compiling" not in second.stderr and "compiled in" not in second.stderr
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("*/manifest.json")]
+    assert len(manifests) == 2

@@ -260,6 +260,31 @@ def test_zero_and_null_stop_are_the_same_value():
     assert cfg.stop_loss == (None, 0.05)
 
 
+# --- report section and overrides -----------------------------------------------------------------
+
+
+def test_report_min_trades_and_png():
+    c = parse_config(cfg())
+    assert c.report.min_trades == 1 and c.report.png is False
+    c = parse_config(cfg(report={"min_trades": 0, "png": True}))
+    assert c.report.min_trades == 0 and c.report.png is True
+    rejects(cfg(report={"min_trades": -1}), "report.min_trades", "-1", "out of range")
+    rejects(cfg(report={"min_trades": 2.5}), "report.min_trades", "expected an integer")
+    rejects(cfg(report={"png": "yes"}), "report.png", "expected true or false", "'yes'")
+
+
+def test_overrides_replace_keys_before_the_check(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data: {source: synthetic, symbol: BTCUSDT}\nstrategies: {ma_crossover: null}\n")
+    c = load_config(p, {"data.symbol": "ETHUSDT", "data.interval": "1h", "data.start": "2024-01-01"})
+    assert (c.data.symbol, c.data.interval, c.data.start, c.data.source) == ("ETHUSDT", "1h", "2024-01-01", "synthetic")
+    # the config as run, and so its hash, includes them
+    assert c.raw["data"] == {"source": "synthetic", "symbol": "ETHUSDT", "interval": "1h", "start": "2024-01-01"}
+    assert c.digest() != load_config(p).digest()
+    with pytest.raises(ConfigError, match="data.interval: '7x' is not an interval"):
+        load_config(p, {"data.interval": "7x"})
+
+
 # --- position rules ------------------------------------------------------------------------------
 
 

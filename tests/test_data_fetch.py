@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data.dataset_io import last_open_time
+from engine.data.dataset_io import last_open_time, upsert_candles
 from engine.data.fetch import fetch_candles
 from fakes.candles import assert_same, klines_from_csv, stored, synthetic_klines
 from fakes.cli import run_cli
@@ -60,7 +61,7 @@ def test_second_fetch_downloads_only_new_candles(binance_fake, tmp_path):
     second = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
     new_requests = fake.klines_log(None)[n_before:]
     assert len(new_requests) == 1
-    assert int(new_requests[0]["params"]["startTime"]) == T0 + 2499 * IV + 1  # right after the stored watermark
+    assert int(new_requests[0]["params"]["startTime"]) == T0 + 2500 * IV  # the first open time not stored
     assert new_requests[0]["returned"][:2] == (T0 + 2500 * IV, T0 + 2510 * IV)  # 10 closed + the open one
     assert second.added == 10
     assert_same(stored(tmp_path), fake.truth())
@@ -85,7 +86,7 @@ def test_interrupted_fetch_keeps_committed_pages_and_resumes(binance_fake, tmp_p
     n_before = len(fake.klines_log(None))
     result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
     assert result.added == len(truth) - 3000
-    assert int(fake.klines_log(None)[n_before]["params"]["startTime"]) == truth.open_time.iloc[2999] + 1
+    assert int(fake.klines_log(None)[n_before]["params"]["startTime"]) == truth.open_time.iloc[3000]
     assert_same(stored(tmp_path), truth)
 
 
@@ -149,4 +150,138 @@ def test_cli_bad_arguments_exit_2(tmp_path, capsys):
     assert code == 2 and "interval '15x'" in err and err.count("\n") == 1
     code, _, err = run_cli(["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15m", "--start", "soon",
                             "--out", tmp_path], capsys)
-    assert code == 2 and "time 'soon'" in err
+    assert code == 2 and "--start 'soon'" in err
+
+
+# --------------------------------------------------------------------------- covering [start, now)
+
+def _starts(fake, since: int) -> list[int]:
+    return [int(e["params"]["startTime"]) for e in fake.klines_log(None)[since:]]
+
+
+def test_an_earlier_start_fills_the_head_range_once(binance_fake, tmp_path):
+    fake = binance_fake(synthetic_klines(T0, 3000))
+    truth = fake.truth()
+    fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0 + 1000 * IV, T0 + 2000 * IV, client=fake.client())
+    assert_same(stored(tmp_path), truth.iloc[1000:2000])
+    n = len(fake.klines_log(None))
+    result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
+    assert_same(stored(tmp_path), truth)
+    # The head [T0, T0+1000 IV) in one request (one page holds it), then the tail once.
+    assert _starts(fake, n) == [T0, T0 + 2000 * IV]
+    assert fake.klines_log(None)[n]["params"]["endTime"] == str(T0 + 1000 * IV - 1)
+    assert result.head_filled == 1000 and result.added == 1000 + len(truth) - 2000 and result.ranges == 2
+
+
+def test_interior_gaps_are_filled_and_nothing_stored_is_asked_again(binance_fake, tmp_path):
+    fake = binance_fake(synthetic_klines(T0, 5000))
+    truth = fake.truth()
+    holes = [range(100, 103), range(2500, 2510), range(4000, 4001)]
+    upsert_candles(str(tmp_path), "BTCUSDT", "15m", truth.drop(index=[i for r in holes for i in r]))
+    n = len(fake.klines_log(None))
+    result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
+    assert_same(stored(tmp_path), truth)
+    assert result.added == 14 and result.gaps.count == 0
+    # Each hole is asked for once; the last one shares its request with the tail (within one page).
+    assert _starts(fake, n) == [T0 + 100 * IV, T0 + 2500 * IV, T0 + 4000 * IV]
+    again = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client())
+    assert again.added == 0 and again.requests == 1  # only the tail
+
+
+def test_outages_are_recorded_not_asked_again_and_listed_apart(binance_fake, tmp_path, capsys):
+    k = synthetic_klines(T0, 3000)
+    outage = range(1200, 1212)  # three hours the exchange has no candles for
+    fake = binance_fake(k.drop(index=list(outage)).reset_index(drop=True))
+    start = T0 - 96 * IV  # a day before the first candle the exchange has (like a listing date)
+    result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", start, client=fake.client())
+    assert result.outages_found == [(start, T0), (T0 + 1200 * IV, T0 + 1212 * IV)]
+    assert result.gaps.count == 0
+    fake.advance(5 * 15 * 60)
+    n = len(fake.klines_log(None))
+    again = fetch_candles(str(tmp_path), "BTCUSDT", "15m", start, client=fake.client())
+    assert _starts(fake, n) == [int(k.open_time.iloc[-1])]  # only the tail: no outage asked again
+    assert again.added == 1 and again.outages_found == []
+    code, out, err = run_cli(["data", "inspect", tmp_path], capsys)
+    assert code == 0, err
+    assert "gaps:     0\n" in out
+    assert ("outages:  2 recorded, confirmed empty by the exchange (108 bar(s)): "
+            "2023-12-31 00:00:00 .. 2024-01-01 00:00:00; 2024-01-13 12:00:00 .. 2024-01-13 15:00:00") in out
+    # An unexplained hole still counts as a gap.
+    df = stored(tmp_path)
+    (tmp_path / "x").mkdir()
+    upsert_candles(str(tmp_path / "x"), "BTCUSDT", "15m", df.drop(index=[5]))
+    code, out, _ = run_cli(["data", "inspect", tmp_path / "x"], capsys)
+    assert "gaps:     2 (13 missing bar(s)" in out and "outages:" not in out
+
+
+def test_cli_fetch_earlier_start_says_what_it_filled(binance_fake, tmp_path, capsys):
+    fake = binance_fake(synthetic_klines(T0, 400))
+    argv = ["data", "fetch", "--symbol", "BTCUSDT", "--interval", "15m", "--out", tmp_path, "--base-url", fake.base_url]
+    assert run_cli([*argv, "--start", "2024-01-03"], capsys)[0] == 0
+    code, out, err = run_cli([*argv, "--start", "2024-01-01"], capsys)
+    assert code == 0, err
+    assert "(1 request(s); no gaps; 192 before the earlier first candle)" in out  # head and tail share a page
+    assert_same(stored(tmp_path), fake.truth())
+
+
+# --------------------------------------------------------------------------- every fetch ends
+
+def test_a_dripping_server_cannot_hang_a_request():
+    from engine.data.http_get import TransportError, http_get
+    from fakes.drip_server import DripServer
+
+    for where in ("body", "headers"):
+        server = DripServer(every=0.1, where=where).start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(TransportError, match=r"no complete answer within 0.5 s"):
+                http_get(server.base_url + "/api/v3/klines", timeout=0.5)
+            assert time.monotonic() - started < 10  # the whole answer counts, not each byte's wait
+        finally:
+            server.stop()
+
+
+def test_cli_fetch_from_a_dripping_server_ends_within_its_timeout(tmp_path):
+    from fakes.drip_server import DripServer
+
+    server = DripServer(every=0.2).start()
+    try:
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "backtest_cli", "data", "fetch", "--symbol", "BTCUSDT",
+                               "--interval", "15m", "--start", "2024-01-01", "--out", str(tmp_path),
+                               "--base-url", server.base_url, "--request-timeout", "1", "--timeout", "3"],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--timeout of 3 s ran out" in proc.stderr and "no new candles were stored" in proc.stderr
+    assert server.connections >= 2  # the 1 s request deadline cut each attempt; retries followed
+    assert elapsed < 30  # bounded by --timeout (3 s) plus start-up, never by the server
+
+
+def test_a_huge_retry_after_stops_at_once_with_exit_2(binance_fake, tmp_path):
+    fake = binance_fake(synthetic_klines(T0, 3000))
+    fake.inject("429", at=1, retry_after=86_400)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "backtest_cli", "data", "fetch", "--symbol", "BTCUSDT",
+                           "--interval", "15m", "--start", "2024-01-01", "--out", str(tmp_path),
+                           "--base-url", fake.base_url], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "HTTP 429 with Retry-After 86400 s, above the 120 s cap" in proc.stderr
+    assert "kept the 1000 new candle(s)" in proc.stderr
+    assert time.monotonic() - started < 30  # it did not wait a day
+    assert_same(stored(tmp_path), fake.truth().iloc[:1000])
+    # A Retry-After under the cap is obeyed; the cap is a setting.
+    fake.inject("429", at=len(fake.klines_log(None)), retry_after=100)
+    result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client(max_retry_after=100))
+    assert 100 in fake.sleeps and result.added == len(fake.truth()) - 1000
+
+
+def test_a_server_clock_ahead_never_stores_an_open_candle(binance_fake, tmp_path):
+    k = synthetic_klines(T0, 1500)
+    fake = binance_fake(k, now_ms=T0 + 1400 * IV + 60_000)  # the server says candle 1399 closed
+    local = (T0 + 1300 * IV + 60_000) / 1000  # this machine's clock: only candles 0..1299 have closed
+    result = fetch_candles(str(tmp_path), "BTCUSDT", "15m", T0, client=fake.client(clock=lambda: local))
+    assert result.added == 1300
+    assert_same(stored(tmp_path), k.iloc[:1300])

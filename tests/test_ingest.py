@@ -152,7 +152,8 @@ def check_dataset(bucket: str, truth) -> None:
     assert_same(stored(f"s3://{bucket}/candles/"), truth)
     files = wr.s3.read_parquet(f"s3://{bucket}/candles/", dataset=True)
     assert len(files) == len(truth) and files["open_time"].is_unique
-    assert not wr.s3.list_objects(f"s3://{bucket}/candles/_locks/")
+    assert not wr.s3.list_objects(f"s3://{bucket}/locks/symbol=")  # every lease released
+    assert not [k for k in wr.s3.list_objects(f"s3://{bucket}/candles/") if not k.endswith(".parquet")]
 
 
 def raw_objects(aws, bucket: str) -> dict[str, bytes]:
@@ -355,7 +356,7 @@ def test_out_of_time_during_a_retry_back_off_keeps_what_was_written(binance_fake
 # --------------------------------------------------------------------------- the series lock
 
 def _put_lock(aws, bucket: str, expires_ms: int) -> None:
-    aws.client("s3").put_object(Bucket=bucket, Key="candles/_locks/BTCUSDT-15m.json",
+    aws.client("s3").put_object(Bucket=bucket, Key="locks/symbol=BTCUSDT/interval=15m.json",
                                 Body=json.dumps({"owner": "other", "expires_ms": expires_ms}).encode())
 
 
@@ -367,7 +368,7 @@ def test_a_live_lock_skips_the_series_and_a_stale_one_is_taken_over(binance_fake
     _put_lock(aws, bucket, expires_ms=2**62)
     summary, _ = invoke(fake, capsys)
     assert summary["series"][0]["status"] == "locked" and fake.klines_log(None) == []
-    assert wr.s3.list_objects(f"s3://{bucket}/candles/_locks/")  # not ours: left alone
+    assert wr.s3.list_objects(f"s3://{bucket}/locks/")  # not ours: left alone
     _put_lock(aws, bucket, expires_ms=0)  # its holder died long ago
     summary, _ = invoke(fake, capsys)
     assert summary["series"][0]["status"] == "caught_up" and summary["candles_added"] == 500
@@ -455,3 +456,119 @@ print(json.dumps(mods))
     outside = {n: f for n, f in mods.items() if f is not None and not f.startswith(str(tmp_path))}
     assert not outside, f"imported from outside the bundle: {outside}"
     assert "engine.data.klines" in mods and "engine.data.dataset_io" in mods
+
+
+# --------------------------------------------------------------------------- 418 ban, metrics, the lock's prefix
+
+def _emf(line: dict) -> list[dict]:
+    return line["_aws"]["CloudWatchMetrics"]
+
+
+def test_a_418_stores_blocked_until_and_invocations_skip_until_then(binance_fake, s3, lambda_env, capsys,
+                                                                    monkeypatch):
+    from engine.storage_layout import BLOCKED_KEY
+
+    fake = binance_fake(synthetic_klines(T0, 1600))
+    aws, bucket = s3
+    lambda_env(bucket, fake.base_url)
+    monkeypatch.setattr(ingest, "CLOCK", fake.clock)
+    close_through(fake, 1500)
+    fake.inject("418", at=1, retry_after=600)
+    with pytest.raises(BinanceBlocked):
+        ingest.handler(scheduled_event(fake.now_ms), FakeContext())
+    banned_at = fake.now_ms
+    ban = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=BLOCKED_KEY)["Body"].read())
+    assert (ban["blocked_until"], ban["http_status"], ban["retry_after_s"]) == (banned_at + 600_000, 418, 600)
+    log_lines(capsys)
+    check_dataset(bucket, fake.truth().iloc[:1000])
+
+    # Five minutes later (Lambda's own retry, or the next schedule): Binance is not asked at all.
+    fake.advance(300)
+    requests = len(fake.log)
+    summary = ingest.handler(scheduled_event(fake.now_ms), FakeContext())
+    assert len(fake.log) == requests
+    lines = log_lines(capsys)
+    skip = of(lines, "ingest_blocked_skip")[0]
+    assert (skip["level"], skip["blocked_until"], skip["http_status"]) == ("WARNING", banned_at + 600_000, 418)
+    assert _emf(skip) == [{"Namespace": "Backtest/Ingest", "Dimensions": [[]],
+                           "Metrics": [{"Name": "BlockedSkips", "Unit": "Count"}]}]
+    assert skip["BlockedSkips"] == 1
+    series = of(lines, "ingest_series")[0]
+    assert series["status"] == "blocked" and series["watermark_after"] == T0 + 999 * IV
+    # The lag metric still reports: 1500 - 1000 candles plus the 7 minutes into candle 1500, plus 5 minutes.
+    assert series["WatermarkAgeSeconds"] == 500 * 900 + 7 * 60 + 300
+    assert summary["blocked_until"] == banned_at + 600_000 and summary["complete"] is False
+
+    # After the ban: the next invocation ingests again.
+    fake.advance(301)
+    summary, line = invoke(fake, capsys)
+    assert (line["status"], summary["candles_added"]) == ("caught_up", len(fake.truth()) - 1000)
+    check_dataset(bucket, fake.truth())
+
+
+def test_watermark_age_is_an_emf_metric_per_series(binance_fake, s3, lambda_env, capsys, monkeypatch):
+    fake = binance_fake(synthetic_klines(T0, 600))
+    aws, bucket = s3
+    lambda_env(bucket, fake.base_url, INTERVALS="15m,1h")  # the fake serves 15m only: 1h fails
+    monkeypatch.setattr(ingest, "CLOCK", fake.clock)
+    close_through(fake, 500)
+    with pytest.raises(ingest.IngestFailed):
+        ingest.handler(scheduled_event(fake.now_ms), FakeContext())
+    lines = of(log_lines(capsys), "ingest_series")
+    ok = next(x for x in lines if x["interval"] == "15m")
+    assert _emf(ok) == [{"Namespace": "Backtest/Ingest", "Dimensions": [["Symbol", "Interval"]],
+                         "Metrics": [{"Name": "WatermarkAgeSeconds", "Unit": "Seconds"}]}]
+    assert (ok["Symbol"], ok["Interval"]) == ("BTCUSDT", "15m")
+    assert ok["WatermarkAgeSeconds"] == 7 * 60  # candle 499 closed when candle 500 opened, 7 minutes ago
+    assert ok["_aws"]["Timestamp"] == fake.now_ms
+    failed = next(x for x in lines if x["interval"] == "1h")
+    assert failed["status"] == "error" and "_aws" not in failed  # no watermark read: no value rather than a wrong one
+
+
+def test_the_lease_lives_under_locks_and_never_breaks_a_dataset_read(binance_fake, s3, lambda_env, capsys):
+    fake = binance_fake(synthetic_klines(T0, 2500))
+    aws, bucket = s3
+    lambda_env(bucket, fake.base_url, MAX_PAGES_PER_RUN="5")
+    close_through(fake, 2400)
+    seen: list = []
+
+    def during(index):  # while the lease is held, with one page stored
+        if index == 1:
+            client = aws.client("s3")
+            keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+            key = "locks/symbol=BTCUSDT/interval=15m.json"
+            lease = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+            rows = len(wr.s3.read_parquet(f"s3://{bucket}/candles/", dataset=True))
+            seen.append((keys, lease, rows))
+
+    fake.on_klines = during
+    ctx = FakeContext()
+    summary, _ = invoke(fake, capsys, ctx)
+    fake.on_klines = None
+    keys, lease, rows = seen[0]
+    assert "locks/symbol=BTCUSDT/interval=15m.json" in keys
+    assert all(k.endswith(".parquet") for k in keys if k.startswith("candles/"))
+    assert lease["owner"] == ctx.aws_request_id and lease["command"] == "ingest Lambda"
+    assert rows == 1000
+    assert summary["candles_added"] == 2400
+    check_dataset(bucket, fake.truth())
+
+
+def test_an_interrupted_s3_write_is_merged_by_the_next_holder(binance_fake, s3, lambda_env, capsys):
+    """A kill between writing a month's new file and deleting the old one leaves two files; readers
+    de-duplicate and the next invocation merges them (nothing lost, nothing doubled)."""
+    fake = binance_fake(synthetic_klines(T0, 1200))
+    aws, bucket = s3
+    lambda_env(bucket, fake.base_url)
+    close_through(fake, 1100)
+    invoke(fake, capsys)
+    client = aws.client("s3")
+    month = "candles/symbol=BTCUSDT/interval=15m/year=2024/month=01/"
+    (key,) = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=month)["Contents"]]
+    client.copy_object(Bucket=bucket, Key=month + "part-00000000000000000000-leftover.snappy.parquet",
+                       CopySource={"Bucket": bucket, "Key": key})
+    assert_same(stored(f"s3://{bucket}/candles/"), fake.truth())  # readers see no duplicate
+    close_through(fake, 1150)
+    invoke(fake, capsys)
+    assert len(client.list_objects_v2(Bucket=bucket, Prefix=month)["Contents"]) == 1
+    check_dataset(bucket, fake.truth())

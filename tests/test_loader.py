@@ -93,3 +93,53 @@ def test_missing_file_and_wrong_layouts(tmp_path):
     q.write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="not a readable Parquet file"):
         load_candles(q)
+
+
+# ------------------------------------------------------------------ units by plausible date, identity
+
+def test_units_are_read_by_plausible_date_not_size():
+    ms = 1_706_517_900_000  # 2024-01-29 08:45 UTC
+    np.testing.assert_array_equal(to_milliseconds(np.array([1_706_517_900, ms, ms * 1000, ms * 1_000_000])),
+                                  [ms] * 4)
+    # 2099-12-31 in seconds (4.1e9) is seconds, not a January-1970 millisecond time.
+    assert to_milliseconds(np.array([4_102_358_400]))[0] == 4_102_358_400_000
+    # June 2100 in seconds is no date; as milliseconds it is one (February 1970): the coarsest unit that fits.
+    assert to_milliseconds(np.array([4_115_750_400]))[0] == 4_115_750_400
+    with pytest.raises(DataError, match=r"timestamp -86400000 \(row 2\) is not a date between 1970 and 2100"):
+        to_milliseconds(np.array([0, -86_400_000]))  # milliseconds before 1970 are not seconds
+    with pytest.raises(DataError, match="is not a date between 1970 and 2100"):
+        to_milliseconds(np.array([2 ** 63 - 1]))
+
+
+def test_symbol_comes_from_the_file_name_else_data_symbol_else_unknown(tmp_path):
+    df = frame()
+    named = tmp_path / "ETHUSDT-15m-spot-2025-01-01_2025-01-02.csv"
+    df.to_csv(named, index=False)
+    assert load_candles(named).symbol == "ETHUSDT"
+    plain = tmp_path / "candles.csv"
+    df.to_csv(plain, index=False)
+    assert load_candles(plain).symbol == "unknown"
+    assert load_candles(plain, symbol="SOLUSDT").symbol == "SOLUSDT"
+    with pytest.raises(DataError, match="the file name says ETHUSDT but data.symbol is BTCUSDT"):
+        load_candles(named, symbol="BTCUSDT")
+
+
+def test_an_interval_that_contradicts_the_spacing_is_an_error(tmp_path):
+    p = tmp_path / "x.csv"
+    frame(20).to_csv(p, index=False)  # 15-minute bars
+    assert load_candles(p, interval="15m").interval_ms == STEP
+    with pytest.raises(DataError, match="data.interval is 5m but the candles are 15m apart"):
+        load_candles(p, interval="5m")
+    named = tmp_path / "BTCUSDT-1h-2025-01.csv"
+    frame(20).to_csv(named, index=False)
+    with pytest.raises(DataError, match="the file name says 1h but the candles are 15m apart"):
+        load_candles(named)
+
+
+def test_a_fifo_is_refused_without_being_opened(tmp_path):
+    import os
+
+    p = tmp_path / "pipe.csv"
+    os.mkfifo(p)
+    with pytest.raises(DataError, match="is a FIFO"):  # opening it would wait for a writer forever
+        load_candles(p)

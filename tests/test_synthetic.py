@@ -202,3 +202,16 @@ def test_ar1_matches_the_recursion(phi: float):
         x = phi * x + v
         ref[i] = x
     np.testing.assert_allclose(_ar1(e, phi, 0.5), ref, rtol=1e-12, atol=1e-12 / (1 - phi))
+
+
+def test_synthetic_source_time_range_is_checked():
+    from engine.datasource import DataSpec, load_data
+
+    spec = DataSpec(source="synthetic", synthetic_bars=1000, start="2023-01-05", end="2023-01-02")
+    with pytest.raises(UserError, match=r"the start \(2023-01-05 00:00:00\) is not before the end"):
+        load_data(spec)
+    # A range that misses every synthetic bar (they start 2023-01-01) says where they are.
+    with pytest.raises(UserError, match="no candle in data.start/data.end .* run from 2023-01-01 00:00:00"):
+        load_data(DataSpec(source="synthetic", synthetic_bars=1000, start="2024-01-01", end="2024-02-01"))
+    c = load_data(DataSpec(source="synthetic", synthetic_bars=1000, start="2023-01-02", end="2023-01-03"))
+    assert len(c) == 96 and c.source.startswith("synthetic(") and c.symbol == "BTCUSDT"

@@ -12,6 +12,7 @@ import hashlib
 import io
 import time
 import zipfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,10 +22,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, UserError
-from ..timeutil import interval_to_ms
+from ..timeutil import check_range, interval_to_ms
 from .dataset_io import merge_frames, upsert_candles
-from .http_get import Opener, TransportError, http_get
+from .http_get import HttpResponse
+from .http_retry import Deadline, RetryPolicy, get_with_retries
 from .kline_csv import read_kline_csv
+from .series_lock import DEFAULT_WAIT_S, hold_series
 
 VISION_URL = "https://data.binance.vision"
 
@@ -83,11 +86,13 @@ def _days(lo: datetime, hi: datetime) -> list[str]:
 class VisionSource:
     """Reads files by their site-relative path from a base URL or a local folder."""
 
-    def __init__(self, source: str, *, retries: int = 4, timeout: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep, opener: Opener | None = None):
+    def __init__(self, source: str, *, retries: int = 4, timeout: float = 120.0, max_retry_after: float = 120.0,
+                 deadline: Deadline | None = None, sleep: Callable[[float], None] = time.sleep):
         self.source = source
         self.is_url = source.startswith(("http://", "https://"))
-        self.retries, self.timeout, self.sleep, self.opener = retries, timeout, sleep, opener
+        self.policy = RetryPolicy(retries=retries, backoff=1.0, max_backoff=30.0, max_retry_after=max_retry_after,
+                                  request_timeout=timeout)
+        self.deadline, self.sleep = deadline, sleep
         if not self.is_url:
             base = Path(source)
             if not base.is_dir():
@@ -99,26 +104,22 @@ class VisionSource:
         """The file's bytes, or None when the source does not have it."""
         if not self.is_url:
             p = self.folder / rel
-            return p.read_bytes() if p.is_file() else None
-        url = f"{self.source.rstrip('/')}/{rel}"
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.sleep(min(30.0, 2.0 ** (attempt - 1)))
+            if not p.is_file():
+                return None
             try:
-                resp = http_get(url, timeout=self.timeout, opener=self.opener)
-            except TransportError as exc:
-                problem = f"connection error ({exc})"
-                continue
+                return p.read_bytes()
+            except OSError as exc:
+                raise DataError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+        url = f"{self.source.rstrip('/')}/{rel}"
+
+        def accept(resp: HttpResponse) -> bytes | None:
             if resp.status == 200:
                 return resp.body
             if resp.status == 404:
                 return None
-            if resp.status >= 500 or resp.status == 429:
-                problem = f"HTTP {resp.status}"
-                continue
             raise UserError(f"GET {url}: HTTP {resp.status}")
-        raise UserError(f"GET {url}: gave up after {self.retries + 1} attempts; last problem: {problem}")
+
+        return get_with_retries(url, accept, policy=self.policy, sleep=self.sleep, deadline=self.deadline)
 
 
 def verify_checksum(name: str, data: bytes, checksum: bytes | None) -> None:
@@ -149,11 +150,14 @@ def read_vision_zip(name: str, data: bytes) -> pd.DataFrame:
 
 def backfill(root: str, symbol: str, interval: str, start: int, end: int, *, source: str = VISION_URL,
              market: str = "spot", progress: Callable[[str], None] | None = None,
-             vision: VisionSource | None = None, session: Any = None) -> BackfillResult:
-    """Merge the kline zips covering ``[start, end)`` (ms) into the dataset at ``root`` (folder or s3://)."""
+             vision: VisionSource | None = None, session: Any = None, lock_wait: float = DEFAULT_WAIT_S,
+             on_wait: Callable[[str], None] | None = None) -> BackfillResult:
+    """Merge the kline zips covering ``[start, end)`` (ms) into the dataset at ``root`` (folder or s3://).
+
+    The series lock is taken before the first month is merged and held to the end.
+    """
     interval_to_ms(interval)
-    if end <= start:
-        raise UserError("backfill: the end must be after the start")
+    check_range(start, end, "backfill")
     vision = vision or VisionSource(source)
     files, missing, partitions, added = [], [], [], 0
 
@@ -167,29 +171,35 @@ def backfill(root: str, symbol: str, interval: str, start: int, end: int, *, sou
         files.append(vf.name)
         return read_vision_zip(vf.name, data)
 
-    for lo, hi in plan_months(start, end):
-        monthly = vision_file(symbol, interval, lo.strftime("%Y-%m"), market)
-        month = load(monthly)
-        frames = [month] if month is not None else []
-        if month is None:
-            absent = []
-            for day in _days(lo, hi):
-                vf = vision_file(symbol, interval, day, market)
-                df = load(vf)
-                if df is None:
-                    absent.append(vf.name)
-                else:
-                    frames.append(df)
-            # A month with no file at all is reported once, by its monthly zip.
-            missing += absent if frames else [monthly.name]
-        if not frames:
-            continue
-        df = merge_frames(*frames)
-        t = df["open_time"].to_numpy(dtype=np.int64)
-        df = df.loc[(t >= _ms(lo)) & (t < _ms(hi))]
-        if len(df):
-            result = upsert_candles(root, symbol, interval, df, session=session)
-            added += result.added
-            partitions += result.partitions
+    lock = None
+    with ExitStack() as held:  # the lock, once there is something to write
+        for lo, hi in plan_months(start, end):
+            monthly = vision_file(symbol, interval, lo.strftime("%Y-%m"), market)
+            month = load(monthly)
+            frames = [month] if month is not None else []
+            if month is None:
+                absent = []
+                for day in _days(lo, hi):
+                    vf = vision_file(symbol, interval, day, market)
+                    df = load(vf)
+                    if df is None:
+                        absent.append(vf.name)
+                    else:
+                        frames.append(df)
+                # A month with no file at all is reported once, by its monthly zip.
+                missing += absent if frames else [monthly.name]
+            if not frames:
+                continue
+            df = merge_frames(*frames)
+            t = df["open_time"].to_numpy(dtype=np.int64)
+            df = df.loc[(t >= _ms(lo)) & (t < _ms(hi))]
+            if len(df):
+                if lock is None:
+                    lock = held.enter_context(hold_series(root, symbol, interval, wait=lock_wait, on_wait=on_wait,
+                                                          command="data backfill", session=session))
+                lock.check()
+                result = upsert_candles(root, symbol, interval, df, session=session)
+                added += result.added
+                partitions += result.partitions
     return BackfillResult(files, missing, added, partitions)
 

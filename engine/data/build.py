@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -12,9 +12,12 @@ from ..candles import GapReport
 from ..errors import DataError
 from ..timeutil import interval_to_ms, ms_to_interval
 from ..candle_checks import validate_frame
+from ..loader import load_candles
 from ..candles import gap_report, infer_interval_ms
+from .candle_file import check_regular_file, read_csv
 from .dataset_io import merge_frames, normalise_frame, upsert_candles
-from .kline_csv import is_kline_csv, read_kline_csv
+from .kline_csv import is_kline_row, read_kline_csv
+from .series_lock import DEFAULT_WAIT_S, hold_series
 
 
 @dataclass(frozen=True)
@@ -29,21 +32,21 @@ class BuildResult:
 
 def read_candle_file(path: str | Path) -> pd.DataFrame:
     """Any file engine.loader reads, as stored columns; 12-column Binance CSVs keep their extra fields."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: no such file")
-    if p.suffix != ".parquet" and is_kline_csv(p):
+    p = check_regular_file(path)
+    if p.suffix != ".parquet" and is_kline_row(read_csv(p, nrows=1, header=None, dtype=str)):
         df = read_kline_csv(p, str(p))
         validate_frame(df, str(p))
         return df
-    from ..loader import load_candles
-
     return normalise_frame(load_candles(p).to_frame(), str(p))
 
 
 def build_dataset(inputs: list[str | Path], root: str, symbol: str, interval: str, *,
-                  session: Any = None) -> BuildResult:
-    """Merge the inputs (a later file wins on equal open times) into the dataset at ``root``."""
+                  session: Any = None, lock_wait: float = DEFAULT_WAIT_S,
+                  on_wait: Callable[[str], None] | None = None) -> BuildResult:
+    """Merge the inputs (a later file wins on equal open times) into the dataset at ``root``.
+
+    Every input is read and checked before the series lock is taken and anything is written.
+    """
     if not inputs:
         raise DataError("build: no input files")
     iv = interval_to_ms(interval)
@@ -53,5 +56,7 @@ def build_dataset(inputs: list[str | Path], root: str, symbol: str, interval: st
     step = infer_interval_ms(t)
     if len(t) > 1 and step != iv:
         raise DataError(f"build: the input bars are {ms_to_interval(step)} apart but --interval is {interval}")
-    result = upsert_candles(root, symbol, interval, df, session=session)
+    with hold_series(root, symbol, interval, wait=lock_wait, on_wait=on_wait, command="data build",
+                     session=session):
+        result = upsert_candles(root, symbol, interval, df, session=session)
     return BuildResult(len(df), result.added, int(t[0]), int(t[-1]), gap_report(t, iv), result.partitions)

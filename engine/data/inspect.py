@@ -17,6 +17,8 @@ from ..candle_checks import validate_frame
 from ..candles import gap_report, infer_interval_ms
 from .dataset_io import (local_partitions, merge_frames, month_key, partition_files, partition_values,
                          read_candle_dataset, read_parquet_file, s3_partition_values, s3_root)
+from .outages import bars, describe, read_outages, unexplained_gaps
+from ..loader import load_candles
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,9 @@ class SeriesReport:
     rows: int
     first: int | None
     last: int | None
-    gaps: GapReport
+    gaps: GapReport                 # holes no recorded outage explains
     problems: list[str] = field(default_factory=list)
+    outages: list[tuple[int, int]] = field(default_factory=list)  # ranges the exchange confirmed empty
 
     def lines(self) -> list[str]:
         iv = interval_to_ms(self.interval)
@@ -42,19 +45,31 @@ class SeriesReport:
                f"  range:    {span}",
                f"  interval: {self.interval}",
                f"  gaps:     {self.gaps.count}" + (f" ({self.gaps.missing_bars} missing bar(s); {largest})"
-                                                    if self.gaps.count else ""),
-               f"  problems: {len(self.problems) or 'none'}"]
+                                                    if self.gaps.count else "")]
+        if self.outages:
+            out.append(f"  outages:  {len(self.outages)} recorded, confirmed empty by the exchange "
+                       f"({bars(self.outages, iv)} bar(s)): {describe(self.outages)}")
+        out.append(f"  problems: {len(self.problems) or 'none'}")
         out += [f"    - {p}" for p in self.problems]
         return out
 
 
 def _report(source: str, symbol: str | None, interval: str | None, df: pd.DataFrame,
-            problems: list[str]) -> SeriesReport:
+            problems: list[str], outages: list[tuple[int, int]] = ()) -> SeriesReport:
     t = df["open_time"].to_numpy(dtype=np.int64)
     iv = interval_to_ms(interval) if interval else infer_interval_ms(t)
+    gaps = unexplained_gaps(t, iv, list(outages)) if outages else gap_report(t, iv)
     return SeriesReport(source, symbol, interval or ms_to_interval(iv), len(t),
                         int(t[0]) if len(t) else None, int(t[-1]) if len(t) else None,
-                        gap_report(t, iv), problems)
+                        gaps, problems, list(outages))
+
+
+def _outages(root: str, symbol: str, interval: str, problems: list[str], session: Any = None) -> list:
+    try:
+        return read_outages(root, symbol, interval, session=session)
+    except DataError as exc:
+        problems.append(str(exc))
+        return []
 
 
 def _inspect_local_series(root: Path, symbol: str, interval: str) -> SeriesReport:
@@ -78,7 +93,8 @@ def _inspect_local_series(root: Path, symbol: str, interval: str) -> SeriesRepor
     df = merge_frames(*frames)
     if len(df) < n:
         problems.append(f"{n - len(df)} duplicate open time(s) across files")
-    return _report(str(root), symbol, interval, df, problems)
+    outages = _outages(str(root), symbol, interval, problems)
+    return _report(str(root), symbol, interval, df, problems, outages)
 
 
 def inspect_path(path: str, *, session: Any = None) -> list[SeriesReport]:
@@ -91,7 +107,9 @@ def inspect_path(path: str, *, session: Any = None) -> list[SeriesReport]:
                 try:
                     df, _ = read_candle_dataset(root, symbol=s, interval=i, session=session)
                     validate_frame(df, f"{root} {s} {i}")
-                    reports.append(_report(root, s, i, df, []))
+                    problems: list[str] = []
+                    outages = _outages(root, s, i, problems, session)
+                    reports.append(_report(root, s, i, df, problems, outages))
                 except DataError as exc:
                     reports.append(_report(root, s, i, merge_frames(), [str(exc)]))
         if not reports:
@@ -103,9 +121,5 @@ def inspect_path(path: str, *, session: Any = None) -> list[SeriesReport]:
         if not series:
             raise DataError(f"{path}: no symbol=…/interval=… folders; not a candles dataset")
         return [_inspect_local_series(p, s, i) for s, i in series]
-    if not p.exists():
-        raise DataError(f"{path}: no such file or folder")
-    from ..loader import load_candles
-
     candles = load_candles(p)
     return [_report(str(p), None, candles.interval, candles.to_frame(), [])]

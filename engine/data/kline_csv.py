@@ -1,4 +1,4 @@
-"""Binance kline CSV (12 columns, as in data.binance.vision zips): parse to the stored columns."""
+"""The one reader of Binance kline CSVs (12 columns, as in data.binance.vision zips and REST rows)."""
 
 from __future__ import annotations
 
@@ -8,33 +8,25 @@ from typing import IO
 import pandas as pd
 
 from ..errors import DataError
+from .candle_file import read_csv
 from .dataset_io import normalise_frame
-from .klines import ROW_FIELDS
+from .kline_fields import KLINE_FIELDS
 
 
 def read_kline_csv(source: str | Path | IO[bytes], name: str) -> pd.DataFrame:
-    """Headerless 12-column kline CSV (a header row, as in futures files, is skipped).
+    """Headerless 12-column kline CSV (a header row, as in futures files, is skipped) as stored columns.
 
     Timestamps in ms or µs (spot files from 2025-01-01 on) come back as ms.
     """
-    try:
-        raw = pd.read_csv(source, header=None, dtype=str)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{name}: file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{name}: not a readable kline CSV ({str(exc).splitlines()[0]})") from None
-    if raw.shape[1] != len(ROW_FIELDS):
-        raise DataError(f"{name}: {raw.shape[1]} columns; expected {len(ROW_FIELDS)} (Binance kline CSV)")
+    raw = read_csv(source, name, header=None, dtype=str)
+    if raw.shape[1] != len(KLINE_FIELDS):
+        raise DataError(f"{name}: {raw.shape[1]} columns; expected {len(KLINE_FIELDS)} (Binance kline CSV)")
     if len(raw) and not str(raw.iloc[0, 0]).strip().isdigit():
         raw = raw.iloc[1:]
-    raw.columns = list(ROW_FIELDS)
+    raw.columns = list(KLINE_FIELDS)
     return normalise_frame(raw.drop(columns="ignore").reset_index(drop=True), name)
 
 
-def is_kline_csv(path: Path) -> bool:
-    """Headerless 12-column numeric rows (plain, .zip or .gz)?"""
-    try:
-        head = pd.read_csv(path, header=None, nrows=1, dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError):
-        return False
-    return head.shape[1] == len(ROW_FIELDS) and str(head.iloc[0, 0]).strip().isdigit()
+def is_kline_row(first_row: pd.DataFrame) -> bool:
+    """Is this first row (read with ``header=None, dtype=str``) a 12-field numeric kline?"""
+    return first_row.shape[1] == len(KLINE_FIELDS) and str(first_row.iloc[0, 0]).strip().isdigit()

@@ -1,15 +1,17 @@
 """Binance spot klines over REST: paging, closed candles only, rate limits, retries.
 
 HTTP is the standard library's (urllib), so the ingest Lambda needs no extra
-package. Sleep and clock are injectable so tests never wait.
+package; the retry loop is :mod:`engine.data.http_retry`'s. Sleep and clock are
+injectable so tests never wait.
 
-"Now" for the closed-candle rule is the ``Date`` header of the same klines
-response, not a separate ``GET /api/v3/time``: the header is stamped when that
-body was produced (a cache or proxy keeps it), so it cannot be later than the
-data it dates, and it costs no request weight. It has whole-second resolution
-and is truncated, so it errs on the safe side: a candle that closed within the
-last second is left for the next run, never an open one kept. When the header
-is missing or unreadable the client falls back to ``/api/v3/time``.
+"Now" for the closed-candle rule is the earlier of the ``Date`` header of the same
+klines response and the local clock. The header is stamped when that body was
+produced (a cache or proxy keeps it), costs no request weight, has whole-second
+resolution and is truncated; taking the earlier of the two clocks means a server
+(or proxy) clock running ahead never makes an open candle look closed, and a
+local clock running ahead does not either. A candle that closed within the last
+second is left for the next run, never an open one kept. When the header is
+missing or unreadable the client asks ``/api/v3/time``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import pandas as pd
 
 from ..errors import DataError, UserError
 from ..timeutil import format_time, interval_to_ms
-from .http_get import HttpResponse, Opener, TransportError, http_get
+from .http_get import HttpResponse
+from .http_retry import Deadline, Retry, RetryPolicy, get_with_retries, retry_after
+from .kline_fields import FLOAT_FIELDS, KLINE_FIELDS
 
 DEFAULT_BASE_URL = "https://data-api.binance.vision"
 KLINES_PATH = "/api/v3/klines"
@@ -35,10 +39,6 @@ PAGE_LIMIT = 1000
 KLINES_WEIGHT = 2
 TIME_WEIGHT = 1
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
-ROW_FIELDS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-              "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "ignore")
-_FLOAT_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume",
-                 "taker_buy_base_volume", "taker_buy_quote_volume")
 # Above SOFT of the limit requests are spread over the rest of the minute; HARD is
 # never crossed, leaving headroom for anything else sharing the IP.
 _SOFT_SHARE, _HARD_SHARE = 0.5, 0.9
@@ -49,11 +49,15 @@ class BinanceError(UserError):
 
 
 class BinanceBlocked(BinanceError):
-    """HTTP 418 (IP banned) or 451 (restricted location): stop at once, never retry."""
+    """HTTP 418 (IP banned) or 451 (restricted location): stop at once, never retry.
 
-    def __init__(self, message: str, status: int):
+    ``retry_after`` is the ban's length in seconds when the answer says so.
+    """
+
+    def __init__(self, message: str, status: int, retry_after: float | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class BadPageError(DataError):
@@ -65,21 +69,14 @@ def parse_klines(rows: Any, source: str) -> pd.DataFrame:
     if not isinstance(rows, list):
         raise BadPageError(f"{source}: expected a JSON array of klines, got {type(rows).__name__}")
     for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(ROW_FIELDS):
+        if not isinstance(row, list) or len(row) != len(KLINE_FIELDS):
             n = len(row) if isinstance(row, list) else type(row).__name__
-            raise BadPageError(f"{source}: row {i + 1} has {n} fields; expected {len(ROW_FIELDS)}")
-    cols = list(zip(*rows)) if rows else [()] * len(ROW_FIELDS)
-    raw = dict(zip(ROW_FIELDS, cols))
+            raise BadPageError(f"{source}: row {i + 1} has {n} fields; expected {len(KLINE_FIELDS)}")
+    cols = list(zip(*rows)) if rows else [()] * len(KLINE_FIELDS)
+    raw = dict(zip(KLINE_FIELDS, cols))
     try:
-        df = pd.DataFrame({
-            "open_time": np.asarray(raw["open_time"], dtype=np.int64),
-            **{c: np.asarray(raw[c], dtype=np.float64) for c in _FLOAT_FIELDS[:5]},
-            "close_time": np.asarray(raw["close_time"], dtype=np.int64),
-            "quote_volume": np.asarray(raw["quote_volume"], dtype=np.float64),
-            "trades": np.asarray(raw["trades"], dtype=np.int64),
-            "taker_buy_base_volume": np.asarray(raw["taker_buy_base_volume"], dtype=np.float64),
-            "taker_buy_quote_volume": np.asarray(raw["taker_buy_quote_volume"], dtype=np.float64),
-        })
+        df = pd.DataFrame({c: np.asarray(raw[c], dtype=np.float64 if c in FLOAT_FIELDS else np.int64)
+                           for c in KLINE_FIELDS[:-1]})
     except (TypeError, ValueError) as exc:
         raise BadPageError(f"{source}: a field is not a number ({exc})") from None
     t = df["open_time"].to_numpy()
@@ -94,22 +91,21 @@ class KlinesClient:
     """Pages through ``GET /api/v3/klines``; one client per base URL.
 
     ``requests`` counts HTTP requests sent, ``used_weight`` is the last
-    ``X-MBX-USED-WEIGHT-1M`` seen.
+    ``X-MBX-USED-WEIGHT-1M`` seen. ``timeout`` bounds each request (whole response),
+    ``max_retry_after`` the longest ``Retry-After`` obeyed, ``deadline`` the whole command.
     """
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, *, weight_limit: int = 6000, max_retries: int = 5,
                  backoff: float = 1.0, max_backoff: float = 60.0, timeout: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
-                 opener: Opener | None = None):
+                 max_retry_after: float = 120.0, deadline: Deadline | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
         self.base_url = base_url.rstrip("/")
         self.weight_limit = weight_limit
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.timeout = timeout
+        self.policy = RetryPolicy(retries=max_retries, backoff=backoff, max_backoff=max_backoff,
+                                  max_retry_after=max_retry_after, request_timeout=timeout)
+        self.deadline = deadline
         self.sleep = sleep
         self.clock = clock
-        self._opener = opener
         self.requests = 0
         self.used_weight = 0
         self._server_ms: int | None = None
@@ -118,7 +114,11 @@ class KlinesClient:
     # ---------------------------------------------------------------- paging
 
     def iter_klines(self, symbol: str, interval: str, start: int, end: int | None = None) -> Iterator[pd.DataFrame]:
-        """Closed candles with ``start <= open_time < end`` (``end`` None: up to now), one frame per page."""
+        """Closed candles with ``start <= open_time < end`` (``end`` None: up to now), one frame per page.
+
+        A page with no closed candle yields nothing; the generator ends at the open candle,
+        the present or ``end``.
+        """
         interval_to_ms(interval)  # reject a malformed interval before any request
         cursor = int(start)
         while end is None or cursor < end:
@@ -131,7 +131,7 @@ class KlinesClient:
             t = page["open_time"].to_numpy()
             if len(t) and (t[0] < cursor or (end is not None and t[-1] >= end)):
                 raise BadPageError(f"{source}: answer holds open times outside the requested range")
-            now = self._server_now(headers)
+            now = self.closed_before(headers)
             closed = page.loc[page["close_time"].to_numpy() < now].reset_index(drop=True)
             if len(closed):
                 yield closed
@@ -150,6 +150,14 @@ class KlinesClient:
         except (TypeError, KeyError, ValueError):
             raise BinanceError(f"{self.base_url}{TIME_PATH}: unexpected answer {str(data)[:80]!r}") from None
 
+    def closed_before(self, headers: Message | None) -> int:
+        """"Now" for the closed-candle rule: the earlier of the answer's Date (or the server time)
+        and the local clock."""
+        server = _header_time(headers)
+        if server is None:
+            server = self.server_time()
+        return min(server, int(self.clock() * 1000))
+
     # ---------------------------------------------------------------- HTTP
 
     def _describe(self, path: str, params: dict[str, Any]) -> str:
@@ -158,39 +166,24 @@ class KlinesClient:
 
     def _get_json(self, path: str, params: dict[str, Any], weight: int) -> tuple[Any, Message]:
         what = self._describe(path, params)
-        url = what[len("GET "):]
-        problem, retry_after = "", None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                backoff = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                self.sleep(retry_after if retry_after is not None else backoff)
-                retry_after = None
+
+        def before() -> None:
             self._pace(weight)
-            try:
-                self.requests += 1
-                resp = http_get(url, timeout=self.timeout, headers={"Accept": "application/json"},
-                                opener=self._opener)
-            except TransportError as exc:
-                problem = f"connection error ({exc})"
-                continue
-            self._note(resp)
+            self.requests += 1
+
+        def accept(resp: HttpResponse) -> tuple[Any, Message]:
             if resp.status == 200:
                 try:
                     return json.loads(resp.body), resp.headers
                 except (ValueError, UnicodeDecodeError):
-                    problem = "truncated or invalid JSON"
-                    continue
+                    raise Retry("truncated or invalid JSON") from None
             if resp.status in (418, 451):
-                raise BinanceBlocked(self._blocked_message(resp), resp.status)
-            if resp.status == 429:
-                problem = "HTTP 429 rate limited"
-                retry_after = _retry_after(resp.headers)
-                continue
-            if resp.status >= 500:
-                problem = f"HTTP {resp.status}"
-                continue
+                raise BinanceBlocked(self._blocked_message(resp), resp.status, retry_after(resp.headers))
             raise BinanceError(self._error_message(resp, what))
-        raise BinanceError(f"{what}: gave up after {self.max_retries + 1} attempts; last problem: {problem}")
+
+        return get_with_retries(what[len("GET "):], accept, policy=self.policy, sleep=self.sleep,
+                                headers={"Accept": "application/json"}, deadline=self.deadline,
+                                observe=self._note, before=before, what=what, error=BinanceError)
 
     def _note(self, resp: HttpResponse) -> None:
         used = resp.headers.get(WEIGHT_HEADER) if resp.headers is not None else None
@@ -227,13 +220,9 @@ class KlinesClient:
             return 60.0
         return max(0.0, 60.0 - (self.now_ms() / 1000.0) % 60.0)
 
-    def _server_now(self, headers: Message) -> int:
-        t = _header_time(headers)
-        return t if t is not None else self.server_time()
-
     def _blocked_message(self, resp: HttpResponse) -> str:
         if resp.status == 418:
-            ra = _retry_after(resp.headers)
+            ra = retry_after(resp.headers)
             until = f" for {int(ra)} s" if ra else ""
             return (f"HTTP 418 from {self.base_url}: this IP address is banned by Binance{until} "
                     "for exceeding rate limits; stopped without retrying")
@@ -256,12 +245,4 @@ def _header_time(headers: Message | None) -> int | None:
     try:
         return int(parsedate_to_datetime(value).timestamp() * 1000)
     except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _retry_after(headers: Message | None) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
         return None

@@ -11,17 +11,20 @@ otherwise the old and the new copy would both be read.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from contextlib import ExitStack
+from typing import Any, Callable
 
 from ..errors import UserError
 from ..storage_layout import parse_s3_uri, series_prefix
-from .dataset_io import partition_files
+from .dataset_io import partition_files, s3_errors
+from .series_lock import DEFAULT_WAIT_S, hold_series
 
 MANIFEST = ".sync-manifest.json"
 
@@ -76,8 +79,16 @@ def _download(client: Any, bucket: str, key: str, dest: Path, size: int) -> None
         raise
 
 
+def _series_of(folder: str) -> tuple[str, str] | None:
+    parts = folder.split("/")
+    if len(parts) >= 2 and parts[0].startswith("symbol=") and parts[1].startswith("interval="):
+        return parts[0][len("symbol="):], parts[1][len("interval="):]
+    return None
+
+
 def sync_dataset(source: str, dest: str | Path, *, symbol: str | None = None, interval: str | None = None,
-                 client: Any = None) -> SyncResult:
+                 client: Any = None, lock_wait: float = DEFAULT_WAIT_S,
+                 on_wait: Callable[[str], None] | None = None) -> SyncResult:
     """Mirror the Parquet files under ``source`` (``s3://bucket/candles/``) into the folder ``dest``."""
     try:
         bucket, key = parse_s3_uri(source)
@@ -94,43 +105,54 @@ def sync_dataset(source: str, dest: str | Path, *, symbol: str | None = None, in
 
         client = boto3.client("s3")
     remote: dict[str, tuple[str, int, str]] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            rel = obj["Key"][len(root_key):]
-            if rel.endswith(".parquet") and not rel.rsplit("/", 1)[-1].startswith((".", "_")):
-                remote[rel] = (obj["Key"], int(obj["Size"]), _etag(obj["ETag"]))
+    with s3_errors(source):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                rel = obj["Key"][len(root_key):]
+                if rel.endswith(".parquet") and not rel.rsplit("/", 1)[-1].startswith((".", "_")):
+                    remote[rel] = (obj["Key"], int(obj["Size"]), _etag(obj["ETag"]))
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     manifest_path = dest / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    except (OSError, ValueError):
+        manifest = {}  # unreadable: every file is checked against its ETag again
     copied, removed, skipped = [], [], 0
     by_folder: dict[str, list[str]] = {}
     for rel in sorted(remote):
         by_folder.setdefault(rel.rsplit("/", 1)[0] if "/" in rel else "", []).append(rel)
-    for folder, rels in by_folder.items():
-        changed = False
-        for rel in rels:
-            obj_key, size, etag = remote[rel]
-            local = dest / rel
-            if _up_to_date(local, size, etag, manifest.get(rel)):
-                skipped += 1
-                if rel not in manifest:
+    # Each local series is written under its series lock, like any other writer's.
+    for series, group in itertools.groupby(by_folder.items(), key=lambda item: _series_of(item[0])):
+        with ExitStack() as held:
+            if series is not None:
+                held.enter_context(hold_series(str(dest), *series, wait=lock_wait, on_wait=on_wait,
+                                               command="data sync"))
+            for folder, rels in group:
+                changed = False
+                for rel in rels:
+                    obj_key, size, etag = remote[rel]
+                    local = dest / rel
+                    if _up_to_date(local, size, etag, manifest.get(rel)):
+                        skipped += 1
+                        if rel not in manifest:
+                            manifest[rel] = {"etag": etag, "size": size}
+                        continue
+                    with s3_errors(f"s3://{bucket}/{obj_key}"):
+                        _download(client, bucket, obj_key, local, size)
                     manifest[rel] = {"etag": etag, "size": size}
-                continue
-            _download(client, bucket, obj_key, local, size)
-            manifest[rel] = {"etag": etag, "size": size}
-            copied.append(rel)
-            changed = True
-        wanted = set(rels)
-        for stale in partition_files(dest / folder):
-            rel = stale.relative_to(dest).as_posix()
-            if rel not in wanted:
-                stale.unlink()
-                manifest.pop(rel, None)
-                removed.append(rel)
-                changed = True
-        if changed:
-            _write_json_atomic(manifest_path, manifest)
+                    copied.append(rel)
+                    changed = True
+                wanted = set(rels)
+                for stale in partition_files(dest / folder):
+                    rel = stale.relative_to(dest).as_posix()
+                    if rel not in wanted:
+                        stale.unlink()
+                        manifest.pop(rel, None)
+                        removed.append(rel)
+                        changed = True
+                if changed:
+                    _write_json_atomic(manifest_path, manifest)
     # Partitions deleted on S3: drop the local copies this sync brought down earlier.
     for rel in sorted(set(manifest) - set(remote)):
         if rel.startswith(prefix[len(root_key):]):

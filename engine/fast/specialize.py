@@ -193,18 +193,31 @@ def dependency_sources(fn) -> list[str]:
 
 
 def kernel_dir() -> Path:
-    """Generated kernels live beside numba's cache (NUMBA_CACHE_DIR when set), else in ~/.cache."""
-    base = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else Path.home() / ".cache" / "backtest-engine"
-    path = base / "kernels"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError:
-        path = Path(tempfile.gettempdir()) / "backtest-engine-kernels"
-        path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Generated kernels live beside numba's cache (NUMBA_CACHE_DIR when set), else in ~/.cache.
+
+    When that folder cannot be written (a foreign uid, a read-only home), a temp folder private
+    to this uid: generated code is imported, so a folder another user controls is never used.
+    """
+
+    def writable(path: Path, mode: int = 0o777) -> bool:
+        try:
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
+            probe = path / f".probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+            return True
+        except OSError:
+            return False
+
+    home = Path(os.path.expanduser("~"))  # stays "~" when the uid has no home
+    base = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else home / ".cache" / "backtest-engine"
+    shared = base / "kernels"
+    if shared.is_absolute() and writable(shared):
+        return shared
+    private = Path(tempfile.gettempdir()) / f"backtest-engine-kernels-{os.getuid()}"
+    if writable(private, 0o700) and private.stat().st_uid == os.getuid():
+        return private
+    raise OSError(f"no writable folder for generated kernels: {shared} nor {private}")
 
 
 def kernel_name(strategy: type[Strategy], features: Features, source: str | None = None) -> str:

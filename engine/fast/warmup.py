@@ -1,21 +1,26 @@
 """Compile (and disk-cache) the fast path for every built-in strategy.
 
 ``python -m engine.fast.warmup`` runs at image build time so containers do not
-spend their first half-minute compiling. Each strategy gets two kernels: the
-default one (long only, stop-loss) and the one with every feature (both
-directions, take-profit, trailing stop, time limit). A sweep using another mix
-compiles its own kernel on first use. numba still recompiles if the CPU the
-container lands on differs from the build machine's.
+spend their first seconds compiling. Each strategy gets two kernels: the default
+one (long only, stop-loss) and the one with every feature (both directions,
+take-profit, trailing stop, time limit); a sweep using another mix compiles its
+own kernel on first use. numba compiles one kernel per array layout:
+warmup feeds both layouts candles arrive in, the synthetic generator's and the one
+every loader (CSV, Parquet, awswrangler) produces through ``Candles.from_frame``.
+numba also keys its cache on the CPU; the image compiles for a portable target
+(``NUMBA_CPU_NAME=generic``) so a host with another CPU finds the kernels too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..candles import Candles
 from ..config import parse_config
 from ..strategies import REGISTRY
 from ..synthetic import generate_candles
 from .runner import detail, sweep
+
 
 VARIANTS = (
     {},
@@ -24,14 +29,17 @@ VARIANTS = (
 
 
 def warm_up() -> list[str]:
-    candles = generate_candles(600, seed=1)
+    synthetic = generate_candles(600, seed=1)
+    loaded = Candles.from_frame(synthetic.to_frame(), interval_ms=synthetic.interval_ms)
     done = []
     for name in sorted(REGISTRY):
         for variant in VARIANTS:
             cfg = parse_config({"strategies": {name: {}}, **variant})
             (sw,) = cfg.grid
-            sweep(sw, candles, cfg.execution, indices=np.arange(len(sw)))
-            detail(sw, 0, candles, cfg.execution)
+            ex = cfg.execution
+            for candles in (synthetic, loaded):
+                sweep(sw, candles, ex, indices=np.arange(len(sw)))
+                detail(sw, 0, candles, ex)
         done.append(name)
     return done
 

@@ -1,1 +1,1 @@
-"""Run reports: ranking, the run folder writer and the PNG charts."""
+"""Run reports: ranking, the run folder writer, report.html, trades.csv, the run index and comparison, PNG charts."""

@@ -31,6 +31,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from .display import drawdown
 from .ranking import ASCENDING
 
 __all__ = ["plot_equity", "plot_drawdown", "plot_heatmap", "heatmap_matrix", "HeatmapGrid"]
@@ -252,14 +253,6 @@ def plot_equity(path, open_time_ms: np.ndarray, equity: np.ndarray, benchmark: n
 
 
 # --- drawdown -------------------------------------------------------------------------------------
-
-def drawdown(equity: np.ndarray) -> np.ndarray:
-    """``1 - E / cummax(E)`` as a fraction (0 at a new high)."""
-    e = np.asarray(equity, dtype=np.float64)
-    peak = np.fmax.accumulate(e)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(peak > 0, 1.0 - e / peak, 0.0)
-
 
 def plot_drawdown(path, open_time_ms: np.ndarray, equity: np.ndarray, *, title: str) -> None:
     """Drawdown in % below the running peak as a filled area, the maximum annotated."""

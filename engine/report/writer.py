@@ -1,21 +1,22 @@
-"""Writes a run's folder: summary, per-combination JSON, plots, manifest.
+"""Writes a run's files: config, summary, per-combination JSON and trades, PNG charts.
 
-Layout of ``<out>/<run_id>/``::
+Layout of a run folder (``engine.report.run_folder`` adds report.html and manifest.json)::
 
-    manifest.json        run id, time, engine version, config hash, data fingerprint, timings
     config.yaml          the config as run
     summary.csv          one row per combination, ranked (also summary.parquet above 10,000 rows)
     runs/<id>.json       params, metrics, trades, fingerprints (every combination up to 1,000; else top-K)
+    trades/<id>.csv      the trade list of each top-K combination, ISO UTC times
     plots/               equity and drawdown PNGs for the top-K, a parameter heatmap per strategy
 
-Everything but manifest.json is byte-identical for the same config and data.
+Everything but manifest.json (and the run id, time and timings in report.html) is
+byte-identical for the same config and data.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from contextlib import nullcontext
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,11 +27,13 @@ import yaml
 
 from .. import __version__
 from ..candles import Candles
+from ..child_process import bind_to_parent
+from ..cpus import available_cpus
 from ..metrics import METRICS
 from ..position_rules import RULE_COLUMNS
 from ..result import RunResult
 from ..strategies import get_strategy
-from .ranking import rank
+from .trades_csv import write_trades_csv
 
 JSON_ALL_LIMIT = 1_000
 PARQUET_LIMIT = 10_000
@@ -62,7 +65,7 @@ def run_document(row: pd.Series, param_names: list[str], result: RunResult, ctx:
         "strategy": row["strategy"],
         "params": {p: _clean(row[p]) for p in param_names},
         **{rule: _clean(row[rule]) for rule in RULE_COLUMNS},
-        "rank": int(row["rank"]),
+        "rank": None if pd.isna(row["rank"]) else int(row["rank"]),
         "rank_by": ctx.rank_by,
         "metrics": {m: _clean(result.metrics[m]) for m in METRICS},
         "trades": [t.as_json() for t in result.trades],
@@ -73,11 +76,12 @@ def run_document(row: pd.Series, param_names: list[str], result: RunResult, ctx:
 
 
 # One encoder for every trade line: json.dumps with an option builds a new one per call.
-_ONE_LINE = json.JSONEncoder(allow_nan=False).encode
+# Compact separators: trade lines are most of a run folder's bytes.
+_ONE_LINE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
 def write_json(path: Path, doc: dict) -> None:
-    """Indented, except one line per trade (a run can hold thousands)."""
+    """Indented, except one compact line per trade (a run can hold thousands)."""
     trades = doc.get("trades")
     if not trades:
         path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
@@ -98,39 +102,51 @@ def write_summary(out: Path, ranked: pd.DataFrame) -> None:
         ranked.to_parquet(out / "summary.parquet", index=False)
 
 
-def write_report(out: Path, summary: pd.DataFrame, candles: Candles, ctx: RunContext,
-                 detail: Callable[[int], RunResult], *, workers: int = 1,
-                 charts: "ChartPool | None" = None) -> pd.DataFrame:
-    """Rank ``summary`` and write everything under ``out`` (which must be new). Returns the ranked frame.
+def is_top(rank, top_k: int) -> bool:
+    return not pd.isna(rank) and int(rank) <= top_k
 
-    Charts are the slowest part of a small sweep and each is independent, so with
-    ``workers`` > 1 (or a ``charts`` pool opened earlier) they render on worker
-    processes while this process re-simulates the top combinations and writes their JSON.
+
+def config_text(ctx: RunContext) -> str:
+    return yaml.safe_dump(ctx.config_raw, sort_keys=False)
+
+
+def write_report(out: Path, ranked: pd.DataFrame, candles: Candles, ctx: RunContext,
+                 detail: Callable[[int], RunResult], *, charts: "ChartPool | None" = None,
+                 on_top: Callable[[dict, RunResult], None] | None = None) -> None:
+    """Write the files of ``ranked`` (see :func:`engine.report.ranking.rank`) under ``out``.
+
+    With a ``charts`` pool, PNG charts go to ``plots/`` too: each is independent, so
+    they render on the pool's worker processes while this process re-simulates the top
+    combinations and writes their JSON and trades. ``on_top(row, result)`` receives each
+    top-K combination, best first.
     """
-    ranked = rank(summary, ctx.rank_by)
-    (out / "runs").mkdir(parents=True)
-    (out / "plots").mkdir()
-    (out / "config.yaml").write_text(yaml.safe_dump(ctx.config_raw, sort_keys=False))
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "trades").mkdir(exist_ok=True)
+    (out / "config.yaml").write_text(config_text(ctx))
     write_summary(out, ranked)
-    rows = ranked if len(ranked) <= JSON_ALL_LIMIT else ranked.head(ctx.top_k)
-    # E[0] is the capital at the first open; E[i] the equity at the close of bar i-1.
-    times = np.concatenate([[candles.open_time[0]], candles.open_time + candles.interval_ms])
-    bench = np.concatenate([[ctx.capital], candles.close / candles.close[0] * ctx.capital])
-    with (nullcontext(charts) if charts is not None else ChartPool(workers)) as charts:
+    rows = ranked if len(ranked) <= JSON_ALL_LIMIT else ranked[ranked["rank"].notna()].head(ctx.top_k)
+    if charts is not None:
+        (out / "plots").mkdir(exist_ok=True)
         for chart in _heatmaps(out / "plots", ranked, ctx.rank_by):
             charts.submit(chart)
-        for row in rows.to_dict("records"):
-            result = detail(int(row["combination"]))
-            if row["rank"] <= ctx.top_k:
+        # E[0] is the capital at the first open; E[i] the equity at the close of bar i-1.
+        times = np.concatenate([[candles.open_time[0]], candles.open_time + candles.interval_ms])
+        bench = np.concatenate([[ctx.capital], candles.close / candles.close[0] * ctx.capital])
+    for row in rows.to_dict("records"):
+        result = detail(int(row["combination"]))
+        if is_top(row["rank"], ctx.top_k):
+            if charts is not None:
                 stem = f"{int(row['rank']):03d}_{row['strategy_id']}"
                 title = f"#{int(row['rank'])} {row['strategy_id']}"
                 charts.submit(("plot_equity", out / "plots" / f"equity_{stem}.png",
                                (times, result.equity, bench), {"title": title}))
                 charts.submit(("plot_drawdown", out / "plots" / f"drawdown_{stem}.png", (times, result.equity),
                                {"title": f"{title} drawdown"}))
-            params = list(get_strategy(row["strategy"]).param_specs())
-            write_json(out / "runs" / f"{row['strategy_id']}.json", run_document(row, params, result, ctx))
-    return ranked
+            write_trades_csv(out / "trades" / f"{row['strategy_id']}.csv", result.trades)
+            if on_top is not None:
+                on_top(row, result)
+        params = list(get_strategy(row["strategy"]).param_specs())
+        write_json(out / "runs" / f"{row['strategy_id']}.json", run_document(row, params, result, ctx))
 
 
 def _draw(chart) -> None:
@@ -140,7 +156,8 @@ def _draw(chart) -> None:
     getattr(plots, name)(path, *args, **kwargs)
 
 
-def _warm_worker() -> None:
+def _warm_worker(parent_pid: int) -> None:
+    bind_to_parent(parent_pid)
     from . import plots
 
     plots.warm_up()
@@ -155,16 +172,19 @@ class ChartPool:
 
     Open it early: its workers are forked at once and import matplotlib while this
     process is still sweeping (forking before numba starts its thread pool is also the
-    safe order).
+    safe order). It never starts more workers than there are CPUs to run them, and its
+    workers die with this process, whatever kills it.
     """
 
     def __init__(self, workers: int):
         self.pool = None
+        self.workers = workers = max(1, min(workers, available_cpus()))
         if workers > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_warm_worker)
+            self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_warm_worker,
+                                            initargs=(os.getpid(),))
             for _ in range(workers):
                 self.pool.submit(_ping)
         self.futures = []
@@ -181,23 +201,39 @@ class ChartPool:
         for future in futures:
             future.result()
 
+    def close(self) -> None:
+        """Drop the charts not started, wait for those being drawn, stop the workers. Idempotent."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.futures = []
+
     def __enter__(self) -> "ChartPool":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            try:
+        try:
+            if exc[0] is None:
                 self.wait()
-            finally:
-                self.pool.shutdown(cancel_futures=True)
+        finally:
+            self.close()
+
+
+def swept_axes(ranked: pd.DataFrame) -> dict[str, list[str]]:
+    """Per strategy (sorted by name), the columns taking more than one value: its parameters in
+    declaration order, then the other settings (stop_loss, ...) in summary order."""
+    ids = {"rank", "combination", "strategy_id", "strategy", *METRICS}
+    out = {}
+    for name, group in ranked.groupby("strategy", sort=True):
+        params = list(get_strategy(name).param_specs())
+        others = [c for c in group.columns if c not in ids and c not in params]
+        out[str(name)] = [c for c in params + others if c in group and group[c].nunique(dropna=False) > 1]
+    return out
 
 
 def _heatmaps(folder: Path, ranked: pd.DataFrame, metric: str) -> list:
     charts = []
-    for name, group in ranked.groupby("strategy", sort=True):
-        cols = [p for p in get_strategy(name).param_specs() if p in group and group[p].nunique() > 1]
-        if group["stop_loss"].nunique(dropna=False) > 1:
-            cols.append("stop_loss")
+    for name, cols in swept_axes(ranked).items():
+        group = ranked[ranked["strategy"] == name]
         if len(cols) >= 2:
             x, y = cols[0], cols[1]
             charts.append(("plot_heatmap", folder / f"heatmap_{name}_{x}_x_{y}.png", (group[[x, y, metric]],),

@@ -35,6 +35,8 @@ def get_strategy(name: str) -> type[Strategy]:
             cls = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"strategies: cannot import strategy {name!r} ({exc})") from None
+        except Exception as exc:  # the module itself failed: a plugin's error is the user's to fix
+            raise ConfigError(f"strategies: importing {name!r} failed: {type(exc).__name__}: {exc}") from None
         if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not cls.name:
             raise ConfigError(f"strategies: {name!r} is not a Strategy subclass with a name")
     else:

@@ -1,23 +1,30 @@
 """Scheduled candle ingest: Binance klines -> raw/ JSON batches and candles/ Parquet, on S3.
 
-A thin layer over ``engine.data``: the paging, closed-candle rule, retries and rate
-limits are :class:`engine.data.klines.KlinesClient`'s; the watermark and the
-deduplicating month-partition upsert are ``engine.data.dataset_io``'s. This module
-only reads the environment, budgets pages and time, archives each batch, logs, and
-serialises concurrent invocations per series.
+A thin layer over ``engine.data``: the paging loop is :func:`engine.data.fetch.fetch_candles`'s,
+the closed-candle rule, retries and rate limits :class:`engine.data.klines.KlinesClient`'s, the
+watermark and the deduplicating month-partition upsert ``engine.data.dataset_io``'s, the series
+lease :mod:`engine.data.series_lock`'s. This module only reads the environment, budgets pages
+and time, archives each batch, honours a 418 ban, logs and publishes metrics.
+
+Per invocation: if an earlier invocation was banned (HTTP 418), its "blocked until" is in
+``s3://BUCKET/locks/binance-blocked.json`` (storage_layout.BLOCKED_KEY); until then every
+invocation skips Binance entirely (log line ``ingest_blocked_skip`` and the metric
+``BlockedSkips``): Binance lengthens repeat bans, and more requests would do that.
 
 Per configured symbol x interval, in the order SYMBOLS x INTERVALS:
 
-1. Take the series lock (below). Held by a live invocation: skip the series.
-2. Watermark = newest open time already in ``s3://BUCKET/CANDLES_PREFIX`` (no separate
-   state); nothing stored yet -> start at HISTORY_START (catch-up).
-3. Fetch closed candles page by page (1000 per page). Before each page, stop if the
-   page budget is spent (MAX_PAGES_PER_RUN per invocation, shared fairly: a series may
-   use ceil(pages left / series left), unused pages pass on) or if less than the safety
-   margin of Lambda time remains: max(30 s, 2 x the slowest page so far), measured with
+1. Take the series lease (:mod:`engine.data.series_lock`, at storage_layout.series_lock_key:
+   ``locks/symbol=S/interval=I.json``, the same lease ``backtest data fetch/backfill/build``
+   take on S3). Held by another writer: skip the series (status ``locked``).
+2. Fetch with ``engine.data.fetch.fetch_candles`` in its tail mode: from just after the
+   newest open time already in ``s3://BUCKET/CANDLES_PREFIX`` (no separate state), or from
+   HISTORY_START when nothing is stored yet (catch-up). Before each page the budget stops
+   the series if the page budget is spent (MAX_PAGES_PER_RUN per invocation, shared fairly:
+   a series may use ceil(pages left / series left), unused pages pass on) or if less than
+   the safety margin of Lambda time remains: max(30 s, 2 x the slowest page so far), from
    ``context.get_remaining_time_in_millis()``. A retry back-off that would eat into the
    margin also stops the series (as "out_of_time", not an error).
-4. Each page is committed before the next is requested: the batch goes to
+3. Each page is committed before the next is requested: the batch goes to
    ``raw/symbol=S/interval=I/<first_open>-<last_open>.json`` (storage_layout.raw_batch_key,
    so a repeat overwrites the same object), then it is upserted into its month
    partition(s) (dedupe on open_time). A timeout loses at most the page in flight.
@@ -32,35 +39,36 @@ candles only. Same window -> same key and byte-identical body.
 Logging contract: one JSON object per line on stdout (CloudWatch Logs Insights parses
 the fields). Every line has ``level``, ``event``, ``request_id``.
 - ``ingest_series`` (one per symbol/interval): symbol, interval, status (caught_up |
-  max_pages | out_of_time | locked | error), candles_added, watermark_before,
+  max_pages | out_of_time | locked | blocked | error), candles_added, watermark_before,
   watermark_after (ms or null, plus *_utc text), pages, requests, raw_keys, used_weight
-  (last X-MBX-USED-WEIGHT-1M seen), duration_ms.
+  (last X-MBX-USED-WEIGHT-1M seen), duration_ms. It is also a CloudWatch Embedded Metric
+  Format record (no API call): namespace ``Backtest/Ingest``, metric
+  ``WatermarkAgeSeconds`` (Seconds) with dimensions ``Symbol`` and ``Interval`` -- the
+  seconds from the close of the newest stored candle (HISTORY_START when none is
+  stored) to the end of the invocation; a caught-up 15m series reads about 60-960 s.
+  Left out only when the watermark could not be read.
 - ``ingest_summary`` (one per invocation): series, candles_added, pages, requests,
   used_weight, complete (every series caught up), failed, event_time, remaining_ms,
-  duration_ms.
+  duration_ms, blocked_until (ms or null).
+- ``ingest_blocked_skip`` (WARNING, only while blocked): blocked_until, blocked_until_utc,
+  http_status; an EMF record of ``BlockedSkips`` = 1 (Count, no dimensions).
 - ``ingest_error`` (level ERROR): symbol, interval, error_type, error, http_status for
   a ban. ``ingest_config_error`` for a bad environment.
 
 Errors: HTTP 418/451 (ban / restricted location) is IP-wide, so the invocation stops at
 once -- later series are NOT attempted (more requests lengthen a 418 ban) -- logs, and
 raises: the invocation fails, Lambda retries it (bounded) and then it goes to the DLQ.
-Any other failure of a series (Binance error after the client's retries, bad page, S3)
-is logged and the remaining series are still attempted; the invocation then raises
-:class:`IngestFailed`. What was committed before a failure stays. On success the
-handler returns the JSON-serialisable summary.
+A 418 also stores "blocked until" (now + its Retry-After, else BLOCK_DEFAULT_S), so the
+retries and the scheduled runs skip until then. Any other failure of a series (Binance
+error after the client's retries, bad page, S3) is logged and the remaining series are
+still attempted; the invocation then raises :class:`IngestFailed`. What was committed
+before a failure stays. On success the handler returns the JSON-serialisable summary.
 
-Concurrency: the stack reserves concurrency 1, but two overlapping invocations are
-still safe. The watermark is read from S3 and every write is an idempotent upsert, yet
-that alone is not enough: awswrangler's ``overwrite_partitions`` deletes a partition
-before writing the new file, and each upsert is read-merge-write, so two writers of the
-same month can drop each other's rows (a gap). Hence a per-series lease lock:
-``CANDLES_PREFIX/_locks/<symbol>-<interval>.json``, created with a conditional PUT
-(``If-None-Match: *``) and released with a conditional DELETE (``If-Match: <etag>``).
-It expires at the holder's Lambda deadline + 60 s, after which another invocation takes
-it over with ``If-Match`` on the stale lock's ETag. The second invocation skips a locked
-series (status ``locked``); the holder ingests it. Remaining race: writers that do not
-take this lock (e.g. ``backtest data fetch`` into the same S3 dataset) must not run at
-the same time as the Lambda for the same series.
+Concurrency: reserved concurrency is optional; overlapping invocations are safe because
+of the series lease. It expires at the holder's Lambda deadline + 60 s, after which
+another writer takes it over, so a killed invocation blocks no one for long. An
+interrupted write leaves at worst a month partition with two files (new written before
+old deleted); the next holder merges them.
 """
 
 from __future__ import annotations
@@ -79,28 +87,32 @@ from typing import Any, Mapping
 
 import awswrangler as wr
 import boto3
-from botocore.exceptions import ClientError
 
 from engine import storage_layout
-from engine.data.dataset_io import last_open_time, upsert_candles
-from engine.data.fetch import resume_point
-from engine.data.klines import DEFAULT_BASE_URL, PAGE_LIMIT, ROW_FIELDS, BinanceBlocked, KlinesClient
+from engine.data.dataset_io import last_open_time, s3_error_code, tidy_series
+from engine.data.fetch import FetchResult, FetchStopped, fetch_candles
+from engine.data.kline_fields import KEPT_FIELDS
+from engine.data.klines import DEFAULT_BASE_URL, BinanceBlocked, KlinesClient
+from engine.data.series_lock import S3Lease
 from engine.errors import UserError
-from engine.timeutil import format_time, parse_time
+from engine.timeutil import format_time, interval_to_ms, parse_time
 
 MIN_MARGIN_MS = 30_000          # never start a page with less Lambda time left than this
 PAGE_MARGIN_FACTOR = 2          # ... nor with less than this many times the slowest page so far
-HTTP_TIMEOUT_S = 10.0           # one Binance request (the client retries on timeouts)
-LOCK_GRACE_MS = 60_000          # a lock outlives its holder's deadline by this much
+HTTP_TIMEOUT_S = 10.0           # one Binance request, whole response (the client retries on timeouts)
+LOCK_GRACE_MS = 60_000          # a lease outlives its holder's deadline by this much
 NO_CONTEXT_MS = 15 * 60_000     # time budget when called without a Lambda context (local runs)
+BLOCK_DEFAULT_S = 900           # a 418 without Retry-After blocks this long (one schedule slot)
 DEFAULT_MAX_PAGES = 200
 BINANCE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
-RAW_COLUMNS = ROW_FIELDS[:-1]   # Binance's 12 fields without "ignore"
+RAW_COLUMNS = KEPT_FIELDS       # Binance's 12 fields without "ignore"
+METRIC_NAMESPACE = "Backtest/Ingest"
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
-_CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 
 #: The klines client's sleep between retries (tests replace it; the Lambda really waits).
 SLEEP = time.sleep
+#: Wall clock (seconds) for leases, "blocked until" and watermark ages (tests replace it).
+CLOCK = time.time
 
 
 class SettingsError(UserError):
@@ -109,10 +121,6 @@ class SettingsError(UserError):
 
 class IngestFailed(RuntimeError):
     """One or more series failed (other series were still attempted); the invocation fails."""
-
-
-class OutOfTime(Exception):
-    """A retry back-off would run into the Lambda's safety margin."""
 
 
 # --------------------------------------------------------------------------- settings
@@ -136,9 +144,6 @@ class Settings:
         """storage_layout.raw_batch_key, re-rooted at RAW_PREFIX (the same unless the env overrides it)."""
         key = storage_layout.raw_batch_key(symbol, interval, first_open, last_open)
         return self.raw_prefix + key[len(storage_layout.RAW_PREFIX):]
-
-    def lock_key(self, symbol: str, interval: str) -> str:
-        return f"{self.candles_prefix}_locks/{symbol}-{interval}.json"
 
 
 def _prefix(value: str | None, default: str, name: str, problems: list[str]) -> str:
@@ -218,9 +223,13 @@ def _utc(ms: int | None) -> str | None:
     return None if ms is None else format_time(ms)
 
 
-def _code(exc: ClientError) -> str:
-    err = exc.response.get("Error", {})
-    return str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+def emf(metrics: Mapping[str, tuple[float, str]], dimensions: Mapping[str, str]) -> dict[str, Any]:
+    """CloudWatch Embedded Metric Format fields for a log line: ``{name: (value, unit)}`` under
+    METRIC_NAMESPACE with one dimension set (empty: no dimensions)."""
+    return {"_aws": {"Timestamp": int(CLOCK() * 1000),
+                     "CloudWatchMetrics": [{"Namespace": METRIC_NAMESPACE, "Dimensions": [list(dimensions)],
+                                            "Metrics": [{"Name": n, "Unit": u} for n, (_, u) in metrics.items()]}]},
+            **dimensions, **{n: v for n, (v, _) in metrics.items()}}
 
 
 # --------------------------------------------------------------------------- AWS clients
@@ -253,9 +262,11 @@ class _Invocation:
         self.started = time.monotonic()
         self._deadline_no_context = self.started + NO_CONTEXT_MS / 1000
         self.session, self.s3 = _aws()
-        self.client = KlinesClient(cfg.base_url, sleep=self._sleep, timeout=HTTP_TIMEOUT_S)
+        self.client = KlinesClient(cfg.base_url, sleep=self._sleep, timeout=HTTP_TIMEOUT_S, clock=CLOCK)
         self.slowest_page_ms = 0
+        self._page_started_ms = 0
         self.blocked: BinanceBlocked | None = None
+        self.blocked_until: int | None = None
 
     # ---- time budget
 
@@ -269,53 +280,60 @@ class _Invocation:
 
     def _sleep(self, seconds: float) -> None:
         if self.remaining_ms() - seconds * 1000 < self.margin_ms():
-            raise OutOfTime(f"a {seconds:.1f} s back-off would leave less than {self.margin_ms()} ms")
+            raise FetchStopped("out_of_time")  # a back-off that would run into the margin
         SLEEP(seconds)
 
-    # ---- series lock (conditional writes)
+    def _budget(self, allowance: int):
+        def before_page(pages: int) -> str | None:
+            if pages >= allowance:
+                return "max_pages"
+            self._page_started_ms = self.remaining_ms()
+            if self._page_started_ms < self.margin_ms():
+                return "out_of_time"
+            return None
+        return before_page
 
-    def _lock_body(self) -> bytes:
-        now = int(time.time() * 1000)
-        return json.dumps({"owner": self.request_id, "function": getattr(self.context, "function_name", None),
-                           "acquired_ms": now, "expires_ms": now + max(0, self.remaining_ms()) + LOCK_GRACE_MS}
-                          ).encode()
+    def _page_done(self, rec: dict[str, Any], rows: int) -> None:
+        """After a page is committed: its time, and the series record kept current (an error may follow)."""
+        self.slowest_page_ms = max(self.slowest_page_ms, self._page_started_ms - self.remaining_ms())
+        rec["pages"] += 1
+        rec["candles_added"] += rows
+        rec["watermark_after"] = rec.pop("_pending", rec["watermark_after"])
 
-    def acquire(self, key: str) -> str | None:
-        """The lock's ETag, or None when a live invocation holds it."""
-        bucket = self.cfg.bucket
-        for _ in range(2):
-            try:
-                return self.s3.put_object(Bucket=bucket, Key=key, Body=self._lock_body(), IfNoneMatch="*",
-                                          ContentType="application/json")["ETag"]
-            except ClientError as exc:
-                if _code(exc) not in _CONFLICT:
-                    raise
-            try:
-                held = self.s3.get_object(Bucket=bucket, Key=key)
-            except ClientError as exc:
-                if _code(exc) in ("NoSuchKey", "404"):
-                    continue  # released meanwhile: try again
-                raise
-            try:
-                expires = int(json.loads(held["Body"].read())["expires_ms"])
-            except (ValueError, KeyError, TypeError):
-                expires = 0  # unreadable: treat as stale
-            if expires > time.time() * 1000:
-                return None
-            try:  # stale: take it over unless someone else just did
-                return self.s3.put_object(Bucket=bucket, Key=key, Body=self._lock_body(), IfMatch=held["ETag"],
-                                          ContentType="application/json")["ETag"]
-            except ClientError as exc:
-                if _code(exc) in _CONFLICT or _code(exc) in ("NoSuchKey", "404"):
-                    return None
-                raise
-        return None
+    def _lease(self, symbol: str, interval: str) -> S3Lease:
+        return S3Lease(self.s3, self.cfg.bucket, storage_layout.series_lock_key(symbol, interval),
+                       owner=self.request_id, command="ingest Lambda", clock=CLOCK,
+                       ttl_ms=lambda: max(0, self.remaining_ms()) + LOCK_GRACE_MS,
+                       extra={"function": getattr(self.context, "function_name", None)})
 
-    def release(self, key: str, etag: str) -> None:
+    # ---- the 418 ban
+
+    def read_blocked(self) -> dict | None:
+        """The stored ban, if it is still running."""
         try:
-            self.s3.delete_object(Bucket=self.cfg.bucket, Key=key, IfMatch=etag)
-        except ClientError as exc:  # expired and taken over, or already gone: not ours to delete
-            log("WARNING", "ingest_lock_release_failed", request_id=self.request_id, key=key, error=str(exc))
+            body = self.s3.get_object(Bucket=self.cfg.bucket, Key=storage_layout.BLOCKED_KEY)["Body"].read()
+        except Exception as exc:  # noqa: BLE001 - no ban stored (or unreadable): go ahead
+            if s3_error_code(exc) not in ("NoSuchKey", "404"):
+                log("WARNING", "ingest_blocked_unreadable", request_id=self.request_id, error=str(exc))
+            return None
+        try:
+            ban = json.loads(body)
+            until = int(ban["blocked_until"])
+        except (ValueError, TypeError, KeyError):
+            return None
+        return ban if until > CLOCK() * 1000 else None
+
+    def store_blocked(self, exc: BinanceBlocked) -> None:
+        seconds = exc.retry_after if exc.retry_after else BLOCK_DEFAULT_S
+        until = int(CLOCK() * 1000 + seconds * 1000)
+        self.blocked_until = until
+        body = {"blocked_until": until, "blocked_until_utc": format_time(until), "http_status": exc.status,
+                "retry_after_s": exc.retry_after, "set_by": self.request_id, "error": str(exc)}
+        try:
+            self.s3.put_object(Bucket=self.cfg.bucket, Key=storage_layout.BLOCKED_KEY,
+                               Body=json.dumps(body).encode(), ContentType="application/json")
+        except Exception as exc2:  # noqa: BLE001 - the ban itself is still reported and raised
+            log("ERROR", "ingest_blocked_store_failed", request_id=self.request_id, error=str(exc2))
 
     # ---- raw batch
 
@@ -331,27 +349,40 @@ class _Invocation:
 
     # ---- one series
 
-    def ingest_series(self, symbol: str, interval: str, page_allowance: int) -> dict[str, Any]:
+    def ingest_series(self, symbol: str, interval: str, page_allowance: int, *,
+                      skip: str | None = None) -> dict[str, Any]:
         started, requests_before = time.monotonic(), self.client.requests
         rec: dict[str, Any] = {"symbol": symbol, "interval": interval, "status": None, "candles_added": 0,
                                "watermark_before": None, "watermark_after": None, "pages": 0, "raw_keys": 0}
-        lock_key = self.cfg.lock_key(symbol, interval)
+        watermark_known = False
         try:
-            if page_allowance < 1:
-                rec["status"] = "max_pages"
-                return rec
-            if self.remaining_ms() < self.margin_ms():
-                rec["status"] = "out_of_time"
-                return rec
-            etag = self.acquire(lock_key)
-            if etag is None:
-                rec["status"] = "locked"
+            if skip is None and page_allowance < 1:
+                skip = "max_pages"
+            if skip is None and self.remaining_ms() < self.margin_ms():
+                skip = "out_of_time"
+            lease = self._lease(symbol, interval) if skip is None else None
+            if lease is not None and not lease.try_acquire():
+                skip = "locked"
+            if skip is not None:
+                rec["status"] = skip
+                rec["watermark_before"] = rec["watermark_after"] = last_open_time(
+                    self.cfg.candles_root, symbol, interval, session=self.session)
+                watermark_known = True
                 return rec
             try:
-                self._pages(symbol, interval, page_allowance, rec)
+                tidy_series(self.cfg.candles_root, symbol, interval, session=self.session)
+                result = fetch_candles(
+                    self.cfg.candles_root, symbol, interval, self.cfg.history_start, client=self.client,
+                    session=self.session, cover=False, lock=lease, budget=self._budget(page_allowance),
+                    progress=lambda rows: self._page_done(rec, rows),
+                    before_commit=lambda page: self._archive(symbol, interval, page, rec))
             finally:
-                self.release(lock_key, etag)
+                lease.release()
+            self._fill(rec, result)
+            watermark_known = True
         except BinanceBlocked as exc:  # IP-wide: run() stops here and raises it
+            if exc.status == 418:
+                self.store_blocked(exc)
             self._error(rec, exc, http_status=exc.status)
             self.blocked = exc
         except Exception as exc:  # noqa: BLE001 -- logged, other series still attempted, then raised
@@ -362,42 +393,29 @@ class _Invocation:
             rec["requests"] = self.client.requests - requests_before
             rec["used_weight"] = self.client.used_weight
             rec["duration_ms"] = int((time.monotonic() - started) * 1000)
-            log("ERROR" if rec["status"] == "error" else "INFO", "ingest_series", request_id=self.request_id, **rec)
+            rec.pop("_pending", None)
+            metric = self._watermark_age(rec, interval) if watermark_known or rec["watermark_after"] else {}
+            log("ERROR" if rec["status"] == "error" else "INFO", "ingest_series", request_id=self.request_id,
+                **rec, **metric)
         return rec
 
-    def _pages(self, symbol: str, interval: str, allowance: int, rec: dict[str, Any]) -> None:
-        watermark = last_open_time(self.cfg.candles_root, symbol, interval, session=self.session)
-        rec["watermark_before"] = rec["watermark_after"] = watermark
-        pages = self.client.iter_klines(symbol, interval, resume_point(watermark, self.cfg.history_start))
-        try:
-            while True:
-                if rec["pages"] >= allowance:
-                    rec["status"] = "max_pages"
-                    return
-                before = self.remaining_ms()
-                if before < self.margin_ms():
-                    rec["status"] = "out_of_time"
-                    return
-                try:
-                    page = next(pages, None)
-                except OutOfTime:
-                    rec["status"] = "out_of_time"
-                    return
-                if page is None:
-                    rec["status"] = "caught_up"
-                    return
-                self.write_raw(symbol, interval, page)
-                result = upsert_candles(self.cfg.candles_root, symbol, interval, page, session=self.session)
-                rec["raw_keys"] += 1
-                rec["pages"] += 1
-                rec["candles_added"] += result.added
-                rec["watermark_after"] = int(page["open_time"].iloc[-1])  # pages only move forward
-                self.slowest_page_ms = max(self.slowest_page_ms, before - self.remaining_ms())
-                if len(page) < PAGE_LIMIT:  # a short page is the client's last: caught up, no extra request
-                    rec["status"] = "caught_up"
-                    return
-        finally:
-            pages.close()
+    def _archive(self, symbol: str, interval: str, page: Any, rec: dict[str, Any]) -> None:
+        self.write_raw(symbol, interval, page)
+        rec["raw_keys"] += 1
+        rec["_pending"] = int(page["open_time"].iloc[-1])
+
+    def _fill(self, rec: dict[str, Any], result: FetchResult) -> None:
+        rec["status"] = result.stopped or "caught_up"
+        rec["candles_added"] = result.added
+        rec["pages"] = result.pages
+        rec["watermark_before"] = result.watermark_before
+        rec["watermark_after"] = result.watermark_after
+
+    def _watermark_age(self, rec: dict[str, Any], interval: str) -> dict[str, Any]:
+        wm = rec["watermark_after"]
+        newest_close = wm + interval_to_ms(interval) if wm is not None else self.cfg.history_start
+        age = max(0.0, round(CLOCK() - newest_close / 1000, 3))
+        return emf({"WatermarkAgeSeconds": (age, "Seconds")}, {"Symbol": rec["symbol"], "Interval": interval})
 
     def _error(self, rec: dict[str, Any], exc: BaseException, **extra: Any) -> None:
         rec["status"] = "error"
@@ -411,13 +429,22 @@ class _Invocation:
         cfg = self.cfg
         series = [(s, i) for s in cfg.symbols for i in cfg.intervals]
         records: list[dict[str, Any]] = []
-        pages_left = cfg.max_pages_per_run
-        for n, (symbol, interval) in enumerate(series):
-            allowance = math.ceil(pages_left / (len(series) - n))
-            records.append(self.ingest_series(symbol, interval, allowance))
-            pages_left -= records[-1]["pages"]
-            if self.blocked is not None:
-                break
+        ban = self.read_blocked()
+        if ban is not None:
+            self.blocked_until = int(ban["blocked_until"])
+            log("WARNING", "ingest_blocked_skip", request_id=self.request_id, blocked_until=self.blocked_until,
+                blocked_until_utc=_utc(self.blocked_until), http_status=ban.get("http_status"),
+                **emf({"BlockedSkips": (1, "Count")}, {}))
+            for symbol, interval in series:
+                records.append(self.ingest_series(symbol, interval, 0, skip="blocked"))
+        else:
+            pages_left = cfg.max_pages_per_run
+            for n, (symbol, interval) in enumerate(series):
+                allowance = math.ceil(pages_left / (len(series) - n))
+                records.append(self.ingest_series(symbol, interval, allowance))
+                pages_left -= records[-1]["pages"]
+                if self.blocked is not None:
+                    break
         summary = self.summary(records, len(series))
         log("ERROR" if summary["failed"] else "INFO", "ingest_summary", **summary)
         if self.blocked is not None:
@@ -440,6 +467,7 @@ class _Invocation:
             "complete": len(records) == n_series and all(r["status"] == "caught_up" for r in records),
             "failed": [{"symbol": r["symbol"], "interval": r["interval"], "error": r.get("error")}
                        for r in records if r["status"] == "error"],
+            "blocked_until": self.blocked_until,
             "remaining_ms": self.remaining_ms(),
             "duration_ms": int((time.monotonic() - self.started) * 1000),
         }

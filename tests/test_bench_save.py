@@ -1,0 +1,30 @@
+"""`make bench` prints its figures and rewrites the committed bench/results.json only with SAVE=1 (--save)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import bench.run as bench_run
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_results_are_written_only_with_save(tmp_path, monkeypatch, capsys):
+    target = tmp_path / "results.json"
+    monkeypatch.setattr(bench_run, "RESULTS", target)
+    monkeypatch.setattr(bench_run, "CASES", [])        # the cases themselves are what `make bench` times
+    assert bench_run.main([]) == 0
+    assert not target.exists() and "SAVE=1" in capsys.readouterr().out
+    assert bench_run.main(["--save"]) == 0
+    assert json.loads(target.read_text())["cases"] == []
+
+
+def test_make_passes_save_through():
+    def recipe(*args: str) -> str:
+        done = subprocess.run(["make", "-n", "bench", *args], cwd=REPO, capture_output=True, text=True, check=True)
+        return next(line for line in done.stdout.splitlines() if "bench.run" in line)
+
+    assert recipe().split()[-1] == "bench.run"
+    assert recipe("SAVE=1").split()[-1] == "--save"

@@ -1,0 +1,293 @@
+"""report.html in a real browser: Debian's chromium, driven by selenium through chromedriver.
+
+The default run's report is opened from disk (file://, no server). Expected values
+come from the run's own files read independently (summary.csv, runs/<id>.json), never
+from the page's data. ``make test`` installs chromium and chromium-driver when it can
+(as root on Debian, as CI runs); elsewhere these tests skip and say why.
+
+``REPORT_SCREENSHOT=path.png`` also saves the screenshots there (``make screenshot``
+refreshes the README's docs/report.png and docs/report-charts.png).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fakes.cli import run_cli
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+METRICS_SHOWN = ("sharpe", "total_return", "max_drawdown", "n_trades", "final_equity")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("chromium and chromedriver are not installed (make test installs them with apt-get when run "
+                    "as root on Debian)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def _only_dir(root: Path) -> Path:
+    (d,) = [p for p in root.iterdir() if p.is_dir()]
+    return d
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    """What `make run` writes: the default config's 64 combinations on 70,080 synthetic candles."""
+    from backtest_cli import main
+
+    out = tmp_path_factory.mktemp("browser-run")
+    assert main(["run", "--out", str(out), "--no-progress"]) == 0
+    return _only_dir(out)
+
+
+def _open(driver, path: Path) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(path.resolve().as_uri())
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+        "const e = document.getElementById('equity-1'), c = document.getElementById('candles-1');"
+        "return document.readyState === 'complete' && !!(e && e.data && c && c.data);"))
+
+
+def _severe(driver) -> list:
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _column(driver, col: str) -> list:
+    return driver.execute_script(
+        "const th = [...document.querySelectorAll('#summary-table thead th')];"
+        "const j = th.findIndex((h) => h.dataset.col === arguments[0]);"
+        "const rows = document.querySelectorAll('#summary-table tbody tr[data-row]');"
+        "return [...rows].map((r) => r.cells[j].textContent);",
+        col)
+
+
+def test_default_report_in_a_real_browser(browser, default_run):
+    # No network at all: the page must draw from the files beside it.
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
+                                                                 "downloadThroughput": -1, "uploadThroughput": -1})
+    _open(browser, default_run / "report.html")
+    assert _severe(browser) == []
+    scripts = browser.execute_script("return [...document.scripts].map((s) => s.getAttribute('src')).filter(Boolean)")
+    assert scripts == ["plotly.min.js"]
+    assert browser.execute_script("return typeof Plotly") == "object"
+    summary = pd.read_csv(default_run / "summary.csv")
+    top_id = summary["strategy_id"][0]
+    manifest = json.loads((default_run / "manifest.json").read_text())
+    header = browser.find_element("id", "header").text
+    for text in (manifest["run_id"], "sma_crossover_default", "BTCUSDT", "15m", "70,080",
+                 manifest["data"]["fingerprint"], "0.100% per fill", "fast"):
+        assert text in header, text
+
+    # The table: every one of the 64 rows, in rank order; sorting by a column reorders it.
+    assert browser.execute_script("return document.querySelectorAll('#summary-table tbody tr').length") == 64
+    assert _column(browser, "strategy_id") == list(summary["strategy_id"])
+    header_cell = browser.find_element("css selector", "#summary-table th[data-col='short_window']")
+    header_cell.click()
+    shorts = [int(v) for v in _column(browser, "short_window")]
+    assert shorts == sorted(summary["short_window"]) and _column(browser, "strategy_id") != list(summary["strategy_id"])
+    header_cell.click()
+    assert [int(v) for v in _column(browser, "short_window")] == sorted(summary["short_window"], reverse=True)
+    browser.find_element("css selector", "#summary-table th[data-col='rank']").click()
+    assert _column(browser, "strategy_id") == list(summary["strategy_id"])
+    # Filtering: 8 long windows for short_window=35.
+    box = browser.find_element("id", "table-filter")
+    box.send_keys("short_window=35")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 5).until(lambda d: len(_column(d, "strategy_id")) == 8)
+    assert set(_column(browser, "short_window")) == {"35"}
+    box.clear()
+    box.send_keys(" ")
+    WebDriverWait(browser, 5).until(lambda d: len(_column(d, "strategy_id")) == 64)
+
+    # The heatmap: drawn, 8 x 8 cells holding the summary's Sharpe ratios, every metric on hover.
+    heat = browser.execute_script(
+        "const g = document.getElementById('heatmap-ma_crossover'); const t = g.data[0];"
+        "return {x: t.x, y: t.y, z: t.z, text: t.text, images: g.querySelectorAll('.hm image').length};")
+    assert heat["images"] >= 1
+    assert heat["x"] == [str(v) for v in sorted(summary["short_window"].unique())]
+    assert heat["y"] == [str(v) for v in sorted(summary["long_window"].unique())]
+    for i, lw in enumerate(sorted(summary["long_window"].unique())):
+        for j, sw in enumerate(sorted(summary["short_window"].unique())):
+            row = summary[(summary["short_window"] == sw) & (summary["long_window"] == lw)].iloc[0]
+            assert heat["z"][i][j] == pytest.approx(row["sharpe"], rel=1e-6)
+            assert row["strategy_id"] in heat["text"][i][j]
+            for m in ("sortino", "profit_factor", "exposure", "buy_and_hold_return"):
+                assert m + ":" in heat["text"][i][j]
+    # The colouring metric can be chosen.
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("css selector", "#heatmaps-body select")).select_by_value("total_return")
+    z = browser.execute_script("return document.getElementById('heatmap-ma_crossover').data[0].z")
+    row = summary[(summary["short_window"] == 5) & (summary["long_window"] == 50)].iloc[0]
+    assert z[0][0] == pytest.approx(row["total_return"], rel=1e-6)
+
+    # The top combination's charts: drawn, with data.
+    eq = browser.execute_script(
+        "const g = document.getElementById('equity-1');"
+        "const lines = [...g.querySelectorAll('.scatterlayer path.js-line')];"
+        "return {names: g.data.map((t) => t.name), n: g.data[1].y.length,"
+        " finite: g.data[1].y.filter(Number.isFinite).length,"
+        " paths: lines.filter((p) => (p.getAttribute('d') || '').length > 100).length};")
+    assert eq["names"] == ["Buy & hold", "Strategy", "Drawdown"]
+    assert eq["n"] > 1000 and eq["finite"] == eq["n"] and eq["paths"] == 3
+    cd = browser.execute_script(
+        "const g = document.getElementById('candles-1'); const c = g.data[0];"
+        "return {type: c.type, n: c.x.length, boxes: g.querySelectorAll('.boxlayer path, .trace.boxes path').length,"
+        " first: [c.x[0], c.open[0], c.high[0], c.low[0], c.close[0]],"
+        " last: [c.x[c.x.length - 1], c.close[c.x.length - 1]]};")
+    assert cd["type"] == "candlestick" and cd["n"] > 1000 and cd["boxes"] > 0
+    # 70,080 bars shown as candles of 36 bars (at most 2,000 candles), aggregated here independently
+    from engine.synthetic import generate_candles
+
+    raw = generate_candles(70_080, seed=42)
+    assert cd["n"] == -(-70_080 // 36)
+    assert cd["first"][0] == raw.open_time[0] and cd["last"][0] == raw.open_time[(cd["n"] - 1) * 36]
+    np.testing.assert_allclose(cd["first"][1:], [raw.open[0], raw.high[:36].max(), raw.low[:36].min(), raw.close[35]],
+                               rtol=1e-7)
+    assert cd["last"][1] == pytest.approx(raw.close[-1], rel=1e-7)
+    # the equity line ends at the final equity; the drawdown panel reaches the maximum drawdown
+    ends = browser.execute_script(
+        "const d = document.getElementById('equity-1').data;"
+        "return [d[1].y[d[1].y.length - 1], Math.min(...d[2].y)];")
+    metrics = json.loads((default_run / "runs" / f"{top_id}.json").read_text())["metrics"]
+    assert ends[0] == pytest.approx(metrics["final_equity"], rel=1e-6)
+    assert ends[1] == pytest.approx(-100 * metrics["max_drawdown"], rel=1e-5)
+    # Trade markers sit at the exact times and prices of the JSON trade list.
+    doc = json.loads((default_run / "runs" / f"{top_id}.json").read_text())
+    markers = browser.execute_script(
+        "const d = document.getElementById('candles-1').data;"
+        "const e = d.find((t) => t.name === 'entries'), x = d.find((t) => t.name === 'exits');"
+        "return [Array.from(e.x), Array.from(e.y), Array.from(x.x), Array.from(x.y)];")
+    trades = doc["trades"]
+    assert len(markers[0]) == len(trades) > 100
+    assert markers[0][0] == trades[0]["entry_time"] and markers[1][0] == trades[0]["entry_price"]
+    assert markers[0] == [t["entry_time"] for t in trades] and markers[1] == [t["entry_price"] for t in trades]
+    assert markers[2] == [t["exit_time"] for t in trades] and markers[3] == [t["exit_price"] for t in trades]
+    # The trade list: one row per trade, ISO UTC times.
+    first = browser.execute_script(
+        "const r = document.querySelector('#trades-1 tbody tr'); return [...r.cells].map((c) => c.textContent);")
+    csv = pd.read_csv(default_run / "trades" / f"{top_id}.csv")
+    assert first[1] == csv["entry_time"][0] and first[2] == csv["exit_time"][0]
+    assert browser.execute_script("return document.querySelectorAll('#trades-1 tbody tr').length") == len(trades)
+    # The log-scale toggle.
+    browser.find_element("id", "log-1").click()
+    assert browser.execute_script("return document.getElementById('equity-1').layout.yaxis.type") == "log"
+    # Another combination draws when opened.
+    browser.execute_script("document.querySelector('#combo-2 > summary').click()")
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+        "const g = document.getElementById('candles-2'); return !!(g && g.data);"))
+    assert _severe(browser) == []
+    _screenshots(browser, default_run)
+
+
+def _screenshots(driver, run: Path) -> None:
+    """The README's pictures: the overview (header, table, heatmap) and a combination's charts."""
+    from PIL import Image
+
+    from selenium.webdriver.support.ui import Select
+
+    target = os.environ.get("REPORT_SCREENSHOT")
+    Select(driver.find_element("css selector", "#heatmaps-body select")).select_by_value("sharpe")
+    driver.find_element("id", "table-filter").clear()
+    driver.set_window_size(1400, 1900)
+    driver.execute_script("window.scrollTo(0, 0)")
+    shots = {"report.png": run / "overview.png", "report-charts.png": run / "charts.png"}
+    driver.save_screenshot(str(shots["report.png"]))
+    driver.execute_script("document.getElementById('combo-2').open = false;"
+                          "document.getElementById('combo-1').scrollIntoView()")
+    driver.save_screenshot(str(shots["report-charts.png"]))
+    for name, path in shots.items():
+        img = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+        assert img.shape[0] > 1000 and img.std() > 10, name     # a drawn page, not a blank one
+        if target:
+            dest = Path(target).with_name(name)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+
+
+def test_virtual_scrolling_table_above_1000_rows(browser, tmp_path, capsys):
+    text = """
+data: {source: synthetic, synthetic_bars: 400, seed: 9}
+risk: {stop_loss: [0.01]}
+strategies:
+  ma_crossover: {short_window: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+                 25, 26, 27, 28, 29, 30, 31], long_window: {start: 40, stop: 79}, ema_period: 20, momentum_spread: 0.0}
+report: {top_k: 3}
+"""
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(text)
+    code, _, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "r", "--no-progress"], capsys)
+    assert code == 0, err
+    run = _only_dir(tmp_path / "r")
+    summary = pd.read_csv(run / "summary.csv")
+    assert len(summary) == 1200
+    _open(browser, run / "report.html")
+    drawn = browser.execute_script("return document.querySelectorAll('#summary-table tbody tr[data-row]').length")
+    assert 0 < drawn < 200                                      # only the rows in view are in the DOM
+    assert "1,200 of 1,200 rows" in browser.find_element("id", "table-count").text
+    assert _column(browser, "strategy_id")[0] == summary["strategy_id"][0]
+    browser.execute_script("const w = document.getElementById('summary-wrap'); w.scrollTop = w.scrollHeight;")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 5).until(lambda d: _column(d, "strategy_id")[-1] == summary["strategy_id"].iloc[-1])
+    assert _severe(browser) == []
+
+
+def test_validation_section(browser, tmp_path):
+    """The extension point for research validation: a section drawn from the run's validation dict."""
+    from engine.config import parse_config
+    from engine.report.run_folder import write_run_folder
+    from engine.sweep import run_sweep
+    from engine.synthetic import generate_candles
+
+    cfg = parse_config({"data": {"synthetic_bars": 2000}, "report": {"top_k": 2},
+                        "strategies": {"ma_crossover": {"short_window": [5, 10], "long_window": 40, "ema_period": 20}}})
+    candles = generate_candles(2000, seed=42)
+    validation = {"title": "Walk-forward validation", "summary": "1 of 2 folds kept a positive Sharpe ratio.",
+                  "metrics": {"folds": 2}, "tables": [{"title": "Folds", "columns": ["fold", "oos_sharpe"],
+                                                       "rows": [[1, 0.42], [2, -0.1]]}],
+                  "charts": [{"title": "Out-of-sample Sharpe",
+                              "data": [{"type": "bar", "x": [1, 2], "y": [0.42, -0.1]}],
+                              "layout": {"height": 260}}]}
+    out = tmp_path / "run"
+    out.mkdir()
+    write_run_folder(out, cfg, run_sweep(cfg, candles, workers=1).summary, candles, run_id="v1", validation=validation)
+    _open(browser, out / "report.html")
+    section = browser.find_element("id", "validation")
+    assert section.is_displayed()
+    assert browser.find_element("id", "validation-title").text == "Walk-forward validation"
+    assert "1 of 2 folds kept a positive Sharpe ratio." in section.text
+    rows = browser.execute_script(
+        "const rows = document.querySelectorAll('#validation tbody tr');"
+        "return [...rows].map((r) => [...r.cells].map((c) => c.textContent));")
+    assert rows == [["1", "0.42"], ["2", "-0.1"]]
+    assert browser.execute_script("return document.querySelector('#validation .js-plotly-plot').data[0].type") == "bar"
+    assert _severe(browser) == []

@@ -1,0 +1,71 @@
+"""The README's `mypkg.strategies:TrendRSI` works exactly as written, from the folder holding `mypkg/`,
+through the installed console script (which, unlike `python -m`, gets no current folder on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from fakes.cli_process import run_console
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_block(lang: str, needle: str) -> str:
+    (block,) = [b for b in re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S) if needle in b]
+    return block
+
+
+def clean_env() -> dict:
+    return {"PYTHONPATH": ""} if "PYTHONPATH" in os.environ else {}
+
+
+def write_user_folder(tmp_path: Path) -> Path:
+    """mypkg/strategies.py and a config, laid out as the README shows them (no __init__.py)."""
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "strategies.py").write_text(readme_block("python", "class TrendRSI"))
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(readme_block("yaml", "mypkg.strategies:TrendRSI") + "data: {synthetic_bars: 3000, seed: 5}\n")
+    return cfg
+
+
+def test_readme_strategy_path_runs_from_the_users_folder(tmp_path):
+    cfg = write_user_folder(tmp_path)
+    done = run_console(["validate-config", cfg.name], cwd=tmp_path, env=clean_env())
+    assert done.returncode == 0, done.stderr
+    assert "sweep.yaml: OK, 12 combination(s)" in done.stdout  # rsi_period 3 x oversold 2 x take_profit 2
+    done = run_console(["run", "--config", cfg.name, "--out", "results", "--no-progress", "--run-id", "mine"],
+                       cwd=tmp_path, env=clean_env())
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "results" / "mine" / "manifest.json").exists()
+    assert "no compiled signal rule" not in done.stderr  # it ran on the fast path
+
+
+def test_from_another_folder_the_path_is_one_line_and_exit_2(tmp_path):
+    cfg = write_user_folder(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run_console(["validate-config", cfg], cwd=elsewhere, env=clean_env())
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "cannot import strategy 'mypkg.strategies:TrendRSI' (No module named 'mypkg')" in done.stderr
+
+
+def test_a_plugin_that_fails_on_import_is_one_line(tmp_path):
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "typo.py").write_text("def (:\n")
+    for name, needle in (("broken:X", "importing 'broken:X' failed: RuntimeError: boom at import"),
+                         ("typo:X", "importing 'typo:X' failed: SyntaxError")):
+        (tmp_path / "cfg.yaml").write_text(f"strategies: {{'{name}': {{}}}}\n")
+        done = run_console(["validate-config", "cfg.yaml"], cwd=tmp_path, env=clean_env())
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert needle in done.stderr
+
+
+def test_a_local_file_never_shadows_an_installed_package(tmp_path):
+    (tmp_path / "numpy.py").write_text("raise SystemExit('the local numpy.py was imported')\n")
+    (tmp_path / "yaml.py").write_text("raise SystemExit('the local yaml.py was imported')\n")
+    (tmp_path / "cfg.yaml").write_text("strategies: {ma_crossover: {short_window: [5, 10]}}\n")
+    done = run_console(["validate-config", "cfg.yaml"], cwd=tmp_path, env=clean_env())
+    assert done.returncode == 0, done.stderr
+    assert "OK, 2 combination(s)" in done.stdout

@@ -1,0 +1,130 @@
+"""After ``python -m engine.fast.warmup`` (what the image build runs), a real-data sweep compiles nothing.
+
+Each check runs the CLI in a fresh process on a private numba cache and compares the cache
+folder's index (.nbi) and data (.nbc) files before and after; numba's own cache log
+(NUMBA_DEBUG_CACHE) must show loads and no saves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtest_cli import main
+from engine.loader import load_candles
+
+REPO = Path(__file__).resolve().parent.parent
+BACKTEST = Path(sys.executable).parent / "backtest"
+
+
+def snapshot(cache: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(cache)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in cache.rglob("*") if p.suffix in (".nbi", ".nbc")}
+
+
+def cli(args: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BACKTEST), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+                          **kwargs)
+
+
+def read_only(root: Path) -> None:
+    for p in [root, *root.rglob("*")]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory, real_15m_csv):
+    """A numba cache filled by the warmup alone, and a read-only Parquet dataset of the real candles."""
+    # Not under pytest's 0700 basetemp: the other-user check below must be able to read it.
+    root = Path(tempfile.mkdtemp(prefix="warmup-test-"))
+    root.chmod(0o755)
+    cache = root / "numba"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(NUMBA_CACHE_DIR=str(cache), MPLCONFIGDIR=str(root / "mpl"))
+    done = subprocess.run([sys.executable, "-m", "engine.fast.warmup"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(cache), "the warmup cached nothing"
+    dataset = root / "dataset"
+    assert main(["data", "build", "--input", str(real_15m_csv), "--symbol", "BTCUSDT", "--interval", "15m",
+                 "--out", str(dataset)]) == 0
+    read_only(dataset)
+    yield root, cache, dataset, env
+    for p in [root, *root.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    shutil.rmtree(root)
+
+
+def test_loaders_hand_the_kernels_one_writeable_contiguous_layout(warm, real_15m_csv):
+    """Pandas 3 and Arrow give read-only views; numba would compile a second kernel for them."""
+    _, _, dataset, _ = warm
+    for source in (dataset, real_15m_csv):
+        c = load_candles(source)
+        for name in ("open_time", "open", "high", "low", "close", "volume"):
+            a = getattr(c, name)
+            assert a.flags.c_contiguous and a.flags.writeable, (source, name)
+            assert a.dtype == (np.int64 if name == "open_time" else np.float64)
+
+
+def test_sweep_on_read_only_parquet_after_warmup_compiles_nothing(warm, tmp_path):
+    root, cache, dataset, env = warm
+    before = snapshot(cache)
+    done = cli(["run", "--data", str(dataset), "--out", str(tmp_path / "res"), "--no-progress"],
+               {**env, "NUMBA_DEBUG_CACHE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "[cache] data saved" not in done.stdout
+    assert done.stdout.count("[cache] data loaded") >= 2  # the sweep kernel and its indicators
+    assert snapshot(cache) == before
+    (run_dir,) = (p for p in (tmp_path / "res").iterdir() if p.is_dir())  # index.html lies beside it
+    assert len(pd.read_csv(run_dir / "summary.csv")) == 64
+    assert "40,000 candles" in done.stderr
+
+
+# Runs a command with ``$0`` bind-mounted read-only in a private mount namespace (root only).
+READ_ONLY_MOUNT = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX only")
+def test_a_read_only_baked_cache_is_copied_privately_and_nothing_recompiles(warm, tmp_path):
+    """``docker run --user`` / ``--read-only``: numba refuses a cache folder it cannot write, so the
+    CLI copies it into the temp folder (renaming the generated kernels' entries) and runs from there."""
+    root, cache, dataset, env = warm
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**env, "NUMBA_DEBUG_CACHE": "1", "TMPDIR": str(tmp)}
+    env.pop("MPLCONFIGDIR")
+    env["HOME"] = str(tmp_path / "no-home")  # and ~/.cache cannot be written either
+    (tmp_path / "no-home").mkdir(mode=0o555)
+    run = [str(BACKTEST), "run", "--data", str(dataset), "--out", str(tmp_path / "res"), "--no-progress"]
+    if os.getuid() == 0:  # root writes anywhere: make the cache a read-only mount instead, like --read-only
+        wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY_MOUNT]
+        probe = subprocess.run([*wrap, str(cache), "sh", "-c", f"! touch {cache}/probe"], capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip(f"cannot make a read-only bind mount here (unshare/mount): {probe.stderr.decode()[-200:]}")
+        cmd = [*wrap, str(cache), *run]
+        env["HOME"] = str(tmp_path)  # root can write any home: only the numba part is tested
+    else:
+        read_only(cache)
+        cmd = run
+    try:
+        before = snapshot(cache)
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+        assert "[cache] data saved" not in done.stdout
+        assert done.stdout.count("[cache] data loaded") >= 2
+        private = tmp / f"backtest-{os.getuid()}"
+        assert f"data loaded from '{private}/numba/" in done.stdout  # loaded from the private copy…
+        assert snapshot(cache) == before  # …and the baked cache is untouched
+        assert "Matplotlib created a temporary" not in done.stderr
+        assert (private / "matplotlib").is_dir() == (os.getuid() != 0)
+    finally:
+        for p in [cache, *cache.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
