@@ -166,19 +166,19 @@ def _scan_loop(u, t1, t0, o, h, lo, c, v, V, P, m):
 # The hold loops take the position and the accumulators as tuples: a call with more than
 # 30 arguments compiles to CALL_FUNCTION_EX (*args), which numba cannot inline.
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _hold_long(t, t1, t0, o, h, lo, c, v, V, P, mask, position, acc, record, eq_out):
+def _hold_long(t, t1, t0, o, h, lo, c, v, V, P, mask, position, acc):
     """Mark long bars to market from ``t`` until a level comes within reach (an open beyond it
     implies the range reaches it), the time limit arrives or the exit rule fires. ``position``
     is (level, tp_level, best, trail_k, end_bar, entry_price, entry_bar, cash, qty), ``acc``
     the ``_mark`` accumulators. Returns the accumulators, the best price and that bar, which
     the caller handles in full."""
     if not SHORT or mask == EXIT_LONG:  # one inlined loop per mask, as in _scan_entry
-        return _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_LONG, position, acc, record, eq_out)
-    return _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_LONG_BOTH, position, acc, record, eq_out)
+        return _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_LONG, position, acc)
+    return _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_LONG_BOTH, position, acc)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc, record, eq_out):
+def _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc):
     level, tp_level, best, trail_k, end_bar, entry_price, entry_bar, cash, qty = position
     prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = acc
     adverse = max(level, best * (1.0 - trail_k)) if TRAILING else level
@@ -198,22 +198,20 @@ def _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc, record, e
         prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
             cash + qty * c[t], t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
             max_dd_abs, max_dur, dd_gate)
-        if record:
-            eq_out[t] = cash + qty * c[t]
         t += 1
     return prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, best, t
 
 
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
-def _hold_short(t, t1, t0, o, h, lo, c, v, V, P, mask, position, acc, record, eq_out):
+def _hold_short(t, t1, t0, o, h, lo, c, v, V, P, mask, position, acc):
     """``_hold_long`` mirrored for a short, which also stops at a bust (equity <= 0 at the close)."""
     if mask == EXIT_SHORT:
-        return _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_SHORT, position, acc, record, eq_out)
-    return _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_SHORT_BOTH, position, acc, record, eq_out)
+        return _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_SHORT, position, acc)
+    return _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, EXIT_SHORT_BOTH, position, acc)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc, record, eq_out):
+def _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc):
     level, tp_level, best, trail_k, end_bar, entry_price, entry_bar, cash, qty = position
     prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = acc
     adverse = min(level, best * (1.0 + trail_k)) if TRAILING else level
@@ -235,8 +233,6 @@ def _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc, record, 
             adverse = min(level, best * (1.0 + trail_k))
         prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
             e, t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate)
-        if record:
-            eq_out[t] = e
         t += 1
     return prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, best, t
 
@@ -271,19 +267,18 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
 
     t = t0
     while t < t1:
-        if pending == 0:
+        # The tight loops serve the sweep. A recording run (one combination, for its equity
+        # curve and trades) takes every bar through the full bar below, which alone covers
+        # every rule: the loops are not compiled a second time for it, and the tests compare
+        # the two paths.
+        if pending == 0 and not record:
             # Flat with nothing pending (most bars): only the entry rule can matter, so scan
             # for it in a tight loop; the entry bar itself goes through the full bar below.
             if pos == 0:
                 if ruined:  # equity reached 0: no further trades, equity stays as it is
-                    if record:
-                        eq_out[t:t1] = cash
                     t = t1
                     break
-                u = _scan_entry(max(t, sb), t1, t0, o, h, lo, c, v, V, P, entries)
-                if record:
-                    eq_out[t:min(u, t1)] = cash
-                t = u
+                t = _scan_entry(max(t, sb), t1, t0, o, h, lo, c, v, V, P, entries)
                 if t >= t1:
                     break
             # In a position with nothing pending: mark to market in a tight loop until a level
@@ -295,7 +290,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
                                (level, tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar, cash,
                                 qty),
                                (prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur,
-                                dd_gate), record, eq_out)
+                                dd_gate))
                 expo += u - t
                 t = u
                 if t >= t1:
@@ -306,7 +301,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
                                 (level, tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar, cash,
                                  qty),
                                 (prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur,
-                                 dd_gate), record, eq_out)
+                                 dd_gate))
                 expo += u - t
                 t = u
                 if t >= t1:
