@@ -8,8 +8,16 @@ REAL_15M = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / \
     "BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv"
 
 
-def grid(combos: int) -> dict:
-    """An MA-crossover config with exactly ``combos`` combinations (64, 4096 or 65536)."""
+#: position rules a case may add to its grid (same combination count)
+RULES = {
+    "": {},
+    "both-tp-trailing": {"portfolio": {"direction": "both"}, "risk": {"take_profit": 0.03, "trailing_stop": 0.015}},
+}
+
+
+def grid(combos: int, rules: str = "") -> dict:
+    """An MA-crossover config with exactly ``combos`` combinations (64, 4096 or 65536), with the
+    position rules ``RULES[rules]`` (default: the seed's long-only 2% stop)."""
     shorts = [5, 10, 15, 20, 25, 30, 35, 40]
     longs = [50, 60, 70, 80, 90, 100, 110, 120]
     spreads, stops = [0.001], [0.02]
@@ -32,6 +40,10 @@ def grid(combos: int) -> dict:
                                         "momentum_spread": spreads}},
         "report": {"top_k": 10},
     }
+    for section, values in RULES[rules].items():
+        doc[section].update(values)
+    if rules:
+        doc["experiment"]["name"] += f"_{rules}"
     n = len(shorts) * len(longs) * len(spreads) * len(stops)
     if n != combos:
         raise ValueError(f"grid for {combos} has {n} combinations")

@@ -23,8 +23,10 @@ from .execution import FILL_MODES, Execution
 from .grid import Grid, expand_grid
 from .grid_budget import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING, estimate_bytes, human_bytes
 from .metrics import METRICS
+from .position_rules import RULE_COLUMNS
 from .safe_yaml import MAX_BYTES, load_yaml
-from .strategies import get_strategy
+from .signals import DIRECTIONS
+from .strategies import did_you_mean, get_strategy
 from .timeutil import check_range, interval_to_ms, parse_time
 from .validation.config import RANK_METRICS, ValidationConfig, parse_validation
 
@@ -75,7 +77,13 @@ class Config:
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
     execution: Execution = field(default_factory=Execution)
+    # position rules: each a tuple of the values to sweep (one value: not swept)
     stop_loss: tuple[float | None, ...] = (0.02,)
+    take_profit: tuple[float | None, ...] = (None,)
+    trailing_stop: tuple[float | None, ...] = (None,)
+    max_bars: tuple[int | None, ...] = (None,)
+    direction: tuple[str, ...] = ("long",)
+    size: tuple[float, ...] = (1.0,)
     strategies: tuple[StrategyGrid, ...] = ()
     workers: int | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -94,8 +102,8 @@ _SECTIONS = {
     "experiment": {"name"},
     "data": {"source", "path", "symbol", "interval", "start", "end", "synthetic_bars", "seed"},
     "execution": {"commission", "slippage", "fill"},
-    "portfolio": {"capital"},
-    "risk": {"stop_loss"},
+    "portfolio": {"capital", "direction", "size"},
+    "risk": {"stop_loss", "take_profit", "trailing_stop", "max_bars"},
     "strategies": None,
     "parallel": {"workers"},
     "report": {"top_k", "rank_by", "min_trades", "png"},
@@ -194,7 +202,8 @@ def _section(doc: dict, name: str) -> dict:
     if allowed is not None:
         unknown = sorted(set(sec) - allowed, key=str)
         if unknown:
-            raise ConfigError(f"{name}.{_key(unknown[0])}: unknown key; expected one of {', '.join(sorted(allowed))}")
+            raise ConfigError(f"{name}.{_key(unknown[0])}: unknown key; expected one of {', '.join(sorted(allowed))}"
+                              f"{did_you_mean(str(unknown[0]), allowed)}")
     return sec
 
 
@@ -328,22 +337,40 @@ def _limits(doc: dict) -> LimitsConfig:
                                                  high=MAX_COMBINATIONS_CEILING, integer=True))
 
 
-def _check_grid_budget(strat_doc: dict, stop_loss_raw: Any, limits: LimitsConfig) -> None:
-    """Refuse a grid above ``limits.max_combinations`` from its axis lengths, before it is expanded."""
-    n_stops = _axis_length("risk.stop_loss", stop_loss_raw)
+def _check_grid_budget(strat_doc: dict, rules_raw: Mapping[str, Any], limits: LimitsConfig) -> None:
+    """Refuse a grid above ``limits.max_combinations`` from its axis lengths, before it is expanded.
+    ``rules_raw`` maps each position rule's config key to its raw value (every one is an axis)."""
+    n_rules = 1
+    for key, raw in rules_raw.items():
+        n_rules = min(n_rules * _axis_length(key, raw), _SATURATED)
     total, widest = 0, 1
     for sname, params in strat_doc.items():
         cls = get_strategy(_strategy_name(sname))
-        count = n_stops
+        count = n_rules
         for p, raw in (params.items() if isinstance(params, dict) else ()):
             count = min(count * _axis_length(f"strategies.{sname}.{p}", raw), _SATURATED)
         total = min(total + count, _SATURATED)
-        widest = max(widest, len(cls.param_specs()) + 1)
+        widest = max(widest, len(cls.param_specs()) + len(RULE_COLUMNS))
     if total > limits.max_combinations:
         shown = f"at least {_SATURATED:,}" if total >= _SATURATED else f"{total:,}"
         raise ConfigError(f"strategies: the grid has {shown} combinations (estimated memory to sweep them: "
                           f"{human_bytes(estimate_bytes(total, widest))}), above "
                           f"limits.max_combinations = {limits.max_combinations:,}; narrow the grid or raise the limit")
+
+
+def _rule_values(key: str, raw: Any, *, zero_is_none: bool = False, nullable: bool = True,
+                 **bounds) -> tuple[Any, ...]:
+    """A position rule's values: a number, a list or a range of them; null (or 0 for the
+    stop, as before) means the rule is off for that combination."""
+    out: list[Any] = []
+    for v in _values(key, raw):
+        off = nullable and (v is None or (zero_is_none and v == 0 and not isinstance(v, bool)))
+        value = None if off else _number(key, v, **bounds)
+        if value in out:
+            hint = " (0 and null both mean none)" if zero_is_none else ""
+            raise ConfigError(f"{key}: {_show(v)} repeats a value already given{hint}")
+        out.append(value)
+    return tuple(out)
 
 
 def _strategy_name(name: Any) -> str:
@@ -394,26 +421,34 @@ def parse_config(doc: dict) -> Config:
     fill = e.get("fill", "close")
     if not isinstance(fill, str) or fill not in FILL_MODES:
         raise ConfigError(f"execution.fill: {_show(fill)}; expected one of {', '.join(FILL_MODES)}")
-    capital = _number("portfolio.capital", _section(doc, "portfolio").get("capital", 100_000), low=0, low_open=True,
-                      high=CAPITAL_MAX)
+    portfolio = _section(doc, "portfolio")
+    capital = _number("portfolio.capital", portfolio.get("capital", 100_000), low=0, low_open=True, high=CAPITAL_MAX)
     execution = Execution(
         capital=capital,
         commission=_number("execution.commission", e.get("commission", 0.001), low=0, high=0.1, high_open=True),
         slippage=_number("execution.slippage", e.get("slippage", 0.0005), low=0, high=0.1, high_open=True),
         fill=fill,
     )
+    risk = _section(doc, "risk")
+    rules_raw = {"portfolio.direction": portfolio.get("direction", "long"), "portfolio.size": portfolio.get("size", 1.0),
+                 "risk.stop_loss": risk.get("stop_loss", 0.02), "risk.take_profit": risk.get("take_profit"),
+                 "risk.trailing_stop": risk.get("trailing_stop"), "risk.max_bars": risk.get("max_bars")}
     limits = _limits(doc)
     strat_doc = doc.get("strategies")
     if isinstance(strat_doc, dict) and strat_doc:
-        _check_grid_budget(strat_doc, _section(doc, "risk").get("stop_loss", 0.02), limits)
-    stops = []
-    for v in _values("risk.stop_loss", _section(doc, "risk").get("stop_loss", 0.02)):
-        stop = None if v is None or v == 0 else _number("risk.stop_loss", v, low=0, high=1, low_open=True,
-                                                        high_open=True)
-        if stop in stops:
-            raise ConfigError(f"risk.stop_loss: {_show(v)} repeats a value already given (0 and null both mean no "
-                              "stop)")
-        stops.append(stop)
+        _check_grid_budget(strat_doc, rules_raw, limits)
+    stops = _rule_values("risk.stop_loss", rules_raw["risk.stop_loss"], zero_is_none=True,
+                         low=0, high=1, low_open=True, high_open=True)
+    take_profit = _rule_values("risk.take_profit", rules_raw["risk.take_profit"], low=0, low_open=True)
+    trailing = _rule_values("risk.trailing_stop", rules_raw["risk.trailing_stop"], low=0, high=1, low_open=True,
+                            high_open=True)
+    max_bars = _rule_values("risk.max_bars", rules_raw["risk.max_bars"], low=1, integer=True)
+    size = _rule_values("portfolio.size", rules_raw["portfolio.size"], nullable=False, low=0, high=1, low_open=True)
+    direction = []
+    for v in _values("portfolio.direction", rules_raw["portfolio.direction"]):
+        if not isinstance(v, str) or v not in DIRECTIONS:
+            raise ConfigError(f"portfolio.direction: {_show(v)}; expected one of {', '.join(DIRECTIONS)} (or a list)")
+        direction.append(v)
 
     strat_doc = doc.get("strategies")
     if not isinstance(strat_doc, dict) or not strat_doc:
@@ -429,7 +464,7 @@ def parse_config(doc: dict) -> Config:
         unknown = sorted(set(params) - set(specs), key=str)
         if unknown:
             raise ConfigError(f"strategies.{sname}.{_key(unknown[0])}: unknown parameter; expected one of "
-                              f"{', '.join(specs)}")
+                              f"{', '.join(specs)}{did_you_mean(str(unknown[0]), specs)}")
         values = tuple((p, _values(f"strategies.{sname}.{p}", params[p])) for p in specs if p in params)
         _check_int_params(str(sname), specs, values)
         grids.append(StrategyGrid(str(sname), values))
@@ -452,6 +487,8 @@ def parse_config(doc: dict) -> Config:
                           png=_bool("report.png", r.get("png", False)))
 
     # Type-checks every value and rejects a grid whose combinations are all invalid.
-    grid = expand_grid(grids, stops)
-    return Config(name=name, data=data, execution=execution, stop_loss=tuple(stops), strategies=tuple(grids),
-                  workers=workers, report=report, limits=limits, validation=validation, raw=doc, grid=grid)
+    rules = {"direction": tuple(direction), "size": size, "stop_loss": stops, "take_profit": take_profit,
+             "trailing_stop": trailing, "max_bars": max_bars}
+    grid = expand_grid(grids, rules)
+    return Config(name=name, data=data, execution=execution, strategies=tuple(grids), workers=workers,
+                  report=report, limits=limits, validation=validation, raw=doc, grid=grid, **rules)

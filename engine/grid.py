@@ -5,7 +5,9 @@ from there through the sweep, the workers and the report.
 
 Order: strategies as in the config; within one, the Cartesian product of the
 declared parameters (declaration order, values as given, last parameter
-fastest) and then ``risk.stop_loss``. Combinations that break a declared
+fastest) and then the position rules (``portfolio.direction``,
+``portfolio.size``, ``risk.stop_loss``, ``risk.take_profit``,
+``risk.trailing_stop``, ``risk.max_bars``). Combinations that break a declared
 constraint are filtered out. Constraints are evaluated once, on NumPy columns
 holding every combination, so they must use operators (``<``, ``&``, ``|``), not
 ``and``/``or``.
@@ -14,13 +16,15 @@ holding every combination, so they must use operators (``<``, ``&``, ``|``), not
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
+from .indicators import ARGS, is_multiplier
+from .position_rules import RULE_COLUMNS, PositionRules
 from .strategies import Strategy, get_strategy
 from .strategies.base import coerce_param
 
@@ -28,7 +32,9 @@ from .strategies.base import coerce_param
 @dataclass(frozen=True, eq=False)
 class StrategySweep:
     strategy: type[Strategy]
-    columns: dict[str, np.ndarray]  # every parameter, plus "stop_loss" (NaN = no stop)
+    #: every parameter, then the position rules (RULE_COLUMNS): "direction" holds strings,
+    #: the other rules NaN where the rule is off (max_bars too, as a float column)
+    columns: dict[str, np.ndarray]
     swept: tuple[str, ...]  # the columns with more than one value
     filtered: int
 
@@ -37,15 +43,25 @@ class StrategySweep:
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        return tuple(c for c in self.columns if c != "stop_loss")
+        return tuple(c for c in self.columns if c not in RULE_COLUMNS)
 
     def params(self, i: int) -> dict[str, Any]:
         specs = self.strategy.param_specs()
         return {p: specs[p][0](self.columns[p][i].item()) for p in self.param_names}
 
-    def stop_loss(self, i: int) -> float | None:
-        v = float(self.columns["stop_loss"][i])
+    def _optional(self, column: str, i: int) -> float | None:
+        v = float(self.columns[column][i])
         return None if math.isnan(v) else v
+
+    def stop_loss(self, i: int) -> float | None:
+        return self._optional("stop_loss", i)
+
+    def rules(self, i: int) -> PositionRules:
+        max_bars = self._optional("max_bars", i)
+        return PositionRules(direction=str(self.columns["direction"][i]), size=float(self.columns["size"][i]),
+                             stop_loss=self.stop_loss(i), take_profit=self._optional("take_profit", i),
+                             trailing_stop=self._optional("trailing_stop", i),
+                             max_bars=None if max_bars is None else int(max_bars))
 
     def instance(self, i: int) -> Strategy:
         """A strategy object without re-validation (the values were validated once)."""
@@ -57,7 +73,11 @@ class StrategySweep:
         parts = [self.strategy.name]
         for c in self.swept:
             v = self.columns[c][i].item()
-            parts.append(f"{c}={'none' if isinstance(v, float) and math.isnan(v) else v}")
+            if isinstance(v, float) and math.isnan(v):
+                v = "none"
+            elif c == "max_bars":
+                v = int(v)
+            parts.append(f"{c}={v}")
         return "_".join(parts)
 
 
@@ -94,8 +114,9 @@ class Grid:
                 g += 1
 
 
-def expand_grid(strategies: Sequence, stop_loss: Sequence[float | None]) -> Grid:
-    """Expand ``strategies`` (config ``StrategyGrid``s) crossed with the stop-loss values."""
+def expand_grid(strategies: Sequence, rules: Mapping[str, Sequence[Any]]) -> Grid:
+    """Expand ``strategies`` (config ``StrategyGrid``s) crossed with the position ``rules``
+    (RULE_COLUMNS -> values; None means the rule is off)."""
     sweeps = []
     for grid in strategies:
         cls = get_strategy(grid.name)
@@ -105,14 +126,15 @@ def expand_grid(strategies: Sequence, stop_loss: Sequence[float | None]) -> Grid
         for pname, (ptype, default) in specs.items():
             bound = cls.bounds.get(pname)
             axes[pname] = [coerce_param(cls.name, pname, ptype, v, bound) for v in given.get(pname, [default])]
-        axes["stop_loss"] = [math.nan if s is None else s for s in stop_loss]
+        _check_indicator_arguments(cls, axes)
+        for column in RULE_COLUMNS:
+            axes[column] = [math.nan if v is None else v for v in rules.get(column, (_DEFAULT_RULES[column],))]
         shape = [len(v) for v in axes.values()]
         total = math.prod(shape)
         idx = np.indices(shape).reshape(len(shape), total) if total else np.zeros((len(shape), 0), int)
         columns = {}
         for k, (pname, vals) in enumerate(axes.items()):
-            dtype = np.int64 if pname != "stop_loss" and specs[pname][0] is int else np.float64
-            columns[pname] = np.asarray(vals, dtype=dtype)[idx[k]]
+            columns[pname] = np.asarray(vals, dtype=_dtype(specs[pname][0] if pname in specs else pname))[idx[k]]
         mask = np.ones(total, dtype=bool)
         view = SimpleNamespace(**columns)
         for c in cls.constraints:
@@ -129,3 +151,29 @@ def expand_grid(strategies: Sequence, stop_loss: Sequence[float | None]) -> Grid
         swept = tuple(k for k, v in axes.items() if len(v) > 1)
         sweeps.append(StrategySweep(cls, columns, swept, int(total - mask.sum())))
     return Grid(tuple(sweeps))
+
+
+_DEFAULT_RULES = {f.name: f.default for f in fields(PositionRules)}
+
+
+def _dtype(kind) -> type:
+    if kind is int:
+        return np.int64
+    if kind is bool:
+        return np.bool_
+    if kind == "direction":
+        return np.str_
+    return np.float64
+
+
+def _check_indicator_arguments(cls: type[Strategy], axes: dict[str, list[Any]]) -> None:
+    """A parameter used as an indicator's period must be at least 1 (a multiplier at least 0)."""
+    for iname, ind in cls.indicators.items():
+        for arg, value in zip(ARGS[ind.kind], ind.args):
+            if not isinstance(value, str):
+                continue
+            low = 0 if is_multiplier(arg) else 1
+            bad = [v for v in axes[value] if v < low]
+            if bad:
+                raise ConfigError(f"strategies.{cls.name}.{value}: {bad[0]!r} is out of range; indicator "
+                                  f"{iname!r} needs {arg} >= {low}")

@@ -10,15 +10,17 @@ Bytes per combination, by where they live:
 
 * grid columns: one int64/float64 per axis in the expanded grid, plus the index
   array it is built from (2 words per axis);
-* kernel state (``engine/fast/state.py``): 20 float and 11 integer state words,
-  4 indicator slots, 4 signal parameters and a start bar (40 words);
+* kernel state (``engine/fast/state.py``): 22 float and 12 integer state words,
+  4 indicator slots, 4 rule parameters, 4 float and 4 integer position-rule words and a
+  start bar (51 words);
 * summary rows: every metric, the combination index, the strategy name and id
   columns, in three copies at the peak (metric arrays, the frame, the ranked frame);
   the parameter columns, again in three copies; the strategy id string (~100 bytes).
 
-Measured on this machine (``ma_crossover``, 5 axes, 400 candles, fast path through
-ranking and ``summary.csv``): 1,104 bytes per combination at 500,000 combinations and
-981 at 2,000,000; this estimate gives 1,196.
+Measured on this machine before the position rules (``ma_crossover``, 5 axes, 400
+candles, fast path through ranking and ``summary.csv``): 1,104 bytes per combination at
+500,000 combinations and 981 at 2,000,000, where this estimate gave 1,196. With the six
+position-rule columns (10 axes) it gives 1,484.
 """
 
 from __future__ import annotations
@@ -27,19 +29,20 @@ from .metrics import METRICS
 
 WORD = 8
 GRID_WORDS_PER_AXIS = 2
-KERNEL_STATE_WORDS = 20 + 11 + 4 + 4 + 1
+KERNEL_STATE_WORDS = 22 + 12 + 4 + 4 + 4 + 4 + 1
 SUMMARY_COPIES = 3
 STRATEGY_ID_BYTES = 100
 
-#: Default of ``limits.max_combinations``: about 6 GB for a four-parameter strategy, a
-#: quarter of this 24 GB machine, leaving room for the candles, indicators and charts.
-DEFAULT_MAX_COMBINATIONS = 5_000_000
+#: Default of ``limits.max_combinations``: about 6 GB for a four-parameter strategy and the
+#: six position rules, a quarter of this 24 GB machine, leaving room for the candles,
+#: indicators and charts.
+DEFAULT_MAX_COMBINATIONS = 4_000_000
 #: Highest value ``limits.max_combinations`` accepts.
 MAX_COMBINATIONS_CEILING = 1_000_000_000
 
 
 def bytes_per_combination(n_axes: int) -> int:
-    """Peak bytes one combination of a strategy with ``n_axes`` axes (stop-loss included) costs."""
+    """Peak bytes one combination of a strategy with ``n_axes`` axes (the position rules included) costs."""
     summary_words = (len(METRICS) + 3 + n_axes) * SUMMARY_COPIES
     return WORD * (GRID_WORDS_PER_AXIS * n_axes + KERNEL_STATE_WORDS + summary_words) + STRATEGY_ID_BYTES
 

@@ -15,7 +15,7 @@ max_drawdown_abs        cummax(E) - E where that fraction peaks (first time)
 max_drawdown_duration   most bars spent since the last running maximum
 cagr                    (E_T/E_0)^(P/T) - 1
 calmar                  cagr/max_drawdown                     None if no drawdown
-n_trades                closed trades (signal and stop exits)
+n_trades                closed trades (every exit but "open")
 win_rate                share of closed trades with pnl > 0   None if no trades
 profit_factor           winning pnl / |losing pnl|            None if no losing pnl
 avg_trade_return        mean trade return                     None if no trades
@@ -28,7 +28,9 @@ buy_and_hold_return     close_last/close_first - 1
 final_equity            E_T
 ======================  ===================================================
 
-An open position at the end counts in the equity-based metrics only.
+An open position at the end counts in the equity-based metrics only. A run that
+busts (a short's equity reached 0 or below, so E_T <= 0) has no sharpe, sortino,
+cagr or calmar: returns on non-positive equity mean nothing.
 """
 
 from __future__ import annotations
@@ -56,14 +58,16 @@ def compute_metrics(equity: np.ndarray, trades: Sequence[Trade], *, periods_per_
     """Every metric, from the equity series (length T+1) and the trade list."""
     E = np.asarray(equity, dtype=np.float64)
     T = len(E) - 1
-    r = E[1:] / E[:-1] - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):  # a bust's zero equity: r is nan, and unused
+        r = E[1:] / E[:-1] - 1.0
+    busted = E[-1] <= 0.0  # a short bust: equity stays at E_T <= 0 from then on
     sq = math.sqrt(periods_per_year)
     sharpe = sortino = None
-    if T >= 2:
+    if T >= 2 and not busted:
         sd = float(np.std(r, ddof=1))
         if sd > 0:
             sharpe = float(np.mean(r)) / sd * sq
-    if T >= 1:
+    if T >= 1 and not busted:
         down = float(np.mean(np.minimum(r, 0.0) ** 2))
         if down > 0:
             sortino = float(np.mean(r)) / math.sqrt(down) * sq
@@ -76,7 +80,7 @@ def compute_metrics(equity: np.ndarray, trades: Sequence[Trade], *, periods_per_
     duration = int(np.max(np.arange(T + 1) - last_peak))
     growth = E[-1] / E[0]
     with np.errstate(over="ignore"):  # a short run's huge annualised growth overflows to inf: None
-        cagr = growth ** (periods_per_year / T) - 1.0 if T > 0 else None
+        cagr = growth ** (periods_per_year / T) - 1.0 if T > 0 and not busted else None
 
     closed = [t for t in trades if t.closed]
     pnls = np.array([t.pnl for t in closed])

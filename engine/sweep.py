@@ -23,6 +23,7 @@ from .config import Config
 from .cpus import available_cpus
 from .grid import Grid, StrategySweep
 from .metrics import METRICS
+from .position_rules import RULE_COLUMNS
 from .reference.engine import BacktestingEngine
 from .result import RunResult
 
@@ -34,7 +35,7 @@ Progress = Callable[[float], None]
 class SweepResult:
     summary: pd.DataFrame  # one row per combination, in grid order
     grid: Grid
-    notices: tuple[str, ...]  # e.g. a strategy that fell back to the reference engine
+    notices: tuple[str, ...]  # anything the run should tell its user
 
 
 def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: int | None = None,
@@ -48,12 +49,7 @@ def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: i
     for sw in cfg.grid:
         local = wanted[(wanted >= offset) & (wanted < offset + len(sw))] - offset
         if len(local):
-            use = engine
-            if engine == "fast" and not sw.strategy.fast_path():
-                notices.append(f"strategy {sw.strategy.name} has no compiled signal rule; "
-                               "running it on the reference engine")
-                use = "reference"
-            if use == "fast":
+            if engine == "fast":
                 cols = _fast(sw, local, candles, cfg, workers, progress)
             else:
                 cols = _reference(cfg, offset, local, candles, workers, progress)
@@ -71,7 +67,10 @@ def _frame(sw: StrategySweep, local: np.ndarray, offset: int, cols: dict[str, np
     }
     for p in sw.param_names:
         data[p] = sw.columns[p][local]
-    data["stop_loss"] = sw.columns["stop_loss"][local]
+    for p in RULE_COLUMNS:
+        data[p] = sw.columns[p][local]
+    bars = data["max_bars"]  # whole bars, blank where there is no limit
+    data["max_bars"] = pd.arrays.IntegerArray(np.nan_to_num(bars).astype(np.int64), np.isnan(bars))
     for m in METRICS:
         data[m] = cols[m]
     return pd.DataFrame(data)
@@ -98,7 +97,7 @@ def _init_worker(cfg: Config, candles: Candles, parent_pid: int | None = None) -
 
 
 def reference_run(cfg: Config, sw: StrategySweep, i: int, candles: Candles) -> RunResult:
-    return BacktestingEngine(candles, sw.instance(i), cfg.execution, stop_loss=sw.stop_loss(i)).run()
+    return BacktestingEngine(candles, sw.instance(i), cfg.execution, sw.rules(i)).run()
 
 
 def _job(g: int) -> dict:
@@ -167,7 +166,7 @@ def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None]
     watch = _first_compile_listener(on_compile)
     with event.install_listener("numba:compile", watch):
         for sw in cfg.grid:
-            if engine == "fast" and sw.strategy.fast_path():
+            if engine == "fast":
                 from .fast import runner
 
                 runner.sweep(sw, candles, cfg.execution, indices=np.arange(1))
@@ -179,7 +178,7 @@ def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None]
 
 def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engine: str = "fast") -> RunResult:
     """Equity curve and trades of one combination, on the chosen engine."""
-    if engine == "fast" and sw.strategy.fast_path():
+    if engine == "fast":
         from .fast import runner
 
         return runner.detail(sw, i, candles, cfg.execution)

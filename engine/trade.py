@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: every exit_reason, in the order of the fast path's codes
+EXIT_REASONS = ("signal", "stop", "trailing_stop", "take_profit", "time", "bust", "open")
+
 
 # A NamedTuple rather than a frozen dataclass: just as immutable, and built ~10x faster
 # (a report re-simulates every combination's trade list, tens of thousands of trades).
@@ -14,11 +17,12 @@ class Trade(NamedTuple):
     exit_time: int  # open time of the exit bar (the last bar for an open trade)
     entry_price: float  # fill price, slippage included
     exit_price: float  # fill price; the last close for an open trade
-    qty: float
+    qty: float  # always positive; see direction
     fees: float  # entry fee + exit fee
     pnl: float  # net of both fees
     ret: float  # pnl / (qty * entry_price + entry fee)
-    exit_reason: str  # "signal", "stop" or "open"
+    exit_reason: str  # one of EXIT_REASONS
+    direction: str = "long"  # or "short"
 
     @property
     def closed(self) -> bool:

@@ -64,9 +64,11 @@ def test_run_writes_every_artifact(tmp_path, capsys):
     assert doc["params"] == {"short_window": int(summary["short_window"][0]),
                              "long_window": int(summary["long_window"][0]), "ema_period": 50,
                              "momentum_spread": 0.0005}
+    assert (doc["direction"], doc["size"], doc["stop_loss"], doc["take_profit"], doc["trailing_stop"],
+            doc["max_bars"]) == ("long", 1.0, 0.02, None, None, None)
     assert len(doc["data_fingerprint"]) == 64 and len(doc["config_hash"]) == 64 and doc["engine_version"]
     assert set(doc["trades"][0]) >= {"entry_time", "entry_price", "exit_time", "exit_price", "qty", "fees", "pnl",
-                                     "return", "exit_reason"}
+                                     "return", "exit_reason", "direction"}
     closed = [t for t in doc["trades"] if t["exit_reason"] != "open"]
     assert doc["metrics"]["n_trades"] == len(closed)
     # the summary row and the JSON agree on every metric
@@ -188,6 +190,21 @@ def test_bad_data_files_exit_2_with_one_line(tmp_path, capsys, rows, needle):
      "strategies.ma_crossover.short_window: expected an integer, got 'ten'"),
     (SMALL.replace("ema_period: 50", "ema_priod: 50"), "strategies.ma_crossover.ema_priod: unknown parameter"),
     (SMALL.replace("stop_loss: 0.02", "stop_loss: 1.5"), "risk.stop_loss: 1.5 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, take_profit: 0"), "risk.take_profit: 0 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, take_profit: [0.05, -1]"),
+     "risk.take_profit: -1 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, trailing_stop: 1"), "risk.trailing_stop: 1 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, trailing_stop: 0"), "risk.trailing_stop: 0 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, max_bars: 0"), "risk.max_bars: 0 is out of range"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, max_bars: 2.5"), "risk.max_bars: expected an integer"),
+    (SMALL.replace("capital: 100000", "capital: 100000, size: 1.5"), "portfolio.size: 1.5 is out of range"),
+    (SMALL.replace("capital: 100000", "capital: 100000, size: 0"), "portfolio.size: 0 is out of range"),
+    (SMALL.replace("capital: 100000", "capital: 100000, direction: sideways"),
+     "portfolio.direction: 'sideways'; expected one of long, short, both"),
+    (SMALL.replace("capital: 100000", "capital: 100000, direction: [long, up]"), "portfolio.direction: 'up'"),
+    (SMALL.replace("stop_loss: 0.02", "stop_loss: 0.02, take_proft: 0.1"),
+     "risk.take_proft: unknown key; expected one of max_bars, stop_loss, take_profit, trailing_stop; "
+     "did you mean 'take_profit'?"),
     (SMALL + "\nbogus: 1\n", "bogus: unknown section"),
     ("strategies: [", "invalid YAML"),
 ])
@@ -233,18 +250,51 @@ def test_default_config_sweep(tmp_path, capsys):
     assert "Top 5 of 64 by sharpe:" in out and f"results: {d}" in out
 
 
-def test_reference_only_strategy_falls_back_and_says_so(tmp_path, capsys):
+def test_position_rules_are_columns_of_the_summary_and_the_json(tmp_path, capsys):
+    text = SMALL.replace("capital: 100000", "capital: 100000, direction: [long, both], size: 0.5").replace(
+        "stop_loss: 0.02", "stop_loss: 0.02, take_profit: 0.03, trailing_stop: 0.01, max_bars: [null, 40]").replace(
+        "short_window: [5, 10, 20]", "short_window: [5]")
+    cfg = write_config(tmp_path, text)
+    code, _, err = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == 0, err
+    d = only_run_dir(tmp_path / "r")
+    summary = pd.read_csv(d / "summary.csv")
+    assert len(summary) == 2 * 2 * 2
+    assert set(summary["direction"]) == {"long", "both"} and set(summary["size"]) == {0.5}
+    assert set(summary["take_profit"]) == {0.03} and set(summary["trailing_stop"]) == {0.01}
+    assert sorted(summary["max_bars"].fillna(0).astype(int)) == [0, 0, 0, 0, 40, 40, 40, 40]
+    ids = set(summary["strategy_id"])
+    assert "ma_crossover_long_window=60_direction=both_max_bars=40" in ids
+    assert "ma_crossover_long_window=30_direction=long_max_bars=none" in ids
+    doc = json.loads((d / "runs" / "ma_crossover_long_window=60_direction=both_max_bars=40.json").read_text())
+    assert (doc["direction"], doc["size"], doc["take_profit"], doc["trailing_stop"], doc["max_bars"]) == \
+        ("both", 0.5, 0.03, 0.01, 40)
+    reasons = {t["exit_reason"] for t in doc["trades"]}
+    assert reasons <= {"signal", "stop", "trailing_stop", "take_profit", "time", "open"} and reasons
+    assert {t["direction"] for t in doc["trades"]} <= {"long", "short"}
+
+
+def test_stateful_strategy_runs_compiled_with_no_fallback(tmp_path, capsys):
+    """The former reference-only strategy (bars held) reads the position view: no fallback
+    notice, and the fast and reference engines write the same summary."""
     text = SMALL.replace(
         "  ma_crossover: {short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50, momentum_spread: 0.0005}",
         "  tests.reference_only_strategy:TimedExit: {hold_bars: [3, 7]}")
     cfg = write_config(tmp_path, text)
-    code, out, err = run(["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"], capsys)
-    assert code == 0, err
-    assert "note: strategy timed_exit has no compiled signal rule; running it on the reference engine" in err
-    summary = pd.read_csv(only_run_dir(tmp_path / "r") / "summary.csv")
+    summaries = {}
+    for engine in ("fast", "reference"):
+        out = tmp_path / engine
+        code, _, err = run(["run", "--config", str(cfg), "--out", str(out), "--no-progress", "--engine", engine],
+                           capsys)
+        assert code == 0, err
+        assert "note:" not in err
+        summaries[engine] = pd.read_csv(only_run_dir(out) / "summary.csv")
+    summary = summaries["fast"]
     assert sorted(summary["hold_bars"]) == [3, 7]
-    doc = json.loads(next((only_run_dir(tmp_path / "r") / "runs").glob("*hold_bars=3*")).read_text())
+    pd.testing.assert_frame_equal(summaries["fast"], summaries["reference"], rtol=1e-9)
+    doc = json.loads(next((only_run_dir(tmp_path / "fast") / "runs").glob("*hold_bars=3*")).read_text())
     held = [t["exit_time"] - t["entry_time"] for t in doc["trades"] if t["exit_reason"] == "signal"]
+    # the 2% stop cuts some holds short; every signal exit is after exactly three bars
     assert held and all(h == 3 * 900_000 for h in held)
 
 

@@ -283,3 +283,49 @@ def test_overrides_replace_keys_before_the_check(tmp_path):
     assert c.digest() != load_config(p).digest()
     with pytest.raises(ConfigError, match="data.interval: '7x' is not an interval"):
         load_config(p, {"data.interval": "7x"})
+
+
+# --- position rules ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section,key,value,needle", [
+    ("risk", "take_profit", 0, "risk.take_profit: 0 is out of range; expected > 0"),
+    ("risk", "take_profit", -0.1, "risk.take_profit: -0.1 is out of range"),
+    ("risk", "take_profit", "5%", "risk.take_profit: expected a number, got '5%'"),
+    ("risk", "trailing_stop", 0, "risk.trailing_stop: 0 is out of range; expected > 0 and < 1"),
+    ("risk", "trailing_stop", 1, "risk.trailing_stop: 1 is out of range"),
+    ("risk", "trailing_stop", [0.01, 1.2], "risk.trailing_stop: 1.2 is out of range"),
+    ("risk", "max_bars", 0, "risk.max_bars: 0 is out of range; expected >= 1"),
+    ("risk", "max_bars", 3.5, "risk.max_bars: expected an integer, got 3.5"),
+    ("risk", "max_bars", True, "risk.max_bars: expected an integer, got True"),
+    ("portfolio", "size", 0, "portfolio.size: 0 is out of range; expected > 0 and <= 1"),
+    ("portfolio", "size", 1.01, "portfolio.size: 1.01 is out of range"),
+    ("portfolio", "size", None, "portfolio.size: expected a number, got None"),
+    ("portfolio", "direction", "sideways", "portfolio.direction: 'sideways'; expected one of long, short, both"),
+    ("portfolio", "direction", ["long", "long"], "portfolio.direction: duplicate values"),
+    ("risk", "take_profit", [0.1, 0.1], "risk.take_profit: duplicate values"),
+])
+def test_position_rules_reject_bad_values(section, key, value, needle):
+    rejects(cfg(**{section: {key: value}}), needle)
+
+
+def test_position_rules_defaults_and_lists():
+    c = parse_config(cfg())
+    assert (c.direction, c.size, c.take_profit, c.trailing_stop, c.max_bars) == \
+        (("long",), (1.0,), (None,), (None,), (None,))
+    c = parse_config(cfg(portfolio={"direction": ["long", "both"], "size": [0.5, 1]},
+                         risk={"stop_loss": None, "take_profit": [None, 0.05], "trailing_stop": 0.02,
+                               "max_bars": [10, None]}))
+    assert c.direction == ("long", "both") and c.size == (0.5, 1.0)
+    assert c.take_profit == (None, 0.05) and c.trailing_stop == (0.02,) and c.max_bars == (10, None)
+    (sw,) = c.grid
+    assert len(sw) == 2 * 2 * 2 * 2
+    assert sw.swept == ("direction", "size", "take_profit", "max_bars")
+    # order: direction, size, stop_loss, take_profit, trailing_stop, max_bars (last fastest)
+    r = [sw.rules(i) for i in range(4)]
+    assert [(x.direction, x.size, x.take_profit, x.max_bars) for x in r] == \
+        [("long", 0.5, None, 10), ("long", 0.5, None, None), ("long", 0.5, 0.05, 10), ("long", 0.5, 0.05, None)]
+    assert sw.rules(15).direction == "both" and sw.rules(15).trailing_stop == 0.02 and sw.rules(15).stop_loss is None
+    assert isinstance(sw.rules(0).max_bars, int)
+    assert sw.strategy_id(2) == "ma_crossover_direction=long_size=0.5_take_profit=0.05_max_bars=10"
+    assert sw.strategy_id(1) == "ma_crossover_direction=long_size=0.5_take_profit=none_max_bars=none"

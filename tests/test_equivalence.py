@@ -1,13 +1,19 @@
 """Property test: the compiled fast path reproduces the reference engine exactly.
 
-Random OHLC series (random walks with flat stretches, gaps through the stop,
+Random OHLC series (random walks with flat stretches, gaps through the levels,
 spikes, prices rounded to a tick so ties happen, lengths from 1 to ~400 bars), a
-random built-in strategy with random parameters, fill mode, slippage,
-commission and stop-loss. The reference ``BacktestingEngine``, the fast
-``detail`` run and the fast ``sweep`` (default chunk, and chunk 7 so state is
-carried across many chunk boundaries) must give the same trades, equity curve
-and metrics: bars and exit reasons equal, numbers to 1e-9 relative, None where
-the other is None.
+random strategy with random parameters — the built-ins, a strategy reading
+eight indicators, and a stateful rule that reads the position view — and
+random position rules: direction, size, stop-loss, take-profit, trailing stop
+and time limit, under both fill modes, with random slippage and commission.
+The reference ``BacktestingEngine``, the fast ``detail`` run and the fast
+``sweep`` (default chunk, and chunk 7 so state is carried across many chunk
+boundaries) must give the same trades, equity curve and metrics: bars, sides
+and exit reasons equal, numbers to 1e-9 relative, None where the other is None.
+
+The fast runs use the kernel compiled with every feature (one compilation per
+strategy); ``test_kernel_variants_agree`` checks that the pruned variants a
+sweep normally picks give the same results.
 """
 
 from __future__ import annotations
@@ -18,16 +24,86 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 from engine.candles import Candles
 from engine.config import parse_config
-from engine.fast import runner
 from engine.execution import Execution
+from engine.fast import runner
+from engine.fast.specialize import ALL_FEATURES
+from engine.indicators import ATR, EMA, MACD, ROC, SMA, BollingerLower, BollingerUpper, MACDSignal, StdDev
 from engine.metrics import INT_METRICS
 from engine.reference import BacktestingEngine
+from engine.strategies import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, Strategy
 
 CAPITAL = 100_000.0
 REL = 1e-9
+
+
+@njit
+def eight_signal(close, ema, atr, upper, lower, macd, macd_signal, roc, sd, threshold):
+    code = 0
+    calm = sd < 3.0 * atr
+    if macd > macd_signal and close > ema and roc > threshold and close < upper and calm:
+        code |= ENTER_LONG
+    if macd < macd_signal and close < ema and roc < -threshold and close > lower and calm:
+        code |= ENTER_SHORT
+    if close > upper or macd < macd_signal:
+        code |= EXIT_LONG
+    if close < lower or macd > macd_signal:
+        code |= EXIT_SHORT
+    return code
+
+
+class EightIndicators(Strategy):
+    name = "test_eight_indicators"
+    ema_period: int = 8
+    atr_period: int = 5
+    bb_period: int = 6
+    bb_k: float = 1.5
+    macd_fast: int = 3
+    macd_slow: int = 7
+    macd_signal_period: int = 4
+    roc_period: int = 3
+    threshold: float = 0.0
+
+    indicators = {"ema": EMA("ema_period"), "atr": ATR("atr_period"), "upper": BollingerUpper("bb_period", "bb_k"),
+                  "lower": BollingerLower("bb_period", "bb_k"), "macd": MACD("macd_fast", "macd_slow"),
+                  "macd_signal": MACDSignal("macd_fast", "macd_slow", "macd_signal_period"),
+                  "roc": ROC("roc_period"), "sd": StdDev("bb_period")}
+    signal = staticmethod(eight_signal)
+
+
+@njit
+def stateful_signal(close, sma, atr, position, entry_price, bars_held, unrealised_return, best_price, gain, hold,
+                    atr_mult):
+    code = 0
+    if close > sma:
+        code |= ENTER_LONG
+    if close < sma:
+        code |= ENTER_SHORT
+    if position != 0 and (unrealised_return >= gain or bars_held >= hold or close == entry_price):
+        code |= EXIT_LONG | EXIT_SHORT
+    if position == 1 and close < best_price - atr_mult * atr:
+        code |= EXIT_LONG
+    if position == -1 and close > best_price + atr_mult * atr:
+        code |= EXIT_SHORT
+    return code
+
+
+class StatefulExit(Strategy):
+    """Trend entries; exits after a gain, after `hold` bars, back at the entry price, or an ATR
+    trailing exit from the best price since the entry."""
+
+    name = "test_stateful_exit"
+    sma_period: int = 5
+    atr_period: int = 4
+    gain: float = 0.02
+    hold: int = 10
+    atr_mult: float = 2.0
+
+    indicators = {"sma": SMA("sma_period"), "atr": ATR("atr_period")}
+    signal = staticmethod(stateful_signal)
 
 
 # --- generators ---------------------------------------------------------------------------------
@@ -40,7 +116,7 @@ def ohlc(draw) -> Candles:
     seed = draw(st.integers(0, 2**32 - 1))
     vol = draw(st.sampled_from([0.003, 0.01, 0.03]))
     p_flat = draw(st.sampled_from([0.0, 0.05, 0.2]))  # chance a flat stretch starts
-    p_gap = draw(st.sampled_from([0.0, 0.02, 0.1]))  # chance of an open far below the previous close
+    p_gap = draw(st.sampled_from([0.0, 0.02, 0.1]))  # chance of an open far from the previous close
     p_spike = draw(st.sampled_from([0.0, 0.02, 0.1]))
     start = draw(st.sampled_from([5.0, 100.0, 30_000.0]))
     tick = start * draw(st.sampled_from([0.0, 1e-4, 1e-3]))  # rounding to a tick creates exact ties
@@ -55,8 +131,10 @@ def ohlc(draw) -> Candles:
             o[t] = h[t] = lo[t] = c[t] = prev
             continue
         u = rng.random()
-        if u < p_gap:
+        if u < p_gap / 2:
             op = prev * (1 - rng.uniform(0.05, 0.4))
+        elif u < p_gap:  # up: through a short's levels, and far enough to bust one
+            op = prev * (1 + rng.uniform(0.05, 1.5))
         elif rng.random() < 0.5:
             op = prev
         else:
@@ -85,7 +163,8 @@ def ohlc(draw) -> Candles:
 @st.composite
 def strategy_grid(draw):
     """(strategy name, drawn params, a small grid of values per param that includes them)."""
-    name = draw(st.sampled_from(["ma_crossover", "rsi_reversion", "donchian_breakout"]))
+    name = draw(st.sampled_from(["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion",
+                                 "eight", "stateful"]))
     if name == "ma_crossover":
         short = draw(st.integers(1, 6))
         long_ = draw(st.integers(short + 1, 14))
@@ -100,15 +179,39 @@ def strategy_grid(draw):
         params = {"rsi_period": draw(st.integers(2, 10)), "oversold": float(lo), "overbought": float(hi)}
         grid = {"rsi_period": [params["rsi_period"], params["rsi_period"] + 2], "oversold": [float(lo)],
                 "overbought": [float(hi), min(100.0, hi + 5.0)] if hi < 100 else [float(hi)]}
-    else:
+    elif name == "donchian_breakout":
         params = {"entry_window": draw(st.integers(1, 10)), "exit_window": draw(st.integers(1, 10))}
         grid = {"entry_window": [params["entry_window"], params["entry_window"] + 2],
                 "exit_window": [params["exit_window"]]}
+    elif name == "bollinger_reversion":
+        params = {"bb_period": draw(st.integers(2, 12)), "bb_k": draw(st.sampled_from([0.5, 1.0, 2.0]))}
+        grid = {"bb_period": [params["bb_period"], params["bb_period"] + 3], "bb_k": [params["bb_k"]]}
+    elif name == "eight":
+        name = f"{__name__}:EightIndicators"
+        params = {"ema_period": draw(st.integers(1, 12)), "atr_period": draw(st.integers(1, 8)),
+                  "bb_period": draw(st.integers(1, 10)), "bb_k": draw(st.sampled_from([0.0, 1.0, 2.5])),
+                  "macd_fast": draw(st.integers(1, 6)), "macd_slow": draw(st.integers(2, 12)),
+                  "macd_signal_period": draw(st.integers(1, 6)), "roc_period": draw(st.integers(1, 6)),
+                  "threshold": draw(st.sampled_from([0.0, 0.001]))}
+        grid = {k: [v] for k, v in params.items()}
+        grid["ema_period"] = [params["ema_period"], params["ema_period"] + 1]
+    else:
+        name = f"{__name__}:StatefulExit"
+        params = {"sma_period": draw(st.integers(1, 8)), "atr_period": draw(st.integers(1, 6)),
+                  "gain": draw(st.sampled_from([0.001, 0.01, 0.05])), "hold": draw(st.integers(1, 15)),
+                  "atr_mult": draw(st.sampled_from([0.5, 1.0, 3.0]))}
+        grid = {k: [v] for k, v in params.items()}
+        grid["hold"] = [params["hold"], params["hold"] + 4]
     return name, params, grid
 
 
 costs = st.one_of(st.just(0.0), st.floats(0.0, 0.01, allow_nan=False))
 stops = st.one_of(st.none(), st.floats(0.001, 0.2, allow_nan=False))
+take_profits = st.one_of(st.none(), st.floats(0.001, 0.3, allow_nan=False))
+trailing_stops = st.one_of(st.none(), st.floats(0.001, 0.3, allow_nan=False))
+time_limits = st.one_of(st.none(), st.integers(1, 30))
+sizes = st.sampled_from([1.0, 0.5, 0.37])
+directions = st.sampled_from(["long", "short", "both"])
 
 
 # --- comparisons --------------------------------------------------------------------------------
@@ -121,8 +224,9 @@ def _close(a, b, what):
 def assert_same_trades(ref, fast):
     assert len(ref) == len(fast), f"trade count {len(ref)} != {len(fast)}\n{ref}\n{fast}"
     for k, (a, b) in enumerate(zip(ref, fast)):
-        assert (a.entry_bar, a.exit_bar, a.exit_reason, a.entry_time, a.exit_time) == \
-               (b.entry_bar, b.exit_bar, b.exit_reason, b.entry_time, b.exit_time), f"trade {k}: {a} != {b}"
+        assert (a.entry_bar, a.exit_bar, a.exit_reason, a.direction, a.entry_time, a.exit_time) == \
+               (b.entry_bar, b.exit_bar, b.exit_reason, b.direction, b.entry_time, b.exit_time), \
+            f"trade {k}: {a} != {b}"
         for f in ("entry_price", "exit_price", "qty", "fees", "pnl", "ret"):
             _close(getattr(a, f), getattr(b, f), f"trade {k} {f}")
 
@@ -154,78 +258,120 @@ def row(cols: dict, i: int) -> dict:
 @settings(max_examples=600, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(candles=ohlc(), strat=strategy_grid(), fill=st.sampled_from(["close", "next_open"]), slippage=costs,
-       commission=costs, stop_loss=stops)
-def test_fast_path_matches_reference(candles, strat, fill, slippage, commission, stop_loss):
+       commission=costs, stop_loss=stops, take_profit=take_profits, trailing_stop=trailing_stops,
+       max_bars=time_limits, size=sizes, direction=directions)
+def test_fast_path_matches_reference(candles, strat, fill, slippage, commission, stop_loss, take_profit,
+                                     trailing_stop, max_bars, size, direction):
     name, params, grid = strat
     other_stop = 0.05 if stop_loss is None else None
     cfg = parse_config({
         "strategies": {name: grid},
-        "risk": {"stop_loss": [stop_loss, other_stop]},
+        "portfolio": {"direction": direction, "size": size},
+        "risk": {"stop_loss": [stop_loss, other_stop], "take_profit": take_profit, "trailing_stop": trailing_stop,
+                 "max_bars": max_bars},
         "execution": {"commission": commission, "slippage": slippage, "fill": fill},
     })
     (sw,) = cfg.grid
     matches = [i for i in range(len(sw)) if sw.params(i) == params and sw.stop_loss(i) == stop_loss]
     assert len(matches) == 1
     i = matches[0]
+    rules = sw.rules(i)
+    assert (rules.direction, rules.size, rules.take_profit, rules.trailing_stop, rules.max_bars) == \
+        (direction, size, take_profit, trailing_stop, max_bars)
 
     ex = Execution(CAPITAL, slippage, commission, fill)
-    ref = BacktestingEngine(candles, sw.strategy(**params), ex, stop_loss=stop_loss).run()
-    det = runner.detail(sw, i, candles, ex)
+    ref = BacktestingEngine(candles, sw.strategy(**params), ex, rules).run()
+    det = runner.detail(sw, i, candles, ex, variant=ALL_FEATURES)
 
     event(f"bars: {'1-5' if len(candles) <= 5 else '6-60' if len(candles) <= 60 else '61-400'}")
     event(f"closed trades: {min(ref.metrics['n_trades'], 3)}{'+' if ref.metrics['n_trades'] >= 3 else ''}")
-    for reason in ("stop", "open"):
+    for reason in ("stop", "trailing_stop", "take_profit", "time", "bust", "open"):
         if any(t.exit_reason == reason for t in ref.trades):
             event(f"has {reason} exit")
-    if any(t.exit_reason == "stop" and t.exit_price == candles.open[t.exit_bar] * (1 - slippage)
+    if any(t.direction == "short" for t in ref.trades):
+        event("has a short")
+    if any(t.exit_reason in ("stop", "trailing_stop", "take_profit")
+           and t.exit_price == candles.open[t.exit_bar] * (1 - slippage if t.direction == "long" else 1 + slippage)
            for t in ref.trades):
-        event("stop gapped through at the open")
+        event("a level gapped through at the open")
     assert_same_trades(ref.trades, det.trades)
     assert ref.equity.shape == det.equity.shape == (len(candles) + 1,)
     for t, (a, b) in enumerate(zip(ref.equity.tolist(), det.equity.tolist())):
         _close(a, b, f"equity[{t}]")
     assert_same_metrics(ref.metrics, det.metrics, "detail")
 
-    whole = runner.sweep(sw, candles, ex)
+    whole = runner.sweep(sw, candles, ex, variant=ALL_FEATURES)
     assert_same_metrics(ref.metrics, row(whole, i), "sweep")
-    chunked = runner.sweep(sw, candles, ex, chunk=7)
+    chunked = runner.sweep(sw, candles, ex, chunk=7, variant=ALL_FEATURES)
     assert_same_metrics(ref.metrics, row(chunked, i), "sweep chunk=7")
-    subset = runner.sweep(sw, candles, ex, indices=np.array([i]), chunk=13)
+    subset = runner.sweep(sw, candles, ex, indices=np.array([i]), chunk=13, variant=ALL_FEATURES)
     assert_same_metrics(ref.metrics, row(subset, 0), "sweep indices=[i] chunk=13")
     # Every other combination of the grid streams to the same metrics in both chunkings.
     for j in range(len(sw)):
         assert_same_metrics(row(whole, j), row(chunked, j), f"combination {j} chunk=7 vs whole")
 
 
-@pytest.mark.parametrize("name", ["ma_crossover", "rsi_reversion", "donchian_breakout"])
-def test_whole_grid_matches_reference_on_one_series(name):
-    """Every combination of a grid, not just one, on a fixed 400-bar series."""
-    grids = {
-        "ma_crossover": {"short_window": [2, 4], "long_window": [6, 12], "ema_period": [5, 20],
-                         "momentum_spread": [0.0, 0.001]},
-        "rsi_reversion": {"rsi_period": [3, 7], "oversold": [30.0, 45.0], "overbought": [55.0, 70.0]},
-        "donchian_breakout": {"entry_window": [2, 5, 9], "exit_window": [2, 6]},
-    }
-    rng = np.random.default_rng(7)
-    n = 400
+def _series(n=400, seed=7):
+    rng = np.random.default_rng(seed)
     close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.01, n))), 2)
     close[100:120] = close[99]
     open_ = np.concatenate([[close[0]], close[:-1]])
-    open_[200] = close[199] * 0.85  # a gap through any stop
+    open_[200] = close[199] * 0.85  # a gap through any long's levels
+    open_[300] = close[299] * 1.2  # and one through any short's
     high = np.maximum(open_, close) + np.round(np.abs(rng.normal(0, 0.4, n)), 2)
     low = np.minimum(open_, close) - np.round(np.abs(rng.normal(0, 0.4, n)), 2)
     high[100:120] = low[100:120] = open_[100:120] = close[99]
-    candles = Candles(open_time=np.arange(n, dtype=np.int64) * 900_000, open=open_, high=high, low=low,
-                      close=close, volume=np.ones(n), interval_ms=900_000)
-    for fill in ("close", "next_open"):
-        cfg = parse_config({"strategies": {name: grids[name]}, "risk": {"stop_loss": [None, 0.01, 0.05]},
+    return Candles(open_time=np.arange(n, dtype=np.int64) * 900_000, open=open_, high=high, low=low,
+                   close=close, volume=np.ones(n), interval_ms=900_000)
+
+
+GRIDS = {
+    "ma_crossover": {"short_window": [2, 4], "long_window": [6, 12], "ema_period": [5, 20],
+                     "momentum_spread": [0.0, 0.001]},
+    "rsi_reversion": {"rsi_period": [3, 7], "oversold": [30.0, 45.0], "overbought": [55.0, 70.0]},
+    "donchian_breakout": {"entry_window": [2, 5, 9], "exit_window": [2, 6]},
+    "bollinger_reversion": {"bb_period": [5, 10], "bb_k": [1.0, 2.0]},
+}
+
+
+@pytest.mark.parametrize("name", list(GRIDS))
+def test_whole_grid_matches_reference_on_one_series(name):
+    """Every combination of a grid, not just one, on a fixed 400-bar series, with the kernel
+    the sweep picks itself."""
+    candles = _series()
+    for fill, rules in (("close", {"risk": {"stop_loss": [None, 0.01, 0.05]}}),
+                        ("next_open", {"risk": {"stop_loss": [None, 0.02], "take_profit": [None, 0.03],
+                                                "trailing_stop": 0.02, "max_bars": 40},
+                                       "portfolio": {"direction": ["long", "both"], "size": 0.7}})):
+        cfg = parse_config({"strategies": {name: GRIDS[name]}, **rules,
                             "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
         (sw,) = cfg.grid
         ex = Execution(CAPITAL, 0.0005, 0.001, fill)
         cols = runner.sweep(sw, candles, ex, chunk=64)
         for i in range(len(sw)):
-            ref = BacktestingEngine(candles, sw.strategy(**sw.params(i)), ex, stop_loss=sw.stop_loss(i)).run()
+            ref = BacktestingEngine(candles, sw.instance(i), ex, sw.rules(i)).run()
             det = runner.detail(sw, i, candles, ex)
             assert_same_trades(ref.trades, det.trades)
             assert_same_metrics(ref.metrics, det.metrics, f"{fill} {i} detail")
             assert_same_metrics(ref.metrics, row(cols, i), f"{fill} {i} sweep")
+
+
+@pytest.mark.parametrize("rules", [
+    {},
+    {"portfolio": {"direction": "short"}},
+    {"risk": {"take_profit": 0.02, "max_bars": 25}},
+    {"risk": {"trailing_stop": 0.015}, "portfolio": {"direction": "both", "size": 0.5}},
+], ids=["default", "short", "tp-time", "trailing-both"])
+def test_kernel_variants_agree(rules):
+    """A kernel with every feature compiled in gives the same metrics as the pruned one a sweep
+    picks (the pruned code is dead for such a sweep; this checks nothing else differs)."""
+    cfg = parse_config({"strategies": {"ma_crossover": GRIDS["ma_crossover"]}, **rules})
+    (sw,) = cfg.grid
+    assert runner.features(sw) != ALL_FEATURES
+    candles = _series(seed=11)
+    for fill in ("close", "next_open"):
+        ex = Execution(CAPITAL, 0.0005, 0.001, fill)
+        pruned = runner.sweep(sw, candles, ex)
+        full = runner.sweep(sw, candles, ex, variant=ALL_FEATURES)
+        for i in range(len(sw)):
+            assert_same_metrics(row(full, i), row(pruned, i), f"{fill} combination {i}")

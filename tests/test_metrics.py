@@ -189,6 +189,29 @@ def test_overflowing_cagr_is_none():
     assert m["cagr"] is None and m["calmar"] is None
 
 
+def test_a_bust_leaves_return_based_metrics_undefined():
+    # equity reaches -50 (a short covered above twice its entry) and stays there
+    E = [100, 120, 90, -50, -50]
+    m = metrics(E, [trade(-150, -1.5, entry_bar=0, exit_bar=2, reason="bust")])
+    for k in ("sharpe", "sortino", "cagr", "calmar"):
+        assert m[k] is None, k
+    assert m["total_return"] == pytest.approx(-1.5)
+    assert m["pnl"] == pytest.approx(-150.0)
+    assert m["final_equity"] == -50.0
+    assert m["max_drawdown"] == pytest.approx(1 + 50 / 120)  # above 1: more than everything was lost
+    assert m["max_drawdown_abs"] == pytest.approx(170.0)
+    assert m["max_drawdown_duration"] == 3
+    assert m["n_trades"] == 1 and m["worst_trade"] == -1.5
+
+
+def test_a_bust_to_exactly_zero():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0/0 in the returns after it: quietly undefined
+        m = metrics([100, 80, 0, 0])
+    assert m["sharpe"] is None and m["sortino"] is None and m["cagr"] is None
+    assert m["total_return"] == -1.0 and m["max_drawdown"] == 1.0
+
+
 # --- the fast path's streamed metrics equal the reference's --------------------------------------
 
 
@@ -226,26 +249,38 @@ SCENARIOS = {
                            "next_open", [0.02]),
     "never_trades": ({"ma_crossover": {"short_window": [5], "long_window": [10], "ema_period": [10],
                                        "momentum_spread": [0.5]}}, "close", [None]),
+    "bollinger_both_exits": ({"bollinger_reversion": {"bb_period": [10, 20], "bb_k": [1.0, 2.0]}}, "next_open",
+                             [None, 0.01], {"portfolio": {"direction": "both", "size": 0.8},
+                                            "risk": {"take_profit": 0.01, "trailing_stop": 0.005, "max_bars": 30}}),
+    "rsi_short_busts": ({"rsi_reversion": {"rsi_period": [3], "oversold": [20], "overbought": [55]}}, "close",
+                        [None], {"portfolio": {"direction": "short"}}),
 }
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_streamed_metrics_equal_reference(name):
-    strategies, fill, stops = SCENARIOS[name]
-    cfg = parse_config({"strategies": strategies, "risk": {"stop_loss": stops},
+    strategies, fill, stops, *extra = SCENARIOS[name]
+    rules = extra[0] if extra else {}
+    cfg = parse_config({"strategies": strategies, **rules, "risk": {"stop_loss": stops, **rules.get("risk", {})},
                         "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
     (sw,) = cfg.grid
     candles = _walk(3000, seed=len(name), flat_every=7)
+    if name == "rsi_short_busts":  # a short squeeze: the price triples over 300 bars
+        ramp = np.concatenate([np.ones(1500), np.linspace(1, 3, 300), np.full(1200, 3.0)])
+        candles = Candles(candles.open_time, candles.open * ramp, candles.high * ramp, candles.low * ramp,
+                          candles.close * ramp, candles.volume, candles.interval_ms)
     ex = Execution(100_000.0, 0.0005, 0.001, fill)
     cols = runner.sweep(sw, candles, ex, chunk=512)
     traded = 0
     for i in range(len(sw)):
-        ref = BacktestingEngine(candles, sw.strategy(**sw.params(i)), ex, stop_loss=sw.stop_loss(i)).run()
+        ref = BacktestingEngine(candles, sw.strategy(**sw.params(i)), ex, sw.rules(i)).run()
         row = {k: (None if isinstance(v[i].item(), float) and math.isnan(v[i].item()) else v[i].item())
                for k, v in cols.items()}
         assert_same_metrics(ref.metrics, row)
         traded += ref.metrics["n_trades"] > 0
     if name == "never_trades":
         assert traded == 0
+    elif name == "rsi_short_busts":
+        assert cols["final_equity"][0] <= 0 and np.isnan(cols["sharpe"][0])
     else:
         assert traded > 0

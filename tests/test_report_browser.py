@@ -104,6 +104,10 @@ def test_default_report_in_a_real_browser(browser, default_run):
     for text in (manifest["run_id"], "sma_crossover_default", "BTCUSDT", "15m", "70,080",
                  manifest["data"]["fingerprint"], "0.100% per fill", "fast"):
         assert text in header, text
+    # the default config's position rules (configs/default.yaml): long, all-in, a 2% stop, nothing else
+    for text in ("direction\nlong", "size\n100% of equity", "stop loss\n2.00%", "take profit\nnone",
+                 "trailing stop\nnone", "time limit\nnone"):
+        assert text in header, text
 
     # The table: every one of the 64 rows, in rank order; sorting by a column reorders it.
     assert browser.execute_script("return document.querySelectorAll('#summary-table tbody tr').length") == 64

@@ -3,13 +3,15 @@
 Every expected number below is worked out by hand from the contract, with the
 arithmetic written out; nothing is copied from the code under test. Each case
 runs on the event-driven reference engine and on the compiled fast path
-(``engine.fast.runner.detail``); for the fast path the streamed metrics of
+(``engine.fast.runner.detail``, the kernel with every feature compiled in); for the
+fast path the streamed metrics of
 ``engine.fast.runner.sweep`` are also checked against ``detail``'s.
 
 The signals are controlled exactly by tiny strategies defined here: ``Threshold``
-has no indicators and says BUY when ``close >= buy_at`` and SELL when
-``close <= sell_at``. Its signal function lives at module top level because the
-fast kernel imports it by module and qualified name.
+has no indicators and enters long when ``close >= buy_at``, exits long when
+``close <= sell_at``, enters short when ``close <= short_at`` and exits short
+when ``close >= cover_at``. Its rule lives at module top level because the fast
+kernel imports it by module and name.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import pytest
 from numba import njit
 
 from engine.candles import Candles
-from engine.fast import runner
 from engine.execution import Execution
+from engine.fast import runner
+from engine.fast.specialize import ALL_FEATURES
 from engine.grid import StrategySweep
+from engine.position_rules import RULE_COLUMNS, PositionRules
 from engine.reference import BacktestingEngine
-from engine.strategies import ENTRY, EXIT, MACrossover, Strategy
+from engine.strategies import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, MACrossover, Strategy
 
 CAPITAL = 100_000.0
 P_15M = 365 * 24 * 4  # 35,040 bars per 365-day year
@@ -33,24 +37,29 @@ REL = 1e-12
 
 
 @njit
-def threshold_signal(o, h, lo, c, _v0, _v1, _v2, _v3, buy_at, sell_at, _p2, _p3):
+def threshold_signal(close, buy_at, sell_at, short_at, cover_at):
     code = 0
-    if c >= buy_at:
-        code |= ENTRY
-    if c <= sell_at:
-        code |= EXIT
+    if close >= buy_at:
+        code |= ENTER_LONG
+    if close <= sell_at:
+        code |= EXIT_LONG
+    if close <= short_at:
+        code |= ENTER_SHORT
+    if close >= cover_at:
+        code |= EXIT_SHORT
     return code
 
 
 class Threshold(Strategy):
-    """BUY when close >= buy_at, SELL when close <= sell_at; no indicators."""
+    """Thresholds on the close; one left at its default never fires."""
 
     name = "test_threshold"
     buy_at: float = 1e12
     sell_at: float = -1.0
+    short_at: float = -1.0
+    cover_at: float = 1e12
 
     signal = staticmethod(threshold_signal)
-    signal_params = ("buy_at", "sell_at")
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -65,23 +74,28 @@ def bars(rows) -> Candles:
                    low=a[:, 2].copy(), close=a[:, 3].copy(), volume=np.ones(n), interval_ms=900_000)
 
 
-def one_combination(cls, params: dict, stop_loss) -> StrategySweep:
+def one_combination(cls, params: dict, rules: PositionRules) -> StrategySweep:
     inst = cls(**params)  # validates and fills defaults
     specs = cls.param_specs()
     columns = {p: np.array([getattr(inst, p)], dtype=np.int64 if specs[p][0] is int else np.float64)
                for p in specs}
-    columns["stop_loss"] = np.array([math.nan if stop_loss is None else stop_loss])
+    for c in RULE_COLUMNS:
+        v = getattr(rules, c)
+        columns[c] = np.array([v]) if c == "direction" else np.array([math.nan if v is None else v], dtype=float)
     return StrategySweep(cls, columns, (), 0)
 
 
-def run(engine, candles, cls=Threshold, *, fill="close", slippage=0.0, commission=0.0, stop_loss=None, **params):
+def run(engine, candles, cls=Threshold, *, fill="close", slippage=0.0, commission=0.0, stop_loss=None,
+        take_profit=None, trailing_stop=None, max_bars=None, direction="long", size=1.0, capital=CAPITAL, **params):
+    rules = PositionRules(direction, size, stop_loss, take_profit, trailing_stop, max_bars)
+    ex = Execution(capital, slippage, commission, fill)
     if engine == "reference":
-        return BacktestingEngine(candles, cls(**params), Execution(CAPITAL, slippage, commission, fill),
-                                 stop_loss=stop_loss).run()
-    sw = one_combination(cls, params, stop_loss)
-    ex = Execution(CAPITAL, slippage, commission, fill)
-    res = runner.detail(sw, 0, candles, ex)
-    streamed = runner.sweep(sw, candles, ex)
+        return BacktestingEngine(candles, cls(**params), ex, rules).run()
+    sw = one_combination(cls, params, rules)
+    # One kernel per strategy, with every feature compiled in (a sweep compiles out what it does
+    # not use; tests/test_equivalence.py checks those variants agree with this one).
+    res = runner.detail(sw, 0, candles, ex, variant=ALL_FEATURES)
+    streamed = runner.sweep(sw, candles, ex, variant=ALL_FEATURES)
     for k, v in res.metrics.items():
         s = streamed[k][0].item()
         s = None if isinstance(s, float) and math.isnan(s) else s
@@ -91,8 +105,8 @@ def run(engine, candles, cls=Threshold, *, fill="close", slippage=0.0, commissio
     return res
 
 
-def check_trade(tr, *, entry_bar, exit_bar, entry_price, exit_price, qty, fees, pnl, ret, reason):
-    assert (tr.entry_bar, tr.exit_bar, tr.exit_reason) == (entry_bar, exit_bar, reason)
+def check_trade(tr, *, entry_bar, exit_bar, entry_price, exit_price, qty, fees, pnl, ret, reason, direction="long"):
+    assert (tr.entry_bar, tr.exit_bar, tr.exit_reason, tr.direction) == (entry_bar, exit_bar, reason, direction)
     assert tr.entry_time == entry_bar * 900_000 and tr.exit_time == exit_bar * 900_000
     assert tr.entry_price == pytest.approx(entry_price, rel=REL)
     assert tr.exit_price == pytest.approx(exit_price, rel=REL)
@@ -519,10 +533,8 @@ def test_ma_crossover_next_open(engine):
 def test_docs_worked_example(fill):
     c = bars([(100, 101, 99, 100), (100, 104, 100, 103), (103, 103, 96, 97), (97, 98, 94, 95), (95, 96, 94, 96)])
     for engine_name in ("reference", "fast"):
-        r = BacktestingEngine(c, Threshold(buy_at=100), Execution(10_000.0, 0.001, 0.001, fill),
-                              stop_loss=0.05).run() if engine_name == "reference" else \
-            runner.detail(one_combination(Threshold, {"buy_at": 100}, 0.05), 0, c,
-                          Execution(10_000.0, 0.001, 0.001, fill))
+        r = run(engine_name, c, fill=fill, slippage=0.001, commission=0.001, stop_loss=0.05, capital=10_000.0,
+                buy_at=100)
         (t,) = r.trades
         assert (t.entry_bar, t.exit_bar, t.exit_reason) == ((0 if fill == "close" else 1), 3, "stop")
         assert t.entry_price == pytest.approx(100.1) and t.qty == pytest.approx(99.800300, abs=1e-6)
@@ -537,3 +549,343 @@ def test_docs_worked_example(fill):
         assert m["max_drawdown_abs"] == pytest.approx(807.89, abs=0.005)
         assert m["max_drawdown_duration"] == 3 and m["n_trades"] == 1
         assert m["total_fees"] == pytest.approx(19.471029, abs=1e-6)
+
+
+# --- shorts -------------------------------------------------------------------------------------
+
+SHORT_GAP = bars([
+    (101, 102, 100, 101),  # close 101 > 100: nothing
+    (101, 101, 99, 100),  # SELL short at the close: 100 * 0.999 = 99.9
+    (100, 104, 99, 103),  # stop level 99.9 * 1.05 = 104.895; high 104 < level
+    (106, 108, 105, 107),  # open 106 >= level: covered at the open
+    (107, 108, 106, 107),
+])
+
+
+def test_short_gap_stop_fills_at_the_open(engine):
+    r = run(engine, SHORT_GAP, direction="short", slippage=0.001, stop_loss=0.05, short_at=100)
+    entry = 100 * 0.999  # a sale receives less
+    qty = 100_000 / entry
+    exit_ = 106 * 1.001  # a cover pays up, at the open
+    pnl = qty * (entry - exit_)
+    assert len(r.trades) == 1
+    check_trade(r.trades[0], entry_bar=1, exit_bar=3, entry_price=entry, exit_price=exit_, qty=qty, fees=0,
+                pnl=pnl, ret=pnl / 100_000, reason="stop", direction="short")
+    assert pnl == pytest.approx(-6_212.212212, abs=1e-6)
+    # short equity: cash - qty * close, with cash = 100,000 + the sale's proceeds = 200,000
+    np.testing.assert_allclose(r.equity, [100_000, 100_000, 200_000 - qty * 100, 200_000 - qty * 103,
+                                          200_000 - qty * exit_, 200_000 - qty * exit_], rtol=REL)
+    assert r.equity[3] == pytest.approx(96_896.8969, abs=1e-4)
+    assert r.metrics["exposure"] == pytest.approx(2 / 5)
+
+
+def test_short_stop_by_the_high_fills_at_the_level(engine):
+    c = bars([(101, 102, 100, 101), (101, 101, 99, 100), (100, 105, 99, 103), (103, 104, 102, 103)])
+    r = run(engine, c, direction="short", stop_loss=0.04, short_at=100)
+    # entry 100; level 104: open 100 below it, high 105 reaches it
+    qty = 1_000.0
+    check_trade(r.trades[0], entry_bar=1, exit_bar=2, entry_price=100, exit_price=104, qty=qty, fees=0,
+                pnl=qty * (100 - 104), ret=-0.04, reason="stop", direction="short")
+
+
+def test_short_round_trip_with_costs(engine):
+    c = bars([(101, 102, 100, 101), (101, 101, 99, 100), (100, 101, 95, 96), (96, 99, 95, 98), (98, 102, 97, 101)])
+    r = run(engine, c, direction="short", slippage=0.001, commission=0.002, short_at=100, cover_at=98)
+    entry = 100 * 0.999
+    qty = 100_000 / (entry * 1.002)
+    entry_fee = 0.002 * qty * entry
+    cash = 100_000 + qty * entry - entry_fee
+    exit_ = 98 * 1.001  # EXIT_SHORT at bar 3's close (98 >= cover_at)
+    exit_fee = 0.002 * qty * exit_
+    pnl = qty * (entry - exit_) - entry_fee - exit_fee
+    cost = qty * entry + entry_fee  # = 100,000
+    assert cost == pytest.approx(100_000, rel=1e-14)
+    check_trade(r.trades[0], entry_bar=1, exit_bar=3, entry_price=entry, exit_price=exit_, qty=qty,
+                fees=entry_fee + exit_fee, pnl=pnl, ret=pnl / cost, reason="signal", direction="short")
+    np.testing.assert_allclose(r.equity[2:4], [cash - qty * 100, cash - qty * 96], rtol=REL)
+    assert r.metrics["final_equity"] == pytest.approx(cash - qty * exit_ - exit_fee, rel=REL)
+    assert r.metrics["total_fees"] == pytest.approx(entry_fee + exit_fee, rel=REL)
+
+
+@pytest.mark.parametrize("direction,trades", [
+    ("long", [(1, 3, "long")]),  # the short codes are ignored
+    ("short", [(2, 3, "short")]),  # the long codes are ignored
+])
+def test_direction_selects_which_codes_act(engine, direction, trades):
+    c = bars([(99, 100, 98, 99), (99, 101, 99, 100), (100, 101, 94, 95), (95, 96, 94, 95)])
+    r = run(engine, c, direction=direction, buy_at=100, short_at=95)
+    assert [(t.entry_bar, t.exit_bar, t.direction) for t in r.trades] == trades
+
+
+# --- reversals and cancelling entries under `both` -------------------------------------------------
+
+REVERSAL = bars([
+    (100, 101, 99, 100),
+    (100, 106, 100, 105),  # ENTER_LONG
+    (105, 106, 94, 95),  # ENTER_SHORT while long: closes the long only
+    (95, 96, 93, 94),  # ENTER_SHORT while flat: short
+    (94, 95, 89, 90),
+])
+
+
+def test_reversal_under_both_with_close_fill(engine):
+    r = run(engine, REVERSAL, direction="both", buy_at=105, short_at=95)
+    q1 = 100_000 / 105
+    cash = q1 * 95
+    q2 = cash / 94
+    assert len(r.trades) == 2
+    check_trade(r.trades[0], entry_bar=1, exit_bar=2, entry_price=105, exit_price=95, qty=q1, fees=0,
+                pnl=q1 * 95 - 100_000, ret=95 / 105 - 1, reason="signal")
+    check_trade(r.trades[1], entry_bar=3, exit_bar=4, entry_price=94, exit_price=90, qty=q2, fees=0,
+                pnl=q2 * (94 - 90), ret=(94 - 90) / 94, reason="open", direction="short")
+    np.testing.assert_allclose(r.equity, [100_000, 100_000, q1 * 105, cash, cash, 2 * cash - q2 * 90], rtol=REL)
+    assert r.equity[5] == pytest.approx(94_326.2411, abs=1e-4)
+    assert r.metrics["n_trades"] == 1 and r.metrics["exposure"] == pytest.approx(3 / 5)
+
+
+def test_reversal_under_both_with_next_open_fill(engine):
+    r = run(engine, REVERSAL, fill="next_open", direction="both", buy_at=105, short_at=95)
+    # long at bar 2's open (105), closed at bar 3's open (95); the short decided at bar 3's
+    # close fills at bar 4's open (94).
+    assert [(t.entry_bar, t.exit_bar, t.direction, t.exit_reason, t.entry_price, t.exit_price) for t in r.trades] \
+        == [(2, 3, "long", "signal", 105, 95), (4, 4, "short", "open", 94, 90)]
+
+
+def test_long_and_short_entries_on_one_bar_cancel_while_flat(engine):
+    c = bars([(99, 101, 99, 100), (100, 102, 99, 101), (101, 102, 99, 100)])
+    # close 100: >= buy_at and <= short_at, both entries at once: nothing; close 101: long only
+    r = run(engine, c, direction="both", buy_at=100, short_at=100)
+    assert [(t.entry_bar, t.direction) for t in r.trades] == [(1, "long")]
+    # bar 2's close of 100 says both again; while long, its ENTER_SHORT closes the long
+    assert r.trades[0].exit_bar == 2 and r.trades[0].exit_reason == "signal"
+
+
+# --- take-profit -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bar2,exit_price,reason", [
+    ((100, 106, 94, 100), 95, "stop"),  # both levels in reach: the adverse one wins
+    ((106, 107, 94, 100), 106, "take_profit"),  # the open is beyond the take-profit: the open decides
+    ((100, 106, 96, 100), 105, "take_profit"),  # only the take-profit in reach: at the level
+    ((94, 95, 90, 92), 94, "stop"),  # a gap through the stop
+])
+def test_take_profit_against_a_stop_on_one_bar(engine, bar2, exit_price, reason):
+    c = bars([(99, 100, 98, 99), (99, 101, 99, 100), bar2, (100, 101, 99, 100)])
+    r = run(engine, c, stop_loss=0.05, take_profit=0.05, buy_at=100)
+    t = r.trades[0]
+    assert (t.entry_bar, t.exit_bar, t.exit_reason, t.exit_price) == (1, 2, reason, exit_price)
+    assert t.pnl == pytest.approx(1_000 * (exit_price - 100), rel=REL)
+
+
+def test_short_take_profit(engine):
+    c = bars([(101, 102, 100, 101), (101, 101, 99, 100), (99, 99, 89, 91), (91, 92, 90, 91)])
+    r = run(engine, c, direction="short", slippage=0.01, take_profit=0.1, short_at=100)
+    entry = 99.0  # 100 * (1 - 0.01)
+    level = entry * 0.9  # 89.1; the low 89 reaches it, the open 99 does not
+    qty = 100_000 / entry
+    exit_ = level * 1.01
+    check_trade(r.trades[0], entry_bar=1, exit_bar=2, entry_price=entry, exit_price=exit_, qty=qty, fees=0,
+                pnl=qty * (entry - exit_), ret=qty * (entry - exit_) / 100_000, reason="take_profit",
+                direction="short")
+
+
+# --- the trailing stop ------------------------------------------------------------------------------
+
+TRAIL = bars([
+    (99, 130, 98, 100),  # BUY at the close (fill=close); the high of 130 came before the fill
+    (100, 120, 95, 118),  # next_open entry bar: checked against 90 before its high counts
+    (118, 119, 107, 110),  # level 120 * 0.9 = 108: exit at the level
+    (110, 111, 109, 110),
+])
+
+
+@pytest.mark.parametrize("fill,entry_bar", [("close", 0), ("next_open", 1)])
+def test_trailing_stop_on_the_entry_bar(engine, fill, entry_bar):
+    r = run(engine, TRAIL, fill=fill, trailing_stop=0.1, buy_at=100)
+    assert r.metrics["n_trades"] == 1  # (close 110 >= 100 buys again afterwards)
+    check_trade(r.trades[0], entry_bar=entry_bar, exit_bar=2, entry_price=100, exit_price=108, qty=1_000, fees=0,
+                pnl=8_000, ret=0.08, reason="trailing_stop")
+
+
+def test_trailing_stop_short_mirrors_on_lows(engine):
+    c = bars([(101, 102, 100, 101), (101, 101, 99, 100), (100, 101, 80, 82), (82, 89, 81, 85), (85, 86, 84, 85)])
+    r = run(engine, c, direction="short", trailing_stop=0.1, short_at=100)
+    # entry 100; bar 2 checked against 110 (high 101 holds), trough 80; bar 3: level 88, high 89 reaches it
+    check_trade(r.trades[0], entry_bar=1, exit_bar=3, entry_price=100, exit_price=88, qty=1_000, fees=0,
+                pnl=12_000, ret=0.12, reason="trailing_stop", direction="short")
+
+
+@pytest.mark.parametrize("stop,trail,low,exit_price,reason", [
+    (0.05, 0.10, 94, 95, "stop"),  # stop 95 above trailing 90: the stop is nearer
+    (0.10, 0.10, 89, 90, "stop"),  # equal levels: the reason is stop
+    (0.20, 0.10, 89, 90, "trailing_stop"),  # trailing 90 above stop 80
+])
+def test_the_nearer_of_stop_and_trailing_fills(engine, stop, trail, low, exit_price, reason):
+    c = bars([(99, 100, 98, 99), (99, 100, 99, 100), (100, 100, low, 96), (96, 97, 95, 96)])
+    r = run(engine, c, stop_loss=stop, trailing_stop=trail, buy_at=100)
+    t = r.trades[0]
+    assert (t.exit_bar, t.exit_reason, t.exit_price) == (2, reason, exit_price)
+
+
+# --- the time limit -----------------------------------------------------------------------------------
+
+TIMED = bars([
+    (99, 100, 98, 99),
+    (99, 101, 99, 100),  # BUY decided (close >= 100)
+    (100, 102, 99, 101),  # next_open entry at 100
+    (101, 101, 97, 98),  # SELL decided (close <= 98)
+    (98, 99, 97, 98),
+])
+
+
+@pytest.mark.parametrize("fill,max_bars,trade", [
+    ("close", 2, (1, 3, "time", 100, 98)),  # time and signal on one close: time
+    ("next_open", 2, (2, 4, "signal", 100, 98)),  # the SELL fills at bar 4's open, before the limit
+    ("next_open", 1, (2, 3, "time", 100, 98)),  # time and the SELL decision on one close: time
+])
+def test_time_exit_and_a_signal_on_the_same_close(engine, fill, max_bars, trade):
+    r = run(engine, TIMED, fill=fill, max_bars=max_bars, buy_at=100, sell_at=98)
+    t = r.trades[0]
+    assert (t.entry_bar, t.exit_bar, t.exit_reason, t.entry_price, t.exit_price) == trade
+
+
+def test_time_exit_closes_at_entry_bar_plus_n(engine):
+    c = bars([(100, 101, 99, 100)] + [(100 + k, 102 + k, 99 + k, 101 + k) for k in range(6)])
+    r = run(engine, c, direction="short", slippage=0.01, max_bars=3, short_at=100)
+    # short at bar 0's close, covered at bar 3's close (103) with slippage; then flat (close > 100)
+    (t,) = r.trades
+    assert (t.entry_bar, t.exit_bar, t.exit_reason, t.direction) == (0, 3, "time", "short")
+    assert t.exit_price == pytest.approx(103 * 1.01, rel=REL)
+    assert r.metrics["avg_bars_held"] == 3.0
+
+
+# --- a bust --------------------------------------------------------------------------------------------
+
+BUST = bars([
+    (100, 101, 99, 100),  # SELL short at the close
+    (100, 150, 100, 150),
+    (150, 210, 150, 200),  # equity at the close <= 0: bust
+    (200, 201, 90, 95),  # the rule says short again: ruined, nothing happens
+    (95, 96, 90, 91),
+])
+
+
+def test_a_short_busts_and_the_run_stops_trading(engine):
+    r = run(engine, BUST, direction="short", slippage=0.001, commission=0.001, short_at=100)
+    entry = 100 * 0.999
+    qty = 100_000 / (entry * 1.001)
+    entry_fee = 0.001 * qty * entry
+    cash = 100_000 + qty * entry - entry_fee
+    assert 100_000 - qty * 200 + qty * entry - entry_fee < 0  # the bust condition at bar 2's close
+    exit_ = 200 * 1.001
+    exit_fee = 0.001 * qty * exit_
+    pnl = qty * (entry - exit_) - entry_fee - exit_fee
+    assert len(r.trades) == 1
+    check_trade(r.trades[0], entry_bar=0, exit_bar=2, entry_price=entry, exit_price=exit_, qty=qty,
+                fees=entry_fee + exit_fee, pnl=pnl, ret=pnl / 100_000, reason="bust", direction="short")
+    assert pnl == pytest.approx(-100_600.2006, abs=1e-4)
+    final = cash - qty * exit_ - exit_fee
+    assert final == pytest.approx(-600.2006, abs=1e-4)
+    np.testing.assert_allclose(r.equity, [100_000, cash - qty * 100, cash - qty * 150, final, final, final],
+                               rtol=1e-12)
+    m = r.metrics
+    for k in ("sharpe", "sortino", "cagr", "calmar"):
+        assert m[k] is None, k
+    assert m["total_return"] == pytest.approx(final / 100_000 - 1, rel=1e-12)
+    assert m["max_drawdown"] == pytest.approx(1 - final / 100_000, rel=1e-12)
+    assert m["n_trades"] == 1 and m["worst_trade"] == pytest.approx(-1.006002, abs=1e-6)
+
+
+def test_bust_with_next_open_closes_at_that_close(engine):
+    r = run(engine, BUST, fill="next_open", direction="short", short_at=100)
+    # short at bar 1's open (100): equity 200,000 - 1,000 * 150 > 0; bar 2 close 200: 0 -> bust
+    (t,) = r.trades
+    assert (t.entry_bar, t.exit_bar, t.exit_reason, t.exit_price) == (1, 2, "bust", 200)
+    assert r.metrics["final_equity"] == 0.0 and r.metrics["sharpe"] is None
+
+
+# --- sizing ------------------------------------------------------------------------------------------
+
+SIZED = bars([
+    (99, 100, 98, 99),
+    (99, 101, 99, 100),  # BUY at 100
+    (100, 101, 95, 96),
+    (96, 97, 89, 90),  # SELL at 90
+    (90, 101, 90, 100),  # BUY again at 100
+    (100, 102, 99, 101),
+])
+
+
+def test_sizing_commits_half_of_equity(engine):
+    r = run(engine, SIZED, commission=0.001, size=0.5, buy_at=100, sell_at=90)
+    q1 = 0.5 * 100_000 / (100 * 1.001)
+    fee1 = 0.001 * q1 * 100
+    cash = 100_000 - q1 * 100 - fee1
+    assert cash == pytest.approx(50_000, rel=1e-14)  # the rest stays in cash
+    fee2 = 0.001 * q1 * 90
+    cash = cash + q1 * 90 - fee2
+    pnl = q1 * 90 - fee2 - (q1 * 100 + fee1)
+    assert (cash, pnl) == (pytest.approx(94_910.08991, abs=1e-5), pytest.approx(-5_089.91009, abs=1e-5))
+    check_trade(r.trades[0], entry_bar=1, exit_bar=3, entry_price=100, exit_price=90, qty=q1, fees=fee1 + fee2,
+                pnl=pnl, ret=pnl / (q1 * 100 + fee1), reason="signal")
+    q2 = 0.5 * cash / (100 * 1.001)
+    assert r.trades[1].qty == pytest.approx(q2, rel=REL)
+    assert r.trades[1].qty == pytest.approx(474.076373, abs=1e-6)
+    fee3 = 0.001 * q2 * 100
+    assert r.equity[2] == pytest.approx(50_000 + q1 * 100, rel=REL)
+    assert r.equity[6] == pytest.approx(cash - q2 * 100 - fee3 + q2 * 101, rel=REL)
+
+
+# --- the position view ----------------------------------------------------------------------------
+
+
+@njit
+def gain_or_time_signal(close, position, entry_price, bars_held, unrealised_return, best_price, gain, hold,
+                        giveback):
+    """Enter long at every flat bar; exit after `gain`, after `hold` bars, or when the close falls
+    `giveback` below the best price since the entry."""
+    if position == 0:
+        return ENTER_LONG
+    if unrealised_return >= gain or bars_held >= hold or close <= best_price - giveback:
+        return EXIT_LONG
+    return 0
+
+
+class GainOrTime(Strategy):
+    name = "test_gain_or_time"
+    gain: float = 0.03
+    hold: int = 3
+    giveback: float = 1e9
+
+    signal = staticmethod(gain_or_time_signal)
+
+
+@pytest.mark.parametrize("fill", ["close", "next_open"])
+def test_a_rule_reads_the_position_view(engine, fill):
+    c = bars([
+        (100, 101, 99, 100),  # close: enter at 100
+        (100, 102, 99, 101),  # next_open: enter at 100 (bars_held 0)
+        (101, 104, 100, 103),  # close fill: return 3% >= gain: exit at 103
+        (103, 104, 102, 103),
+        (103, 104, 102, 103),
+        (103, 104, 102, 103),
+        (103, 104, 102, 103),
+    ])
+    r = run(engine, c, GainOrTime, fill=fill)
+    got = [(t.entry_bar, t.exit_bar, t.entry_price, t.exit_price, t.exit_reason) for t in r.trades]
+    if fill == "close":
+        # enter at 0 (100); bar 2: (103-100)/100 = 0.03 >= 0.03: exit at 103. Re-enter at bar 3 (flat
+        # and nothing filled? the exit filled on bar 2, entry on bar 3 at 103); bar 6: held 3: exit.
+        assert got == [(0, 2, 100, 103, "signal"), (3, 6, 103, 103, "signal")]
+    else:
+        # decisions at the close fill at the next open: enter at bar 1's open (100); bar 2's close
+        # says exit (3%): fills at bar 3's open (103); bar 3's close (flat) says enter: bar 4's open.
+        # held 0, 1, 2 at bars 4, 5, 6: still open at the end.
+        assert got == [(1, 3, 100, 103, "signal"), (4, 6, 103, 103, "open")]
+
+
+def test_the_view_best_price_gives_an_atr_like_trailing_exit(engine):
+    c = bars([(100, 101, 99, 100), (100, 110, 99, 108), (108, 109, 104, 105), (105, 106, 100, 101)])
+    # best price: 100 (entry), then 110 (bar 1's high); giveback 5: exit when close <= 105
+    r = run(engine, c, GainOrTime, gain=1.0, hold=100, giveback=5.0)
+    assert [(t.entry_bar, t.exit_bar, t.exit_price) for t in r.trades] == [(0, 2, 105), (3, 3, 101)]

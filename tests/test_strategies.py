@@ -1,23 +1,31 @@
-"""Strategy base class: typed parameters, registry, user-strategy import, fast-path flag."""
+"""Strategies: typed parameters, the registry, user-strategy import, and the rule bound by name —
+checked at load time, fed the same arguments by both engines."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
 from numba import njit
 
+from backtest_cli import main
 from engine.candles import Candles
 from engine.errors import ConfigError
 from engine.execution import Execution
-from engine.indicators import EMA, RSI, SMA, Highest, Lowest
-from engine.reference import BacktestingEngine, DataFeed
-from engine.strategies import (ENTRY, EXIT, REGISTRY, Action, Bound, DonchianBreakout, MACrossover, RSIReversion,
-                               Strategy, get_strategy, register)
+from engine.fast import runner
+from engine.fast import specialize
+from engine.fast.specialize import binding_source
+from engine.indicators import ATR, EMA, RSI, SMA, BollingerLower, BollingerUpper, Highest, Lowest
+from engine.reference import BacktestingEngine
+from engine.strategies import (ENTER_LONG, EXIT_LONG, REGISTRY, BollingerReversion, Bound, DonchianBreakout,
+                               MACrossover, RSIReversion, Strategy, get_strategy, register)
+from engine.config import parse_config
 
 
 @njit
-def always_both(o, h, lo, c, _v0, _v1, _v2, _v3, _p0, _p1, _p2, _p3):
-    return ENTRY | EXIT
+def always_both(close, level):
+    return ENTER_LONG | EXIT_LONG
 
 
 class BothWays(Strategy):
@@ -26,29 +34,12 @@ class BothWays(Strategy):
     level: float = 1.5
     flag: bool = False
     signal = staticmethod(always_both)
-    signal_params = ("level",)
     bounds = {"window": Bound(1, 10), "level": Bound(0.0, low_inclusive=False)}
 
 
 class Extended(BothWays):
     name = "test_extended"
     extra: int = 7
-
-
-class HoldTwoBars(Strategy):
-    """Stateful: buys on the first bar, sells after holding two bars. Reference engine only."""
-
-    name = "test_hold_two"
-    hold: int = 2
-
-    def reset(self):
-        self._held = 0
-
-    def on_candle(self, candle, in_position):
-        if not in_position:
-            return Action.BUY if candle.index == 0 else Action.HOLD
-        self._held += 1
-        return Action.SELL if self._held >= self.hold else Action.HOLD
 
 
 # --- parameters -----------------------------------------------------------------------------------
@@ -59,8 +50,8 @@ def test_defaults_and_params():
     assert s.params == {"short_window": 10, "long_window": 50, "ema_period": 200, "momentum_spread": 0.001}
 
 
-def test_unknown_params_rejected():
-    with pytest.raises(ConfigError, match="short_windw"):
+def test_unknown_params_rejected_with_a_suggestion():
+    with pytest.raises(ConfigError, match="short_windw.*did you mean 'short_window'"):
         MACrossover(short_windw=5)
 
 
@@ -101,6 +92,8 @@ def test_bounds():
     assert BothWays(window=10, level=1e-9).window == 10
     with pytest.raises(ConfigError):
         DonchianBreakout(exit_window=0)
+    with pytest.raises(ConfigError, match="bb_k"):
+        BollingerReversion(bb_k=0.0)
 
 
 def test_param_specs_order():
@@ -109,15 +102,10 @@ def test_param_specs_order():
     assert MACrossover.param_specs()["momentum_spread"] == (float, 0.001)
     assert list(RSIReversion.param_specs()) == ["rsi_period", "oversold", "overbought"]
     assert list(DonchianBreakout.param_specs()) == ["entry_window", "exit_window"]
-    # inherited parameters first, ClassVars (name, signal, bounds...) excluded
+    assert list(BollingerReversion.param_specs()) == ["bb_period", "bb_k"]
+    # inherited parameters first, ClassVars (name, signal, bounds, indicators...) excluded
     assert list(Extended.param_specs()) == ["window", "level", "flag", "extra"]
     assert Extended.param_specs()["extra"] == (int, 7)
-
-
-def test_signal_param_values_in_order():
-    assert RSIReversion(oversold=25, overbought=80).signal_param_values() == (25.0, 80.0)
-    assert MACrossover(momentum_spread=0.002).signal_param_values() == (0.002,)
-    assert DonchianBreakout().signal_param_values() == ()
 
 
 def test_constraints():
@@ -127,10 +115,24 @@ def test_constraints():
     assert RSIReversion(oversold=60, overbought=40).violated_constraint() is not None
 
 
-def test_indicators():
-    assert MACrossover(short_window=3, long_window=7, ema_period=9).indicators() == (SMA(3), SMA(7), EMA(9))
-    assert RSIReversion(rsi_period=5).indicators() == (RSI(5),)
-    assert DonchianBreakout(entry_window=4, exit_window=2).indicators() == (Highest(4), Lowest(2))
+def test_indicators_resolve_by_name():
+    assert MACrossover(short_window=3, long_window=7, ema_period=9).indicator_specs() == \
+        {"sma_short": SMA(3), "sma_long": SMA(7), "ema": EMA(9)}
+    assert RSIReversion(rsi_period=5).indicator_specs() == {"rsi": RSI(5)}
+    assert DonchianBreakout(entry_window=4, exit_window=2).indicator_specs() == \
+        {"entry_high": Highest(4), "exit_low": Lowest(2), "entry_low": Lowest(4), "exit_high": Highest(2)}
+    assert BollingerReversion(bb_period=7, bb_k=1.5).indicator_specs() == \
+        {"middle": SMA(7), "upper": BollingerUpper(7, 1.5), "lower": BollingerLower(7, 1.5)}
+
+
+def test_binding_follows_the_rule_signature():
+    b = MACrossover.binding()
+    assert b.arguments == (("price", "close"), ("indicator", "sma_short"), ("indicator", "sma_long"),
+                           ("indicator", "ema"), ("param", "momentum_spread"))
+    assert b.indicators == ("sma_short", "sma_long", "ema") and b.params == ("momentum_spread",)
+    assert not b.stateful
+    src = binding_source(MACrossover)
+    assert "return signal_fn(c[t], V[0][t - t0], V[1][t - t0], V[2][t - t0], P[0])" in src
 
 
 # --- registry and import ----------------------------------------------------------------------------
@@ -140,9 +142,12 @@ def test_registry_lookup():
     assert get_strategy("ma_crossover") is MACrossover
     assert get_strategy("rsi_reversion") is RSIReversion
     assert get_strategy("donchian_breakout") is DonchianBreakout
-    assert {"ma_crossover", "rsi_reversion", "donchian_breakout"} <= set(REGISTRY)
+    assert get_strategy("bollinger_reversion") is BollingerReversion
+    assert {"ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"} <= set(REGISTRY)
     with pytest.raises(ConfigError, match="nope"):
         get_strategy("nope")
+    with pytest.raises(ConfigError, match="did you mean 'ma_crossover'"):
+        get_strategy("ma_crosover")
 
 
 def test_import_by_module_and_class():
@@ -170,32 +175,256 @@ def test_register():
         register(Nameless)
 
 
-# --- fast path flag and the reference gating ----------------------------------------------------------
+# --- mistakes found when the strategy is loaded ------------------------------------------------------
 
 
-def test_fast_path_flag():
-    assert MACrossover.fast_path() and RSIReversion.fast_path() and DonchianBreakout.fast_path()
-    assert BothWays.fast_path()
-    assert not HoldTwoBars.fast_path()
+@njit
+def typo_rule(close, rsii, level):
+    return 0
 
 
-def _candles(closes):
-    c = np.asarray(closes, dtype=float)
-    n = len(c)
-    return Candles(open_time=np.arange(n, dtype=np.int64) * 900_000, open=c.copy(), high=c + 1, low=c - 1, close=c,
-                   volume=np.ones(n), interval_ms=900_000)
+@njit
+def unread_rule(close, rsi):
+    return 0
 
 
-def test_stateful_strategy_runs_on_reference_engine():
-    r = BacktestingEngine(_candles([100, 101, 102, 103, 104]), HoldTwoBars(),
-                          Execution(1000.0, 0.0, 0.0)).run()
-    assert [(t.entry_bar, t.exit_bar, t.exit_reason) for t in r.trades] == [(0, 2, "signal")]
-    assert r.trades[0].pnl == pytest.approx(1000 / 100 * 102 - 1000)
+@njit
+def good_rule(close, rsi, level):
+    return 0
 
 
-def test_entry_acts_only_while_flat_and_exit_only_while_long():
-    s = BothWays()
-    s.reset()
-    bar = next(iter(DataFeed(_candles([100]))))
-    assert s.on_candle(bar, in_position=False) == Action.BUY
-    assert s.on_candle(bar, in_position=True) == Action.SELL
+def plain_rule(close, rsi, level):
+    return 0
+
+
+@njit
+def default_rule(close, rsi, level=1.0):
+    return 0
+
+
+@njit
+def clash_rule(close):
+    return 0
+
+
+@njit
+def string_param_rule(close, rsi, label):
+    return 0
+
+
+def _strategy(rule, indicators=None, **attrs):
+    ns = {"__annotations__": {"period": int, "level": float, **attrs.pop("annotations", {})}, "name": "test_broken",
+          "period": 14, "level": 1.0, "signal": staticmethod(rule) if rule is not None else None,
+          "indicators": {"rsi": RSI("period")} if indicators is None else indicators, "__module__": __name__}
+    ns.update(attrs)
+    return type("Broken", (Strategy,), ns)
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda: _strategy(typo_rule), "rule typo_rule reads 'rsii', which is not a price, indicator, parameter or "
+                                   "position field; did you mean 'rsi'?"),
+    (lambda: _strategy(unread_rule, indicators={"rsi": RSI("period"), "ema": EMA(9)}),
+     "indicator 'ema' is declared but rule unread_rule does not read it"),
+    (lambda: _strategy(plain_rule), "`signal` must be a numba @njit function"),
+    (lambda: _strategy(None), "`signal` must be a numba @njit function"),
+    (lambda: _strategy(default_rule), "argument 'level' must be a plain positional argument without a default"),
+    (lambda: _strategy(good_rule, indicators={"rsi": RSI("perod")}),
+     "indicator 'rsi' reads parameter 'perod', which is not declared; did you mean 'period'?"),
+    (lambda: _strategy(good_rule, indicators={"rsi": RSI("level")}),
+     "indicator 'rsi' needs an integer n, but parameter 'level' is float"),
+    (lambda: _strategy(good_rule, indicators={"rsi": 14}), "indicator 'rsi' is 14, not an engine.indicators"),
+    (lambda: _strategy(clash_rule, indicators={}, annotations={"close": float}, close=1.0),
+     "'close' is both a price and a parameter"),
+    (lambda: _strategy(good_rule, indicators={"level": RSI(3)}), "'level' is both an indicator and a parameter"),
+    (lambda: _strategy(string_param_rule, annotations={"label": str}, label="x"),
+     "reads parameter 'label' of type str"),
+])
+def test_binding_mistakes_are_config_errors(make, needle):
+    with pytest.raises(ConfigError) as exc:
+        make().binding()
+    assert needle in str(exc.value), str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_rule_defined_in_a_function_is_rejected():
+    @njit
+    def local_rule(close):
+        return 0
+
+    with pytest.raises(ConfigError, match="must be defined at the top level of its module"):
+        _strategy(local_rule, indicators={}).binding()
+
+
+def test_validate_config_reports_a_binding_mistake_in_one_line(tmp_path, capsys, monkeypatch):
+    pkg = tmp_path / "broken_strategy_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text(
+        "from numba import njit\n"
+        "from engine.indicators import RSI\n"
+        "from engine.strategies import Strategy\n\n"
+        "@njit\n"
+        "def rule(close, rsi, oversold):\n"
+        "    return 0\n\n"
+        "class Broken(Strategy):\n"
+        "    name = 'broken_for_validate'\n"
+        "    rsi_period: int = 14\n"
+        "    oversold: float = 30.0\n"
+        "    indicators = {'rsi': RSI('rsi_period'), 'ema': RSI(3)}\n"
+        "    signal = staticmethod(rule)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("strategies:\n  broken_strategy_pkg.mod:Broken: {rsi_period: [7, 14]}\n")
+    code = main(["validate-config", str(cfg)])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "indicator 'ema' is declared but rule rule does not read it" in err
+
+
+def test_config_rejects_a_period_parameter_below_one():
+    class NoBound(Strategy):
+        name = "test_no_bound"
+        period: int = 3
+        level: float = 1.0
+        indicators = {"rsi": RSI("period")}
+        signal = staticmethod(good_rule)
+
+    REGISTRY["test_no_bound"] = NoBound
+    try:
+        with pytest.raises(ConfigError, match=r"strategies.test_no_bound.period: 0 is out of range; indicator 'rsi'"):
+            parse_config({"strategies": {"test_no_bound": {"period": [3, 0]}}})
+    finally:
+        REGISTRY.pop("test_no_bound", None)
+
+
+# --- any number of indicators, bound by name ----------------------------------------------------------
+
+
+@njit
+def six_rule(close, rsi, lo4, atr, sma5, ema1, hi2, level, step):
+    """ENTER_LONG when every indicator has the exact value it has on a rising line close = t + 1
+    (open = high = low = close) and the integer parameter shifts like an integer."""
+    if (close >= level and ema1 == close and sma5 == close - 2.0 and hi2 == close - 1.0 and lo4 == close - 4.0
+            and atr == 1.0 and rsi == 100.0 and (step >> 1) == 1):
+        return ENTER_LONG
+    return 0
+
+
+class SixIndicators(Strategy):
+    name = "test_six_indicators"
+    level: float = 5.0
+    step: int = 2  # `step >> 1` compiles and runs only on an integer
+    sma_period: int = 5
+
+    # declared in another order than the rule's arguments: binding is by name
+    indicators = {"hi2": Highest(2), "ema1": EMA(1), "sma5": SMA("sma_period"), "rsi": RSI(2), "atr": ATR(2),
+                  "lo4": Lowest(4)}
+    signal = staticmethod(six_rule)
+
+
+def _line(n):
+    c = np.arange(1, n + 1, dtype=float)
+    return Candles(open_time=np.arange(n, dtype=np.int64) * 900_000, open=c.copy(), high=c.copy(), low=c.copy(),
+                   close=c, volume=np.ones(n), interval_ms=900_000)
+
+
+@pytest.mark.parametrize("level,entry_bar", [(5.0, 4), (7.0, 6)])
+def test_six_indicators_reach_the_rule_by_name_on_both_engines(level, entry_bar):
+    """On close = t + 1: sma(5) = t - 1, ema(1) = close, highest(2) = t, lowest(4) = t - 3, atr(2) = 1 (every
+    true range is 1), rsi(2) = 100 (only gains), all exact. Every indicator is valid from bar 4 (sma(5),
+    lowest(4)), so the first entry is bar max(4, level - 1)."""
+    candles = _line(10)
+    cfg = parse_config({"strategies": {f"{__name__}:SixIndicators": {"level": level}}, "risk": {"stop_loss": None}})
+    (sw,) = cfg.grid
+    ex = Execution(1000.0, 0.0, 0.0)
+    ref = BacktestingEngine(candles, sw.instance(0), ex, sw.rules(0)).run()
+    fast = runner.detail(sw, 0, candles, ex)
+    for r in (ref, fast):
+        assert [(t.entry_bar, t.exit_reason) for t in r.trades] == [(entry_bar, "open")]
+        assert r.trades[0].entry_price == entry_bar + 1
+    assert runner.sweep(sw, candles, ex)["final_equity"][0] == pytest.approx(1000.0 * 10 / (entry_bar + 1))
+
+
+def test_a_float_where_the_rule_shifts_bits_would_not_compile():
+    """The check above is meaningful: the same rule refuses a float."""
+    with pytest.raises(TypeError):
+        six_rule.py_func(5.0, 100.0, 1.0, 1.0, 3.0, 5.0, 4.0, 5.0, 2.0)
+
+
+# --- the generated kernel ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("marker", [specialize.RULE_MARKER, specialize.FEATURES_MARKER, specialize.BINDING_START,
+                                    specialize.BINDING_END])
+def test_a_template_without_its_marker_is_refused(marker):
+    template = specialize._TEMPLATE.read_text()
+    assert template.count(marker) == 1
+    with pytest.raises(RuntimeError, match="refusing to build a kernel"):
+        specialize.specialised_source(MACrossover, specialize.Features(), template.replace(marker, "# gone"))
+
+
+def test_the_placeholder_rule_fails_loudly():
+    from engine.fast._placeholder_signal import signal_fn
+
+    with pytest.raises(RuntimeError, match="placeholder rule ran"):
+        signal_fn(1.0)
+    with pytest.raises(RuntimeError, match="placeholder rule ran"):
+        signal_fn.py_func(1.0)
+
+
+def test_the_generated_source_binds_the_rule_and_the_features():
+    src = specialize.specialised_source(MACrossover, specialize.Features(short=True, trailing=True))
+    assert "_placeholder_signal" not in src
+    assert "from engine.strategies.ma_crossover import ma_crossover_signal as _rule  # specialised" in src
+    assert "SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED = True, False, True, False, False" in src
+
+
+HELPER_MODULE = '''
+from numba import njit
+from engine.strategies import ENTER_LONG, Strategy
+
+LIMIT = {limit}
+
+
+@njit
+def deepest(x):
+    return x * {factor}
+
+
+@njit
+def helper(x):
+    return deepest(x) > LIMIT
+
+
+@njit
+def rule(close):
+    return ENTER_LONG if helper(close) else 0
+
+
+class WithHelper(Strategy):
+    name = "test_with_helper"
+    signal = staticmethod(rule)
+'''
+
+
+def test_the_kernel_name_covers_every_function_the_rule_calls(tmp_path, monkeypatch):
+    import importlib
+
+    pkg = tmp_path / "helper_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = {}
+    for version, (factor, limit) in {"v1": (2.0, 100.0), "deep_helper_edited": (3.0, 100.0),
+                                     "constant_edited": (3.0, 50.0), "same_again": (3.0, 50.0)}.items():
+        (pkg / "mod.py").write_text(HELPER_MODULE.format(factor=factor, limit=limit))
+        sys.modules.pop("helper_pkg.mod", None)
+        importlib.invalidate_caches()
+        mod = importlib.import_module("helper_pkg.mod")
+        names[version] = specialize.kernel_name(mod.WithHelper, specialize.Features())
+    sys.modules.pop("helper_pkg.mod", None)
+    sys.modules.pop("helper_pkg", None)
+    # editing a function two calls deep, or a constant it reads, makes a new kernel
+    assert names["v1"] != names["deep_helper_edited"] != names["constant_edited"]
+    assert names["constant_edited"] == names["same_again"]

@@ -34,7 +34,7 @@ def test_readme_strategy_path_runs_from_the_users_folder(tmp_path):
     cfg = write_user_folder(tmp_path)
     done = run_console(["validate-config", cfg.name], cwd=tmp_path, env=clean_env())
     assert done.returncode == 0, done.stderr
-    assert "sweep.yaml: OK, 6 combination(s)" in done.stdout  # rsi_period 3 values x low 2 values
+    assert "sweep.yaml: OK, 12 combination(s)" in done.stdout  # rsi_period 3 x oversold 2 x take_profit 2
     done = run_console(["run", "--config", cfg.name, "--out", "results", "--no-progress", "--run-id", "mine"],
                        cwd=tmp_path, env=clean_env())
     assert done.returncode == 0, done.stderr

@@ -1,8 +1,11 @@
-"""Stand-in signal so the kernel template imports on its own; specialised copies replace it."""
+"""Stand-in rule so the kernel template imports on its own. ``engine.fast.specialize`` replaces
+its import in every generated kernel, and refuses to generate one if the marker is missing;
+should a kernel ever reach it anyway, it fails loudly instead of trading on a dummy rule."""
 
 from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def signal_fn(o, h, lo, c, v0, v1, v2, v3, p0, p1, p2, p3):
-    return 0
+def signal_fn(close):
+    raise RuntimeError("the kernel template's placeholder rule ran: kernels must come from "
+                       "engine.fast.specialize.kernel_for")

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..candles import Candles
+from ..execution import Execution
 from ..grid import StrategySweep
 from ..indicators import Indicator
-from ..execution import Execution
 from ..result import RunResult
+from ..signals import DIRECTIONS, entry_mask, exit_masks
 from ..timeutil import periods_per_year
-from ..trade import Trade
+from ..trade import EXIT_REASONS, Trade
 from . import state as S
-from .indicators import compute_full, new_state
-from .specialize import kernel_for
+from .indicators import compute_full, encode, new_state
+from .specialize import Features, kernel_for, param_layout
 
 #: Bars per time chunk. The indicator block for a chunk stays cache-resident
 #: while every combination streams over it.
@@ -30,41 +31,68 @@ CHUNK = 4096
 
 @dataclass(frozen=True)
 class _Plan:
-    specs: list[Indicator]
-    slots: np.ndarray  # (m, 4) rows of the indicator block; unused slots point at a zero row
-    sparams: np.ndarray  # (m, 4) signal parameters
+    specs: list[Indicator]  # the distinct indicators, rows of the indicator block
+    slots: np.ndarray  # (m, K) each combination's rows, in the strategy's declared order
+    fparams: np.ndarray  # (m, nf) float parameters the rule reads
+    iparams: np.ndarray  # (m, ni) integer and boolean ones
     start_bar: np.ndarray  # (m,) first bar on which every indicator of the combination is valid
-    stops: np.ndarray  # (m,) stop-loss fraction, NaN for none
+    rules: np.ndarray  # (m, NR) stop, take-profit, trailing fractions (inf: off), size
+    masks: np.ndarray  # (m, ND) entry / exit-long / exit-short masks, max_bars (NO_LIMIT: off)
+    features: Features
 
 
-def _plan(sweep: StrategySweep, indices: np.ndarray) -> _Plan:
+def features(sweep: StrategySweep) -> Features:
+    """The features the whole sweep uses (not a subset's, so sweep and detail share one kernel)."""
+    col = sweep.columns
+    return Features(short=bool(np.isin(col["direction"], ("short", "both")).any()),
+                    take_profit=bool((~np.isnan(col["take_profit"])).any()),
+                    trailing=bool((~np.isnan(col["trailing_stop"])).any()),
+                    max_bars=bool((~np.isnan(col["max_bars"])).any()),
+                    best_price=bool((~np.isnan(col["trailing_stop"])).any())
+                    or "best_price" in sweep.strategy.binding().position_fields)
+
+
+def _plan(sweep: StrategySweep, indices: np.ndarray, variant: Features | None = None) -> _Plan:
     cls = sweep.strategy
-    if len(cls.signal_params) > 4:
-        raise ValueError(f"{cls.name}: the fast path takes at most 4 signal parameters")
+    binding = cls.binding()
     m = len(indices)
-    names = sweep.param_names
-    rows = zip(*(sweep.columns[p][indices].tolist() for p in names))
     index: dict[Indicator, int] = {}
-    known: dict[tuple, tuple[list[int], int]] = {}
-    slots = np.full((m, 4), -1, dtype=np.int64)
+    slots = np.zeros((m, len(binding.indicators)), dtype=np.int64)
     start_bar = np.zeros(m, dtype=np.int64)
-    for row, values in enumerate(rows):
-        strat = cls.__new__(cls)  # values were validated when the grid was expanded
-        strat.__dict__.update(zip(names, values))
-        specs = strat.indicators()
-        if specs not in known:
-            if len(specs) > 4:
-                raise ValueError(f"{cls.name}: the fast path takes at most 4 indicators")
-            known[specs] = ([index.setdefault(sp, len(index)) for sp in specs],
-                            max((sp.valid_from for sp in specs), default=0))
-        ks, start_bar[row] = known[specs]
-        slots[row, :len(ks)] = ks
-    slots[slots < 0] = len(index)  # the zero row appended after the real indicators
-    sparams = np.zeros((m, 4))
-    for k, p in enumerate(cls.signal_params):
-        sparams[:, k] = sweep.columns[p][indices]
-    stops = np.ascontiguousarray(sweep.columns["stop_loss"][indices], dtype=np.float64)
-    return _Plan(list(index), slots, sparams, start_bar, stops)
+    for k, name in enumerate(binding.indicators):
+        template = cls.indicators[name]
+        names = template.parameters
+        # the distinct argument tuples among these combinations, resolved once each
+        if names:
+            cols = np.stack([sweep.columns[p][indices].astype(np.float64) for p in names], axis=1)
+            uniq, inverse = np.unique(cols, axis=0, return_inverse=True)
+        else:
+            uniq, inverse = np.zeros((1, 0)), np.zeros(m, dtype=np.int64)
+        rows, valid = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)
+        for u, values in enumerate(uniq.tolist()):
+            spec = template.resolve(dict(zip(names, values)))
+            rows[u] = index.setdefault(spec, len(index))
+            valid[u] = spec.valid_from
+        slots[:, k] = rows[inverse.ravel()]
+        start_bar = np.maximum(start_bar, valid[inverse.ravel()])
+    layout = param_layout(cls)
+    fparams = np.zeros((m, sum(s.array == "f" for s in layout)))
+    iparams = np.zeros((m, sum(s.array == "i" for s in layout)), dtype=np.int64)
+    for s in layout:
+        (fparams if s.array == "f" else iparams)[:, s.column] = sweep.columns[s.name][indices]
+    col = {k: v[indices] for k, v in sweep.columns.items()}
+    rules = np.empty((m, S.NR))
+    for c, name in ((S.R_STOP, "stop_loss"), (S.R_TAKE_PROFIT, "take_profit"), (S.R_TRAILING, "trailing_stop")):
+        rules[:, c] = np.where(np.isnan(col[name]), np.inf, col[name])  # off: the level is out of reach
+    rules[:, S.R_SIZE] = col["size"]
+    masks = np.empty((m, S.ND), dtype=np.int64)
+    for d, direction in enumerate(DIRECTIONS, start=1):
+        rows = col["direction"] == direction
+        masks[rows, S.D_ENTRY] = entry_mask(d)
+        masks[rows, S.D_EXIT_LONG], masks[rows, S.D_EXIT_SHORT] = exit_masks(d)
+    masks[:, S.D_MAX_BARS] = np.where(np.isnan(col["max_bars"]), S.NO_LIMIT,
+                                      np.nan_to_num(col["max_bars"])).astype(np.int64)
+    return _Plan(list(index), slots, fparams, iparams, start_bar, rules, masks, variant or features(sweep))
 
 
 def _init_state(m: int, capital: float) -> tuple[np.ndarray, np.ndarray]:
@@ -83,72 +111,90 @@ SEGMENTS = 16
 SEGMENT_WORK = 8_000_000
 
 
+#: Large sweeps split into up to this many blocks per thread, of at least BLOCK_MIN
+#: combinations, handed out one at a time: a thread slowed by other load on its core takes
+#: fewer (with one block per thread the sweep waits for the slowest). Small sweeps keep one
+#: block per thread: each block computes the indicators it needs, once per chunk.
+BLOCKS_PER_THREAD, BLOCK_MIN = 4, 256
+
+
 def _blocks(plan: _Plan, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Contiguous combination blocks, one per thread, and which indicators each needs."""
-    m, k = len(plan.stops), len(plan.specs)
-    nb = max(1, min(threads, m))
+    """Contiguous combination blocks and which indicators each needs."""
+    m, k = len(plan.start_bar), len(plan.specs)
+    nb = max(1, min(m, threads * max(1, min(BLOCKS_PER_THREAD, m // (threads * BLOCK_MIN)))))
     edges = (np.arange(nb + 1) * m) // nb
     need = np.zeros((nb, k), dtype=np.bool_)
     for b in range(nb):
-        used = plan.slots[edges[b]:edges[b + 1]].ravel()
-        need[b, used[used < k]] = True
+        need[b, plan.slots[edges[b]:edges[b + 1]].ravel()] = True
     return edges[:-1].copy(), edges[1:].copy(), need
 
 
 def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indices: np.ndarray | None = None,
-          chunk: int = CHUNK, progress=None) -> dict[str, np.ndarray]:
-    """Every metric for the combinations ``indices`` of ``sweep`` (default: all), as arrays."""
+          chunk: int = CHUNK, progress=None, variant: Features | None = None) -> dict[str, np.ndarray]:
+    """Every metric for the combinations ``indices`` of ``sweep`` (default: all), as arrays.
+
+    ``variant`` picks the compiled kernel (default: the features the sweep uses); any
+    variant with at least those features gives the same results."""
     import numba
 
     indices = np.arange(len(sweep)) if indices is None else np.asarray(indices, dtype=np.int64)
-    plan = _plan(sweep, indices)
+    plan = _plan(sweep, indices, variant)
     m = len(indices)
     F, I = _init_state(m, execution.capital)
-    kern = kernel_for(sweep.strategy)
+    kern = kernel_for(sweep.strategy, plan.features)
     c = candles
     n = len(c)
     chunk = max(1, min(chunk, n))
     lo, hi, need = _blocks(plan, numba.get_num_threads())
-    kinds = np.array([s.code for s in plan.specs], dtype=np.int64)
-    periods = np.array([s.period for s in plan.specs], dtype=np.int64)
+    e = encode(plan.specs)
     ind_state = np.stack([new_state(plan.specs) for _ in range(len(lo))])
+    rings = np.zeros((len(lo), e.ring_size), dtype=np.int64)
     bars = max(-(-n // SEGMENTS), SEGMENT_WORK // m)
     segment = chunk * max(1, -(-bars // chunk))
-    for t0 in range(0, n, segment):
-        t1 = min(n, t0 + segment)
-        kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, kinds, periods, ind_state, need, lo,
-                           hi, plan.slots, plan.sparams, plan.start_bar, plan.stops, execution.slippage,
-                           execution.commission, execution.fill == "next_open", F, I)
-        if progress is not None:
-            progress(m * (t1 - t0) / n)
+    previous_chunksize = numba.set_parallel_chunksize(1)  # blocks one at a time, to whichever thread is free
+    try:
+        for t0 in range(0, n, segment):
+            t1 = min(n, t0 + segment)
+            kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, c.volume, e.kinds, e.periods,
+                               e.mult, e.ring_off, ind_state, rings, need, lo, hi, plan.slots, plan.fparams,
+                               plan.iparams, plan.start_bar, plan.rules, plan.masks, execution.slippage,
+                               execution.commission, execution.next_open, F, I)
+            if progress is not None:
+                progress(m * (t1 - t0) / n)
+    finally:
+        numba.set_parallel_chunksize(previous_chunksize)
     return finalize(F, I, n, candles, periods_per_year(candles.interval_ms), execution.capital)
 
 
-def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution) -> RunResult:
+def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution, *,
+           variant: Features | None = None) -> RunResult:
     """Re-simulate combination ``i`` recording its equity curve and trade list."""
-    plan = _plan(sweep, np.array([i]))
+    plan = _plan(sweep, np.array([i]), variant)
     F, I = _init_state(1, execution.capital)
-    kern = kernel_for(sweep.strategy)
+    kern = kernel_for(sweep.strategy, plan.features)
     c = candles
     n = len(c)
-    ind = np.vstack([compute_full(plan.specs, c.high, c.low, c.close), np.zeros((1, n))])
+    ind = compute_full(plan.specs, c.high, c.low, c.close)
     eq = np.empty(n)
-    tri = np.empty((n + 1, 3), dtype=np.int64)
+    tri = np.empty((n + 1, 4), dtype=np.int64)
     trf = np.empty((n + 1, 6))
-    kern.simulate(0, 0, n, n, c.open, c.high, c.low, c.close, ind, plan.slots, plan.sparams, plan.start_bar,
-                  plan.stops, execution.slippage, execution.commission, execution.fill == "next_open", F, I, True,
-                  eq, tri, trf)
+    kern.simulate(0, 0, n, n, c.open, c.high, c.low, c.close, c.volume, ind, plan.slots, plan.fparams, plan.iparams,
+                  plan.start_bar, plan.rules, plan.masks, execution.slippage, execution.commission,
+                  execution.next_open, F, I, True, eq, tri, trf)
     t = c.open_time
     k = I[0, S.N_REC]
     trades = list(map(Trade, tri[:k, 0].tolist(), tri[:k, 1].tolist(), t[tri[:k, 0]].tolist(), t[tri[:k, 1]].tolist(),
-                      *trf[:k].T.tolist(), ["stop" if r == S.REASON_STOP else "signal" for r in tri[:k, 2].tolist()]))
-    if I[0, S.POS] == 1:
-        qty, cost = F[0, S.QTY], F[0, S.ENTRY_COST]
+                      *trf[:k].T.tolist(), [EXIT_REASONS[r] for r in tri[:k, 2].tolist()],
+                      ["long" if d == 1 else "short" for d in tri[:k, 3].tolist()]))
+    side = int(I[0, S.POS])
+    if side != 0:
+        qty, cost, entry_price, entry_fee = F[0, S.QTY], F[0, S.ENTRY_COST], F[0, S.ENTRY_PRICE], F[0, S.ENTRY_FEE]
         last = float(c.close[-1])
-        pnl = qty * last - 0.0 - cost
+        # marked at the last close, no exit fee (the same operations as the reference)
+        pnl = qty * last - 0.0 - cost if side == 1 else qty * (entry_price - last) - entry_fee - 0.0
         a = int(I[0, S.ENTRY_BAR])
-        trades.append(Trade(a, n - 1, int(t[a]), int(t[-1]), float(F[0, S.ENTRY_PRICE]), last, float(qty),
-                            float(F[0, S.ENTRY_FEE]), float(pnl), float(pnl / cost), "open"))
+        trades.append(Trade(a, n - 1, int(t[a]), int(t[-1]), float(entry_price), last, float(qty), float(entry_fee),
+                            float(pnl), float(pnl / cost), "open", "long" if side == 1 else "short"))
     metrics = _row(finalize(F, I, n, candles, periods_per_year(c.interval_ms), execution.capital), 0)
     return RunResult(np.concatenate([[execution.capital], eq]), trades, metrics)
 
@@ -167,14 +213,15 @@ def finalize(F: np.ndarray, I: np.ndarray, n: int, candles: Candles, ppy: float,
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         e0 = capital
         eT = F[:, S.PREV_E]
+        busted = eT <= 0.0  # a short's bust: returns on non-positive equity mean nothing
         mean = F[:, S.SUM_R] / T
         var = (F[:, S.SUM_R2] - F[:, S.SUM_R] * F[:, S.SUM_R] / T) / (T - 1.0) if n >= 2 else np.full(len(F), np.nan)
         sd = np.sqrt(np.maximum(var, 0.0))
-        sharpe = np.where(sd > 0, mean / sd * math.sqrt(ppy), np.nan)
+        sharpe = np.where((sd > 0) & ~busted, mean / sd * math.sqrt(ppy), np.nan)
         down = F[:, S.SUM_DOWN2] / T
-        sortino = np.where(down > 0, mean / np.sqrt(down) * math.sqrt(ppy), np.nan)
+        sortino = np.where((down > 0) & ~busted, mean / np.sqrt(down) * math.sqrt(ppy), np.nan)
         growth = eT / e0
-        cagr = growth ** (ppy / T) - 1.0
+        cagr = np.where(busted, np.nan, growth ** (ppy / T) - 1.0)
         max_dd = F[:, S.MAX_DD]
         dur = np.where(I[:, S.AT_PEAK] == 1, I[:, S.MAX_DUR], np.maximum(I[:, S.MAX_DUR], n - I[:, S.PEAK_I]))
         nc = I[:, S.N_CLOSED].astype(np.float64)

@@ -1,8 +1,12 @@
 """Compile (and disk-cache) the fast path for every built-in strategy.
 
 ``python -m engine.fast.warmup`` runs at image build time so containers do not
-spend their first seconds compiling. numba compiles one kernel per array layout:
-warmup feeds both layouts candles arrive in, the synthetic generator's and the one
+spend their first seconds compiling. Each strategy gets its default kernel (long
+only, stop-loss); a sweep that uses other position rules (shorts, take-profit,
+trailing stop, time limit) compiles the kernel for its mix once (~10 s; with 32
+mixes, warming them all would cost more than it saves). One kernel serves both fill
+modes. numba compiles one kernel per array layout: warmup feeds both layouts
+candles arrive in, the synthetic generator's and the one
 every loader (CSV, Parquet, awswrangler) produces through ``Candles.from_frame``.
 numba also keys its cache on the CPU; the image compiles for a portable target
 (``NUMBA_CPU_NAME=generic``) so a host with another CPU finds the kernels too.
@@ -24,13 +28,12 @@ def warm_up() -> list[str]:
     loaded = Candles.from_frame(synthetic.to_frame(), interval_ms=synthetic.interval_ms)
     done = []
     for name in sorted(REGISTRY):
-        for fill in ("close", "next_open"):
-            cfg = parse_config({"strategies": {name: {}}, "execution": {"fill": fill}})
-            (sw,) = cfg.grid
-            ex = cfg.execution
-            for candles in (synthetic, loaded):
-                sweep(sw, candles, ex, indices=np.arange(len(sw)))
-                detail(sw, 0, candles, ex)
+        cfg = parse_config({"strategies": {name: {}}})
+        (sw,) = cfg.grid
+        ex = cfg.execution
+        for candles in (synthetic, loaded):
+            sweep(sw, candles, ex, indices=np.arange(len(sw)))
+            detail(sw, 0, candles, ex)
         done.append(name)
     return done
 

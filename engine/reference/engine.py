@@ -7,61 +7,91 @@ import numpy as np
 from ..candles import Candles
 from ..execution import Execution
 from ..metrics import compute_metrics
+from ..position_rules import PositionRules
 from ..result import RunResult
-from ..strategies import Action, Strategy
+from ..signals import ENTER_LONG, ENTER_SHORT, direction_code, entry_mask, exit_masks
+from ..strategies import Strategy
 from ..timeutil import periods_per_year
 from .execution import ExecutionEngine
 from .feed import DataFeed
 from .portfolio import Portfolio
+from .rule import RuleRunner
+
+EXIT_ORDER = 2  # a pending order that closes the position (entries are +1 long, -1 short)
 
 
 class BacktestingEngine:
-    def __init__(self, candles: Candles, strategy: Strategy, execution: Execution, *,
-                 stop_loss: float | None = None):
+    def __init__(self, candles: Candles, strategy: Strategy, execution: Execution,
+                 rules: PositionRules = PositionRules()):
         self.feed = DataFeed(candles)
         self.candles = candles
         self.strategy = strategy
         self.capital = execution.capital
         self.execution = ExecutionEngine(execution.slippage, execution.commission)
-        self.stop_loss = stop_loss
+        self.rules = rules
         self.next_open = execution.next_open
 
     def run(self) -> RunResult:
+        """docs/semantics.md, "Order of events within bar t", step by step."""
         n = len(self.feed)
-        pf = Portfolio(self.capital, self.stop_loss, self.execution)
-        ex = self.execution
-        self.strategy.reset()
+        rules = self.rules
+        pf = Portfolio(self.capital, rules, self.execution)
+        rule = RuleRunner(self.strategy)
+        d = direction_code(rules.direction)
+        entries = entry_mask(d)
+        exit_long, exit_short = exit_masks(d)
         equity = np.empty(n + 1)
         equity[0] = self.capital
-        pending = Action.HOLD
+        pending = 0
         in_position_bars = 0
         candle = None
         for candle in self.feed:
             t = candle.index
+            filled = False
             # 1. next_open: yesterday's decision fills at today's open.
-            if pending == Action.BUY and not pf.in_position:
-                pf.buy(candle, candle.open)
-            elif pending == Action.SELL and pf.in_position:
-                pf.sell(candle, ex.sell_price(candle.open), "signal")
-            pending = Action.HOLD
-            # 2. the stop, before the strategy acts; not on a close-fill entry bar.
-            stopped = False
-            if pf.in_position and (self.next_open or t > pf.entry_bar):
-                price = pf.stop_exit_price(candle)
-                if price is not None:
-                    pf.sell(candle, price, "stop")
-                    stopped = True
-            # 3. the strategy decides on this bar's close.
-            action = self.strategy.on_candle(candle, pf.in_position)
-            if self.next_open:
-                if action != Action.HOLD and t < n - 1:
-                    pending = action
-            elif not stopped:  # at most one fill per bar
-                if action == Action.BUY and not pf.in_position:
-                    pf.buy(candle, candle.close)
-                elif action == Action.SELL and pf.in_position:
-                    pf.sell(candle, ex.sell_price(candle.close), "signal")
-            if pf.in_position:
+            if pending == EXIT_ORDER and not pf.flat:
+                pf.exit(candle, pf.fill_price(-pf.side, candle.open), "signal")
+                filled = True
+            elif pending in (1, -1) and pf.flat:
+                pf.enter(candle, pending, candle.open)
+                filled = True
+            pending = 0
+            # 2. the levels (stop, trailing stop, take-profit), before the strategy acts.
+            if not pf.flat:
+                hit = pf.level_exit(candle)
+                if hit is not None:
+                    pf.exit(candle, *hit)
+                    filled = True
+            # 3. the best price since the entry takes in this bar.
+            if not pf.flat:
+                pf.track(candle)
+            # 4. at the close, before the strategy: a short's bust, then the time limit.
+            if not pf.flat:
+                close_exit = pf.fill_price(-pf.side, candle.close)
+                if pf.side < 0 and pf.equity(candle.close) <= 0.0:
+                    pf.exit(candle, close_exit, "bust")
+                    filled = True
+                elif rules.max_bars is not None and t >= pf.entry_bar + rules.max_bars:
+                    pf.exit(candle, close_exit, "time")
+                    filled = True
+            # 5. the strategy decides on this bar's close; one fill per bar with fill=close.
+            code = rule.step(candle, pf.view(candle))
+            if pf.flat:
+                want = code & entries
+                side = 1 if want == ENTER_LONG else -1 if want == ENTER_SHORT else 0  # both: they cancel
+                if side != 0 and not pf.ruined:
+                    if self.next_open:
+                        if t < n - 1:
+                            pending = side
+                    elif not filled:
+                        pf.enter(candle, side, candle.close)
+            elif code & (exit_long if pf.side > 0 else exit_short):
+                if self.next_open:
+                    if t < n - 1:
+                        pending = EXIT_ORDER
+                else:
+                    pf.exit(candle, pf.fill_price(-pf.side, candle.close), "signal")
+            if not pf.flat:
                 in_position_bars += 1
             equity[t + 1] = pf.equity(candle.close)
         if candle is not None:

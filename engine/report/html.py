@@ -55,6 +55,7 @@ import pandas as pd
 
 from ..candles import Candles
 from ..metrics import INT_METRICS, METRICS
+from ..position_rules import RULE_COLUMNS
 from ..result import RunResult
 from ..trade import JSON_KEYS
 from . import display
@@ -207,7 +208,7 @@ def _top(top: TopCombination, k: int) -> dict:
         "strategy_id": str(row["strategy_id"]),
         "strategy": str(row["strategy"]),
         "params": {p: _scalar(row[p], 12) for p in top.params},
-        "stop_loss": _scalar(row["stop_loss"], 12),
+        **{rule: _scalar(row[rule], 12) for rule in RULE_COLUMNS},  # stop_loss, direction, size, ...
         "metrics": {m: _scalar(res.metrics[m], 12) for m in METRICS},
         "equity": _shown(display.band_buckets(res.equity, k).last),
         "drawdown": _shown(display.band_buckets(display.drawdown(res.equity), k).high),

@@ -30,6 +30,7 @@ from ..candles import Candles
 from ..child_process import bind_to_parent
 from ..cpus import available_cpus
 from ..metrics import METRICS
+from ..position_rules import RULE_COLUMNS
 from ..result import RunResult
 from ..strategies import get_strategy
 from .trades_csv import write_trades_csv
@@ -49,6 +50,8 @@ class RunContext:
 
 
 def _clean(v):
+    if v is pd.NA:
+        return None
     if isinstance(v, (np.integer,)):
         return int(v)
     if isinstance(v, (float, np.floating)):
@@ -61,7 +64,7 @@ def run_document(row: pd.Series, param_names: list[str], result: RunResult, ctx:
         "strategy_id": row["strategy_id"],
         "strategy": row["strategy"],
         "params": {p: _clean(row[p]) for p in param_names},
-        "stop_loss": _clean(row["stop_loss"]),
+        **{rule: _clean(row[rule]) for rule in RULE_COLUMNS},
         "rank": None if pd.isna(row["rank"]) else int(row["rank"]),
         "rank_by": ctx.rank_by,
         "metrics": {m: _clean(result.metrics[m]) for m in METRICS},
@@ -89,7 +92,7 @@ def write_json(path: Path, doc: dict) -> None:
 
 
 def param_columns(summary: pd.DataFrame) -> list[str]:
-    fixed = {"rank", "combination", "strategy_id", "strategy", "stop_loss", *METRICS}
+    fixed = {"rank", "combination", "strategy_id", "strategy", *RULE_COLUMNS, *METRICS}
     return [c for c in summary.columns if c not in fixed]
 
 

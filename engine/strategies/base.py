@@ -1,40 +1,41 @@
-"""Strategy base class: typed parameters, declared constraints, one signal rule.
+"""Strategy base class: typed parameters, named indicators, one signal rule bound by name.
 
 A strategy is written once and runs on both engines:
 
-* ``indicators()`` names the indicators it reads (at most four), built from
-  ``engine.indicators``; each distinct one is computed once per sweep.
-* ``signal`` is a numba ``@njit`` scalar function
-  ``(open, high, low, close, v0, v1, v2, v3, p0, p1, p2, p3) -> int`` of the bar's
-  prices, its indicator values (in ``indicators()`` order) and the parameters
-  named in ``signal_params`` (in order). It returns ``ENTRY`` (1), ``EXIT`` (2),
-  both, or 0. It is only called once every indicator is valid.
-* The engines gate it: ENTRY acts only while flat, EXIT only while long.
+* typed class attributes are its parameters (``short_window: int = 10``);
+* ``indicators`` maps a name to an indicator from ``engine.indicators``, whose
+  arguments are numbers or parameter names (``{"rsi": RSI("rsi_period")}``); each
+  distinct indicator is computed once per sweep;
+* ``signal`` is a numba ``@njit`` function whose argument *names* say what it
+  reads: bar prices (``open high low close volume``), declared indicators,
+  parameters (integers stay integers) and, for a rule that needs it, the
+  position view (``position entry_price bars_held unrealised_return
+  best_price``). It returns a bitwise OR of ``ENTER_LONG``, ``EXIT_LONG``,
+  ``ENTER_SHORT``, ``EXIT_SHORT`` (``engine.signals``) and is called only once
+  every indicator is valid.
 
-A strategy that needs position state (bars held, entry price…) overrides
-``on_candle`` instead and sets no ``signal``: it then runs on the reference
-engine only, and ``backtest run`` says so and falls back.
+``binding()`` checks all of this when the strategy is loaded (``get_strategy``),
+so a misspelt name is a one-line config error, never a failure mid-run.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+import sys
 import typing
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any, Callable, ClassVar
 
 from ..errors import ConfigError
-from ..indicators import Indicator, incremental
+from ..indicators import ARGS, Indicator, is_multiplier
 
-ENTRY = 1
-EXIT = 2
-
-
-class Action(IntEnum):
-    HOLD = 0
-    BUY = 1
-    SELL = 2
+PRICES = ("open", "high", "low", "close", "volume")
+#: the position view: +1 long / -1 short / 0 flat, the entry fill, t - entry bar,
+#: position*(close - entry_price)/entry_price, and the best price since the entry
+#: (highest high of a long, lowest low of a short, the entry fill included)
+POSITION_FIELDS = ("position", "entry_price", "bars_held", "unrealised_return", "best_price")
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,33 @@ class Bound:
         return " and ".join(x for x in (lo, hi) if x)
 
 
+@dataclass(frozen=True)
+class Binding:
+    """How a rule's arguments are fed, checked once per strategy class."""
+
+    rule: Any  # the numba dispatcher
+    arguments: tuple[tuple[str, str], ...]  # (source, name) in signature order; source: price|indicator|param|position
+    indicators: tuple[str, ...]  # declared indicator names, in declaration order
+    params: tuple[str, ...]  # the parameters the rule reads, in signature order
+
+    @property
+    def position_fields(self) -> frozenset[str]:
+        return frozenset(n for s, n in self.arguments if s == "position")
+
+    @property
+    def stateful(self) -> bool:
+        return bool(self.position_fields)
+
+
+def did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class Strategy:
     name: ClassVar[str] = ""
     signal: ClassVar[Any] = None
-    signal_params: ClassVar[tuple[str, ...]] = ()
+    indicators: ClassVar[dict[str, Indicator]] = {}
     bounds: ClassVar[dict[str, Bound]] = {}
     constraints: ClassVar[tuple[Constraint, ...]] = ()
 
@@ -75,12 +99,11 @@ class Strategy:
         specs = self.param_specs()
         unknown = sorted(set(params) - set(specs))
         if unknown:
-            raise ConfigError(f"strategies.{self.name}: unknown parameter(s) {', '.join(unknown)}; "
-                              f"expected {', '.join(specs)}")
+            raise ConfigError(f"strategies.{self.name}.{unknown[0]}: unknown parameter"
+                              f"{did_you_mean(unknown[0], specs)} (expected one of {', '.join(specs)})")
         for pname, (ptype, default) in specs.items():
             value = params.get(pname, default)
             setattr(self, pname, coerce_param(self.name, pname, ptype, value, self.bounds.get(pname)))
-        self._states: list = []
 
     @classmethod
     def param_specs(cls) -> dict[str, tuple[type, Any]]:
@@ -110,35 +133,85 @@ class Strategy:
     def violated_constraint(self) -> Constraint | None:
         return next((c for c in self.constraints if not c.check(self)), None)
 
+    def indicator_specs(self) -> dict[str, Indicator]:
+        """This combination's concrete indicators, by declared name."""
+        params = self.params
+        return {k: spec.resolve(params) for k, spec in self.indicators.items()}
+
     @classmethod
-    def fast_path(cls) -> bool:
-        return cls.signal is not None
+    def binding(cls) -> Binding:
+        """The rule's arguments matched to prices, indicators, parameters and the position view.
 
-    def indicators(self) -> tuple[Indicator, ...]:
-        return ()
+        Raises ConfigError (one line, with a suggestion) for a rule that is not ``@njit``,
+        an argument that names nothing, a declared indicator the rule does not read, or an
+        indicator argument that names no parameter of the right type.
+        """
+        cached = cls.__dict__.get("_binding")
+        if cached is None:
+            cached = cls._bind()
+            cls._binding = cached
+        return cached
 
-    def signal_param_values(self) -> tuple[float, ...]:
-        return tuple(float(getattr(self, p)) for p in self.signal_params)
-
-    # --- reference engine -------------------------------------------------
-    def reset(self) -> None:
-        self._states = [incremental(s) for s in self.indicators()]
-        values = self.signal_param_values()
-        self._params = values + (0.0,) * (4 - len(values))
-        self._rule = self.signal.py_func if hasattr(self.signal, "py_func") else self.signal
-
-    def on_candle(self, candle, in_position: bool) -> Action:
-        """Decide at the close of ``candle`` (no lookahead): BUY, SELL or HOLD."""
-        vals = [st.update(candle.open, candle.high, candle.low, candle.close) for st in self._states]
-        if any(math.isnan(v) for v in vals):
-            return Action.HOLD
-        vals += [0.0] * (4 - len(vals))
-        code = self._rule(candle.open, candle.high, candle.low, candle.close, *vals, *self._params)
-        if not in_position and code & ENTRY:
-            return Action.BUY
-        if in_position and code & EXIT:
-            return Action.SELL
-        return Action.HOLD
+    @classmethod
+    def _bind(cls) -> Binding:
+        where = f"strategies.{cls.name or cls.__name__}"
+        rule = cls.signal
+        py = getattr(rule, "py_func", None)
+        if rule is None or py is None or not hasattr(rule, "compile"):
+            raise ConfigError(f"{where}: `signal` must be a numba @njit function, got {rule!r}")
+        if getattr(sys.modules.get(py.__module__), py.__qualname__, None) is not rule:
+            raise ConfigError(f"{where}: rule {py.__qualname__} must be defined at the top level of its module "
+                              "(the compiled kernel imports it by name)")
+        specs = cls.param_specs()
+        if not isinstance(cls.indicators, dict):
+            raise ConfigError(f"{where}: `indicators` must be a dict of name -> indicator")
+        for iname, ind in cls.indicators.items():
+            if not isinstance(ind, Indicator):
+                raise ConfigError(f"{where}: indicator {iname!r} is {ind!r}, not an engine.indicators indicator")
+            for arg, value in zip(ARGS[ind.kind], ind.args):
+                if not isinstance(value, str):
+                    continue
+                if value not in specs:
+                    raise ConfigError(f"{where}: indicator {iname!r} reads parameter {value!r}, which is not "
+                                      f"declared{did_you_mean(value, specs)}")
+                ptype = specs[value][0]
+                if ptype is bool or (ptype is not int and not is_multiplier(arg)):
+                    raise ConfigError(f"{where}: indicator {iname!r} needs an integer {arg}, but parameter "
+                                      f"{value!r} is {getattr(ptype, '__name__', ptype)}")
+        sources: dict[str, str] = {}
+        labels = {"price": "a price", "position": "a position field", "indicator": "an indicator",
+                  "param": "a parameter"}
+        for source, names in (("price", PRICES), ("position", POSITION_FIELDS), ("indicator", cls.indicators),
+                              ("param", specs)):
+            for n in names:
+                if n in sources:
+                    raise ConfigError(f"{where}: {n!r} is both {labels[sources[n]]} and {labels[source]}; "
+                                      "rename one")
+                sources[n] = source
+        try:
+            sig = inspect.signature(py)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: cannot read the signature of rule {py.__name__} ({exc})") from None
+        arguments = []
+        for p in sig.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY) or p.default is not p.empty:
+                raise ConfigError(f"{where}: rule {py.__name__} argument {p.name!r} must be a plain positional "
+                                  "argument without a default")
+            if p.name not in sources:
+                raise ConfigError(f"{where}: rule {py.__name__} reads {p.name!r}, which is not a price, "
+                                  f"indicator, parameter or position field{did_you_mean(p.name, sources)}")
+            arguments.append((sources[p.name], p.name))
+            if sources[p.name] == "param" and specs[p.name][0] not in (int, float, bool):
+                raise ConfigError(f"{where}: rule {py.__name__} reads parameter {p.name!r} of type "
+                                  f"{getattr(specs[p.name][0], '__name__', specs[p.name][0])}; a rule takes "
+                                  "int, float or bool parameters")
+        read = {n for _, n in arguments}
+        unread = [n for n in cls.indicators if n not in read]
+        if unread:
+            raise ConfigError(f"{where}: indicator {unread[0]!r} is declared but rule {py.__name__} does not "
+                              "read it; add it to the rule's arguments or remove it")
+        return Binding(rule, tuple(arguments), tuple(cls.indicators),
+                       tuple(n for s, n in arguments if s == "param"))
 
 
 def coerce_param(strategy: str, pname: str, ptype: type, value: Any, bound: Bound | None) -> Any:

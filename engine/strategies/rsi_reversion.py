@@ -1,35 +1,34 @@
-"""RSI mean reversion: buy oversold, sell once the RSI has recovered."""
+"""RSI mean reversion: buy oversold and sell once the RSI has recovered; short overbought and cover once it has fallen."""
 
 from __future__ import annotations
 
 from numba import njit
 
 from ..indicators import RSI
-from .base import ENTRY, EXIT, Bound, Constraint, Strategy
+from ..signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
+from .base import Bound, Constraint, Strategy
 
 
 @njit(cache=True, nogil=True)
-def rsi_reversion_signal(o, h, lo, c, rsi, _v1, _v2, _v3, oversold, overbought, _p2, _p3):
+def rsi_reversion_signal(rsi, oversold, overbought):
     code = 0
     if rsi < oversold:
-        code |= ENTRY
+        code |= ENTER_LONG | EXIT_SHORT
     if rsi > overbought:
-        code |= EXIT
+        code |= EXIT_LONG | ENTER_SHORT
     return code
 
 
 class RSIReversion(Strategy):
-    """Long when Wilder's RSI drops below ``oversold``; exit when it rises above ``overbought``."""
+    """Long when Wilder's RSI drops below ``oversold``, exit when it rises above ``overbought``;
+    short when it rises above ``overbought``, cover when it drops below ``oversold``."""
 
     name = "rsi_reversion"
     rsi_period: int = 14
     oversold: float = 30.0
     overbought: float = 70.0
 
+    indicators = {"rsi": RSI("rsi_period")}
     signal = staticmethod(rsi_reversion_signal)
-    signal_params = ("oversold", "overbought")
     bounds = {"rsi_period": Bound(2), "oversold": Bound(0.0, 100.0), "overbought": Bound(0.0, 100.0)}
     constraints = (Constraint("oversold < overbought", lambda s: s.oversold < s.overbought),)
-
-    def indicators(self):
-        return (RSI(self.rsi_period),)

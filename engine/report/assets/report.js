@@ -92,7 +92,9 @@
     const head = document.getElementById("header");
     head.append(el("h1", { text: H.experiment }));
     head.append(el("p", { cls: "sub", text: "run " + RUN.run_id + " · created " + RUN.created_at }));
-    const stops = H.risk.stop_loss.map((s) => (s === null ? "none" : (s * 100).toFixed(2) + "%")).join(", ");
+    const pct = (v) => (v === null ? "none" : (v * 100).toFixed(2) + "%");
+    const list = (vs, f) => (vs || []).map(f).join(", ");
+    const P = H.portfolio || {};
     const timings = Object.keys(RUN.timings || {}).sort()
       .map((k) => [k.replace(/_s$/, ""), RUN.timings[k].toFixed(3) + " s"]);
     const cards = el("div", { cls: "cards" }, [
@@ -103,7 +105,11 @@
       ])),
       card("Execution and risk", kv([
         ["capital", money.format(x.capital)], ["commission", (x.commission * 100).toFixed(3) + "% per fill"],
-        ["slippage", (x.slippage * 100).toFixed(3) + "%"], ["fill", x.fill], ["stop loss", stops],
+        ["slippage", (x.slippage * 100).toFixed(3) + "%"], ["fill", x.fill],
+        ["direction", list(P.direction, String)], ["size", list(P.size, (v) => (v * 100).toFixed(0) + "% of equity")],
+        ["stop loss", list(H.risk.stop_loss, pct)], ["take profit", list(H.risk.take_profit, pct)],
+        ["trailing stop", list(H.risk.trailing_stop, pct)],
+        ["time limit", list(H.risk.max_bars, (v) => (v === null ? "none" : int.format(v) + " bars"))],
       ])),
       card("Sweep", kv([
         ["strategies", H.strategies.join(", ")], ["combinations", int.format(H.combinations)],

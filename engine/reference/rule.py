@@ -1,0 +1,50 @@
+"""Feeds a strategy's rule on the reference engine: indicators updated candle by candle, arguments by name."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from ..indicators import incremental
+from ..strategies import PRICES, Strategy
+
+
+class PositionView(NamedTuple):
+    """What a stateful rule sees at a bar's close (docs/semantics.md, "Position view")."""
+
+    position: int  # +1 long, -1 short, 0 flat
+    entry_price: float  # the entry fill; NaN while flat
+    bars_held: int  # t - entry bar; 0 while flat
+    unrealised_return: float  # position*(close - entry_price)/entry_price; NaN while flat
+    best_price: float  # highest high (long) / lowest low (short) since the entry, the fill included; NaN while flat
+
+
+FLAT = PositionView(0, math.nan, 0, math.nan, math.nan)
+
+
+class RuleRunner:
+    def __init__(self, strategy: Strategy):
+        binding = type(strategy).binding()
+        self.rule = binding.rule.py_func  # plain Python: a division by zero raises here
+        specs = strategy.indicator_specs()
+        self.calcs = [incremental(specs[name]) for name in binding.indicators]
+        self.start = max((s.valid_from for s in specs.values()), default=0)
+        params = [getattr(strategy, p) for p in binding.params]
+        # every bar's values in one list: prices, indicators, parameters, the position view
+        slots = {name: k for k, name in enumerate(PRICES)}
+        slots.update({name: len(PRICES) + k for k, name in enumerate(binding.indicators)})
+        base = len(slots)
+        slots.update({name: base + k for k, name in enumerate(binding.params)})
+        base = len(slots)
+        slots.update({name: base + k for k, name in enumerate(PositionView._fields)})
+        self.index = [slots[name] for _, name in binding.arguments]
+        self.params = params
+
+    def step(self, candle, view: PositionView) -> int:
+        """Advance the indicators by ``candle`` and return the rule's code at its close (0 before they are valid)."""
+        o, h, lo, c = candle.open, candle.high, candle.low, candle.close
+        values = [calc.update(o, h, lo, c) for calc in self.calcs]
+        if candle.index < self.start:
+            return 0
+        bar = [o, h, lo, c, candle.volume, *values, *self.params, *view]
+        return int(self.rule(*[bar[i] for i in self.index]))
