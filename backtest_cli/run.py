@@ -226,6 +226,11 @@ def cmd_run(args) -> int:
     print(f"\nTop {top} of {len(ranked)} by {rank_by}{note}:")
     if top:
         print(top_table(ranked, rank_by))
+    if res.validation is not None:
+        from engine.validation.report import text_block
+
+        print()
+        print("\n".join(text_block(res.validation, ranked)))
     print(f"\nreport:  {res.run_dir / 'report.html'}")
     print(f"all runs: {out / 'index.html'}  (backtest runs --out {out})")
     print(f"results: {res.run_dir}")

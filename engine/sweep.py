@@ -213,9 +213,7 @@ def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None]
 def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engine: str = "fast",
                window: Window | None = None, test: bool = False) -> RunResult:
     """Equity curve and trades of one combination, on the chosen engine (on ``window``: a
-    test window if ``test``). With a ``validation`` section and no window, the in-sample window."""
-    if window is None and cfg.validation is not None:
-        window = resolve(cfg.validation, len(candles), candles.interval_ms).in_sample
+    test window if ``test``)."""
     if engine == "fast":
         from .fast import runner
 

@@ -30,6 +30,8 @@ from ..timeutil import ms_to_interval
 
 #: per-combination columns a validated sweep adds, which ``report.rank_by`` accepts
 RANK_METRICS = ("psr", "dsr")
+#: every column a validated sweep adds to the summary: the holdout's, then the Sharpe tests
+SUMMARY_COLUMNS = ("oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades", *RANK_METRICS)
 KEYS = ("holdout", "walk_forward", "cscv", "trials")
 WALK_FORWARD_KEYS = ("train", "test", "step", "anchored")
 CSCV_KEYS = ("blocks",)

@@ -28,6 +28,7 @@ class ValidationPlan:
     blocks: int | None  # S, when CSCV is on
     block_edges: np.ndarray | None  # S + 1 edges over the in-sample returns
     trials: int | None  # N for the deflated Sharpe when given
+    walk_forward: tuple[int, int, int, bool] | None = None  # train, test, step (bars), anchored
 
     @property
     def T(self) -> int:
@@ -46,6 +47,7 @@ def resolve(cfg: ValidationConfig, n: int, interval_ms: int) -> ValidationPlan:
         in_sample, holdout = Window(0, cut), Window(cut, n)
 
     folds: tuple[Fold, ...] = ()
+    spans = None
     wf = cfg.walk_forward
     if wf is not None:
         key = "validation.walk_forward"
@@ -64,6 +66,7 @@ def resolve(cfg: ValidationConfig, n: int, interval_ms: int) -> ValidationPlan:
             raise ConfigError(f"{key}: train {wf.train.text} ({train} bars) + test {wf.test.text} ({test} bars) "
                               f"is longer than the data ({n} bars)")
         folds = plan_folds(n, train, test, step, wf.anchored)
+        spans = (train, test, step, wf.anchored)
 
     blocks = edges = None
     if cfg.cscv is not None:
@@ -76,4 +79,4 @@ def resolve(cfg: ValidationConfig, n: int, interval_ms: int) -> ValidationPlan:
                               f"has {T}")
         edges = block_edges(T, blocks)
     return ValidationPlan(n=n, in_sample=in_sample, holdout=holdout, folds=folds, blocks=blocks,
-                          block_edges=edges, trials=cfg.trials)
+                          block_edges=edges, trials=cfg.trials, walk_forward=spans)

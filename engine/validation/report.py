@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def _top(outcome: ValidationOutcome, ranked: pd.DataFrame) -> dict | None:
 
 
 def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles, *,
-             holdout_fraction: float | None, walk_forward_spans: tuple[int, int, int, bool] | None) -> dict:
+             holdout_fraction: float | None) -> dict:
     """Every figure with its inputs (``validation.json``)."""
     plan, d = outcome.plan, outcome.deflated
     top = _top(outcome, ranked)
@@ -105,8 +106,7 @@ def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
         "deflated_sharpe": {"T": plan.T, "N": d.N, "trials": plan.trials, "V": _clean(d.V), "SR0": _clean(d.SR0),
                             "defined_sharpes": int(np.isfinite(d.sharpe).sum())},
         "walk_forward": None if not plan.folds else {
-            "train": walk_forward_spans[0], "test": walk_forward_spans[1], "step": walk_forward_spans[2],
-            "anchored": walk_forward_spans[3],
+            **dict(zip(("train", "test", "step", "anchored"), plan.walk_forward)),
             "folds": [{"fold": f.index, "train": [f.train.a, f.train.b], "test": [f.test.a, f.test.b],
                        "train_utc": window_times(candles, f.train), "test_utc": window_times(candles, f.test)}
                       for f in plan.folds]},
@@ -146,7 +146,7 @@ def walk_forward_frame(outcome: ValidationOutcome, grid: Grid, candles: Candles)
         row = {"fold": fo.fold.index, "train_from": train[0], "train_to": train[1], "test_from": test[0],
                "test_to": test[1], "combination": fo.combination, "strategy_id": sw.strategy_id(i),
                "strategy": sw.strategy.name, "params": json.dumps(sw.params(i), sort_keys=True),
-               "stop_loss": sw.stop_loss(i), f"is_{outcome.rank_by}": fo.in_sample, "is_cagr": fo.in_sample_cagr}
+               **asdict(sw.rules(i)), f"is_{outcome.rank_by}": fo.in_sample, "is_cagr": fo.in_sample_cagr}
         row.update({f"oos_{m}": fo.result.metrics[m] for m in METRICS})
         rows.append(row)
     return pd.DataFrame(rows)
