@@ -13,7 +13,7 @@ from ..candles import Candles
 from ..config import Config
 from ..sweep import run_detail
 from .columns import ValidationColumns
-from .config import RANK_METRICS
+from .config import RANK_METRICS, SUMMARY_COLUMNS
 from .evaluate import ValidationOutcome, evaluate
 from .plan import ValidationPlan
 from .windows import Window
@@ -34,7 +34,11 @@ def finish(cfg: Config, candles: Candles, summary: pd.DataFrame, plan: Validatio
     in_sample = None if rank_by in RANK_METRICS else summary[rank_by].to_numpy(np.float64)
     outcome = evaluate(plan, cols, candles, rank_by=rank_by, in_sample_rank=in_sample, trials=plan.trials,
                        capital=cfg.execution.capital, simulate_test=simulate_test)
-    out = summary.copy()
+    # the validation columns last, in one order, however the rows were assembled (shards)
+    out = summary[[c for c in summary.columns if c not in SUMMARY_COLUMNS]].copy()
+    for c in SUMMARY_COLUMNS[:-2]:
+        if c in summary:
+            out[c] = summary[c]
     out["psr"] = outcome.deflated.psr
     out["dsr"] = outcome.deflated.dsr
     return out, outcome
