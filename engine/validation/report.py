@@ -39,28 +39,33 @@ def window_times(candles: Candles, w: Window) -> list[str]:
     return [iso(candles.open_time[w.a]), iso(candles.open_time[w.b - 1] + candles.interval_ms)]
 
 
-def verdict(outcome: ValidationOutcome, top_dsr: float | None) -> str:
-    """One plain sentence a researcher can act on."""
+def verdict(outcome: ValidationOutcome, top: dict | None) -> str:
+    """One plain sentence a researcher can act on: what PBO says about the ranking, then
+    what the deflated Sharpe says about the top combination."""
     N = outcome.deflated.N
+    sr = None if top is None else top["sharpe_per_bar"]
+    dsr = None if top is None else top["dsr"]
+    parts = []
     if outcome.cscv is not None:
         p = outcome.cscv.pbo
         if p >= 0.5:
-            text = (f"PBO {p:.2f}: the top combination is more likely than not to fall below the median "
-                    "out of sample")
+            parts.append(f"PBO {p:.2f}: the top combination is more likely than not to fall below the median "
+                         "out of sample")
         elif p >= 0.2:
-            text = (f"PBO {p:.2f}: the top combination usually stays above the median out of sample, "
-                    "but overfitting is plausible")
+            parts.append(f"PBO {p:.2f}: the top combination usually stays above the median out of sample, "
+                         "but overfitting is plausible")
         else:
-            text = f"PBO {p:.2f}: the top combination's in-sample lead mostly holds out of sample"
-        if top_dsr is not None:
-            sig = "significant" if top_dsr >= DSR_LEVEL else "not significant"
-            text += f"; its Sharpe is {sig} after {N:,} trials (DSR {top_dsr:.2f})"
-        return text
-    if top_dsr is not None:
-        if top_dsr >= DSR_LEVEL:
-            return f"DSR {top_dsr:.2f}: the top combination's Sharpe stays significant after {N:,} trials"
-        return f"DSR {top_dsr:.2f}: the top combination's Sharpe is not significant after {N:,} trials"
-    return "DSR undefined: too few returns or combinations to judge the top combination"
+            parts.append(f"PBO {p:.2f}: the in-sample ranking mostly holds out of sample")
+    if sr is not None and sr <= 0:
+        parts.append("the top combination loses money even in sample (Sharpe below 0): nothing here is "
+                     "worth trading")
+    elif dsr is not None:
+        sig = "significant" if dsr >= DSR_LEVEL else "not significant"
+        whose = "its" if parts else "the top combination's"
+        parts.append(f"{whose} Sharpe is {sig} after {N:,} trials (DSR {dsr:.2f})")
+    elif not parts:
+        parts.append("DSR undefined: too few returns or combinations to judge the top combination")
+    return "; ".join(parts)
 
 
 def _clean(v):
@@ -111,7 +116,7 @@ def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
                        "train_utc": window_times(candles, f.train), "test_utc": window_times(candles, f.test)}
                       for f in plan.folds]},
     }
-    doc = {"verdict": verdict(outcome, None if top is None else top["dsr"]), "inputs": inputs, "top": top}
+    doc = {"verdict": verdict(outcome, top), "inputs": inputs, "top": top}
     c = outcome.cscv
     doc["pbo"] = None if c is None else {
         "pbo": c.pbo, "prob_oos_loss": c.prob_oos_loss,
@@ -182,7 +187,7 @@ def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame) -> list[str]:
         sharpe = "—" if m["sharpe"] is None else f"{m['sharpe']:.3f}"
         lines.append(f"  walk-forward ({len(wf.folds)} folds): out-of-sample return {m['total_return']:+.2%} · "
                      f"Sharpe {sharpe} · efficiency {eff}")
-    lines.append(f"  verdict: {verdict(outcome, None if top is None else top['dsr'])}")
+    lines.append(f"  verdict: {verdict(outcome, top)}")
     return lines
 
 
@@ -245,7 +250,7 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
         metrics.update({"walk-forward folds": len(wf.folds), "walk-forward efficiency": _clean(wf.efficiency),
                         "total_return": wf.metrics["total_return"], "cagr": wf.metrics["cagr"],
                         "walk-forward Sharpe": wf.metrics["sharpe"], "max_drawdown": wf.metrics["max_drawdown"]})
-    section = {"title": "Validation", "summary": verdict(outcome, None if top is None else top["dsr"]),
+    section = {"title": "Validation", "summary": verdict(outcome, top),
                "metrics": metrics, "tables": [], "charts": []}
     if folds is not None and len(folds):
         cols = ["fold", "test_from", "test_to", "strategy_id", f"is_{outcome.rank_by}", "oos_sharpe",
