@@ -27,7 +27,7 @@ from .position_rules import RULE_COLUMNS
 from .reference.engine import BacktestingEngine
 from .result import RunResult
 from .validation.accumulate import block_sums, power_sums
-from .validation.columns import ValidationColumns
+from .validation.columns import ValidationColumns, concat
 from .validation.config import RANK_METRICS
 from .validation.plan import ValidationPlan, resolve
 from .validation.windows import Window
@@ -79,8 +79,6 @@ def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: i
     summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     columns = None
     if plan is not None:
-        from .validation.columns import concat
-
         columns = concat(parts) if parts else None
     return SweepResult(summary, cfg.grid, tuple(notices), plan, columns)
 

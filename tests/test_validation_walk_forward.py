@@ -9,6 +9,7 @@ import pytest
 
 from engine.trade import Trade
 from engine.validation.walk_forward import choose, efficiency, stitch
+from engine.validation.windows import Fold, Window, plan_folds
 
 
 def test_choose_best_ties_lowest_nan_last():
@@ -40,3 +41,20 @@ def test_efficiency():
     assert efficiency(0.2, [0.1, -0.1]) is None  # mean 0
     assert efficiency(0.2, []) is None
     assert efficiency(0.2, [math.inf]) is None
+
+
+def test_semantics_worked_examples():
+    """docs/semantics.md, "Holdout and walk-forward windows": the two worked examples."""
+
+    assert plan_folds(20, 6, 4, 4) == (Fold(0, Window(0, 6), Window(6, 10)), Fold(1, Window(4, 10), Window(10, 14)),
+                                       Fold(2, Window(8, 14), Window(14, 18)), Fold(3, Window(12, 18), Window(18, 20)))
+    assert [f.train for f in plan_folds(20, 6, 4, 4, anchored=True)] == [Window(0, 6), Window(0, 10), Window(0, 14),
+                                                                         Window(0, 18)]
+    assert len(plan_folds(19, 6, 4, 4)) == 3
+    t = Trade(30, 31, 0, 0, 500.0, 0.0, 2.0, 0.0, -1000.0, -1.0, "window_end")
+    equity, trades = stitch([np.array([10_000.0, 10_500.0, 11_000.0]), np.array([10_000.0, 9_000.0])], [[], [t]],
+                            10_000.0)
+    np.testing.assert_allclose(equity, [10_000.0, 10_500.0, 11_000.0, 9_900.0], rtol=1e-15)
+    assert trades[0].qty == pytest.approx(2.2) and trades[0].pnl == pytest.approx(-1_100.0)
+    assert equity[-1] / equity[0] - 1 == pytest.approx(-0.01)
+    assert efficiency(0.15, [0.2, 0.4]) == pytest.approx(0.5)

@@ -43,6 +43,7 @@ from ..result import RunResult
 from ..run_id import check_run_id
 from ..sweep import run_detail
 from ..timeutil import format_time
+from ..validation import report as vr
 from ..validation.evaluate import ValidationOutcome
 from .html import REPORT, TopCombination, build_payload, plotly_js_path, write_html_report
 from .ranking import rank, ranked_rows
@@ -54,8 +55,6 @@ MANIFEST = "manifest.json"
 def _write_validation(out: Path, cfg: Config, outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
                       pool: ChartPool | None) -> dict:
     """validation.json, walk_forward.csv and (with report.png) the charts; returns the report.html section."""
-    from ..validation import report as vr
-
     doc = vr.document(outcome, ranked, candles, holdout_fraction=cfg.validation.holdout)
     vr.write_json(out / vr.VALIDATION_JSON, doc)
     folds_frame = None
