@@ -193,10 +193,16 @@ def _overrides(args) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
+#: shown after the headline metrics when a validated sweep has them
+VALIDATION_TABLE_COLUMNS = ("oos_sharpe", "dsr")
+
+
 def top_table(ranked, rank_by: str, rows: int = TOP_ROWS) -> str:
-    """The best ``rows`` ranked combinations: rank, strategy, the rank metric, trades and the headline metrics."""
+    """The best ``rows`` ranked combinations: rank, strategy, the rank metric, trades and the headline
+    metrics; after a validated sweep also the holdout's Sharpe and the deflated Sharpe."""
     top = ranked[ranked["rank"].notna()].head(rows)
     cols = ["rank", "strategy_id", rank_by, *(m for m in TABLE_METRICS if m != rank_by)]
+    cols += [c for c in VALIDATION_TABLE_COLUMNS if c in top.columns and c != rank_by]
     return top[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="—")
 
 
@@ -223,9 +229,15 @@ def cmd_run(args) -> int:
     unranked = len(ranked) - n_ranked
     note = (f"; {unranked} with fewer than {min_trades} trade{'s' if min_trades != 1 else ''} unranked"
             if unranked else "")
-    print(f"\nTop {top} of {len(ranked)} by {rank_by}{note}:")
+    where = " on the in-sample bars" if "oos_sharpe" in ranked.columns else ""
+    print(f"\nTop {top} of {len(ranked)} by {rank_by}{where}{note}:")
     if top:
         print(top_table(ranked, rank_by))
+    if res.validation is not None:
+        from engine.validation.report import text_block
+
+        print()
+        print("\n".join(text_block(res.validation, ranked)))
     print(f"\nreport:  {res.run_dir / 'report.html'}")
     print(f"all runs: {out / 'index.html'}  (backtest runs --out {out})")
     print(f"results: {res.run_dir}")

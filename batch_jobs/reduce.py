@@ -25,6 +25,9 @@ from engine.datasource import DataSpec, load_data
 from engine.errors import UserError
 from engine.report.run_folder import MANIFEST, write_run_folder
 from engine.storage_layout import report_prefix, s3_uri, shard_key, shards_prefix
+from engine.validation.columns import ValidationColumns
+from engine.validation.finish import finish
+from engine.validation.plan import resolve
 
 from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
 from .contract import RunTarget, shard_bounds
@@ -107,6 +110,12 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
     if fingerprint is not None and candles.fingerprint() != fingerprint:
         raise UserError(f"run {run.run_id}: the candles changed since the shards ran (fingerprint differs); "
                         "pin data.start/data.end in the config and re-run the shards")
+    outcome = None
+    if cfg.validation is not None:
+        # every figure from the shards' sums, and walk-forward's test windows simulated here
+        plan = resolve(cfg.validation, len(candles), candles.interval_ms)
+        columns = ValidationColumns.from_frame(summary)
+        summary, outcome = finish(cfg, candles, ValidationColumns.strip(summary), plan, columns)
     t_load = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"reduce-{run.run_id}-") as tmp:
         out = Path(tmp) / "report"
@@ -115,7 +124,7 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
             notices=tuple(sorted({n for h in headers for n in h.notices})),
             timings={"shards_read_s": round(t_shards - t0, 3), "load_s": round(t_load - t_shards, 3)},
             extra={"batch": {"array_size": run.array_size, "config_uri": run.config_uri,
-                             "shards": s3_uri(run.bucket, shards_prefix(run.run_id))}})
+                             "shards": s3_uri(run.bucket, shards_prefix(run.run_id))}}, outcome=outcome)
         files = upload_folder(s3, out, run.bucket, report_prefix(run.run_id), last=MANIFEST)
     best = folder.manifest["best"]["strategy_id"] if folder.manifest["best"] else None
     return ReduceResult(s3_uri(run.bucket, report_prefix(run.run_id)), total, files, best,

@@ -54,6 +54,10 @@ def run_shard(task: ShardTask, *, workers: int | None = None, session: Any = Non
         candles = load_data(spec)
         result = run_sweep(cfg, candles, indices=np.arange(first, stop), workers=workers)
         summary, notices, fingerprint, n_candles = result.summary, result.notices, candles.fingerprint(), len(candles)
+        if result.validation is not None:  # the slice's per-block sums, moments and fold metrics, as columns
+            import pandas as pd
+
+            summary = pd.concat([summary, result.validation.to_frame()], axis=1)
     else:  # more shards than combinations: an empty, still well-formed shard
         import pandas as pd
 

@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import validation
 from bench.cases import REAL_15M
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       / ref["candle_strategies_per_s"])
         print(f"speed-up over the reference engine, slower of the 1M-candle cases: "
               f"{summary['speedup_1m_cases_over_reference']:,.0f}x")
+    summary["validation"] = validation.run_all()
     if args.save:
         RESULTS.write_text(json.dumps(summary, indent=1) + "\n")
         print(f"wrote {RESULTS}")

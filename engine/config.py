@@ -12,13 +12,13 @@ import json
 import math
 import os
 import re
-import reprlib
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError, UserError
+from .errors import shown as _show
 from .execution import FILL_MODES, Execution
 from .grid import Grid, expand_grid
 from .grid_budget import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING, estimate_bytes, human_bytes
@@ -28,6 +28,7 @@ from .safe_yaml import MAX_BYTES, load_yaml
 from .signals import DIRECTIONS
 from .strategies import did_you_mean, get_strategy
 from .timeutil import check_range, interval_to_ms, parse_time
+from .validation.config import RANK_METRICS, ValidationConfig, parse_validation
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
@@ -87,6 +88,7 @@ class Config:
     workers: int | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    validation: ValidationConfig | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     #: every combination, expanded once at parse time
     grid: Grid = field(default_factory=lambda: Grid(()), compare=False, repr=False)
@@ -106,6 +108,7 @@ _SECTIONS = {
     "parallel": {"workers"},
     "report": {"top_k", "rank_by", "min_trades", "png"},
     "limits": {"max_combinations"},
+    "validation": None,  # engine/validation/config.py checks its keys
 }
 
 # Bounds on values that size work or memory, or that overflow later arithmetic.
@@ -202,17 +205,6 @@ def _section(doc: dict, name: str) -> dict:
             raise ConfigError(f"{name}.{_key(unknown[0])}: unknown key; expected one of {', '.join(sorted(allowed))}"
                               f"{did_you_mean(str(unknown[0]), allowed)}")
     return sec
-
-
-_short = reprlib.Repr()
-_short.maxstring = _short.maxother = _short.maxlong = 60
-_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 6
-_short.maxlevel = 3
-
-
-def _show(value: Any) -> str:
-    """``repr`` cut to a few dozen characters: messages stay one short line whatever the value."""
-    return _short.repr(value)
 
 
 def _key(key: Any) -> str:
@@ -482,10 +474,13 @@ def parse_config(doc: dict) -> Config:
     if workers is not None:
         workers = _number("parallel.workers", workers, low=1, integer=True)
 
+    validation = parse_validation(doc.get("validation"))
     r = _section(doc, "report")
     rank_by = r.get("rank_by", "sharpe")
-    if not isinstance(rank_by, str) or rank_by not in METRICS:
-        raise ConfigError(f"report.rank_by: {_show(rank_by)}; expected one of {', '.join(METRICS)}")
+    if not isinstance(rank_by, str) or rank_by not in METRICS + RANK_METRICS:
+        raise ConfigError(f"report.rank_by: {_show(rank_by)}; expected one of {', '.join(METRICS + RANK_METRICS)}")
+    if rank_by in RANK_METRICS and validation is None:
+        raise ConfigError(f"report.rank_by: {rank_by} needs a validation section (validation: {{}} is enough)")
     report = ReportConfig(top_k=_number("report.top_k", r.get("top_k", 10), low=1, high=TOP_K_MAX, integer=True),
                           rank_by=rank_by,
                           min_trades=_number("report.min_trades", r.get("min_trades", 1), low=0, integer=True),
@@ -496,4 +491,4 @@ def parse_config(doc: dict) -> Config:
              "trailing_stop": trailing, "max_bars": max_bars}
     grid = expand_grid(grids, rules)
     return Config(name=name, data=data, execution=execution, strategies=tuple(grids), workers=workers,
-                  report=report, limits=limits, raw=doc, grid=grid, **rules)
+                  report=report, limits=limits, validation=validation, raw=doc, grid=grid, **rules)

@@ -21,6 +21,9 @@ from .report.run_folder import (PartialRunFolder, disk_full_error, estimate_run_
 from .report.writer import ChartPool
 from .run_id import new_run_id
 from .sweep import SweepResult, prepare, run_sweep
+from .validation.evaluate import ValidationOutcome
+from .validation.finish import finish
+from .validation.plan import resolve as resolve_validation
 
 Progress = Callable[[float], None]
 
@@ -62,6 +65,7 @@ class ExperimentResult:
     sweep: SweepResult
     timings: dict
     manifest: dict
+    validation: ValidationOutcome | None = None  # with a ``validation`` config section
 
 
 def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str = "fast", workers: int | None = None,
@@ -77,12 +81,17 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
         candles = candles if candles is not None else load_data(spec)
         obs.data_loaded(candles)
         t_load = time.perf_counter()
+        if cfg.validation is not None:  # windows against the data: a one-line error before the sweep
+            resolve_validation(cfg.validation, len(candles), candles.interval_ms)
         compiled = prepare(cfg, engine=engine, on_compile=obs.compiling)
         t_compile = time.perf_counter()
         if compiled:
             obs.compiled(t_compile - t_load)
         progress = obs.sweep_started(len(cfg.grid))
         result = run_sweep(cfg, candles, engine=engine, workers=workers, progress=progress)
+        summary, outcome = result.summary, None
+        if result.plan is not None:
+            summary, outcome = finish(cfg, candles, summary, result.plan, result.validation, engine=engine)
         t_sweep = time.perf_counter()
         obs.sweep_finished(t_sweep - t_compile)
         obs.writing_soon(estimate_run_folder_bytes(len(cfg.grid), cfg.report.top_k, len(cfg.grid.sweeps),
@@ -94,8 +103,9 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
         try:
             partial = PartialRunFolder.create(out_root, run_id or new_run_id(cfg.name))
             obs.report_started(out_root / partial.run_id)
-            folder = write_run_folder(partial.path, cfg, result.summary, candles, run_id=partial.run_id,
-                                      engine=engine, notices=result.notices, timings=timings, charts=charts)
+            folder = write_run_folder(partial.path, cfg, summary, candles, run_id=partial.run_id,
+                                      engine=engine, notices=result.notices, timings=timings, charts=charts,
+                                      outcome=outcome)
             run_dir = partial.publish(folder.manifest)
         except BaseException as exc:
             if charts is not None:
@@ -116,4 +126,5 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
         raise ResourceError(f"{out_root}: run {run_dir.name} is complete, but index.html could not be updated "
                             f"({(exc.strerror or str(exc)).lower()}); the next run refreshes it") from None
     obs.report_finished(time.perf_counter() - t_sweep)
-    return ExperimentResult(run_dir, folder.ranked, candles, result, folder.manifest["timings"], folder.manifest)
+    return ExperimentResult(run_dir, folder.ranked, candles, result, folder.manifest["timings"], folder.manifest,
+                            outcome)

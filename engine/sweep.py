@@ -26,9 +26,19 @@ from .metrics import METRICS
 from .position_rules import RULE_COLUMNS
 from .reference.engine import BacktestingEngine
 from .result import RunResult
+from .validation.accumulate import block_sums, power_sums
+from .validation.columns import ValidationColumns, concat
+from .validation.config import RANK_METRICS
+from .validation.plan import ValidationPlan, resolve
+from .validation.windows import Window
 
 ENGINES = ("fast", "reference")
 Progress = Callable[[float], None]
+
+
+#: holdout columns a validated sweep adds to the summary, and the metrics they come from
+OOS_COLUMNS = {"oos_sharpe": "sharpe", "oos_total_return": "total_return", "oos_max_drawdown": "max_drawdown",
+               "oos_n_trades": "n_trades"}
 
 
 @dataclass(frozen=True)
@@ -36,27 +46,41 @@ class SweepResult:
     summary: pd.DataFrame  # one row per combination, in grid order
     grid: Grid
     notices: tuple[str, ...]  # anything the run should tell its user
+    #: with a ``validation`` section: its windows, and per-combination inputs to its figures (rows as summary's)
+    plan: ValidationPlan | None = None
+    validation: ValidationColumns | None = None
 
 
 def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: int | None = None,
               indices: np.ndarray | None = None, progress: Progress | None = None) -> SweepResult:
-    """Evaluate the combinations ``indices`` of ``cfg.grid`` (global positions; default all)."""
+    """Evaluate the combinations ``indices`` of ``cfg.grid`` (global positions; default all).
+
+    With a ``validation`` section the metrics are the in-sample window's (docs/semantics.md,
+    "Windows"), the summary gains the holdout's ``oos_*`` columns, and the result carries the
+    per-combination sums every validation figure is computed from."""
     total = len(cfg.grid)
     wanted = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
     workers = min(workers or cfg.workers or available_cpus(), available_cpus())
-    frames, notices = [], []
+    plan = None if cfg.validation is None else resolve(cfg.validation, len(candles), candles.interval_ms)
+    frames, parts, notices = [], [], []
     offset = 0
     for sw in cfg.grid:
         local = wanted[(wanted >= offset) & (wanted < offset + len(sw))] - offset
         if len(local):
-            if engine == "fast":
+            if plan is not None:
+                cols, part = _validated(cfg, plan, sw, offset, local, candles, engine, workers, progress)
+                parts.append(part)
+            elif engine == "fast":
                 cols = _fast(sw, local, candles, cfg, workers, progress)
             else:
                 cols = _reference(cfg, offset, local, candles, workers, progress)
             frames.append(_frame(sw, local, offset, cols))
         offset += len(sw)
     summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return SweepResult(summary, cfg.grid, tuple(notices))
+    columns = None
+    if plan is not None:
+        columns = concat(parts) if parts else None
+    return SweepResult(summary, cfg.grid, tuple(notices), plan, columns)
 
 
 def _frame(sw: StrategySweep, local: np.ndarray, offset: int, cols: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -73,6 +97,9 @@ def _frame(sw: StrategySweep, local: np.ndarray, offset: int, cols: dict[str, np
     data["max_bars"] = pd.arrays.IntegerArray(np.nan_to_num(bars).astype(np.int64), np.isnan(bars))
     for m in METRICS:
         data[m] = cols[m]
+    for c in OOS_COLUMNS:
+        if c in cols:
+            data[c] = cols[c]
     return pd.DataFrame(data)
 
 
@@ -96,8 +123,10 @@ def _init_worker(cfg: Config, candles: Candles, parent_pid: int | None = None) -
     _worker.update(cfg=cfg, candles=candles)
 
 
-def reference_run(cfg: Config, sw: StrategySweep, i: int, candles: Candles) -> RunResult:
-    return BacktestingEngine(candles, sw.instance(i), cfg.execution, sw.rules(i)).run()
+def reference_run(cfg: Config, sw: StrategySweep, i: int, candles: Candles, window: Window | None = None,
+                  test: bool = False) -> RunResult:
+    span = None if window is None else (window.a, window.b)
+    return BacktestingEngine(candles, sw.instance(i), cfg.execution, sw.rules(i)).run(span, test)
 
 
 def _job(g: int) -> dict:
@@ -169,17 +198,123 @@ def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None]
             if engine == "fast":
                 from .fast import runner
 
-                runner.sweep(sw, candles, cfg.execution, indices=np.arange(1))
-                runner.detail(sw, 0, candles, cfg.execution)
+                variant = _variant(cfg, sw)
+                runner.sweep(sw, candles, cfg.execution, indices=np.arange(1), variant=variant)
+                runner.detail(sw, 0, candles, cfg.execution, variant=variant)
+                if cfg.validation is not None:  # the test windows' kernel
+                    runner.detail(sw, 0, candles, cfg.execution, variant=variant, test=True)
             else:
                 reference_run(cfg, sw, 0, candles)
     return watch.fired
 
 
-def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engine: str = "fast") -> RunResult:
-    """Equity curve and trades of one combination, on the chosen engine."""
+def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engine: str = "fast",
+               window: Window | None = None, test: bool = False) -> RunResult:
+    """Equity curve and trades of one combination, on the chosen engine (on ``window``: a
+    test window if ``test``)."""
     if engine == "fast":
         from .fast import runner
 
-        return runner.detail(sw, i, candles, cfg.execution)
-    return reference_run(cfg, sw, i, candles)
+        span = None if window is None else (window.a, window.b)
+        return runner.detail(sw, i, candles, cfg.execution, variant=_variant(cfg, sw), window=span, test=test)
+    return reference_run(cfg, sw, i, candles, window, test)
+
+
+# --- validated sweeps (docs/semantics.md, "Windows") -------------------------------------------------
+def _variant(cfg: Config, sw: StrategySweep):
+    """With validation on, every fast call of a run uses the kernel with the moment sums compiled
+    in (a single combination's sums cost nothing), so a run compiles one variant, not two."""
+    if cfg.validation is None:
+        return None
+    from .fast import runner
+
+    return runner.features(sw)._replace(moments=True)
+
+
+def _validated(cfg: Config, plan: ValidationPlan, sw: StrategySweep, offset: int, local: np.ndarray,
+               candles: Candles, engine: str, workers: int, progress: Progress | None):
+    """Metric columns on the in-sample window (plus ``oos_*``) and the validation sums of ``local``."""
+    rank_by = cfg.report.rank_by
+    windows = [plan.in_sample] + ([plan.holdout] if plan.holdout else []) + [f.train for f in plan.folds]
+    work = sum(len(w) for w in windows)
+
+    def part(w: Window):  # each window's share of the progress bar
+        return None if progress is None else (lambda x: progress(x * len(w) / work))
+
+    if engine == "fast":
+        import numba
+
+        from .fast import runner
+
+        numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
+        variant = _variant(cfg, sw)
+
+        def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
+            return runner.sweep(sw, candles, cfg.execution, indices=local, progress=part(w), variant=variant,
+                                window=(w.a, w.b), test=test, moments=True, block_edges=blocks)
+        sums = runner.POWER_SUMS, runner.BLOCK_R, runner.BLOCK_R2
+    else:
+        def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
+            return _reference_window(cfg, offset, local, candles, workers, part(w), w, test, blocks)
+        sums = POWER_SUMS, BLOCK_R, BLOCK_R2
+
+    main = run(plan.in_sample, blocks=plan.block_edges)
+    cols = {m: main[m] for m in METRICS}
+    ps, br, br2 = main[sums[0]], main.get(sums[1]), main.get(sums[2])
+    hps = hrank = None
+    if plan.holdout is not None:
+        oos = run(plan.holdout, test=True)
+        cols.update({c: oos[m] for c, m in OOS_COLUMNS.items()})
+        hps = oos[sums[0]]
+        hrank = np.full(len(local), np.nan) if rank_by in RANK_METRICS else oos[rank_by].astype(np.float64)
+    fps, frank, fcagr = [], [], []
+    for fold in plan.folds:
+        train = run(fold.train)
+        fps.append(train[sums[0]])
+        frank.append(np.full(len(local), np.nan) if rank_by in RANK_METRICS else train[rank_by].astype(np.float64))
+        fcagr.append(train["cagr"])
+    stack = (lambda xs: np.stack(xs)) if plan.folds else (lambda xs: None)
+    return cols, ValidationColumns(power_sums=ps, block_r=br, block_r2=br2, holdout_power_sums=hps,
+                                   holdout_rank=hrank, fold_power_sums=stack(fps), fold_rank=stack(frank),
+                                   fold_cagr=stack(fcagr))
+
+
+POWER_SUMS, BLOCK_R, BLOCK_R2 = "_power_sums", "_block_r", "_block_r2"
+
+
+def _window_job(args: tuple) -> tuple[dict, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    g, w, test, blocks = args
+    sw, i = _worker["cfg"].grid.locate(g)
+    res = reference_run(_worker["cfg"], sw, i, _worker["candles"], w, test)
+    br = br2 = None
+    if blocks is not None:
+        br, br2 = block_sums(res.equity, blocks)
+    return res.metrics, power_sums(res.equity), br, br2
+
+
+def _reference_window(cfg, offset, local, candles, workers, progress, w: Window, test: bool,
+                      blocks: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The reference engine on one window: metrics and the sums from each equity curve."""
+    jobs = [(int(i) + offset, w, test, blocks) for i in local]
+    if workers <= 1 or len(jobs) == 1:
+        _init_worker(cfg, candles)
+        results = []
+        for job in jobs:
+            results.append(_window_job(job))
+            if progress:
+                progress(1)
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles, os.getpid())) as pool:
+            results = []
+            for res in pool.imap(_window_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+                results.append(res)
+                if progress:
+                    progress(1)
+    cols = {m: np.array([math.nan if r[0][m] is None else r[0][m] for r in results]) for m in METRICS}
+    cols[POWER_SUMS] = np.array([r[1] for r in results])
+    if blocks is not None:
+        cols[BLOCK_R] = np.array([r[2] for r in results])
+        cols[BLOCK_R2] = np.array([r[3] for r in results])
+    return cols

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 #: every exit_reason, in the order of the fast path's codes
-EXIT_REASONS = ("signal", "stop", "trailing_stop", "take_profit", "time", "bust", "open")
+EXIT_REASONS = ("signal", "stop", "trailing_stop", "take_profit", "time", "bust", "open", "window_end")
 
 
 # A NamedTuple rather than a frozen dataclass: just as immutable, and built ~10x faster

@@ -74,13 +74,13 @@ def _submitted_env(aws, bucket: str, run_id: str) -> tuple[dict, dict[str, str]]
     return sub, env
 
 
-def _sweep(aws, tmp_path: Path, capsys, frame, start: str, end: str) -> dict:
+def _sweep(aws, tmp_path: Path, capsys, frame, start: str, end: str, config: str = CONFIG) -> dict:
     """Candles into moto S3, submit, shards, reduce, results, and the local run to compare with."""
     bucket = aws.new_bucket()
     upsert_candles(f"s3://{bucket}/candles/", "BTCUSDT", "15m", frame)
     res = aws.batch_resources(bucket)
     cfg = tmp_path / "sweep.yaml"
-    cfg.write_text(CONFIG.format(bucket=bucket, start=start, end=end))
+    cfg.write_text(config.format(bucket=bucket, start=start, end=end))
 
     code, out, err = run_cli(["submit", "--config", cfg, "--array-size", N, "--bucket", bucket,
                               "--job-queue", res.job_queue, "--job-definition", res.job_definition], capsys)
@@ -128,7 +128,8 @@ def _sweep(aws, tmp_path: Path, capsys, frame, start: str, end: str) -> dict:
     assert manifest["data"]["fingerprint"] == local_manifest["data"]["fingerprint"]
     assert (manifest["combinations"], manifest["config_hash"]) == (16, local_manifest["config_hash"])
     assert manifest["batch"]["array_size"] == N
-    return {"bucket": bucket, "run_id": run_id, "job_env": job_env, "sub": sub, "summary": remote["summary.csv"]}
+    return {"bucket": bucket, "run_id": run_id, "job_env": job_env, "sub": sub, "summary": remote["summary.csv"],
+            "files": remote}
 
 
 def test_batch_sweep_on_synthetic_candles_matches_a_local_run(aws, tmp_path, capsys):
@@ -193,3 +194,27 @@ def test_batch_sweep_on_real_candles_matches_a_local_run(aws, tmp_path, capsys, 
     # Two and a half months of real BTCUSDT 15m candles in S3; the config reads ~6 weeks (about 4,000 candles).
     candles = load_candles(real_15m_csv, interval="15m", start=parse_time("2024-03-01"), end=parse_time("2024-05-15"))
     _sweep(aws, tmp_path, capsys, candles.to_frame(), "2024-03-10", "2024-04-20")
+
+
+def test_batch_sweep_with_validation_matches_a_local_run(aws, tmp_path, capsys):
+    """Shards emit per-block sums, moments and per-fold train metrics; reduce computes PBO, DSR and
+    walk-forward (running the chosen test windows itself): every file equals a local run's."""
+    from engine.synthetic import generate_candles
+
+    frame = generate_candles(8_000, seed=5).to_frame()
+    config = CONFIG + """validation:
+  holdout: 0.25
+  walk_forward: {{train: 10d, test: 5d}}
+  cscv: {{blocks: 8}}
+"""
+    run = _sweep(aws, tmp_path, capsys, frame, "2023-01-15", "2023-03-01", config)
+    files = run["files"]
+    assert {"validation.json", "walk_forward.csv", "plots/validation_logits.png",
+            "plots/validation_walk_forward.png"} <= set(files)
+    doc = json.loads(files["validation.json"])
+    assert doc["inputs"]["cscv"]["S"] == 8 and len(doc["pbo"]["logits"]) == 70
+    assert doc["inputs"]["deflated_sharpe"]["N"] == 16
+    assert len(doc["inputs"]["walk_forward"]["folds"]) >= 3
+    header = files["summary.csv"].decode().splitlines()[0].split(",")
+    assert header[-6:] == ["oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades", "psr", "dsr"]
+    assert not any(c.startswith("_v.") for c in header)

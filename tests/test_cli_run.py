@@ -247,7 +247,11 @@ def test_default_config_sweep(tmp_path, capsys):
     assert not (d / "plots").exists()           # PNG charts only with report.png: true
     size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
     assert size < 15_000_000, f"the default run folder holds {size:,} bytes"
-    assert "Top 5 of 64 by sharpe:" in out and f"results: {d}" in out
+    assert "Top 5 of 64 by sharpe on the in-sample bars:" in out and f"results: {d}" in out
+    # the default config validates: the table shows the holdout's Sharpe and DSR, then the block and verdict
+    assert "oos_sharpe" in out and "dsr" in out.split("Top 5")[1].splitlines()[1]
+    assert "Validation (in-sample bars 0–49,055, holdout 49,056–70,079; 64 combinations):" in out
+    assert "PBO " in out and "  verdict: " in out
 
 
 def test_position_rules_are_columns_of_the_summary_and_the_json(tmp_path, capsys):

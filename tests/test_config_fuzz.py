@@ -28,6 +28,7 @@ SECTIONS = {
     "parallel": ["workers"],
     "report": ["top_k", "rank_by"],
     "limits": ["max_combinations"],
+    "validation": ["holdout", "walk_forward", "cscv", "trials", "train", "test", "step", "anchored", "blocks"],
 }
 STRATEGIES = {
     "ma_crossover": ["short_window", "long_window", "ema_period", "momentum_spread"],
@@ -43,6 +44,8 @@ VALID = {
     "parallel": {"workers": 2},
     "report": {"top_k": 3, "rank_by": "sharpe"},
     "limits": {"max_combinations": 20000},
+    "validation": {"holdout": 0.3, "walk_forward": {"train": "2d", "test": 96, "anchored": True},
+                   "cscv": {"blocks": 8}, "trials": 100},
     "strategies": {"ma_crossover": {"short_window": [5, 10], "long_window": {"start": 20, "stop": 40, "step": 10}}},
 }
 TOKENS = ["~", "null", "true", "no", "on", "yes", "2024-01-01", "2024-13-45", "2024-02-30T10:00", "1970-01-01",
@@ -50,7 +53,7 @@ TOKENS = ["~", "null", "true", "no", "on", "yes", "2024-01-01", "2024-13-45", "2
           "1_000", "12:30", "190:20:30", "''", '""', "!!int abc", "!!int 0x", "!!float x", "!!binary Zm9v",
           "!!binary '@@'", "!!timestamp 2024-02-30", "!!set {a, b}", "!!omap [{a: 1}]", "!!str 5", "!!null ''",
           "!!python/name:os.system", "!!python/object/apply:os.getcwd []", "synthetic", "close", "next_open",
-          "sharpe", "15m", "1h", "0m", "-5m", "ma_crossover", "1704067200000", "99999999999999999999999",
+          "sharpe", "psr", "dsr", "30d", "0d", "90x", "15m", "1h", "0m", "-5m", "ma_crossover", "1704067200000", "99999999999999999999999",
           "9223372036854775808", "-9223372036854775809", "1e15", "1.0e+15", "1e16", "20000001", "0", "-1",
           "0.5", "1", "2", "*undefined", "&dup x", "[]", "{}", "{start: 1, stop: 1e300, step: 1e-300}",
           "{start: 5, stop: 1}", "{start: 1, stop: 3, step: 0}", "{start: .nan, stop: 3}", "'a:b'",

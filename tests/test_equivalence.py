@@ -18,6 +18,7 @@ sweep normally picks give the same results.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -35,6 +36,8 @@ from engine.indicators import ATR, EMA, MACD, ROC, SMA, BollingerLower, Bollinge
 from engine.metrics import INT_METRICS
 from engine.reference import BacktestingEngine
 from engine.strategies import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, Strategy
+from engine.validation.accumulate import block_sums, power_sums
+from engine.validation.windows import block_edges
 
 CAPITAL = 100_000.0
 REL = 1e-9
@@ -311,6 +314,57 @@ def test_fast_path_matches_reference(candles, strat, fill, slippage, commission,
         assert_same_metrics(row(whole, j), row(chunked, j), f"combination {j} chunk=7 vs whole")
 
 
+@settings(max_examples=250, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(candles=ohlc(), strat=strategy_grid(), fill=st.sampled_from(["close", "next_open"]), slippage=costs,
+       commission=costs, stop_loss=stops, take_profit=take_profits, trailing_stop=trailing_stops,
+       max_bars=time_limits, direction=directions, test=st.booleans(), data=st.data())
+def test_windows_and_validation_sums_match_reference(candles, strat, fill, slippage, commission, stop_loss,
+                                                     take_profit, trailing_stop, max_bars, direction, test, data):
+    """docs/semantics.md, "Windows": a run on bars [a, b) (a train or a test window) is the same on
+    both engines, and the fast path's streamed validation sums (Σr..Σr⁴, Σr and Σr² per CSCV
+    block) equal the sums of the reference engine's equity curve."""
+    name, params, grid = strat
+    n = len(candles)
+    a = data.draw(st.integers(0, n - 1), label="a")
+    b = data.draw(st.integers(a + 1, n), label="b")
+    T = b - a
+    S = data.draw(st.sampled_from([s for s in (2, 4, 6) if 2 * s <= T] or [0]), label="blocks")
+    edges = block_edges(T, S) if S else None
+    cfg = parse_config({
+        "strategies": {name: grid},
+        "portfolio": {"direction": direction},
+        "risk": {"stop_loss": stop_loss, "take_profit": take_profit, "trailing_stop": trailing_stop,
+                 "max_bars": max_bars},
+        "execution": {"commission": commission, "slippage": slippage, "fill": fill},
+    })
+    (sw,) = cfg.grid
+    (i,) = [i for i in range(len(sw)) if sw.params(i) == params]
+    ex = Execution(CAPITAL, slippage, commission, fill)
+    ref = BacktestingEngine(candles, sw.strategy(**params), ex, sw.rules(i)).run((a, b), test)
+    det = runner.detail(sw, i, candles, ex, variant=ALL_FEATURES, window=(a, b), test=test)
+    event(f"window: {'whole' if (a, b) == (0, n) else 'inside'}, {'test' if test else 'train'}")
+    if any(t.exit_reason == "window_end" for t in ref.trades):
+        event("has window_end exit")
+    if test:
+        assert all(t.exit_reason != "open" for t in ref.trades)
+    assert_same_trades(ref.trades, det.trades)
+    assert ref.equity.shape == det.equity.shape == (T + 1,)
+    for t, (x, y) in enumerate(zip(ref.equity.tolist(), det.equity.tolist())):
+        _close(x, y, f"equity[{t}]")
+    assert_same_metrics(ref.metrics, det.metrics, "detail")
+
+    streamed = runner.sweep(sw, candles, ex, variant=ALL_FEATURES, window=(a, b), test=test, moments=True,
+                            block_edges=edges, chunk=5)
+    assert_same_metrics(ref.metrics, row({m: streamed[m] for m in ref.metrics}, i), "sweep")
+    for k, (x, y) in enumerate(zip(power_sums(ref.equity), streamed[runner.POWER_SUMS][i])):
+        assert y == pytest.approx(x, rel=1e-9, abs=1e-15), f"power sum {k + 1}"
+    if edges is not None:
+        r1, r2 = block_sums(ref.equity, edges)
+        np.testing.assert_allclose(streamed[runner.BLOCK_R][i], r1, rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(streamed[runner.BLOCK_R2][i], r2, rtol=1e-9, atol=1e-15)
+
+
 def _series(n=400, seed=7):
     rng = np.random.default_rng(seed)
     close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.01, n))), 2)
@@ -375,3 +429,37 @@ def test_kernel_variants_agree(rules):
         full = runner.sweep(sw, candles, ex, variant=ALL_FEATURES)
         for i in range(len(sw)):
             assert_same_metrics(row(full, i), row(pruned, i), f"{fill} combination {i}")
+
+
+@pytest.mark.parametrize("name", list(GRIDS))
+def test_whole_grid_on_windows_matches_reference(name):
+    """Every combination of a grid on train and test windows of the fixed series, with the
+    kernel variants a validated sweep uses (moment sums on; test windows' last bar)."""
+    candles = _series()
+    ends = 0
+    for fill, rules in (("close", {"risk": {"stop_loss": [None, 0.01]}}),
+                        ("next_open", {"risk": {"stop_loss": [None, 0.02], "take_profit": [None, 0.03],
+                                                "trailing_stop": 0.02, "max_bars": 40},
+                                       "portfolio": {"direction": ["long", "both"], "size": 0.7}})):
+        cfg = parse_config({"strategies": {name: GRIDS[name]}, **rules,
+                            "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
+        (sw,) = cfg.grid
+        ex = Execution(CAPITAL, 0.0005, 0.001, fill)
+        variant = runner.features(sw)._replace(moments=True)
+        for (a, b), test in itertools.product([(37, 291), (20, 250)], (False, True)):
+            edges = block_edges(b - a, 4)
+            cols = runner.sweep(sw, candles, ex, chunk=64, variant=variant, window=(a, b), test=test,
+                                moments=True, block_edges=edges)
+            for i in range(len(sw)):
+                ref = BacktestingEngine(candles, sw.instance(i), ex, sw.rules(i)).run((a, b), test)
+                det = runner.detail(sw, i, candles, ex, variant=variant, window=(a, b), test=test)
+                ends += sum(t.exit_reason == "window_end" for t in ref.trades)
+                label = f"{fill} [{a}, {b}) {'test' if test else 'train'} {i}"
+                assert_same_trades(ref.trades, det.trades)
+                assert_same_metrics(ref.metrics, det.metrics, f"{label} detail")
+                assert_same_metrics(ref.metrics, row({m: cols[m] for m in ref.metrics}, i), f"{label} sweep")
+                np.testing.assert_allclose(cols[runner.POWER_SUMS][i], power_sums(ref.equity), rtol=1e-9, atol=1e-15)
+                r1, r2 = block_sums(ref.equity, edges)
+                np.testing.assert_allclose(cols[runner.BLOCK_R][i], r1, rtol=1e-9, atol=1e-13)
+                np.testing.assert_allclose(cols[runner.BLOCK_R2][i], r2, rtol=1e-9, atol=1e-15)
+    assert ends > 0, "no test window ended with an open position: the window_end rule went untested"

@@ -377,7 +377,8 @@ def test_the_generated_source_binds_the_rule_and_the_features():
     src = specialize.specialised_source(MACrossover, specialize.Features(short=True, trailing=True))
     assert "_placeholder_signal" not in src
     assert "from engine.strategies.ma_crossover import ma_crossover_signal as _rule  # specialised" in src
-    assert "SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED = True, False, True, False, False" in src
+    assert ("SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED, MOMENTS, WINDOW_END = "
+            "True, False, True, False, False, False, False") in src
 
 
 HELPER_MODULE = '''

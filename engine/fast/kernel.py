@@ -45,7 +45,8 @@ from engine.fast.state import (AT_PEAK, BEST, BEST_PRICE, CASH, D_ENTRY, D_EXIT_
                                LEVEL, LOSS_PNL, MAX_DD, MAX_DD_ABS, MAX_DUR, N_CLOSED, N_REC, N_WINS, PEAK, PEAK_I,
                                PENDING, PNL_SUM, POS, PREV_E, QTY, R_SIZE, R_STOP, R_TAKE_PROFIT, R_TRAILING,
                                REASON_BUST, REASON_SIGNAL, REASON_STOP, REASON_TAKE_PROFIT, REASON_TIME,
-                               REASON_TRAILING, RET_SUM, RUINED, SUM_DOWN2, SUM_R, SUM_R2, TP_LEVEL, WIN_PNL, WORST)
+                               REASON_TRAILING, REASON_WINDOW_END, RET_SUM, RUINED, SUM_DOWN2, SUM_R, SUM_R2, SUM_R3,
+                               SUM_R4, TP_LEVEL, WIN_PNL, WORST)
 from engine.signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
 
 # the masks of direction `both` (engine.signals.entry_mask / exit_masks), as constants
@@ -53,8 +54,9 @@ ENTER_BOTH = ENTER_LONG | ENTER_SHORT
 EXIT_LONG_BOTH = EXIT_LONG | ENTER_SHORT
 EXIT_SHORT_BOTH = EXIT_SHORT | ENTER_LONG
 
-# Compile-time features of this copy (all on in the template).
-SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED = True, True, True, True, True  # SPECIALISE: features
+# Compile-time features of this copy (all on in the template). MOMENTS and WINDOW_END serve
+# research validation: Σr³, Σr⁴ for the deflated Sharpe, and bar n-1 ending a test window.
+SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED, MOMENTS, WINDOW_END = True, True, True, True, True, True, True  # SPECIALISE: features
 
 # The kernel and the rule compile with NumPy's error model. Under the default
 # (Python's) every division carries a zero test that may raise, and since raising
@@ -96,13 +98,18 @@ def _enter(side, price, cash, size, comm, stop_k, tp_k):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate):
+def _mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3,
+          sum_r4):
     """Fold equity ``e`` at equity index ``i`` into the return and drawdown accumulators."""
     if at_peak == 1:
         peak_i = i - 1
     r = e / prev - 1.0
+    r2 = r * r
     sum_r += r
-    sum_r2 += r * r
+    sum_r2 += r2
+    if MOMENTS:
+        sum_r3 += r2 * r
+        sum_r4 += r2 * r2
     neg = r if r < 0.0 else 0.0  # branch-free: the sign of r is a coin flip
     down2 += neg * neg
     if e >= peak:
@@ -119,7 +126,7 @@ def _mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_d
             if dd > max_dd:
                 max_dd, max_dd_abs = dd, peak - e
                 dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
-    return e, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate
+    return e, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4
 
 
 # The tight loops below are separate functions on purpose: inside ``simulate``
@@ -180,7 +187,7 @@ def _hold_long(t, t1, t0, o, h, lo, c, v, V, P, mask, position, acc):
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc):
     level, tp_level, best, trail_k, end_bar, entry_price, entry_bar, cash, qty = position
-    prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = acc
+    prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4 = acc
     adverse = max(level, best * (1.0 - trail_k)) if TRAILING else level
     while t < t1:
         if lo[t] <= adverse:
@@ -195,11 +202,12 @@ def _hold_long_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc):
         best = b
         if TRAILING:
             adverse = max(level, best * (1.0 - trail_k))
-        prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
-            cash + qty * c[t], t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
-            max_dd_abs, max_dur, dd_gate)
+        prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4 = \
+            _mark(cash + qty * c[t], t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
+                  max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4)
         t += 1
-    return prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, best, t
+    return prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4, \
+        best, t
 
 
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
@@ -213,7 +221,7 @@ def _hold_short(t, t1, t0, o, h, lo, c, v, V, P, mask, position, acc):
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc):
     level, tp_level, best, trail_k, end_bar, entry_price, entry_bar, cash, qty = position
-    prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = acc
+    prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4 = acc
     adverse = min(level, best * (1.0 + trail_k)) if TRAILING else level
     while t < t1:
         if h[t] >= adverse:
@@ -231,10 +239,12 @@ def _hold_short_loop(t, t1, t0, o, h, lo, c, v, V, P, m, position, acc):
         best = b
         if TRAILING:
             adverse = min(level, best * (1.0 + trail_k))
-        prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
-            e, t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate)
+        prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4 = \
+            _mark(e, t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate,
+                  sum_r3, sum_r4)
         t += 1
-    return prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, best, t
+    return prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4, \
+        best, t
 
 
 @njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
@@ -245,6 +255,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
         F[j, ENTRY_PRICE], F[j, ENTRY_FEE], F[j, ENTRY_COST], F[j, LEVEL], F[j, TP_LEVEL], F[j, BEST_PRICE]
     prev, peak, sum_r, sum_r2, down2, max_dd, max_dd_abs = F[j, PREV_E], F[j, PEAK], F[j, SUM_R], \
         F[j, SUM_R2], F[j, SUM_DOWN2], F[j, MAX_DD], F[j, MAX_DD_ABS]
+    sum_r3, sum_r4 = F[j, SUM_R3], F[j, SUM_R4]
     win_pnl, loss_pnl, ret_sum, best_ret, worst_ret, pnl_sum, fees = F[j, WIN_PNL], F[j, LOSS_PNL], \
         F[j, RET_SUM], F[j, BEST], F[j, WORST], F[j, PNL_SUM], F[j, FEES]
     pos, entry_bar, pending, peak_i, at_peak, max_dur = I[j, POS], I[j, ENTRY_BAR], I[j, PENDING], \
@@ -264,6 +275,9 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
     down = 1.0 - slip
     nan = np.nan
     dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
+    # A test window's last bar always goes through the full bar below (its position is closed
+    # there), so the tight hold loops stop short of it.
+    t_hold = min(t1, n - 1) if WINDOW_END else t1
 
     t = t0
     while t < t1:
@@ -285,23 +299,23 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
             # comes within reach, the time limit or a bust arrives, or the exit rule fires;
             # that bar goes through the full bar below.
             elif pos == 1:
-                prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, best, u = \
-                    _hold_long(t, t1, t0, o, h, lo, c, v, V, P, exit_long,
+                prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, \
+                    sum_r4, best, u = _hold_long(t, t_hold, t0, o, h, lo, c, v, V, P, exit_long,
                                (level, tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar, cash,
                                 qty),
                                (prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur,
-                                dd_gate))
+                                dd_gate, sum_r3, sum_r4))
                 expo += u - t
                 t = u
                 if t >= t1:
                     break
             elif SHORT:
-                prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, best, u = \
-                    _hold_short(t, t1, t0, o, h, lo, c, v, V, P, exit_short,
+                prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, \
+                    sum_r4, best, u = _hold_short(t, t_hold, t0, o, h, lo, c, v, V, P, exit_short,
                                 (level, tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar, cash,
                                  qty),
                                 (prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur,
-                                 dd_gate))
+                                 dd_gate, sum_r3, sum_r4))
                 expo += u - t
                 t = u
                 if t >= t1:
@@ -313,7 +327,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
         # 1. next_open: yesterday's decision fills at today's open.
         if pending == EXIT_ORDER:
             exit_price, reason = o[t] * (down if pos == 1 else up), REASON_SIGNAL
-        elif pending != 0:
+        elif pending != 0 and not (WINDOW_END and t == n - 1):  # no entry on a test window's last bar
             entry_price = o[t] * (up if pending == 1 else down)
             qty, entry_fee, cash, entry_cost, level, tp_level = _enter(pending, entry_price, cash, size, comm,
                                                                        stop_k, tp_k)
@@ -374,6 +388,9 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
                     pending = EXIT_ORDER
             else:
                 exit_price, reason = c[t] * (down if pos == 1 else up), REASON_SIGNAL
+        # 5b. a test window's last bar: a position still open closes at the close.
+        if WINDOW_END and t == n - 1 and pos != 0 and reason < 0:
+            exit_price, reason = c[t] * (down if pos == 1 else up), REASON_WINDOW_END
         if reason >= 0:
             # --- accumulators: the closed trade (every exit is booked here, once) ---------------
             fee = comm * qty * exit_price
@@ -405,7 +422,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
             qty, pos, filled = 0.0, 0, True
             if cash <= 0.0:
                 ruined = 1
-        if pos == 0 and ruined == 0:
+        if pos == 0 and ruined == 0 and not (WINDOW_END and t == n - 1):
             want = code & entries
             side = 1 if want == ENTER_LONG else -1 if want == ENTER_SHORT else 0  # both at once cancel
             if side != 0:
@@ -425,8 +442,9 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
         if pos != 0:
             expo += 1
         if pos != 0 or filled:
-            prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate = _mark(
-                e, t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate)
+            prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4 = \
+                _mark(e, t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate,
+                      sum_r3, sum_r4)
         if record:
             eq_out[t] = e
         t += 1
@@ -437,6 +455,7 @@ def simulate(j, t0, t1, n, o, h, lo, c, v, ind, slots, fparams, iparams, start_b
         prev, peak, sum_r, sum_r2, down2, max_dd, max_dd_abs
     F[j, WIN_PNL], F[j, LOSS_PNL], F[j, RET_SUM], F[j, BEST], F[j, WORST], F[j, PNL_SUM], F[j, FEES] = \
         win_pnl, loss_pnl, ret_sum, best_ret, worst_ret, pnl_sum, fees
+    F[j, SUM_R3], F[j, SUM_R4] = sum_r3, sum_r4
     I[j, POS], I[j, ENTRY_BAR], I[j, PENDING], I[j, PEAK_I], I[j, AT_PEAK], I[j, MAX_DUR] = \
         pos, entry_bar, pending, peak_i, at_peak, max_dur
     I[j, N_CLOSED], I[j, N_WINS], I[j, HELD_SUM], I[j, EXPO], I[j, N_REC], I[j, RUINED] = \

@@ -27,6 +27,8 @@ from .specialize import Features, kernel_for, param_layout
 #: Bars per time chunk. The indicator block for a chunk stays cache-resident
 #: while every combination streams over it.
 CHUNK = 4096
+#: validation accumulators ``sweep`` adds to its columns on request (not metrics)
+POWER_SUMS, BLOCK_R, BLOCK_R2 = "_power_sums", "_block_r", "_block_r2"
 
 
 @dataclass(frozen=True)
@@ -130,55 +132,85 @@ def _blocks(plan: _Plan, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indices: np.ndarray | None = None,
-          chunk: int = CHUNK, progress=None, variant: Features | None = None) -> dict[str, np.ndarray]:
+          chunk: int = CHUNK, progress=None, variant: Features | None = None, window: tuple[int, int] | None = None,
+          test: bool = False, moments: bool = False, block_edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every metric for the combinations ``indices`` of ``sweep`` (default: all), as arrays.
 
     ``variant`` picks the compiled kernel (default: the features the sweep uses); any
-    variant with at least those features gives the same results."""
+    variant with at least those features gives the same results.
+
+    Research validation (docs/semantics.md, "Windows"): ``window = (a, b)`` runs on bars
+    [a, b) (indicators warm from bar 0), ``test`` makes it a test window. ``moments`` adds
+    ``POWER_SUMS`` (m, 4): Σr, Σr², Σr³, Σr⁴; ``block_edges`` (S + 1 edges over the window's
+    returns) adds ``BLOCK_R`` and ``BLOCK_R2`` (m, S): Σr and Σr² per block, the differences
+    of the running sums at segment ends placed on the block edges (no extra work per bar)."""
     import numba
 
     indices = np.arange(len(sweep)) if indices is None else np.asarray(indices, dtype=np.int64)
     plan = _plan(sweep, indices, variant)
     m = len(indices)
     F, I = _init_state(m, execution.capital)
-    kern = kernel_for(sweep.strategy, plan.features)
+    kern = kernel_for(sweep.strategy, plan.features._replace(moments=moments or plan.features.moments,
+                                                             window_end=test))
     c = candles
-    n = len(c)
-    chunk = max(1, min(chunk, n))
+    a, n = (0, len(c)) if window is None else (int(window[0]), int(window[1]))
+    chunk = max(1, min(chunk, n - a))
     lo, hi, need = _blocks(plan, numba.get_num_threads())
     e = encode(plan.specs)
     ind_state = np.stack([new_state(plan.specs) for _ in range(len(lo))])
     rings = np.zeros((len(lo), e.ring_size), dtype=np.int64)
-    bars = max(-(-n // SEGMENTS), SEGMENT_WORK // m)
+    bars = max(-(-(n - a) // SEGMENTS), SEGMENT_WORK // m)
     segment = chunk * max(1, -(-bars // chunk))
+    cuts = set(range(a, n, segment)) | {n}
+    if block_edges is not None:
+        block_ends = {a + int(x): k for k, x in enumerate(block_edges)}
+        cuts |= set(block_ends)
+        snaps = np.zeros((len(block_edges), 2, m))
+    cuts = sorted(cuts)
+
+    def call(t0, t1, blocks_hi):
+        kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, c.volume, e.kinds, e.periods,
+                           e.mult, e.ring_off, ind_state, rings, need, lo, blocks_hi, plan.slots, plan.fparams,
+                           plan.iparams, plan.start_bar, plan.rules, plan.masks, execution.slippage,
+                           execution.commission, execution.next_open, F, I)
+
     previous_chunksize = numba.set_parallel_chunksize(1)  # blocks one at a time, to whichever thread is free
     try:
-        for t0 in range(0, n, segment):
-            t1 = min(n, t0 + segment)
-            kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, c.volume, e.kinds, e.periods,
-                               e.mult, e.ring_off, ind_state, rings, need, lo, hi, plan.slots, plan.fparams,
-                               plan.iparams, plan.start_bar, plan.rules, plan.masks, execution.slippage,
-                               execution.commission, execution.next_open, F, I)
+        # Indicators only over [0, a): no combination simulates there (empty blocks), so they are warm at a.
+        for t0 in range(0, a, max(segment, chunk)):
+            call(t0, min(a, t0 + max(segment, chunk)), lo)
+        for t0, t1 in zip(cuts[:-1], cuts[1:]):
+            call(t0, t1, hi)
+            if block_edges is not None and t1 in block_ends:
+                snaps[block_ends[t1], 0], snaps[block_ends[t1], 1] = F[:, S.SUM_R], F[:, S.SUM_R2]
             if progress is not None:
-                progress(m * (t1 - t0) / n)
+                progress(m * (t1 - t0) / (n - a))
     finally:
         numba.set_parallel_chunksize(previous_chunksize)
-    return finalize(F, I, n, candles, periods_per_year(candles.interval_ms), execution.capital)
+    cols = finalize(F, I, (a, n), candles, periods_per_year(candles.interval_ms), execution.capital)
+    if moments:
+        cols[POWER_SUMS] = F[:, [S.SUM_R, S.SUM_R2, S.SUM_R3, S.SUM_R4]].copy()
+    if block_edges is not None:
+        cols[BLOCK_R] = np.diff(snaps[:, 0], axis=0).T.copy()
+        cols[BLOCK_R2] = np.diff(snaps[:, 1], axis=0).T.copy()
+    return cols
 
 
 def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution, *,
-           variant: Features | None = None) -> RunResult:
-    """Re-simulate combination ``i`` recording its equity curve and trade list."""
+           variant: Features | None = None, window: tuple[int, int] | None = None, test: bool = False) -> RunResult:
+    """Re-simulate combination ``i`` recording its equity curve and trade list (on bars
+    [a, b) of ``window``, a test window if ``test``)."""
     plan = _plan(sweep, np.array([i]), variant)
     F, I = _init_state(1, execution.capital)
-    kern = kernel_for(sweep.strategy, plan.features)
+    kern = kernel_for(sweep.strategy, plan.features._replace(window_end=test))
     c = candles
-    n = len(c)
-    ind = compute_full(plan.specs, c.high, c.low, c.close)
-    eq = np.empty(n)
-    tri = np.empty((n + 1, 4), dtype=np.int64)
-    trf = np.empty((n + 1, 6))
-    kern.simulate(0, 0, n, n, c.open, c.high, c.low, c.close, c.volume, ind, plan.slots, plan.fparams, plan.iparams,
+    a, n = (0, len(c)) if window is None else (int(window[0]), int(window[1]))
+    # the kernel reads bar t's indicators at column t - t0 (t0 = a)
+    ind = np.ascontiguousarray(compute_full(plan.specs, c.high, c.low, c.close)[:, a:])
+    eq = np.empty(len(c))
+    tri = np.empty((n - a + 1, 4), dtype=np.int64)
+    trf = np.empty((n - a + 1, 6))
+    kern.simulate(0, a, n, n, c.open, c.high, c.low, c.close, c.volume, ind, plan.slots, plan.fparams, plan.iparams,
                   plan.start_bar, plan.rules, plan.masks, execution.slippage, execution.commission,
                   execution.next_open, F, I, True, eq, tri, trf)
     t = c.open_time
@@ -189,14 +221,14 @@ def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution,
     side = int(I[0, S.POS])
     if side != 0:
         qty, cost, entry_price, entry_fee = F[0, S.QTY], F[0, S.ENTRY_COST], F[0, S.ENTRY_PRICE], F[0, S.ENTRY_FEE]
-        last = float(c.close[-1])
+        last = float(c.close[n - 1])
         # marked at the last close, no exit fee (the same operations as the reference)
         pnl = qty * last - 0.0 - cost if side == 1 else qty * (entry_price - last) - entry_fee - 0.0
-        a = int(I[0, S.ENTRY_BAR])
-        trades.append(Trade(a, n - 1, int(t[a]), int(t[-1]), float(entry_price), last, float(qty), float(entry_fee),
-                            float(pnl), float(pnl / cost), "open", "long" if side == 1 else "short"))
-    metrics = _row(finalize(F, I, n, candles, periods_per_year(c.interval_ms), execution.capital), 0)
-    return RunResult(np.concatenate([[execution.capital], eq]), trades, metrics)
+        e = int(I[0, S.ENTRY_BAR])
+        trades.append(Trade(e, n - 1, int(t[e]), int(t[n - 1]), float(entry_price), last, float(qty),
+                            float(entry_fee), float(pnl), float(pnl / cost), "open", "long" if side == 1 else "short"))
+    metrics = _row(finalize(F, I, (a, n), candles, periods_per_year(c.interval_ms), execution.capital), 0)
+    return RunResult(np.concatenate([[execution.capital], eq[a:n]]), trades, metrics)
 
 
 def _row(cols: dict[str, np.ndarray], i: int) -> dict:
@@ -207,8 +239,11 @@ def _row(cols: dict[str, np.ndarray], i: int) -> dict:
     return out
 
 
-def finalize(F: np.ndarray, I: np.ndarray, n: int, candles: Candles, ppy: float, capital: float) -> dict[str, np.ndarray]:
-    """Metrics from the streamed accumulators; NaN marks 'no defined value'."""
+def finalize(F: np.ndarray, I: np.ndarray, window: tuple[int, int], candles: Candles, ppy: float,
+             capital: float) -> dict[str, np.ndarray]:
+    """Metrics from the streamed accumulators of a run on bars [a, b); NaN marks 'no defined value'."""
+    a, b = window
+    n = b - a
     T = float(n)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         e0 = capital
@@ -223,7 +258,7 @@ def finalize(F: np.ndarray, I: np.ndarray, n: int, candles: Candles, ppy: float,
         growth = eT / e0
         cagr = np.where(busted, np.nan, growth ** (ppy / T) - 1.0)
         max_dd = F[:, S.MAX_DD]
-        dur = np.where(I[:, S.AT_PEAK] == 1, I[:, S.MAX_DUR], np.maximum(I[:, S.MAX_DUR], n - I[:, S.PEAK_I]))
+        dur = np.where(I[:, S.AT_PEAK] == 1, I[:, S.MAX_DUR], np.maximum(I[:, S.MAX_DUR], b - I[:, S.PEAK_I]))
         nc = I[:, S.N_CLOSED].astype(np.float64)
         has = nc > 0
         loss = F[:, S.LOSS_PNL]
@@ -247,7 +282,7 @@ def finalize(F: np.ndarray, I: np.ndarray, n: int, candles: Candles, ppy: float,
             "exposure": I[:, S.EXPO] / T,
             "avg_bars_held": np.where(has, I[:, S.HELD_SUM] / nc, np.nan),
             "total_fees": F[:, S.FEES].copy(),
-            "buy_and_hold_return": np.full(len(F), candles.close[-1] / candles.close[0] - 1.0),
+            "buy_and_hold_return": np.full(len(F), candles.close[b - 1] / candles.close[a] - 1.0),
             "final_equity": eT.copy(),
         }
     for k in ("sharpe", "sortino", "cagr", "calmar", "profit_factor"):

@@ -32,8 +32,8 @@ from ..strategies import Strategy
 
 _TEMPLATE = Path(__file__).with_name("kernel.py")
 RULE_MARKER = "from engine.fast._placeholder_signal import signal_fn as _rule  # SPECIALISE: rule"
-FEATURES_MARKER = ("SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED = True, True, True, True, True  "
-                   "# SPECIALISE: features")
+FEATURES_MARKER = ("SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED, MOMENTS, WINDOW_END = "
+                   "True, True, True, True, True, True, True  # SPECIALISE: features")
 BINDING_START = "# SPECIALISE: binding {"
 BINDING_END = "# } SPECIALISE: binding"
 _loaded: dict[tuple, types.ModuleType] = {}
@@ -52,6 +52,8 @@ class Features(NamedTuple):
     trailing: bool = False
     max_bars: bool = False
     best_price: bool = False  # the trailing stop or the rule reads the best price since the entry
+    moments: bool = False  # accumulate Σr³ and Σr⁴ (validation: the deflated Sharpe)
+    window_end: bool = False  # bar n-1 ends a test window (docs/semantics.md, "Windows")
 
 
 ALL_FEATURES = Features(True, True, True, True, True)
@@ -128,7 +130,8 @@ def specialised_source(strategy: type[Strategy], features: Features, template: s
     source = template.replace(RULE_MARKER, f"from {py.__module__} import {py.__qualname__} as _rule  # specialised")
     flags = ", ".join(str(bool(f)) for f in features)
     source = source.replace(FEATURES_MARKER,
-                            f"SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED = {flags}  # specialised")
+                            f"SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED, MOMENTS, WINDOW_END = {flags}"
+                            "  # specialised")
     start, end = source.index(BINDING_START), source.index(BINDING_END) + len(BINDING_END)
     source = source[:start] + binding_source(strategy) + source[end:]
     if "_placeholder_signal" in source:

@@ -4,8 +4,8 @@ and of the per-combination inputs (position rules)."""
 # float state: the position (cash, qty > 0, entry fill, entry fee, cost basis, stop level,
 # take-profit level, best price since the entry), then the metric accumulators
 CASH, QTY, ENTRY_PRICE, ENTRY_FEE, ENTRY_COST, LEVEL, TP_LEVEL, BEST_PRICE, PREV_E, PEAK, SUM_R, SUM_R2, \
-    SUM_DOWN2, MAX_DD, MAX_DD_ABS, WIN_PNL, LOSS_PNL, RET_SUM, BEST, WORST, PNL_SUM, FEES = range(22)
-NF = 22
+    SUM_DOWN2, MAX_DD, MAX_DD_ABS, WIN_PNL, LOSS_PNL, RET_SUM, BEST, WORST, PNL_SUM, FEES, SUM_R3, SUM_R4 = range(24)
+NF = 24
 # integer state: POS is +1 long, -1 short, 0 flat; PENDING an order for the next open
 # (+1 enter long, -1 enter short, EXIT_ORDER close); RUINED 1 once equity reached 0
 POS, ENTRY_BAR, PENDING, PEAK_I, AT_PEAK, MAX_DUR, N_CLOSED, N_WINS, HELD_SUM, EXPO, N_REC, RUINED = range(12)
@@ -23,3 +23,4 @@ TR_ENTRY_BAR, TR_EXIT_BAR, TR_REASON, TR_SIDE = range(4)
 TR_ENTRY_PRICE, TR_EXIT_PRICE, TR_QTY, TR_FEES, TR_PNL, TR_RET = range(6)
 # exit reasons, indexing engine.trade.EXIT_REASONS
 REASON_SIGNAL, REASON_STOP, REASON_TRAILING, REASON_TAKE_PROFIT, REASON_TIME, REASON_BUST = range(6)
+REASON_WINDOW_END = 7  # after "open", which only the end of a run reports

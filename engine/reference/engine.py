@@ -15,7 +15,7 @@ from ..timeutil import periods_per_year
 from .execution import ExecutionEngine
 from .feed import DataFeed
 from .portfolio import Portfolio
-from .rule import RuleRunner
+from .rule import FLAT, RuleRunner
 
 EXIT_ORDER = 2  # a pending order that closes the position (entries are +1 long, -1 short)
 
@@ -31,28 +31,35 @@ class BacktestingEngine:
         self.rules = rules
         self.next_open = execution.next_open
 
-    def run(self) -> RunResult:
-        """docs/semantics.md, "Order of events within bar t", step by step."""
-        n = len(self.feed)
+    def run(self, window: tuple[int, int] | None = None, test: bool = False) -> RunResult:
+        """docs/semantics.md, "Order of events within bar t", step by step; on bars [a, b) of
+        ``window`` (a test window if ``test``) by the rules of its "Windows" section."""
+        a, n = (0, len(self.feed)) if window is None else window
         rules = self.rules
         pf = Portfolio(self.capital, rules, self.execution)
         rule = RuleRunner(self.strategy)
         d = direction_code(rules.direction)
         entries = entry_mask(d)
         exit_long, exit_short = exit_masks(d)
-        equity = np.empty(n + 1)
+        equity = np.empty(n - a + 1)
         equity[0] = self.capital
         pending = 0
         in_position_bars = 0
         candle = None
         for candle in self.feed:
             t = candle.index
+            if t < a:  # W2, W3: the indicators warm up; nothing acts
+                rule.step(candle, FLAT)
+                continue
+            if t >= n:
+                break
+            last = test and t == n - 1  # W5: a test window's last bar
             filled = False
             # 1. next_open: yesterday's decision fills at today's open.
             if pending == EXIT_ORDER and not pf.flat:
                 pf.exit(candle, pf.fill_price(-pf.side, candle.open), "signal")
                 filled = True
-            elif pending in (1, -1) and pf.flat:
+            elif pending in (1, -1) and pf.flat and not last:
                 pf.enter(candle, pending, candle.open)
                 filled = True
             pending = 0
@@ -76,7 +83,7 @@ class BacktestingEngine:
                     filled = True
             # 5. the strategy decides on this bar's close; one fill per bar with fill=close.
             code = rule.step(candle, pf.view(candle))
-            if pf.flat:
+            if pf.flat and not last:
                 want = code & entries
                 side = 1 if want == ENTER_LONG else -1 if want == ENTER_SHORT else 0  # both: they cancel
                 if side != 0 and not pf.ruined:
@@ -85,19 +92,22 @@ class BacktestingEngine:
                             pending = side
                     elif not filled:
                         pf.enter(candle, side, candle.close)
-            elif code & (exit_long if pf.side > 0 else exit_short):
+            elif not pf.flat and code & (exit_long if pf.side > 0 else exit_short):
                 if self.next_open:
                     if t < n - 1:
                         pending = EXIT_ORDER
                 else:
                     pf.exit(candle, pf.fill_price(-pf.side, candle.close), "signal")
+            if last and not pf.flat:  # W5: closed at the close, with slippage and commission
+                pf.exit(candle, pf.fill_price(-pf.side, candle.close), "window_end")
             if not pf.flat:
                 in_position_bars += 1
-            equity[t + 1] = pf.equity(candle.close)
-        if candle is not None:
-            pf.mark_open_trade(candle)
+            equity[t - a + 1] = pf.equity(candle.close)
+            end = candle
+        if n > a:
+            pf.mark_open_trade(end)
         c = self.candles
         metrics = compute_metrics(equity, pf.trades, periods_per_year=periods_per_year(c.interval_ms),
-                                  close_first=float(c.close[0]), close_last=float(c.close[-1]),
+                                  close_first=float(c.close[a]), close_last=float(c.close[n - 1]),
                                   bars_in_position=in_position_bars)
         return RunResult(equity, pf.trades, metrics)

@@ -58,6 +58,7 @@ from ..metrics import INT_METRICS, METRICS
 from ..position_rules import RULE_COLUMNS
 from ..result import RunResult
 from ..trade import JSON_KEYS
+from ..validation.config import SUMMARY_COLUMNS
 from . import display
 from .ranking import ASCENDING
 
@@ -142,7 +143,7 @@ def _column(series: pd.Series, name: str) -> list:
     if name in INT_METRICS:
         return [None if x is None or (isinstance(x, float) and not math.isfinite(x)) else int(x)
                 for x in series.tolist()]
-    if name in METRICS:
+    if name in METRICS or name in SUMMARY_COLUMNS:
         return [float(f"{x:.{TABLE_DIGITS}g}") + 0.0 if math.isfinite(x) else None
                 for x in series.to_numpy(dtype=np.float64).tolist()]
     return [_scalar(x) for x in series.tolist()]
@@ -157,8 +158,10 @@ HEADLINE = ("n_trades", "total_return", "max_drawdown")
 def _columns(ranked: pd.DataFrame, rank_by: str) -> list[str]:
     """rank, id, the rank metric and the headline metrics, the parameters, the other metrics, strategy."""
     first = ["rank", "strategy_id", rank_by, *(m for m in HEADLINE if m != rank_by)]
-    params = [c for c in ranked.columns if c not in METRICS and c not in first and c not in ("combination", "strategy")]
-    return first + params + [m for m in METRICS if m not in first] + ["strategy"]
+    params = [c for c in ranked.columns if c not in METRICS and c not in SUMMARY_COLUMNS and c not in first
+              and c not in ("combination", "strategy")]
+    extra = [c for c in SUMMARY_COLUMNS if c in ranked.columns and c not in first]  # validation's
+    return first + params + [m for m in METRICS if m not in first] + extra + ["strategy"]
 
 
 def _table(ranked: pd.DataFrame, limit: int | None, rank_by: str) -> dict:

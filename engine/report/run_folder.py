@@ -43,11 +43,34 @@ from ..result import RunResult
 from ..run_id import check_run_id
 from ..sweep import run_detail
 from ..timeutil import format_time
+from ..validation import report as vr
+from ..validation.evaluate import ValidationOutcome
 from .html import REPORT, TopCombination, build_payload, plotly_js_path, write_html_report
 from .ranking import rank, ranked_rows
 from .writer import JSON_ALL_LIMIT, PARQUET_LIMIT, ChartPool, RunContext, config_text, swept_axes, write_report
 
 MANIFEST = "manifest.json"
+
+
+def _write_validation(out: Path, cfg: Config, outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
+                      pool: ChartPool | None) -> dict:
+    """validation.json, walk_forward.csv and (with report.png) the charts; returns the report.html section."""
+    doc = vr.document(outcome, ranked, candles, holdout_fraction=cfg.validation.holdout)
+    vr.write_json(out / vr.VALIDATION_JSON, doc)
+    folds_frame = None
+    if outcome.walk_forward is not None:
+        folds_frame = vr.walk_forward_frame(outcome, cfg.grid, candles)
+        folds_frame.to_csv(out / vr.WALK_FORWARD_CSV, index=False, lineterminator="\n")
+    if pool is not None:
+        (out / "plots").mkdir(exist_ok=True)
+        for chart in vr.charts(outcome, out / "plots", ranked):
+            pool.submit(chart)
+    return vr.html_section(outcome, ranked, folds_frame)
+
+
+def _compact(section: dict) -> dict:
+    """What the manifest keeps of a report.html section: everything but chart data."""
+    return {k: v for k, v in section.items() if k != "charts"}
 
 
 @dataclass(frozen=True)
@@ -105,13 +128,18 @@ def _header(cfg: Config, data: dict, engine: str, ranked: pd.DataFrame, notices:
 def write_run_folder(out: Path, cfg: Config, summary: pd.DataFrame, candles: Candles, *, run_id: str,
                      engine: str = "fast", notices: tuple[str, ...] = (), timings: dict | None = None,
                      extra: dict | None = None, charts: ChartPool | None = None, workers: int = 1,
-                     validation: dict | None = None) -> RunFolder:
+                     validation: dict | None = None, outcome: ValidationOutcome | None = None) -> RunFolder:
     """Write the report of ``summary`` (one row per combination of ``cfg.grid``) into ``out``.
 
     PNG charts (``report.png``) render on ``charts`` if given, else on a pool of ``workers``.
 
     ``validation``: optional research-validation results, drawn as their own section of
     report.html (see :mod:`engine.report.html` for the shape) and kept in the manifest.
+
+    ``outcome``: the figures of a ``validation`` config section (``engine.validation.finish``).
+    The summary's metrics are then the in-sample window's, so the top combinations are drawn
+    and re-simulated on it; ``validation.json``, ``walk_forward.csv`` and the validation
+    charts are written, and the report.html section is built from it.
     """
     t0 = time.perf_counter()
     created_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs made in one second
@@ -120,10 +148,12 @@ def write_run_folder(out: Path, cfg: Config, summary: pd.DataFrame, candles: Can
                      cfg.execution.capital)
     ranked = rank(summary, cfg.report.rank_by, cfg.report.min_trades)
     top: list[TopCombination] = []
+    # the bars the summary's metrics come from: a run on [0, cut) is a run on those bars alone
+    view = candles if outcome is None else candles.slice(0, outcome.plan.in_sample.b)
 
     def detail(g: int) -> RunResult:
         sw, i = cfg.grid.locate(g)
-        return run_detail(cfg, sw, i, candles, engine=engine)
+        return run_detail(cfg, sw, i, view, engine=engine)
 
     def keep(row: dict, result: RunResult) -> None:
         sw, _ = cfg.grid.locate(int(row["combination"]))
@@ -134,10 +164,12 @@ def write_run_folder(out: Path, cfg: Config, summary: pd.DataFrame, candles: Can
     else:
         pool_cm = nullcontext(charts) if charts is not None else ChartPool(workers)
     with pool_cm as pool:
-        write_report(out, ranked, candles, ctx, detail, charts=pool, on_top=keep)
+        write_report(out, ranked, view, ctx, detail, charts=pool, on_top=keep)
+        if outcome is not None:
+            validation = _write_validation(out, cfg, outcome, ranked, candles, pool)
         t_html = time.perf_counter()
         payload = build_payload(header=_header(cfg, data, engine, ranked, notices), ranked=ranked,
-                                swept=swept_axes(ranked), candles=candles, capital=cfg.execution.capital, top=top,
+                                swept=swept_axes(ranked), candles=view, capital=cfg.execution.capital, top=top,
                                 rank_by=cfg.report.rank_by, config_text=config_text(ctx), validation=validation)
         del top[:]  # the equity curves are no longer needed
         write_html_report(out, payload, {"run_id": run_id, "created_at": created_at, "timings": dict(timings or {})})
@@ -160,7 +192,7 @@ def write_run_folder(out: Path, cfg: Config, summary: pd.DataFrame, candles: Can
         "best": best_of(ranked, cfg.report.rank_by),
         "report": REPORT,
         "notices": list(notices),
-        **({"validation": validation} if validation is not None else {}),
+        **({"validation": _compact(validation)} if validation is not None else {}),
         **(extra or {}),
         "timings": {**(timings or {}), "report_s": round(time.perf_counter() - t0, 3),
                     "report_html_s": round(t_html, 3)},

@@ -33,6 +33,7 @@ from ..metrics import METRICS
 from ..position_rules import RULE_COLUMNS
 from ..result import RunResult
 from ..strategies import get_strategy
+from ..validation.config import SUMMARY_COLUMNS
 from .trades_csv import write_trades_csv
 
 JSON_ALL_LIMIT = 1_000
@@ -68,6 +69,8 @@ def run_document(row: pd.Series, param_names: list[str], result: RunResult, ctx:
         "rank": None if pd.isna(row["rank"]) else int(row["rank"]),
         "rank_by": ctx.rank_by,
         "metrics": {m: _clean(result.metrics[m]) for m in METRICS},
+        **({"validation": {c: _clean(row[c]) for c in SUMMARY_COLUMNS if c in row}}
+           if any(c in row for c in SUMMARY_COLUMNS) else {}),
         "trades": [t.as_json() for t in result.trades],
         "data_fingerprint": ctx.data_fingerprint,
         "config_hash": ctx.config_hash,
@@ -92,7 +95,7 @@ def write_json(path: Path, doc: dict) -> None:
 
 
 def param_columns(summary: pd.DataFrame) -> list[str]:
-    fixed = {"rank", "combination", "strategy_id", "strategy", *RULE_COLUMNS, *METRICS}
+    fixed = {"rank", "combination", "strategy_id", "strategy", *RULE_COLUMNS, *METRICS, *SUMMARY_COLUMNS}
     return [c for c in summary.columns if c not in fixed]
 
 
@@ -150,10 +153,13 @@ def write_report(out: Path, ranked: pd.DataFrame, candles: Candles, ctx: RunCont
 
 
 def _draw(chart) -> None:
-    from . import plots
+    """``chart`` = (function, path, args, kwargs); the function is in ``plots``, or named
+    ``module.function`` for another module of this package (``validation_plots.plot_logits``)."""
+    import importlib
 
     name, path, args, kwargs = chart
-    getattr(plots, name)(path, *args, **kwargs)
+    module, _, function = name.rpartition(".")
+    getattr(importlib.import_module(f"{__package__}.{module or 'plots'}"), function)(path, *args, **kwargs)
 
 
 def _warm_worker(parent_pid: int) -> None:
@@ -221,7 +227,7 @@ class ChartPool:
 def swept_axes(ranked: pd.DataFrame) -> dict[str, list[str]]:
     """Per strategy (sorted by name), the columns taking more than one value: its parameters in
     declaration order, then the other settings (stop_loss, ...) in summary order."""
-    ids = {"rank", "combination", "strategy_id", "strategy", *METRICS}
+    ids = {"rank", "combination", "strategy_id", "strategy", *METRICS, *SUMMARY_COLUMNS}
     out = {}
     for name, group in ranked.groupby("strategy", sort=True):
         params = list(get_strategy(name).param_specs())

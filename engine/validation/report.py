@@ -1,0 +1,289 @@
+"""The validation figures as files and text: ``validation.json``, ``walk_forward.csv``,
+the charts, the block ``backtest run`` prints and its one-line verdict.
+
+Everything here is a pure function of the outcome, the ranked summary and the
+candles, so a local run and a Batch ``reduce`` write the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..candles import Candles
+from ..grid import Grid
+from ..metrics import METRICS
+from .evaluate import ValidationOutcome
+from .windows import Window
+
+VALIDATION_JSON = "validation.json"
+WALK_FORWARD_CSV = "walk_forward.csv"
+#: holdout columns added to the summary
+OOS_COLUMNS = ("oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades")
+#: a deflated Sharpe above this is significant at the usual 5% level
+DSR_LEVEL = 0.95
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def window_times(candles: Candles, w: Window) -> list[str]:
+    """``[from, to)``: the open time of bar ``a`` and the end of bar ``b - 1``."""
+    return [iso(candles.open_time[w.a]), iso(candles.open_time[w.b - 1] + candles.interval_ms)]
+
+
+def verdict(outcome: ValidationOutcome, top: dict | None) -> str:
+    """One plain sentence a researcher can act on: what PBO says about the ranking, then
+    what the deflated Sharpe says about the top combination."""
+    N = outcome.deflated.N
+    sr = None if top is None else top["sharpe_per_bar"]
+    dsr = None if top is None else top["dsr"]
+    parts = []
+    if outcome.cscv is not None:
+        p = outcome.cscv.pbo
+        if p >= 0.5:
+            parts.append(f"PBO {p:.2f}: the top combination is more likely than not to fall below the median "
+                         "out of sample")
+        elif p >= 0.2:
+            parts.append(f"PBO {p:.2f}: the top combination usually stays above the median out of sample, "
+                         "but overfitting is plausible")
+        else:
+            parts.append(f"PBO {p:.2f}: the in-sample ranking mostly holds out of sample")
+    if sr is not None and sr <= 0:
+        parts.append("the top combination loses money even in sample (Sharpe below 0): nothing here is "
+                     "worth trading")
+    elif dsr is not None:
+        sig = "significant" if dsr >= DSR_LEVEL else "not significant"
+        whose = "its" if parts else "the top combination's"
+        parts.append(f"{whose} Sharpe is {sig} after {N:,} trials (DSR {dsr:.2f})")
+    elif not parts:
+        parts.append("DSR undefined: too few returns or combinations to judge the top combination")
+    return "; ".join(parts)
+
+
+def _clean(v):
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    return v
+
+
+def _top(outcome: ValidationOutcome, ranked: pd.DataFrame) -> dict | None:
+    if not len(ranked):
+        return None
+    row = ranked.iloc[0]
+    g = int(row["combination"])
+    d = outcome.deflated
+    doc = {"combination": g, "strategy_id": str(row["strategy_id"]), outcome.rank_by: _clean(row[outcome.rank_by]),
+           "sharpe_per_bar": _clean(d.sharpe[g]), "psr": _clean(d.psr[g]), "dsr": _clean(d.dsr[g])}
+    for c in OOS_COLUMNS:
+        if c in ranked:
+            doc[c] = _clean(row[c])
+    return doc
+
+
+def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles, *,
+             holdout_fraction: float | None) -> dict:
+    """Every figure with its inputs (``validation.json``)."""
+    plan, d = outcome.plan, outcome.deflated
+    top = _top(outcome, ranked)
+    inputs = {
+        "bars": plan.n,
+        "combinations": len(d.sharpe),
+        "rank_by": outcome.rank_by,
+        "in_sample": {"bars": [plan.in_sample.a, plan.in_sample.b], "utc": window_times(candles, plan.in_sample),
+                      "T": plan.T},
+        "holdout": None if plan.holdout is None else {
+            "fraction": holdout_fraction, "bars": [plan.holdout.a, plan.holdout.b],
+            "utc": window_times(candles, plan.holdout)},
+        "cscv": None if plan.blocks is None else {
+            "S": plan.blocks, "splits": outcome.cscv.splits, "block_edges": plan.block_edges.tolist()},
+        "deflated_sharpe": {"T": plan.T, "N": d.N, "trials": plan.trials, "V": _clean(d.V), "SR0": _clean(d.SR0),
+                            "defined_sharpes": int(np.isfinite(d.sharpe).sum())},
+        "walk_forward": None if not plan.folds else {
+            **dict(zip(("train", "test", "step", "anchored"), plan.walk_forward)),
+            "folds": [{"fold": f.index, "train": [f.train.a, f.train.b], "test": [f.test.a, f.test.b],
+                       "train_utc": window_times(candles, f.train), "test_utc": window_times(candles, f.test)}
+                      for f in plan.folds]},
+    }
+    doc = {"verdict": verdict(outcome, top), "inputs": inputs, "top": top}
+    c = outcome.cscv
+    doc["pbo"] = None if c is None else {
+        "pbo": c.pbo, "prob_oos_loss": c.prob_oos_loss,
+        "degradation": {"slope": _clean(c.slope), "intercept": _clean(c.intercept)},
+        "logits": [_clean(x) for x in c.logits.tolist()],
+    }
+    doc["deflated_sharpe"] = {
+        "V": _clean(d.V), "N": d.N, "SR0": _clean(d.SR0),
+        "psr_above_0.95": int(np.sum(d.psr >= DSR_LEVEL)), "dsr_above_0.95": int(np.sum(d.dsr >= DSR_LEVEL)),
+    }
+    h = outcome.holdout
+    doc["holdout"] = None if h is None else {"metric": h.metric, "spearman": _clean(h.spearman)}
+    wf = outcome.walk_forward
+    doc["walk_forward"] = None if wf is None else {
+        "folds": len(wf.folds), "efficiency": _clean(wf.efficiency),
+        "stitched": {m: _clean(wf.metrics[m]) for m in METRICS},
+    }
+    return doc
+
+
+def write_json(path: Path, doc: dict) -> None:
+    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+
+
+def walk_forward_frame(outcome: ValidationOutcome, grid: Grid, candles: Candles) -> pd.DataFrame:
+    """One row per fold: windows (ISO UTC), the chosen combination and params, its
+    in-sample ``rank_by`` value and CAGR, and its out-of-sample metrics."""
+    rows = []
+    for fo in outcome.walk_forward.folds:
+        sw, i = grid.locate(fo.combination)
+        train, test = window_times(candles, fo.fold.train), window_times(candles, fo.fold.test)
+        row = {"fold": fo.fold.index, "train_from": train[0], "train_to": train[1], "test_from": test[0],
+               "test_to": test[1], "combination": fo.combination, "strategy_id": sw.strategy_id(i),
+               "strategy": sw.strategy.name, "params": json.dumps(sw.params(i), sort_keys=True),
+               **asdict(sw.rules(i)), f"is_{outcome.rank_by}": fo.in_sample, "is_cagr": fo.in_sample_cagr}
+        row.update({f"oos_{m}": fo.result.metrics[m] for m in METRICS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame) -> list[str]:
+    """The lines ``backtest run`` prints."""
+    plan, d = outcome.plan, outcome.deflated
+    top = _top(outcome, ranked)
+    where = f"in-sample bars 0–{plan.in_sample.b - 1:,}"
+    if plan.holdout is not None:
+        where += f", holdout {plan.holdout.a:,}–{plan.holdout.b - 1:,}"
+    lines = [f"Validation ({where}; {len(d.sharpe):,} combinations):"]
+    c = outcome.cscv
+    if c is not None:
+        slope = "—" if c.slope is None else f"{c.slope:.2f}"
+        lines.append(f"  PBO {c.pbo:.3f} (CSCV, S={c.blocks}, {c.splits:,} splits) · P(OOS Sharpe < 0) "
+                     f"{c.prob_oos_loss:.3f} · degradation slope {slope}")
+    if top is not None:
+        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"  top {top['strategy_id']}: PSR {fmt(top['psr'])} · DSR {fmt(top['dsr'])} "
+                     f"(N={d.N:,}, SR0 {fmt(_clean(d.SR0))}/bar)")
+    h = outcome.holdout
+    if h is not None and top is not None:
+        rho = "—" if h.spearman is None else f"{h.spearman:.3f}"
+        oos = top.get("oos_sharpe")
+        lines.append(f"  holdout: Spearman of in/out-of-sample {h.metric} {rho} · top's out-of-sample Sharpe "
+                     f"{'—' if oos is None else f'{oos:.3f}'}")
+    wf = outcome.walk_forward
+    if wf is not None:
+        m = wf.metrics
+        eff = "—" if wf.efficiency is None else f"{wf.efficiency:.2f}"
+        sharpe = "—" if m["sharpe"] is None else f"{m['sharpe']:.3f}"
+        lines.append(f"  walk-forward ({len(wf.folds)} folds): out-of-sample return {m['total_return']:+.2%} · "
+                     f"Sharpe {sharpe} · efficiency {eff}")
+    lines.append(f"  verdict: {verdict(outcome, top)}")
+    return lines
+
+
+def charts(outcome: ValidationOutcome, folder: Path, ranked: pd.DataFrame) -> list[tuple]:
+    """Chart jobs for ``engine.report.writer.ChartPool`` (module-qualified function names)."""
+    jobs = []
+    c = outcome.cscv
+    if c is not None:
+        jobs.append(("validation_plots.plot_logits", folder / "validation_logits.png", (c.logits,),
+                     {"pbo": c.pbo, "title": f"CSCV: λ over {c.splits:,} splits (S = {c.blocks})"}))
+        jobs.append(("validation_plots.plot_is_oos", folder / "validation_is_oos_cscv.png",
+                     (c.is_sharpe, c.oos_sharpe),
+                     {"title": "CSCV: the in-sample best's Sharpe, in and out of sample (per bar)",
+                      "xlabel": "in-sample Sharpe (per bar)", "ylabel": "out-of-sample Sharpe (per bar)",
+                      "slope": c.slope, "intercept": c.intercept}))
+    if outcome.holdout is not None and "oos_sharpe" in ranked:
+        jobs.append(("validation_plots.plot_is_oos", folder / "validation_is_oos_holdout.png",
+                     (ranked["sharpe"].to_numpy(np.float64), ranked["oos_sharpe"].to_numpy(np.float64)),
+                     {"title": "Holdout: every combination's Sharpe, in sample and out of sample (annualised)",
+                      "xlabel": "in-sample Sharpe", "ylabel": "holdout Sharpe"}))
+    wf = outcome.walk_forward
+    if wf is not None:
+        # each fold starts at the equity point before its first test bar
+        starts = np.cumsum([0] + [len(fo.fold.test) for fo in wf.folds[:-1]])
+        jobs.append(("validation_plots.plot_walk_forward", folder / "validation_walk_forward.png",
+                     (wf.times, wf.equity, wf.benchmark, wf.times[starts]),
+                     {"title": f"Walk-forward: {len(wf.folds)} folds stitched out of sample"}))
+    return jobs
+
+
+
+#: points a chart in report.html draws at most (its data is embedded in the page)
+HTML_POINTS = 2_000
+
+
+def _sig(x, digits: int = 6):
+    x = _clean(x)
+    return None if x is None else float(f"{x:.{digits}g}")
+
+
+def _every(n: int, limit: int = HTML_POINTS) -> np.ndarray:
+    return np.arange(0, n, max(1, -(-n // limit)))
+
+
+def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.DataFrame | None) -> dict:
+    """The validation section of report.html (``engine.report.html``'s extension point)."""
+    top = _top(outcome, ranked)
+    d, c, h, wf = outcome.deflated, outcome.cscv, outcome.holdout, outcome.walk_forward
+    metrics: dict = {}
+    if c is not None:
+        metrics.update({"PBO": c.pbo, "P(OOS Sharpe < 0)": c.prob_oos_loss, "degradation slope": _clean(c.slope),
+                        "CSCV blocks (S)": c.blocks, "CSCV splits": c.splits})
+    if top is not None:
+        metrics.update({"top combination": top["strategy_id"], "top PSR": top["psr"], "top DSR": top["dsr"]})
+    metrics.update({"trials (N)": d.N, "SR0 per bar": _clean(d.SR0), "V (Sharpe variance)": _clean(d.V),
+                    "returns (T)": outcome.plan.T})
+    if h is not None:
+        metrics[f"holdout Spearman ({h.metric})"] = _clean(h.spearman)
+    if wf is not None:
+        metrics.update({"walk-forward folds": len(wf.folds), "walk-forward efficiency": _clean(wf.efficiency),
+                        "total_return": wf.metrics["total_return"], "cagr": wf.metrics["cagr"],
+                        "walk-forward Sharpe": wf.metrics["sharpe"], "max_drawdown": wf.metrics["max_drawdown"]})
+    section = {"title": "Validation", "summary": verdict(outcome, top),
+               "metrics": metrics, "tables": [], "charts": []}
+    if folds is not None and len(folds):
+        cols = ["fold", "test_from", "test_to", "strategy_id", f"is_{outcome.rank_by}", "oos_sharpe",
+                "oos_total_return", "oos_max_drawdown", "oos_n_trades"]
+        section["tables"].append({"title": "Walk-forward folds", "columns": cols,
+                                  "rows": [[_clean(v) for v in row] for row in folds[cols].itertuples(index=False)]})
+    if c is not None:
+        counts, edges = np.histogram(c.logits, bins=40)
+        centers = (edges[:-1] + edges[1:]) / 2
+        section["charts"].append({
+            "title": f"λ over {c.splits:,} CSCV splits (λ ≤ 0: the in-sample best fell to the lower half)",
+            "data": [{"type": "bar", "x": [_sig(x) for x in centers], "y": counts.tolist(),
+                      "marker": {"color": ["#c0392b" if x <= 0 else "#1f5fa8" for x in centers]}}],
+            "layout": {"height": 320, "xaxis": {"title": {"text": "λ"}}, "yaxis": {"title": {"text": "splits"}}}})
+        i = _every(c.splits)
+        section["charts"].append({
+            "title": "The in-sample best's Sharpe per bar, in sample against out of sample (CSCV splits)",
+            "data": [{"type": "scattergl", "mode": "markers", "x": [_sig(x) for x in c.is_sharpe[i]],
+                      "y": [_sig(y) for y in c.oos_sharpe[i]], "marker": {"size": 4, "opacity": 0.4}}],
+            "layout": {"height": 360, "xaxis": {"title": {"text": "in-sample Sharpe"}},
+                       "yaxis": {"title": {"text": "out-of-sample Sharpe"}}}})
+    if wf is not None:
+        from ..report.plots import _reduce  # lazy: matplotlib is slow to import
+
+        i = _reduce(len(wf.equity), wf.equity)
+        section["charts"].append({
+            "title": "Walk-forward: stitched out-of-sample equity and buy & hold",
+            "data": [{"type": "scatter", "mode": "lines", "name": "walk-forward", "x": wf.times[i].tolist(),
+                      "y": [_sig(v) for v in wf.equity[i]]},
+                     {"type": "scatter", "mode": "lines", "name": "buy & hold", "x": wf.times[i].tolist(),
+                      "y": [_sig(v) for v in wf.benchmark[i]], "line": {"color": "#8c8c8c"}}],
+            "layout": {"height": 360, "xaxis": {"type": "date"},
+                       "shapes": [{"type": "line", "xref": "x", "yref": "paper", "x0": int(t), "x1": int(t), "y0": 0,
+                                   "y1": 1, "line": {"color": "#d9d9d9", "width": 1}}
+                                  for t in wf.times[np.cumsum([0] + [len(fo.fold.test) for fo in wf.folds[:-1]])]]}})
+    return section
