@@ -134,25 +134,33 @@ def _job(g: int) -> dict:
     return reference_run(_worker["cfg"], sw, i, _worker["candles"]).metrics
 
 
-def _reference(cfg, offset, local, candles, workers, progress) -> dict[str, np.ndarray]:
-    jobs = [int(i) + offset for i in local]
+def _pool_map(cfg: Config, candles: Candles, workers: int, fn: Callable, jobs: list, progress: Progress | None) -> list:
+    """``fn`` over ``jobs`` in a forked pool (in this process with one worker), in order."""
     if workers <= 1 or len(jobs) == 1:
         _init_worker(cfg, candles)
         results = []
-        for g in jobs:
-            results.append(_job(g))
+        for job in jobs:
+            results.append(fn(job))
             if progress:
                 progress(1)
-    else:
-        import multiprocessing as mp
+        return results
+    import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles, os.getpid())) as pool:
-            results = []
-            for res in pool.imap(_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
-                results.append(res)
-                if progress:
-                    progress(1)
-    return {m: np.array([math.nan if r[m] is None else r[m] for r in results]) for m in METRICS}
+    with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles, os.getpid())) as pool:
+        results = []
+        for res in pool.imap(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+            results.append(res)
+            if progress:
+                progress(1)
+    return results
+
+
+def _metric_columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    return {m: np.array([math.nan if r[m] is None else r[m] for r in rows]) for m in METRICS}
+
+
+def _reference(cfg, offset, local, candles, workers, progress) -> dict[str, np.ndarray]:
+    return _metric_columns(_pool_map(cfg, candles, workers, _job, [int(i) + offset for i in local], progress))
 
 
 #: Synthetic candles a warm-up runs on: enough for the kernels' every code path to be compiled.
@@ -296,23 +304,8 @@ def _reference_window(cfg, offset, local, candles, workers, progress, w: Window,
                       blocks: np.ndarray | None) -> dict[str, np.ndarray]:
     """The reference engine on one window: metrics and the sums from each equity curve."""
     jobs = [(int(i) + offset, w, test, blocks) for i in local]
-    if workers <= 1 or len(jobs) == 1:
-        _init_worker(cfg, candles)
-        results = []
-        for job in jobs:
-            results.append(_window_job(job))
-            if progress:
-                progress(1)
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles, os.getpid())) as pool:
-            results = []
-            for res in pool.imap(_window_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
-                results.append(res)
-                if progress:
-                    progress(1)
-    cols = {m: np.array([math.nan if r[0][m] is None else r[0][m] for r in results]) for m in METRICS}
+    results = _pool_map(cfg, candles, workers, _window_job, jobs, progress)
+    cols = _metric_columns([r[0] for r in results])
     cols[POWER_SUMS] = np.array([r[1] for r in results])
     if blocks is not None:
         cols[BLOCK_R] = np.array([r[2] for r in results])

@@ -168,13 +168,17 @@ def test_default_report_in_a_real_browser(browser, default_run):
         " first: [c.x[0], c.open[0], c.high[0], c.low[0], c.close[0]],"
         " last: [c.x[c.x.length - 1], c.close[c.x.length - 1]]};")
     assert cd["type"] == "candlestick" and cd["n"] > 1000 and cd["boxes"] > 0
-    # 70,080 bars shown as candles of 36 bars (at most 2,000 candles), aggregated here independently
+    # The default config holds out the last 30%: the top combinations are drawn on the 49,056
+    # in-sample bars, shown as candles of 25 bars (at most 2,000), aggregated here independently.
     from engine.synthetic import generate_candles
 
-    raw = generate_candles(70_080, seed=42)
-    assert cd["n"] == -(-70_080 // 36)
-    assert cd["first"][0] == raw.open_time[0] and cd["last"][0] == raw.open_time[(cd["n"] - 1) * 36]
-    np.testing.assert_allclose(cd["first"][1:], [raw.open[0], raw.high[:36].max(), raw.low[:36].min(), raw.close[35]],
+    cut = 70_080 * 7 // 10
+    assert json.loads((default_run / "validation.json").read_text())["inputs"]["in_sample"]["bars"] == [0, cut]
+    raw = generate_candles(70_080, seed=42).slice(0, cut)
+    k = -(-cut // 2000)
+    assert k == 25 and cd["n"] == -(-cut // k)
+    assert cd["first"][0] == raw.open_time[0] and cd["last"][0] == raw.open_time[(cd["n"] - 1) * k]
+    np.testing.assert_allclose(cd["first"][1:], [raw.open[0], raw.high[:k].max(), raw.low[:k].min(), raw.close[k - 1]],
                                rtol=1e-7)
     assert cd["last"][1] == pytest.approx(raw.close[-1], rel=1e-7)
     # the equity line ends at the final equity; the drawdown panel reaches the maximum drawdown
@@ -294,4 +298,30 @@ def test_validation_section(browser, tmp_path):
         "return [...rows].map((r) => [...r.cells].map((c) => c.textContent));")
     assert rows == [["1", "0.42"], ["2", "-0.1"]]
     assert browser.execute_script("return document.querySelector('#validation .js-plotly-plot').data[0].type") == "bar"
+    assert _severe(browser) == []
+
+
+def test_default_run_shows_its_validation(browser, default_run):
+    """The default config validates (holdout + CSCV): the section carries the verdict, PBO and the
+    charts, checked against validation.json and summary.csv read here."""
+    doc = json.loads((default_run / "validation.json").read_text())
+    summary = pd.read_csv(default_run / "summary.csv")
+    _open(browser, default_run / "report.html")
+    section = browser.find_element("id", "validation")
+    assert section.is_displayed()
+    assert doc["verdict"] in section.text and doc["verdict"].startswith("PBO ")
+    assert "PBO" in section.text and "top DSR" in section.text
+    titles = [h.text for h in section.find_elements("css selector", "h3")]
+    assert any(t.startswith("λ over 12,870 CSCV splits") for t in titles), titles
+    plots = browser.execute_script(
+        "return [...document.querySelectorAll('#validation .js-plotly-plot')].map((p) => p.data[0]);")
+    hist, is_oos, holdout = plots[0], plots[1], plots[2]
+    assert sum(hist["y"]) == doc["inputs"]["cscv"]["splits"] == 12_870
+    # bars at or below λ = 0 are red: their heights add up to PBO's share of the splits
+    red = sum(y for y, c in zip(hist["y"], hist["marker"]["color"]) if c == "#c0392b")
+    assert abs(red / 12_870 - doc["pbo"]["pbo"]) <= max(hist["y"]) / 12_870  # one bin may straddle 0
+    assert len(is_oos["x"]) >= 1000
+    both = summary[["sharpe", "oos_sharpe"]].dropna()
+    assert len(holdout["x"]) == len(both) == 64
+    np.testing.assert_allclose(sorted(holdout["y"]), sorted(both["oos_sharpe"]), rtol=1e-5)  # 6 significant digits
     assert _severe(browser) == []

@@ -160,7 +160,11 @@ def test_report_html_has_the_validation_section(run):
     v = page_data(run["dir"] / "report.html")["validation"]
     assert v["title"] == "Validation" and v["summary"].startswith("PBO ")
     assert {c["title"].split(":")[0] for c in v["charts"]} >= {"Walk-forward"}
-    assert len(v["charts"]) == 3 and v["tables"][0]["title"] == "Walk-forward folds"
+    # λ histogram, the CSCV splits' IS vs OOS, every combination's in-sample vs holdout Sharpe, walk-forward
+    assert len(v["charts"]) == 4 and v["tables"][0]["title"] == "Walk-forward folds"
+    holdout = v["charts"][2]["data"][0]
+    summary = pd.read_csv(run["dir"] / "summary.csv")[["sharpe", "oos_sharpe"]].dropna()
+    assert len(holdout["x"]) == len(summary)
     assert len(v["tables"][0]["rows"]) == 9
 
 

@@ -5,7 +5,10 @@ spend their first seconds compiling. Each strategy gets its default kernel (long
 only, stop-loss); a sweep that uses other position rules (shorts, take-profit,
 trailing stop, time limit) compiles the kernel for its mix once (~10 s; with 32
 mixes, warming them all would cost more than it saves). One kernel serves both fill
-modes. numba compiles one kernel per array layout: warmup feeds both layouts
+modes. A ``validation`` section (the default config has one) runs the kernels with the
+moment sums and the test-window ending compiled in, and the CSCV passes; warmup runs each
+built-in once through that whole path too (sweep, figures, top combinations on the
+in-sample bars). numba compiles one kernel per array layout: warmup feeds both layouts
 candles arrive in, the synthetic generator's and the one
 every loader (CSV, Parquet, awswrangler) produces through ``Candles.from_frame``.
 numba also keys its cache on the CPU; the image compiles for a portable target
@@ -19,8 +22,13 @@ import numpy as np
 from ..candles import Candles
 from ..config import parse_config
 from ..strategies import REGISTRY
+from ..sweep import run_detail, run_sweep
 from ..synthetic import generate_candles
+from ..validation.finish import finish
 from .runner import detail, sweep
+
+#: every window kind and the CSCV passes, on the warm-up's 600 bars
+VALIDATION = {"holdout": 0.3, "walk_forward": {"train": 200, "test": 100}, "cscv": {"blocks": 4}}
 
 
 def warm_up() -> list[str]:
@@ -31,9 +39,14 @@ def warm_up() -> list[str]:
         cfg = parse_config({"strategies": {name: {}}})
         (sw,) = cfg.grid
         ex = cfg.execution
+        validated = parse_config({"strategies": {name: {}}, "validation": VALIDATION})
+        (vsw,) = validated.grid
         for candles in (synthetic, loaded):
             sweep(sw, candles, ex, indices=np.arange(len(sw)))
             detail(sw, 0, candles, ex)
+            res = run_sweep(validated, candles, workers=1)
+            finish(validated, candles, res.summary, res.plan, res.validation)
+            run_detail(validated, vsw, 0, candles.slice(0, res.plan.in_sample.b))
         done.append(name)
     return done
 

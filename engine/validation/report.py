@@ -272,6 +272,15 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
                       "y": [_sig(y) for y in c.oos_sharpe[i]], "marker": {"size": 4, "opacity": 0.4}}],
             "layout": {"height": 360, "xaxis": {"title": {"text": "in-sample Sharpe"}},
                        "yaxis": {"title": {"text": "out-of-sample Sharpe"}}}})
+    if h is not None and "oos_sharpe" in ranked.columns:
+        both = ranked[["strategy_id", "sharpe", "oos_sharpe"]].dropna()
+        section["charts"].append({
+            "title": "Every combination's Sharpe ratio (annualised), in sample against the holdout",
+            "data": [{"type": "scattergl", "mode": "markers", "x": [_sig(x) for x in both["sharpe"]],
+                      "y": [_sig(y) for y in both["oos_sharpe"]], "text": both["strategy_id"].tolist(),
+                      "marker": {"size": 6, "opacity": 0.6}}],
+            "layout": {"height": 360, "xaxis": {"title": {"text": "in-sample Sharpe"}},
+                       "yaxis": {"title": {"text": "holdout Sharpe"}}}})
     if wf is not None:
         from ..report.plots import _reduce  # lazy: matplotlib is slow to import
 
