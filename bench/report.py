@@ -19,6 +19,7 @@ from engine.config import DEFAULT_CONFIG, load_config
 from engine.datasource import DataSpec, load_data
 from engine.report.run_folder import write_run_folder
 from engine.sweep import prepare, run_sweep
+from engine.validation.finish import finish
 
 ROOT = Path(__file__).resolve().parent.parent
 REPEATS = 7
@@ -37,13 +38,16 @@ def main() -> int:
     cfg = load_config(DEFAULT_CONFIG)
     candles = load_data(DataSpec.from_config(cfg))
     prepare(cfg)
-    summary = run_sweep(cfg, candles).summary
+    res = run_sweep(cfg, candles)
+    summary, outcome = res.summary, None
+    if res.plan is not None:  # as `backtest run` does: the default config validates
+        summary, outcome = finish(cfg, candles, summary, res.plan, res.validation)
     html, report = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(REPEATS):
             out = Path(tmp) / f"r{i}"
             out.mkdir()
-            folder = write_run_folder(out, cfg, summary, candles, run_id=f"bench-{i}")
+            folder = write_run_folder(out, cfg, summary, candles, run_id=f"bench-{i}", outcome=outcome)
             html.append(folder.manifest["timings"]["report_html_s"])
             report.append(folder.manifest["timings"]["report_s"])
         sizes = _bytes(Path(tmp) / "r0")
