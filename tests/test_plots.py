@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from engine.report import plots
+from engine.report.display import ENVELOPE_BUCKETS, envelope_indices
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T0 = 1_704_067_200_000          # 2024-01-01 UTC
@@ -85,12 +86,12 @@ def test_drawdown_fraction():
 def test_reduction_keeps_the_envelope_and_the_ends():
     n = 2_000_001
     y = np.cumsum(np.random.default_rng(4).normal(size=n))
-    idx = plots._reduce(n, y)
+    idx = envelope_indices(n, y)
     assert idx[0] == 0 and idx[-1] == n - 1 and np.all(np.diff(idx) > 0)
-    assert idx.size <= 4 * plots.BUCKETS + 1
+    assert idx.size <= 4 * ENVELOPE_BUCKETS + 1
     assert y[idx].min() == y.min() and y[idx].max() == y.max()
     # every bucket's extremes survive, so the drawn band matches the full curve per pixel column
-    k = -(-n // plots.BUCKETS)
+    k = -(-n // ENVELOPE_BUCKETS)
     for b in (0, 777, -(-n // k) - 1):
         part = y[b * k:(b + 1) * k]
         kept = y[idx[(idx >= b * k) & (idx < (b + 1) * k)]]

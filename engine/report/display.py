@@ -81,3 +81,26 @@ def bucket_times(time: np.ndarray, k: int) -> np.ndarray:
     if k <= 1 or n == 0:
         return t
     return t[np.minimum(_starts(n, k) + k, n) - 1]
+
+
+#: Buckets a long curve is reduced to for drawing (each keeps up to 4 points).
+ENVELOPE_BUCKETS = 2_000
+
+
+def envelope_indices(n: int, y: np.ndarray, buckets: int = ENVELOPE_BUCKETS) -> np.ndarray:
+    """Indices to draw: all of them for short curves, else per bucket the first, lowest,
+    highest and last point (in time order), which preserves the drawn envelope."""
+    if n <= 4 * buckets:
+        return np.arange(n)
+    k = -(-n // buckets)
+    rows = -(-n // k)
+    pad = rows * k - n
+    yy = y if pad == 0 else np.concatenate([y, np.full(pad, y[-1])])
+    finite = np.isfinite(yy)
+    if not finite.all():                            # gaps (NaN) must stay visible
+        return np.unique(np.concatenate([np.arange(0, n, max(1, k // 4)), np.flatnonzero(~np.isfinite(y)), [n - 1]]))
+    grid = yy.reshape(rows, k)
+    base = np.arange(rows) * k
+    idx = np.concatenate([base, base + grid.argmin(axis=1), base + grid.argmax(axis=1),
+                          np.minimum(base + k - 1, n - 1), [n - 1]])
+    return np.unique(np.minimum(idx, n - 1))

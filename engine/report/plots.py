@@ -31,14 +31,12 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from .display import drawdown
+from .display import drawdown, envelope_indices
 from .ranking import ASCENDING
 
 __all__ = ["plot_equity", "plot_drawdown", "plot_heatmap", "heatmap_matrix", "HeatmapGrid"]
 
 DPI = 110
-#: Buckets a long curve is reduced to (each keeps up to 4 points).
-BUCKETS = 2_000
 #: Cells are annotated with their value up to this many rows and columns.
 ANNOTATE_MAX = 20
 _MS_PER_DAY = 86_400_000.0
@@ -150,25 +148,6 @@ def _series(values, n: int, name: str) -> np.ndarray:
     return v
 
 
-def _reduce(n: int, y: np.ndarray, buckets: int = BUCKETS) -> np.ndarray:
-    """Indices to draw: all of them for short curves, else per bucket the first, lowest,
-    highest and last point (in time order), which preserves the drawn envelope."""
-    if n <= 4 * buckets:
-        return np.arange(n)
-    k = -(-n // buckets)
-    rows = -(-n // k)
-    pad = rows * k - n
-    yy = y if pad == 0 else np.concatenate([y, np.full(pad, y[-1])])
-    finite = np.isfinite(yy)
-    if not finite.all():                            # gaps (NaN) must stay visible
-        return np.unique(np.concatenate([np.arange(0, n, max(1, k // 4)), np.flatnonzero(~np.isfinite(y)), [n - 1]]))
-    grid = yy.reshape(rows, k)
-    base = np.arange(rows) * k
-    idx = np.concatenate([base, base + grid.argmin(axis=1), base + grid.argmax(axis=1),
-                          np.minimum(base + k - 1, n - 1), [n - 1]])
-    return np.unique(np.minimum(idx, n - 1))
-
-
 def _days(t_ms: np.ndarray) -> np.ndarray:
     return t_ms / _MS_PER_DAY
 
@@ -239,10 +218,10 @@ def plot_equity(path, open_time_ms: np.ndarray, equity: np.ndarray, benchmark: n
             ax.axhline(e[0], color="#b5b5b5", linewidth=0.9, linestyle=(0, (4, 3)), zorder=1)
             marker = "o" if t.size < 3 else None      # a lone point needs a mark to be seen
             if b is not None:
-                i = _reduce(t.size, b)
+                i = envelope_indices(t.size, b)
                 ax.plot(x[i], b[i], color=_GREY, linewidth=1.1, marker=marker, label=f"Buy & hold{_change(b)}",
                         zorder=2)
-            i = _reduce(t.size, e)
+            i = envelope_indices(t.size, e)
             ax.plot(x[i], e[i], color=_BLUE, linewidth=1.6, marker=marker, label=f"Strategy{_change(e)}", zorder=3)
             _x_range(ax, x)
             ax.set_ylabel("Equity")
@@ -269,7 +248,7 @@ def plot_drawdown(path, open_time_ms: np.ndarray, equity: np.ndarray, *, title: 
         x = _days(t)
         dd = drawdown(e)
         y = -100.0 * dd
-        i = _reduce(t.size, y)
+        i = envelope_indices(t.size, y)
         ax.fill_between(x[i], y[i], 0.0, color=_RED, alpha=0.28, linewidth=0, zorder=2)
         ax.plot(x[i], y[i], color=_RED, linewidth=0.9, zorder=3)
         ax.axhline(0.0, color="#9a9a9a", linewidth=0.8, zorder=1)

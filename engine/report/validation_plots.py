@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .display import envelope_indices
 from .plots import (_BLUE, _GREY, _LINE_MARGINS, _RED, _date_axis, _days, _figure, _no_data, _number_axis,
-                    _reduce, _save, _series, _style, _times, _title, _x_range, _change)
+                    _save, _series, _style, _times, _title, _x_range, _change)
 
 __all__ = ["plot_logits", "plot_is_oos", "plot_walk_forward"]
 
@@ -100,9 +101,9 @@ def plot_walk_forward(path, open_time_ms: np.ndarray, equity: np.ndarray, benchm
             ax.axvline(_days(np.array([bound]))[0], color="#d9d9d9", linewidth=0.8, zorder=0,
                        label="fold start" if k == 0 else None)
         ax.axhline(e[0], color="#b5b5b5", linewidth=0.9, linestyle=(0, (4, 3)), zorder=1)
-        i = _reduce(t.size, b)
+        i = envelope_indices(t.size, b)
         ax.plot(x[i], b[i], color=_GREY, linewidth=1.1, label=f"Buy & hold{_change(b)}", zorder=2)
-        i = _reduce(t.size, e)
+        i = envelope_indices(t.size, e)
         ax.plot(x[i], e[i], color=_GREEN, linewidth=1.6, label=f"Walk-forward out of sample{_change(e)}", zorder=3)
         _x_range(ax, x)
         ax.set_ylabel("Equity")

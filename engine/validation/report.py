@@ -19,6 +19,7 @@ import pandas as pd
 from ..candles import Candles
 from ..grid import Grid
 from ..metrics import METRICS
+from ..report.display import envelope_indices
 from .evaluate import ValidationOutcome
 from .windows import Window
 
@@ -282,9 +283,7 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
             "layout": {"height": 360, "xaxis": {"title": {"text": "in-sample Sharpe"}},
                        "yaxis": {"title": {"text": "holdout Sharpe"}}}})
     if wf is not None:
-        from ..report.plots import _reduce  # lazy: matplotlib is slow to import
-
-        i = _reduce(len(wf.equity), wf.equity)
+        i = envelope_indices(len(wf.equity), wf.equity)
         section["charts"].append({
             "title": "Walk-forward: stitched out-of-sample equity and buy & hold",
             "data": [{"type": "scatter", "mode": "lines", "name": "walk-forward", "x": wf.times[i].tolist(),
