@@ -202,8 +202,10 @@ def _no_data(ax) -> None:
 # --- equity ---------------------------------------------------------------------------------------
 
 def plot_equity(path, open_time_ms: np.ndarray, equity: np.ndarray, benchmark: np.ndarray | None, *,
-                title: str) -> None:
-    """Strategy equity and buy-and-hold on the same axes, UTC dates, thousands separators."""
+                title: str, label: str = "Strategy", color: str = _BLUE,
+                boundaries_ms: np.ndarray | None = None) -> None:
+    """Strategy equity and buy-and-hold on the same axes, UTC dates, thousands separators;
+    a vertical line at each of ``boundaries_ms`` (e.g. walk-forward folds)."""
     t = _times(open_time_ms)
     e = _series(equity, t.size, "equity")
     b = None if benchmark is None else _series(benchmark, t.size, "benchmark")
@@ -215,6 +217,9 @@ def plot_equity(path, open_time_ms: np.ndarray, equity: np.ndarray, benchmark: n
             _no_data(ax)
         else:
             x = _days(t)
+            for k, bound in enumerate(np.asarray([] if boundaries_ms is None else boundaries_ms, dtype=np.int64)):
+                ax.axvline(_days(np.array([bound]))[0], color="#d9d9d9", linewidth=0.8, zorder=0,
+                           label="fold start" if k == 0 else None)
             ax.axhline(e[0], color="#b5b5b5", linewidth=0.9, linestyle=(0, (4, 3)), zorder=1)
             marker = "o" if t.size < 3 else None      # a lone point needs a mark to be seen
             if b is not None:
@@ -222,7 +227,7 @@ def plot_equity(path, open_time_ms: np.ndarray, equity: np.ndarray, benchmark: n
                 ax.plot(x[i], b[i], color=_GREY, linewidth=1.1, marker=marker, label=f"Buy & hold{_change(b)}",
                         zorder=2)
             i = envelope_indices(t.size, e)
-            ax.plot(x[i], e[i], color=_BLUE, linewidth=1.6, marker=marker, label=f"Strategy{_change(e)}", zorder=3)
+            ax.plot(x[i], e[i], color=color, linewidth=1.6, marker=marker, label=f"{label}{_change(e)}", zorder=3)
             _x_range(ax, x)
             ax.set_ylabel("Equity")
             _date_axis(ax)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .display import envelope_indices
-from .plots import (_BLUE, _GREY, _LINE_MARGINS, _RED, _date_axis, _days, _figure, _no_data, _number_axis,
-                    _save, _series, _style, _times, _title, _x_range, _change)
+from .plots import _BLUE, _GREY, _RED, _figure, _no_data, _save, _style, _title, plot_equity
 
 __all__ = ["plot_logits", "plot_is_oos", "plot_walk_forward"]
 
@@ -85,29 +83,5 @@ def plot_walk_forward(path, open_time_ms: np.ndarray, equity: np.ndarray, benchm
                       boundaries_ms: np.ndarray, *, title: str) -> None:
     """Stitched out-of-sample equity against buy and hold over the same bars; a line at
     each fold's first test bar."""
-    t = _times(open_time_ms)
-    e = _series(equity, t.size, "equity")
-    b = _series(benchmark, t.size, "benchmark")
-    with _style():
-        fig = _figure(11.0, 5.2, _LINE_MARGINS)
-        ax = fig.add_subplot()
-        _title(ax, title, 11.0)
-        if t.size == 0:
-            _no_data(ax)
-            _save(fig, path)
-            return
-        x = _days(t)
-        for k, bound in enumerate(np.asarray(boundaries_ms, dtype=np.int64)):
-            ax.axvline(_days(np.array([bound]))[0], color="#d9d9d9", linewidth=0.8, zorder=0,
-                       label="fold start" if k == 0 else None)
-        ax.axhline(e[0], color="#b5b5b5", linewidth=0.9, linestyle=(0, (4, 3)), zorder=1)
-        i = envelope_indices(t.size, b)
-        ax.plot(x[i], b[i], color=_GREY, linewidth=1.1, label=f"Buy & hold{_change(b)}", zorder=2)
-        i = envelope_indices(t.size, e)
-        ax.plot(x[i], e[i], color=_GREEN, linewidth=1.6, label=f"Walk-forward out of sample{_change(e)}", zorder=3)
-        _x_range(ax, x)
-        ax.set_ylabel("Equity")
-        _date_axis(ax)
-        _number_axis(ax)
-        ax.legend(loc="best")
-        _save(fig, path)
+    plot_equity(path, open_time_ms, equity, benchmark, title=title, label="Walk-forward out of sample",
+                color=_GREEN, boundaries_ms=boundaries_ms)
