@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from engine.errors import UserError
 from engine.timeutil import format_time, parse_time
 
+from . import argtypes
+
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 _DAY_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
@@ -60,8 +62,8 @@ def register(sub) -> None:
     q = dsub.add_parser("sync", help="copy new or changed dataset files from S3 to a local folder")
     q.add_argument("source", help="s3://BUCKET/candles/")
     q.add_argument("dest", help="local dataset folder")
-    q.add_argument("--symbol", help="only this symbol")
-    q.add_argument("--interval", help="only this interval (needs --symbol)")
+    q.add_argument("--symbol", type=argtypes.symbol, help="only this symbol")
+    q.add_argument("--interval", type=argtypes.interval, help="only this interval (needs --symbol)")
     q.set_defaults(func=cmd_sync)
 
 
@@ -85,8 +87,8 @@ def _say(message: str) -> None:
 
 
 def _series_args(q: argparse.ArgumentParser) -> None:
-    q.add_argument("--symbol", required=True, type=str.upper, help="like BTCUSDT")
-    q.add_argument("--interval", required=True, help="like 15m")
+    q.add_argument("--symbol", required=True, type=argtypes.symbol, help="like BTCUSDT")
+    q.add_argument("--interval", required=True, type=argtypes.interval, help="like 15m")
 
 
 def _month_ms(m: re.Match, after: int = 0) -> int:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import argtypes
+
 #: Columns of the printed top table after rank, strategy and the rank metric.
 TABLE_METRICS = ("n_trades", "sharpe", "total_return", "max_drawdown", "win_rate", "profit_factor")
 TOP_ROWS = 5
@@ -15,8 +17,8 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run a config's parameter sweep and write a results folder")
     p.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml on synthetic data)")
     p.add_argument("--data", help="candles: a CSV/Parquet file, a dataset folder or s3:// URI (overrides data.source)")
-    p.add_argument("--symbol", type=_non_empty, help="data.symbol: the symbol to read from a dataset")
-    p.add_argument("--interval", type=_interval, help="data.interval: the interval to read, e.g. 15m, 1h")
+    p.add_argument("--symbol", type=argtypes.symbol, help="data.symbol: the symbol to read from a dataset")
+    p.add_argument("--interval", type=argtypes.interval, help="data.interval: the interval to read, e.g. 15m, 1h")
     p.add_argument("--start", type=_time, help="data.start: first candle time, e.g. 2024-01-01 (UTC, inclusive)")
     p.add_argument("--end", type=_time, help="data.end: end time, e.g. 2025-01-01 (UTC, exclusive)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results root (default: results/)")
@@ -51,23 +53,6 @@ def _run_id(text: str) -> str:
         return check_run_id(text)
     except UserError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _non_empty(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a non-empty value")
-    return text.strip()
-
-
-def _interval(text: str) -> str:
-    from engine.errors import UserError
-    from engine.timeutil import interval_to_ms
-
-    try:
-        interval_to_ms(text)
-    except UserError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an interval; expected e.g. 15m, 1h, 1d") from None
-    return text
 
 
 def _time(text: str) -> str:

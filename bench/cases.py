@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REAL_15M = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / \
-    "BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv"
+REAL_15M = Path(__file__).resolve().parent.parent / "samples" / "BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv.gz"
 
 
 #: position rules a case may add to its grid (same combination count)
@@ -51,7 +50,7 @@ def grid(combos: int, rules: str = "") -> dict:
 
 
 def data_spec(kind: str, n: int = 0):
-    """Real candles from ../shared/data, or ``n`` seeded synthetic ones."""
+    """Real candles from samples/, or ``n`` seeded synthetic ones."""
     from engine.datasource import DataSpec
 
     if kind == "real":

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .data import binance
 from .errors import ConfigError, UserError
 from .errors import shown as _show
 from .execution import FILL_MODES, Execution
@@ -27,7 +28,7 @@ from .position_rules import RULE_COLUMNS
 from .safe_yaml import MAX_BYTES, load_yaml
 from .signals import DIRECTIONS
 from .strategies import did_you_mean, get_strategy
-from .timeutil import check_range, interval_to_ms, parse_time
+from .timeutil import check_range, parse_time
 from .validation.config import RANK_METRICS, ValidationConfig, parse_validation
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -116,7 +117,6 @@ INT64_MAX = 2**63 - 1
 CAPITAL_MAX = 1e15
 SYNTHETIC_BARS_MAX = 20_000_000  # ~1.5 GB of candles and indicators; 570 years of 15m bars
 TOP_K_MAX = 1_000  # two charts and one JSON file each
-INTERVAL_MAX_MS = 31 * 86_400_000
 _STRATEGY_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
@@ -269,11 +269,9 @@ def _check_interval(interval: str | None) -> None:
     if interval is None:
         return
     try:
-        ms = interval_to_ms(interval)
-    except UserError:
-        raise ConfigError(f"data.interval: {_show(interval)} is not an interval; expected e.g. 15m, 1h, 1d") from None
-    if ms > INTERVAL_MAX_MS:
-        raise ConfigError(f"data.interval: {_show(interval)} is longer than 31 days; expected e.g. 15m, 1h, 1d")
+        binance.interval_ms(interval)
+    except ValueError as exc:
+        raise ConfigError(f"data.interval: {exc}") from None
 
 
 def _time_range(start: str | None, end: str | None) -> None:

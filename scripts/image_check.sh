@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 IMAGE=localhost/backtest:latest
 PYTHON_SLIM=docker.io/library/python:3.11-slim
-SHARED=$REPO/../shared/data
-REAL_CSV=BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv
+SAMPLES=$REPO/samples
+REAL_CSV=BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv.gz
 APP_UID=10001
 
 T0=$SECONDS
@@ -184,28 +184,22 @@ changed=$("${PODMAN[@]}" diff bt-check-default | grep /opt/backtest/cache || tru
 [ -z "$changed" ] || fail "default: the container changed its caches: $changed"
 ok "64 combinations; kernels loaded from $(loaded_from default); caches unchanged (podman diff)"
 
-if [ -f "$SHARED/$REAL_CSV" ]; then
-    step "real data: Parquet dataset built by the image, mounted read-only"
-    data=$(results_dir data "$APP_UID:0")
-    run build --rm -v "$SHARED:/in:ro" -v "$data:/out" "$IMAGE" \
-        data build --input "/in/$REAL_CSV" --symbol BTCUSDT --interval 15m --out /out
-    [ "$RC" = 0 ] || { cat "$WORK/build.err"; fail "data build: exit $RC"; }
-    chmod -R a-w "$data"
-    out=$(results_dir data-run "$APP_UID:0")
-    run data --name bt-check-data "${DEBUG[@]}" -v "$data:/app/data:ro" -v "$out:/app/results" "$IMAGE" \
-        run --data /app/data --out /app/results
-    expect_sweep data "$out"
-    grep -q "40,000 candles" "$WORK/data.err" || fail "data: not the 40,000 real candles: $(head -3 "$WORK/data.err")"
-    changed=$("${PODMAN[@]}" diff bt-check-data | grep /opt/backtest/cache || true)
-    [ -z "$changed" ] || fail "data: the real-data run compiled: $changed"
-    ok "40,000 real candles from a read-only Parquet dataset: nothing compiled (numba log, podman diff)"
-    DATA_RUN=(-v "$data:/app/data:ro")
-    DATA_ARGS=(run --data /app/data)
-else
-    step "real data: SKIPPED, $SHARED/$REAL_CSV is absent"
-    DATA_RUN=()
-    DATA_ARGS=()
-fi
+step "real data: Parquet dataset built by the image, mounted read-only"
+data=$(results_dir data "$APP_UID:0")
+run build --rm -v "$SAMPLES:/in:ro" -v "$data:/out" "$IMAGE" \
+    data build --input "/in/$REAL_CSV" --symbol BTCUSDT --interval 15m --out /out
+[ "$RC" = 0 ] || { cat "$WORK/build.err"; fail "data build: exit $RC"; }
+chmod -R a-w "$data"
+out=$(results_dir data-run "$APP_UID:0")
+run data --name bt-check-data "${DEBUG[@]}" -v "$data:/app/data:ro" -v "$out:/app/results" "$IMAGE" \
+    run --data /app/data --out /app/results
+expect_sweep data "$out"
+grep -q "40,000 candles" "$WORK/data.err" || fail "data: not the 40,000 real candles: $(head -3 "$WORK/data.err")"
+changed=$("${PODMAN[@]}" diff bt-check-data | grep /opt/backtest/cache || true)
+[ -z "$changed" ] || fail "data: the real-data run compiled: $changed"
+ok "40,000 real candles from a read-only Parquet dataset: nothing compiled (numba log, podman diff)"
+DATA_RUN=(-v "$data:/app/data:ro")
+DATA_ARGS=(run --data /app/data)
 
 step "--user 1000:1000 (not in group 0: a private copy of the caches)"
 out=$(results_dir user 1000:1000)

@@ -42,14 +42,15 @@ from typing import Mapping
 
 from constructs import Node
 
+from engine.data.binance import INTERVAL_MS, is_symbol
+
 
 class SettingsError(ValueError):
     """A context value the stacks cannot be built with; the message names the key."""
 
 
-#: Binance kline intervals, in minutes (1M: a 31-day month, the longest).
-INTERVAL_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240, "6h": 360,
-                    "8h": 480, "12h": 720, "1d": 1440, "3d": 4320, "1w": 10080, "1M": 44640}
+#: Kline intervals the ingest may keep, in minutes (engine.data.binance: the one list).
+INTERVAL_MINUTES = {name: ms // 60_000 for name, ms in INTERVAL_MS.items()}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
@@ -111,7 +112,7 @@ class IngestSettings:
         if not self.symbols or not self.intervals:
             raise SettingsError("symbols and intervals must not be empty")
         for symbol in self.symbols:
-            if not re.fullmatch(r"[A-Z0-9]{2,20}", symbol):
+            if not is_symbol(symbol):
                 raise SettingsError(f"symbols: {symbol!r} is not a Binance symbol like BTCUSDT")
         for interval in self.intervals:
             if interval not in INTERVAL_MINUTES:

@@ -1,4 +1,4 @@
-"""Shared fixtures. Real market data lives in ../shared/data beside the repo and is never copied in."""
+"""Shared fixtures. Real market data ships gzip-compressed in samples/ (see samples/README.md)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
-REAL_15M = SHARED_DATA / "BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv"
-REAL_5M = SHARED_DATA / "BTCUSDT-5m-spot-2024-08-22_2024-10-30.csv"
+SAMPLES = REPO / "samples"
+REAL_15M = SAMPLES / "BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv.gz"
+REAL_5M = SAMPLES / "BTCUSDT-5m-spot-2024-08-22_2024-10-30.csv.gz"
 
 
 def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"real candles not found at {path} (../shared/data is absent on this machine)")
+    assert path.is_file(), f"{path} is missing: the sample candles ship with the repository"
     return path
 
 

@@ -398,10 +398,10 @@ def test_data_overrides_pick_one_series_of_a_dataset(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--interval", "7x"], "argument --interval: '7x' is not an interval"),
+    (["--interval", "7x"], "argument --interval: '7x' is not a Binance kline interval"),
     (["--start", "yesterday"], "argument --start: 'yesterday' is not a time"),
     (["--end", "2024-13-01"], "argument --end: '2024-13-01' is not a time"),
-    (["--symbol", " "], "argument --symbol: expected a non-empty value"),
+    (["--symbol", " "], "argument --symbol: ' ' is not a Binance symbol"),
 ])
 def test_bad_data_overrides_exit_2(tmp_path, capsys, args, needle):
     code, _, err = run(["run", "--out", str(tmp_path / "r"), *args], capsys)

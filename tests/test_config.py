@@ -281,7 +281,7 @@ def test_overrides_replace_keys_before_the_check(tmp_path):
     # the config as run, and so its hash, includes them
     assert c.raw["data"] == {"source": "synthetic", "symbol": "ETHUSDT", "interval": "1h", "start": "2024-01-01"}
     assert c.digest() != load_config(p).digest()
-    with pytest.raises(ConfigError, match="data.interval: '7x' is not an interval"):
+    with pytest.raises(ConfigError, match="data.interval: '7x' is not a Binance kline interval"):
         load_config(p, {"data.interval": "7x"})
 
 

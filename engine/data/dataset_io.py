@@ -34,7 +34,7 @@ from ..storage_layout import (PARTITION_COLUMNS, is_s3_uri, local_outages_path, 
                               series_prefix)
 from ..timeutil import MAX_TIME_MS, MIN_TIME_MS, format_time, to_milliseconds
 from ..candle_checks import validate_frame
-from .kline_fields import INT_FIELDS, KEPT_FIELDS
+from .binance import INT_FIELDS, KEPT_FIELDS
 
 PART_FILE = "part-0.parquet"
 #: Extra Binance kline fields kept when known (null otherwise).

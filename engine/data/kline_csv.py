@@ -10,7 +10,7 @@ import pandas as pd
 from ..errors import DataError
 from .candle_file import read_csv
 from .dataset_io import normalise_frame
-from .kline_fields import KLINE_FIELDS
+from .binance import KLINE_FIELDS
 
 
 def read_kline_csv(source: str | Path | IO[bytes], name: str) -> pd.DataFrame:

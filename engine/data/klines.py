@@ -30,7 +30,7 @@ from ..errors import DataError, UserError
 from ..timeutil import format_time, interval_to_ms
 from .http_get import HttpResponse
 from .http_retry import Deadline, Retry, RetryPolicy, get_with_retries, retry_after
-from .kline_fields import FLOAT_FIELDS, KLINE_FIELDS
+from .binance import FLOAT_FIELDS, KLINE_FIELDS
 
 DEFAULT_BASE_URL = "https://data-api.binance.vision"
 KLINES_PATH = "/api/v3/klines"

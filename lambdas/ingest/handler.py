@@ -77,7 +77,6 @@ import functools
 import json
 import math
 import os
-import re
 import sys
 import threading
 import time
@@ -91,7 +90,7 @@ import boto3
 from engine import storage_layout
 from engine.data.dataset_io import last_open_time, s3_error_code, tidy_series
 from engine.data.fetch import FetchResult, FetchStopped, fetch_candles
-from engine.data.kline_fields import KEPT_FIELDS
+from engine.data.binance import INTERVALS, KEPT_FIELDS, is_symbol
 from engine.data.klines import DEFAULT_BASE_URL, BinanceBlocked, KlinesClient
 from engine.data.series_lock import S3Lease
 from engine.errors import UserError
@@ -104,10 +103,8 @@ LOCK_GRACE_MS = 60_000          # a lease outlives its holder's deadline by this
 NO_CONTEXT_MS = 15 * 60_000     # time budget when called without a Lambda context (local runs)
 BLOCK_DEFAULT_S = 900           # a 418 without Retry-After blocks this long (one schedule slot)
 DEFAULT_MAX_PAGES = 200
-BINANCE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
 RAW_COLUMNS = KEPT_FIELDS       # Binance's 12 fields without "ignore"
 METRIC_NAMESPACE = "Backtest/Ingest"
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 
 #: The klines client's sleep between retries (tests replace it; the Lambda really waits).
 SLEEP = time.sleep
@@ -171,12 +168,12 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         problems.append(f"BUCKET_NAME={bucket!r} must be a bare bucket name, not a URI or path")
     symbols = _items(env, "SYMBOLS", problems)
     for s in symbols:
-        if not _SYMBOL_RE.match(s):
-            problems.append(f"SYMBOLS: {s!r} is not a Binance symbol like BTCUSDT (upper-case letters and digits)")
+        if not is_symbol(s):
+            problems.append(f"SYMBOLS: {s!r} is not a Binance symbol like BTCUSDT")
     intervals = _items(env, "INTERVALS", problems)
     for i in intervals:
-        if i not in BINANCE_INTERVALS:
-            problems.append(f"INTERVALS: {i!r} is not a Binance kline interval ({', '.join(BINANCE_INTERVALS)})")
+        if i not in INTERVALS:
+            problems.append(f"INTERVALS: {i!r} is not a Binance kline interval ({', '.join(INTERVALS)})")
     history_start = 0
     if not env.get("HISTORY_START", "").strip():
         problems.append("HISTORY_START is not set (ISO date like 2017-08-17, or epoch ms)")
