@@ -34,7 +34,7 @@ RUN --mount=type=cache,target=/root/.cache/pip PIP_CACHE_DIR=/root/.cache/pip pi
  && useradd --uid 10001 --gid 0 --home-dir /home/backtest --create-home backtest \
  && mkdir -p /app/data /app/results "$NUMBA_CACHE_DIR" "$MPLCONFIGDIR" \
  && python -m compileall -q engine batch_jobs backtest_cli \
- && python -m engine.fast.warmup \
+ && python -m engine.warmup \
  && python -c "import matplotlib.font_manager" \
  && chown -R 10001:0 /opt/backtest /app/results /home/backtest \
  && chmod -R g=u /opt/backtest /app/results /home/backtest

@@ -74,20 +74,26 @@ def _load(path: Path | None, overrides: dict | None = None):
 
 
 def cmd_validate(args) -> int:
+    from engine.config import effective_config
+    from engine.grid import build_grid
     from engine.grid_budget import estimate_bytes, human_bytes
 
     cfg = _load(args.config)
-    total, filtered = len(cfg.grid), cfg.grid.filtered
-    axes = max((len(sw.columns) for sw in cfg.grid), default=1)
+    grid = build_grid(cfg)
+    total, filtered = len(grid), grid.filtered
+    axes = max((len(sw.columns) for sw in grid), default=1)
     print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else "")
           + f"; the grid needs about {human_bytes(estimate_bytes(total + filtered, axes))} of memory "
           f"(limit {cfg.limits.max_combinations:,} combinations)")
+    print("\n# the effective config: every key as a run uses it; '# default' marks a value the file does not give")
+    print(effective_config(cfg), end="")
     return 0
 
 
-def _prepare_out(args, cfg) -> Path:
+def _prepare_out(args, cfg, grid) -> Path:
     """Everything about --out that can fail, before the data is read: folder, free space, stale partial folders."""
-    from engine.report.run_folder import clean_partial_folders, estimate_run_folder_bytes
+    from engine.report.size import estimate_run_folder_bytes
+    from engine.run_store import clean_partial_folders
 
     from .preflight import check_free_space, check_output_root
 
@@ -95,8 +101,8 @@ def _prepare_out(args, cfg) -> Path:
     for stale in clean_partial_folders(out):
         print(f"note: removed {stale.path}, the incomplete folder of an interrupted run (process {stale.pid})",
               file=sys.stderr)
-    check_free_space(out, estimate_run_folder_bytes(len(cfg.grid), cfg.report.top_k, len(cfg.grid.sweeps),
-                                                    png=cfg.report.png))
+    check_free_space(out, estimate_run_folder_bytes(len(grid), cfg.report.top_k, len(grid.sweeps),
+                                                    png=cfg.report.png, runs=cfg.report.runs))
     return out
 
 
@@ -194,18 +200,20 @@ def top_table(ranked, rank_by: str, rows: int = TOP_ROWS) -> str:
 def cmd_run(args) -> int:
     from engine.datasource import DataSpec
     from engine.experiment import run_experiment
+    from engine.grid import build_grid
 
     cfg = _load(args.config, _overrides(args))
-    out = _prepare_out(args, cfg)
+    grid = build_grid(cfg)
+    out = _prepare_out(args, cfg, grid)
     workers = _workers(args, cfg)
     spec = DataSpec.from_config(cfg, args.data)
     steps = _observer(args, out)
     try:
         res = run_experiment(cfg, spec, out, engine=args.engine, workers=workers, run_id=args.run_id,
-                             observer=steps)
+                             grid=grid, observer=steps)
     finally:
         steps.close()
-    for notice in res.sweep.notices:
+    for notice in res.results.notices:
         print(f"note: {notice}", file=sys.stderr)
     ranked = res.ranked
     n_ranked = int(ranked["rank"].notna().sum())
@@ -219,7 +227,7 @@ def cmd_run(args) -> int:
     if top:
         print(top_table(ranked, rank_by))
     if res.validation is not None:
-        from engine.validation.report import text_block
+        from engine.report.validation import text_block
 
         print()
         print("\n".join(text_block(res.validation, ranked)))

@@ -2,11 +2,11 @@
 
 Checks that shards ``0..N-1`` are all present (else fails naming the missing ones),
 that each was computed for this run's config, slice and candles, concatenates them in
-grid order (``combination``), then writes the same run folder a local ``backtest run``
-writes (report.html, ranked summary, per-combination JSON, trades; plots when the config asks)
-into a temporary folder
-and uploads it under ``runs/<run_id>/report/``, ``manifest.json`` last: its presence
-means the report is complete.
+grid order (``combination``), finishes the run with the same pipeline a local ``backtest run``
+uses (``engine.pipeline.finish_run``: validation figures, ranking, detail runs), writes the
+same run folder (report.html, ranked summary, per-combination JSON, trades; plots when the
+config asks) into a temporary folder and uploads it under ``runs/<run_id>/report/``,
+``manifest.json`` last: its presence means the report is complete.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ import pandas as pd
 from engine.cpus import available_cpus
 from engine.datasource import DataSpec, load_data
 from engine.errors import UserError
-from engine.report.run_folder import MANIFEST, write_run_folder
+from engine.grid import build_grid
+from engine.pipeline import RunInputs, finish_run
+from engine.report.run_folder import write_run_folder
+from engine.run_store import MANIFEST
 from engine.storage_layout import report_prefix, s3_uri, shard_key, shards_prefix
+from engine.sweep import SweepResult
 from engine.validation.columns import ValidationColumns
-from engine.validation.finish import finish
 from engine.validation.plan import resolve
 
 from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
@@ -98,7 +101,8 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
     t0 = time.perf_counter()
     s3 = session_or_default(session).client("s3")
     cfg, _ = read_run_config(s3, run.config_uri)
-    total = len(cfg.grid)
+    grid = build_grid(cfg)
+    total = len(grid)
     summary, headers = load_shards(s3, run)
     fingerprint = check_shards(run, headers, summary, cfg.digest(), total)
     summary = summary.sort_values("combination", kind="stable").reset_index(drop=True)
@@ -110,21 +114,25 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
     if fingerprint is not None and candles.fingerprint() != fingerprint:
         raise UserError(f"run {run.run_id}: the candles changed since the shards ran (fingerprint differs); "
                         "pin data.start/data.end in the config and re-run the shards")
-    outcome = None
-    if cfg.validation is not None:
-        # every figure from the shards' sums, and walk-forward's test windows simulated here
+    notices = tuple(sorted({n for h in headers for n in h.notices}))
+    plan = columns = None
+    if cfg.validation is not None:  # every figure from the shards' sums (walk-forward's test windows run here)
         plan = resolve(cfg.validation, len(candles), candles.interval_ms)
         columns = ValidationColumns.from_frame(summary)
-        summary, outcome = finish(cfg, candles, ValidationColumns.strip(summary), plan, columns)
+        summary = ValidationColumns.strip(summary)
     t_load = time.perf_counter()
+    results = finish_run(RunInputs(cfg, grid, candles, workers=available_cpus()),
+                         SweepResult(summary, grid, notices, plan, columns))
+    t_finish = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"reduce-{run.run_id}-") as tmp:
         out = Path(tmp) / "report"
         folder = write_run_folder(
-            out, cfg, summary, candles, run_id=run.run_id, workers=available_cpus(),
-            notices=tuple(sorted({n for h in headers for n in h.notices})),
-            timings={"shards_read_s": round(t_shards - t0, 3), "load_s": round(t_load - t_shards, 3)},
+            out, results, run_id=run.run_id, workers=available_cpus(),
+            timings={"shards_read_s": round(t_shards - t0, 3), "load_s": round(t_load - t_shards, 3),
+                     "finish_s": round(t_finish - t_load, 3)},
             extra={"batch": {"array_size": run.array_size, "config_uri": run.config_uri,
-                             "shards": s3_uri(run.bucket, shards_prefix(run.run_id))}}, outcome=outcome)
+                             "shards": s3_uri(run.bucket, shards_prefix(run.run_id))},
+                   "stage_timings": dict(results.timings)})
         files = upload_folder(s3, out, run.bucket, report_prefix(run.run_id), last=MANIFEST)
     best = folder.manifest["best"]["strategy_id"] if folder.manifest["best"] else None
     return ReduceResult(s3_uri(run.bucket, report_prefix(run.run_id)), total, files, best,

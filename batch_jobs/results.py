@@ -14,10 +14,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine.errors import UserError
+from engine.run_store import MANIFEST
 from engine.storage_layout import report_prefix, s3_uri
 
 from .aws import list_objects, parallel_map, session_or_default
-from .reduce import MANIFEST
 
 
 def _relative(key: str, prefix: str) -> str:

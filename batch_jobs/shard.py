@@ -1,7 +1,7 @@
 """``backtest batch shard``: one array child evaluates its contiguous slice of the grid.
 
 Shard ``i`` of ``N`` takes global combinations ``[i*total//N, (i+1)*total//N)`` of the
-grid in its stable order (``Config.grid``), reads only the candle
+grid in its stable order (``engine.grid.build_grid``), reads only the candle
 partitions its config's ``data`` section needs (``s3://BUCKET/candles/`` through the
 engine loader and awswrangler), runs the slice on the local fast engine with every CPU
 the container may use, and writes ``runs/<run_id>/shards/<i>.parquet`` in one PutObject.
@@ -18,6 +18,7 @@ import numpy as np
 from engine import __version__
 from engine.cpus import available_cpus
 from engine.datasource import DataSpec, load_data
+from engine.grid import build_grid
 from engine.storage_layout import s3_uri, shard_key
 from engine.sweep import run_sweep
 
@@ -45,14 +46,15 @@ def run_shard(task: ShardTask, *, workers: int | None = None, session: Any = Non
     run = task.run
     s3 = session_or_default(session).client("s3")
     cfg, _ = read_run_config(s3, run.config_uri)
-    total = len(cfg.grid)
+    grid = build_grid(cfg)
+    total = len(grid)
     first, stop = shard_bounds(task.index, run.array_size, total)
     workers = workers or available_cpus()
     spec = DataSpec.from_config(cfg)
     if stop > first:
         # Candles come through the engine loader (awswrangler, default session and endpoint).
         candles = load_data(spec)
-        result = run_sweep(cfg, candles, indices=np.arange(first, stop), workers=workers)
+        result = run_sweep(cfg, candles, grid=grid, indices=np.arange(first, stop), workers=workers)
         summary, notices, fingerprint, n_candles = result.summary, result.notices, candles.fingerprint(), len(candles)
         if result.validation is not None:  # the slice's per-block sums, moments and fold metrics, as columns
             import pandas as pd

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import UserError
+from engine.run_store import MANIFEST
 from engine.storage_layout import report_prefix, s3_uri, shard_key, shards_prefix, submission_key
 
 from .aws import get_bytes, list_objects, object_exists, session_or_default
-from .reduce import MANIFEST
 
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.config import Config, decode_config, parse_config_text, read_config_bytes
 from engine.errors import UserError
+from engine.grid import build_grid
 from engine.run_id import new_run_id as _new_run_id
 from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri, submission_key
 
@@ -84,7 +85,7 @@ def _env(values: dict[str, str]) -> list[dict[str, str]]:
 def submit_run(config_path: Path, deploy: Deployment, array_size: int, *, run_id: str | None = None,
                session: Any = None) -> Submission:
     cfg, body = read_config(config_path)
-    total = len(cfg.grid)
+    total = len(build_grid(cfg))
     check_array_size(array_size, total)
     notes = data_notes(cfg, deploy.bucket)
     if deploy.job_queue is None or deploy.job_definition is None:

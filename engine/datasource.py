@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from .candles import Candles
 from .errors import DataError
-from .config import Config, DataConfig
 from .timeutil import check_range, format_time, interval_to_ms, parse_time
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A config's ``data`` section (checked by ``engine.config``, which imports this module: the data
+    layer knows nothing of the experiment config)."""
+
+    source: str = "synthetic"
+    symbol: str | None = None
+    interval: str | None = None
+    start: str | None = None
+    end: str | None = None
+    synthetic_bars: int = 70_080
+    seed: int = 42
 
 
 class DataSpec(DataConfig):
@@ -15,7 +28,8 @@ class DataSpec(DataConfig):
     a config's ``data`` section, optionally with ``--data`` in place of its source."""
 
     @classmethod
-    def from_config(cls, cfg: Config, override: str | None = None) -> "DataSpec":
+    def from_config(cls, cfg, override: str | None = None) -> "DataSpec":
+        """From ``cfg.data`` (an :class:`engine.config.Config`), with ``override`` as the source if given."""
         fields = asdict(cfg.data)
         if override:
             fields["source"] = override

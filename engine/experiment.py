@@ -1,4 +1,9 @@
-"""One experiment end to end: config, then data, then the expanded grid, then the sweep, then the report."""
+"""One experiment end to end: the data, the compile, the run pipeline, the run folder, the index.
+
+``backtest run`` calls :func:`run_experiment`. The run itself is ``engine.pipeline``'s
+(sweep, validation figures, ranking, detail runs); its report is ``engine.report``'s;
+where the folder lands and how it is published is ``engine.run_store``'s.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +20,23 @@ from .config import Config
 from .cpus import available_cpus
 from .datasource import DataSpec, load_data
 from .errors import ResourceError
+from .grid import Grid, build_grid
+from .pipeline import STAGES, RunInputs, RunResults, run_stages, stages
+from .report.charts import ChartPool
 from .report.index import write_index
-from .report.run_folder import (PartialRunFolder, disk_full_error, estimate_run_folder_bytes, is_disk_full,
-                                trade_lines_in_report, write_run_folder)
-from .report.writer import ChartPool
+from .report.run_folder import write_run_folder
+from .report.size import estimate_run_folder_bytes, trade_lines_in_report
 from .run_id import new_run_id
-from .sweep import SweepResult, prepare, run_sweep
+from .run_store import is_disk_full, store_run
+from .sweep import prepare
 from .validation.evaluate import ValidationOutcome
-from .validation.finish import finish
 from .validation.plan import resolve as resolve_validation
 
 Progress = Callable[[float], None]
+#: the pipeline stages the "sweep" step of a run covers (its timing and progress bar)...
+SWEEP_STAGES = stages("sweep", "validate")
+#: ...and those run while the report is written (ranking and the top combinations' detail runs)
+REPORT_STAGES = tuple(s for s in STAGES if s not in SWEEP_STAGES)
 
 
 class RunObserver:
@@ -45,7 +56,7 @@ class RunObserver:
         return None
 
     def sweep_finished(self, seconds: float) -> None:
-        """The sweep is over (``seconds`` counts the sweep alone)."""
+        """The sweep is over (``seconds`` counts the sweep and the validation figures)."""
 
     def writing_soon(self, needed_bytes: int) -> None:
         """Nothing is written yet; the run folder will take at least ``needed_bytes`` (raise to refuse)."""
@@ -60,20 +71,28 @@ class RunObserver:
 @dataclass(frozen=True)
 class ExperimentResult:
     run_dir: Path
-    ranked: pd.DataFrame
-    candles: Candles
-    sweep: SweepResult
+    results: RunResults  # the ranked summary, every figure, the detail runs
     timings: dict
     manifest: dict
-    validation: ValidationOutcome | None = None  # with a ``validation`` config section
+
+    @property
+    def ranked(self) -> pd.DataFrame:
+        return self.results.ranked
+
+    @property
+    def validation(self) -> ValidationOutcome | None:
+        """The figures of a ``validation`` config section."""
+        return self.results.outcome
 
 
 def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str = "fast", workers: int | None = None,
-                   run_id: str | None = None, candles: Candles | None = None,
+                   run_id: str | None = None, candles: Candles | None = None, grid: Grid | None = None,
                    observer: RunObserver | None = None) -> ExperimentResult:
-    """Load, sweep, then write ``out_root/<run_id>/`` through a hidden partial folder renamed into place when
-    complete (``engine.report.run_folder.PartialRunFolder``)."""
+    """Load, compile, run the pipeline, then write and publish ``out_root/<run_id>/``.
+
+    ``grid``: the config's expanded grid (expanded here when not given)."""
     obs = observer or RunObserver()
+    grid = build_grid(cfg) if grid is None else grid
     t0 = time.perf_counter()
     # PNG charts render on worker processes forked now, before numba starts its threads.
     pool = ChartPool(workers or cfg.workers or available_cpus()) if cfg.report.png else nullcontext(None)
@@ -83,41 +102,31 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
         t_load = time.perf_counter()
         if cfg.validation is not None:  # windows against the data: a one-line error before the sweep
             resolve_validation(cfg.validation, len(candles), candles.interval_ms)
-        compiled = prepare(cfg, engine=engine, on_compile=obs.compiling)
+        compiled = prepare(cfg, engine=engine, on_compile=obs.compiling, grid=grid)
         t_compile = time.perf_counter()
         if compiled:
             obs.compiled(t_compile - t_load)
-        progress = obs.sweep_started(len(cfg.grid))
-        result = run_sweep(cfg, candles, engine=engine, workers=workers, progress=progress)
-        summary, outcome = result.summary, None
-        if result.plan is not None:
-            summary, outcome = finish(cfg, candles, summary, result.plan, result.validation, engine=engine)
-        t_sweep = time.perf_counter()
-        obs.sweep_finished(t_sweep - t_compile)
-        obs.writing_soon(estimate_run_folder_bytes(len(cfg.grid), cfg.report.top_k, len(cfg.grid.sweeps),
-                                                   trade_lines_in_report(result.summary, cfg.report.top_k),
-                                                   png=cfg.report.png))
+        inputs = RunInputs(cfg, grid, candles, engine, workers)
+        state = run_stages(inputs, SWEEP_STAGES,
+                           started=lambda name: obs.sweep_started(len(grid)) if name == "sweep" else None)
+        t_swept = time.perf_counter()
+        obs.sweep_finished(t_swept - t_compile)
+        obs.writing_soon(estimate_run_folder_bytes(
+            len(grid), cfg.report.top_k, len(grid.sweeps),
+            trade_lines_in_report(state.summary, cfg.report.top_k, cfg.report.runs), png=cfg.report.png,
+            runs=cfg.report.runs))
         timings = {"load_s": round(t_load - t0, 3), "compile_s": round(t_compile - t_load, 3),
-                   "sweep_s": round(t_sweep - t_compile, 3)}
-        partial = None
-        try:
-            partial = PartialRunFolder.create(out_root, run_id or new_run_id(cfg.name))
-            obs.report_started(out_root / partial.run_id)
-            folder = write_run_folder(partial.path, cfg, summary, candles, run_id=partial.run_id,
-                                      engine=engine, notices=result.notices, timings=timings, charts=charts,
-                                      outcome=outcome)
-            run_dir = partial.publish(folder.manifest)
-        except BaseException as exc:
-            if charts is not None:
-                charts.close()  # no worker may still be writing into a folder that is given up
-            if partial is not None:
-                partial.release()
-            if is_disk_full(exc) and partial is not None:
-                raise disk_full_error(partial, exc) from None
-            if is_disk_full(exc):
-                raise ResourceError(f"{out_root}: {getattr(exc, 'strerror', None) or exc}; free some space "
-                                    "and run again") from None
-            raise
+                   "sweep_s": round(t_swept - t_compile, 3)}
+        done: list[RunResults] = []
+
+        def write(path: Path, rid: str):
+            # the remaining stages (ranking, detail runs) belong to the report's time, as the user sees it
+            done.append(run_stages(inputs, REPORT_STAGES, state=state).results())
+            return write_run_folder(path, done[0], run_id=rid, timings=timings, charts=charts,
+                                    extra={"stage_timings": dict(done[0].timings)})
+
+        run_dir, folder = store_run(out_root, run_id or new_run_id(cfg.name), write, started=obs.report_started,
+                                    abandon=charts.close if charts is not None else None)
     try:
         write_index(out_root)
     except OSError as exc:
@@ -125,6 +134,5 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
             raise
         raise ResourceError(f"{out_root}: run {run_dir.name} is complete, but index.html could not be updated "
                             f"({(exc.strerror or str(exc)).lower()}); the next run refreshes it") from None
-    obs.report_finished(time.perf_counter() - t_sweep)
-    return ExperimentResult(run_dir, folder.ranked, candles, result, folder.manifest["timings"], folder.manifest,
-                            outcome)
+    obs.report_finished(time.perf_counter() - t_swept)
+    return ExperimentResult(run_dir, done[0], folder.manifest["timings"], folder.manifest)

@@ -1,7 +1,7 @@
-"""Job builder: a config's strategy grids expanded into combinations, in a stable order.
+"""A config's strategy grids expanded into combinations, in a stable order.
 
-The grid is expanded once, when the config is parsed (``Config.grid``), and carried
-from there through the sweep, the workers and the report.
+The config's caller expands the grid once (:func:`build_grid`) and carries it through
+the sweep, the workers and the report; the config itself holds only the values given.
 
 Order: strategies as in the config; within one, the Cartesian product of the
 declared parameters (declaration order, values as given, last parameter
@@ -114,12 +114,18 @@ class Grid:
                 g += 1
 
 
+def build_grid(cfg) -> Grid:
+    """Every combination of ``cfg`` (an ``engine.config.Config``): its strategies crossed with its position
+    rules. Raises ConfigError for a value a strategy refuses or a grid whose combinations all break a constraint."""
+    return expand_grid(cfg.strategies, cfg.rules)
+
+
 def expand_grid(strategies: Sequence, rules: Mapping[str, Sequence[Any]]) -> Grid:
     """Expand ``strategies`` (config ``StrategyGrid``s) crossed with the position ``rules``
     (RULE_COLUMNS -> values; None means the rule is off)."""
     sweeps = []
     for grid in strategies:
-        cls = get_strategy(grid.name)
+        cls = get_strategy(grid.path or grid.name)
         specs = cls.param_specs()
         given = grid.as_dict()
         axes: dict[str, list[Any]] = {}

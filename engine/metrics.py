@@ -47,6 +47,18 @@ METRICS = ("sharpe", "sortino", "total_return", "pnl", "cagr", "calmar", "max_dr
            "worst_trade", "expectancy", "exposure", "avg_bars_held", "total_fees", "buy_and_hold_return",
            "final_equity")
 INT_METRICS = frozenset({"max_drawdown_duration", "n_trades"})
+#: Metrics where smaller is better: they rank lowest first, and a fall is an improvement.
+ASCENDING = frozenset({"max_drawdown", "max_drawdown_abs", "max_drawdown_duration", "total_fees"})
+
+#: The holdout's columns a validated sweep adds to the summary, and the metric each is (on the holdout window).
+OOS_METRICS = {"oos_sharpe": "sharpe", "oos_total_return": "total_return", "oos_max_drawdown": "max_drawdown",
+               "oos_n_trades": "n_trades"}
+#: The probabilistic and deflated Sharpe ratios a validated sweep adds (``report.rank_by`` accepts them).
+SHARPE_TESTS = ("psr", "dsr")
+#: Every column a validated sweep adds to the summary, in the summary's order.
+VALIDATION_COLUMNS = (*OOS_METRICS, *SHARPE_TESTS)
+#: What ``report.rank_by`` accepts (the Sharpe tests only with a ``validation`` section).
+RANKABLE = METRICS + SHARPE_TESTS
 
 
 def _opt(x: float) -> float | None:

@@ -1,15 +1,12 @@
 """Signal codes a strategy's rule returns, and the directions a combination may trade.
 
-A rule returns a bitwise OR of the codes (docs/semantics.md, "Signals"). ``ENTRY``
-and ``EXIT`` are the long codes under their historical names.
+A rule returns a bitwise OR of the codes (docs/semantics.md, "Signals").
 """
 
 ENTER_LONG = 1
 EXIT_LONG = 2
 ENTER_SHORT = 4
 EXIT_SHORT = 8
-ENTRY = ENTER_LONG
-EXIT = EXIT_LONG
 
 #: ``portfolio.direction`` values
 DIRECTIONS = ("long", "short", "both")

@@ -1,10 +1,14 @@
-"""Grid runner: config -> strategy factory -> job builder -> engine, in a stable order.
+"""The sweep: every combination of a grid on one series, on either engine, in grid order.
 
 The fast path evaluates each strategy's combinations in one streaming pass on
 numba threads. The reference engine runs one job per combination in a forked
-multiprocessing pool: each worker inherits the config (with its expanded grid)
-and the candles, and receives only combination indices. Results come back in
-grid order whatever the worker count.
+multiprocessing pool: each worker inherits the config, the expanded grid and the
+candles, and receives only combination indices. Results come back in grid order
+whatever the worker count. With a ``validation`` section the sweep also returns
+each combination's validation sums (``engine.validation.columns``).
+
+``run_detail`` simulates one combination with its equity curve and trades; ``prepare``
+compiles (or loads from numba's cache) what a sweep will run before it starts.
 """
 
 from __future__ import annotations
@@ -21,24 +25,18 @@ from .candles import Candles
 from .child_process import bind_to_parent
 from .config import Config
 from .cpus import available_cpus
-from .grid import Grid, StrategySweep
-from .metrics import METRICS
+from .grid import Grid, StrategySweep, build_grid
+from .metrics import METRICS, OOS_METRICS, SHARPE_TESTS
 from .position_rules import RULE_COLUMNS
 from .reference.engine import BacktestingEngine
-from .result import RunResult
+from .result import BLOCK_R, BLOCK_R2, POWER_SUMS, RunResult
 from .validation.accumulate import block_sums, power_sums
 from .validation.columns import ValidationColumns, concat
-from .validation.config import RANK_METRICS
 from .validation.plan import ValidationPlan, resolve
 from .validation.windows import Window
 
 ENGINES = ("fast", "reference")
 Progress = Callable[[float], None]
-
-
-#: holdout columns a validated sweep adds to the summary, and the metrics they come from
-OOS_COLUMNS = {"oos_sharpe": "sharpe", "oos_total_return": "total_return", "oos_max_drawdown": "max_drawdown",
-               "oos_n_trades": "n_trades"}
 
 
 @dataclass(frozen=True)
@@ -51,36 +49,39 @@ class SweepResult:
     validation: ValidationColumns | None = None
 
 
-def run_sweep(cfg: Config, candles: Candles, *, engine: str = "fast", workers: int | None = None,
-              indices: np.ndarray | None = None, progress: Progress | None = None) -> SweepResult:
-    """Evaluate the combinations ``indices`` of ``cfg.grid`` (global positions; default all).
+def run_sweep(cfg: Config, candles: Candles, *, grid: Grid | None = None, engine: str = "fast",
+              workers: int | None = None, indices: np.ndarray | None = None,
+              progress: Progress | None = None) -> SweepResult:
+    """Evaluate the combinations ``indices`` of ``grid`` (global positions; default all; the grid of
+    ``cfg`` when not given).
 
     With a ``validation`` section the metrics are the in-sample window's (docs/semantics.md,
     "Windows"), the summary gains the holdout's ``oos_*`` columns, and the result carries the
     per-combination sums every validation figure is computed from."""
-    total = len(cfg.grid)
+    grid = build_grid(cfg) if grid is None else grid
+    total = len(grid)
     wanted = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
     workers = min(workers or cfg.workers or available_cpus(), available_cpus())
     plan = None if cfg.validation is None else resolve(cfg.validation, len(candles), candles.interval_ms)
     frames, parts, notices = [], [], []
     offset = 0
-    for sw in cfg.grid:
+    for sw in grid:
         local = wanted[(wanted >= offset) & (wanted < offset + len(sw))] - offset
         if len(local):
             if plan is not None:
-                cols, part = _validated(cfg, plan, sw, offset, local, candles, engine, workers, progress)
+                cols, part = _validated(cfg, grid, plan, sw, offset, local, candles, engine, workers, progress)
                 parts.append(part)
             elif engine == "fast":
                 cols = _fast(sw, local, candles, cfg, workers, progress)
             else:
-                cols = _reference(cfg, offset, local, candles, workers, progress)
+                cols = _reference(cfg, grid, offset, local, candles, workers, progress)
             frames.append(_frame(sw, local, offset, cols))
         offset += len(sw)
     summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     columns = None
     if plan is not None:
         columns = concat(parts) if parts else None
-    return SweepResult(summary, cfg.grid, tuple(notices), plan, columns)
+    return SweepResult(summary, grid, tuple(notices), plan, columns)
 
 
 def _frame(sw: StrategySweep, local: np.ndarray, offset: int, cols: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -97,7 +98,7 @@ def _frame(sw: StrategySweep, local: np.ndarray, offset: int, cols: dict[str, np
     data["max_bars"] = pd.arrays.IntegerArray(np.nan_to_num(bars).astype(np.int64), np.isnan(bars))
     for m in METRICS:
         data[m] = cols[m]
-    for c in OOS_COLUMNS:
+    for c in OOS_METRICS:
         if c in cols:
             data[c] = cols[c]
     return pd.DataFrame(data)
@@ -116,11 +117,11 @@ def _fast(sw, local, candles, cfg, workers, progress) -> dict[str, np.ndarray]:
 _worker: dict = {}
 
 
-def _init_worker(cfg: Config, candles: Candles, parent_pid: int | None = None) -> None:
-    # A forked child inherits both objects; nothing is pickled or parsed again.
+def _init_worker(cfg: Config, grid: Grid, candles: Candles, parent_pid: int | None = None) -> None:
+    # A forked child inherits the objects; nothing is pickled or parsed again.
     if parent_pid is not None:
         bind_to_parent(parent_pid)
-    _worker.update(cfg=cfg, candles=candles)
+    _worker.update(cfg=cfg, grid=grid, candles=candles)
 
 
 def reference_run(cfg: Config, sw: StrategySweep, i: int, candles: Candles, window: Window | None = None,
@@ -130,14 +131,15 @@ def reference_run(cfg: Config, sw: StrategySweep, i: int, candles: Candles, wind
 
 
 def _job(g: int) -> dict:
-    sw, i = _worker["cfg"].grid.locate(g)
+    sw, i = _worker["grid"].locate(g)
     return reference_run(_worker["cfg"], sw, i, _worker["candles"]).metrics
 
 
-def _pool_map(cfg: Config, candles: Candles, workers: int, fn: Callable, jobs: list, progress: Progress | None) -> list:
+def _pool_map(cfg: Config, grid: Grid, candles: Candles, workers: int, fn: Callable, jobs: list,
+              progress: Progress | None) -> list:
     """``fn`` over ``jobs`` in a forked pool (in this process with one worker), in order."""
     if workers <= 1 or len(jobs) == 1:
-        _init_worker(cfg, candles)
+        _init_worker(cfg, grid, candles)
         results = []
         for job in jobs:
             results.append(fn(job))
@@ -146,7 +148,7 @@ def _pool_map(cfg: Config, candles: Candles, workers: int, fn: Callable, jobs: l
         return results
     import multiprocessing as mp
 
-    with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, candles, os.getpid())) as pool:
+    with mp.get_context("fork").Pool(min(workers, len(jobs)), _init_worker, (cfg, grid, candles, os.getpid())) as pool:
         results = []
         for res in pool.imap(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
             results.append(res)
@@ -159,8 +161,8 @@ def _metric_columns(rows: list[dict]) -> dict[str, np.ndarray]:
     return {m: np.array([math.nan if r[m] is None else r[m] for r in rows]) for m in METRICS}
 
 
-def _reference(cfg, offset, local, candles, workers, progress) -> dict[str, np.ndarray]:
-    return _metric_columns(_pool_map(cfg, candles, workers, _job, [int(i) + offset for i in local], progress))
+def _reference(cfg, grid, offset, local, candles, workers, progress) -> dict[str, np.ndarray]:
+    return _metric_columns(_pool_map(cfg, grid, candles, workers, _job, [int(i) + offset for i in local], progress))
 
 
 #: Synthetic candles a warm-up runs on: enough for the kernels' every code path to be compiled.
@@ -187,9 +189,10 @@ def _first_compile_listener(callback: Callable[[], None] | None):
     return FirstCompile()
 
 
-def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None] | None = None) -> bool:
-    """Compile, or load from numba's disk cache, what the sweep of ``cfg`` will run, on a few
-    synthetic candles, so that the sweep itself starts computing at once.
+def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None] | None = None,
+            grid: Grid | None = None) -> bool:
+    """Compile, or load from numba's disk cache, what the sweep of ``cfg`` (over ``grid``, default its own)
+    will run, on a few synthetic candles, so that the sweep itself starts computing at once.
 
     ``on_compile`` is called once, at the moment numba starts compiling: only when its
     cache holds no usable copy (the first run on a machine, or after an edit of a rule).
@@ -202,7 +205,7 @@ def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None]
     candles = generate_candles(PREPARE_BARS, seed=1)
     watch = _first_compile_listener(on_compile)
     with event.install_listener("numba:compile", watch):
-        for sw in cfg.grid:
+        for sw in (build_grid(cfg) if grid is None else grid):
             if engine == "fast":
                 from .fast import runner
 
@@ -239,7 +242,7 @@ def _variant(cfg: Config, sw: StrategySweep):
     return runner.features(sw)._replace(moments=True)
 
 
-def _validated(cfg: Config, plan: ValidationPlan, sw: StrategySweep, offset: int, local: np.ndarray,
+def _validated(cfg: Config, grid: Grid, plan: ValidationPlan, sw: StrategySweep, offset: int, local: np.ndarray,
                candles: Candles, engine: str, workers: int, progress: Progress | None):
     """Metric columns on the in-sample window (plus ``oos_*``) and the validation sums of ``local``."""
     rank_by = cfg.report.rank_by
@@ -260,26 +263,24 @@ def _validated(cfg: Config, plan: ValidationPlan, sw: StrategySweep, offset: int
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
             return runner.sweep(sw, candles, cfg.execution, indices=local, progress=part(w), variant=variant,
                                 window=(w.a, w.b), test=test, moments=True, block_edges=blocks)
-        sums = runner.POWER_SUMS, runner.BLOCK_R, runner.BLOCK_R2
     else:
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
-            return _reference_window(cfg, offset, local, candles, workers, part(w), w, test, blocks)
-        sums = POWER_SUMS, BLOCK_R, BLOCK_R2
+            return _reference_window(cfg, grid, offset, local, candles, workers, part(w), w, test, blocks)
 
     main = run(plan.in_sample, blocks=plan.block_edges)
     cols = {m: main[m] for m in METRICS}
-    ps, br, br2 = main[sums[0]], main.get(sums[1]), main.get(sums[2])
+    ps, br, br2 = main[POWER_SUMS], main.get(BLOCK_R), main.get(BLOCK_R2)
     hps = hrank = None
     if plan.holdout is not None:
         oos = run(plan.holdout, test=True)
-        cols.update({c: oos[m] for c, m in OOS_COLUMNS.items()})
-        hps = oos[sums[0]]
-        hrank = np.full(len(local), np.nan) if rank_by in RANK_METRICS else oos[rank_by].astype(np.float64)
+        cols.update({c: oos[m] for c, m in OOS_METRICS.items()})
+        hps = oos[POWER_SUMS]
+        hrank = np.full(len(local), np.nan) if rank_by in SHARPE_TESTS else oos[rank_by].astype(np.float64)
     fps, frank, fcagr = [], [], []
     for fold in plan.folds:
         train = run(fold.train)
-        fps.append(train[sums[0]])
-        frank.append(np.full(len(local), np.nan) if rank_by in RANK_METRICS else train[rank_by].astype(np.float64))
+        fps.append(train[POWER_SUMS])
+        frank.append(np.full(len(local), np.nan) if rank_by in SHARPE_TESTS else train[rank_by].astype(np.float64))
         fcagr.append(train["cagr"])
     stack = (lambda xs: np.stack(xs)) if plan.folds else (lambda xs: None)
     return cols, ValidationColumns(power_sums=ps, block_r=br, block_r2=br2, holdout_power_sums=hps,
@@ -287,12 +288,9 @@ def _validated(cfg: Config, plan: ValidationPlan, sw: StrategySweep, offset: int
                                    fold_cagr=stack(fcagr))
 
 
-POWER_SUMS, BLOCK_R, BLOCK_R2 = "_power_sums", "_block_r", "_block_r2"
-
-
 def _window_job(args: tuple) -> tuple[dict, np.ndarray, np.ndarray | None, np.ndarray | None]:
     g, w, test, blocks = args
-    sw, i = _worker["cfg"].grid.locate(g)
+    sw, i = _worker["grid"].locate(g)
     res = reference_run(_worker["cfg"], sw, i, _worker["candles"], w, test)
     br = br2 = None
     if blocks is not None:
@@ -300,11 +298,11 @@ def _window_job(args: tuple) -> tuple[dict, np.ndarray, np.ndarray | None, np.nd
     return res.metrics, power_sums(res.equity), br, br2
 
 
-def _reference_window(cfg, offset, local, candles, workers, progress, w: Window, test: bool,
+def _reference_window(cfg, grid, offset, local, candles, workers, progress, w: Window, test: bool,
                       blocks: np.ndarray | None) -> dict[str, np.ndarray]:
     """The reference engine on one window: metrics and the sums from each equity curve."""
     jobs = [(int(i) + offset, w, test, blocks) for i in local]
-    results = _pool_map(cfg, candles, workers, _window_job, jobs, progress)
+    results = _pool_map(cfg, grid, candles, workers, _window_job, jobs, progress)
     cols = _metric_columns([r[0] for r in results])
     cols[POWER_SUMS] = np.array([r[1] for r in results])
     if blocks is not None:

@@ -127,3 +127,23 @@ def _epoch(n: int, what: str) -> int:
 
 def format_time(ms: int) -> str:
     return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- ISO 8601 UTC: the one way run files write times -------------------------------------------------
+
+def iso_times(ms) -> list[str]:
+    """Epoch milliseconds as ISO 8601 UTC (``2024-01-29T08:45:00Z``): to the second, or to the
+    millisecond for every value when one of them has a fraction of a second."""
+    t = np.asarray(ms, dtype=np.int64)
+    unit = "s" if not (t % 1000).any() else "ms"
+    return [s + "Z" for s in np.datetime_as_string(t.astype("datetime64[ms]"), unit=unit).tolist()]
+
+
+def iso_time(ms: int) -> str:
+    """One time as :func:`iso_times` writes it."""
+    return iso_times([int(ms)])[0]
+
+
+def utc_now_iso() -> str:
+    """Now, UTC, to the millisecond (``2025-03-21T14:05:02.123+00:00``): orders runs made in one second."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

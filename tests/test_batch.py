@@ -121,7 +121,7 @@ def _sweep(aws, tmp_path: Path, capsys, frame, start: str, end: str, config: str
     assert sorted(remote) == sorted(local)
     assert remote["summary.csv"] == local["summary.csv"]  # row for row, byte for byte
     assert len(local["summary.csv"].decode().splitlines()) == 16 + 1
-    assert sum(k.startswith("runs/") for k in remote) == 16  # every combination's JSON (<= 1,000)
+    assert sum(k.startswith("runs/") for k in remote) == 2  # the top K (report.runs: top)
     assert any(k.startswith("plots/heatmap_") for k in remote)
     assert {"report.html", "plotly.min.js", "trades/" + manifest["best"]["strategy_id"] + ".csv"} <= set(remote)
     assert {k for k in remote if remote[k] != local[k]} == set()

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from engine.grid import build_grid
 from engine.config import DEFAULT_CONFIG, load_config, parse_config, parse_config_text
 from engine.errors import ConfigError
 from engine.strategies import get_strategy
@@ -141,14 +142,14 @@ def test_load_config_file(tmp_path):
     c = load_config(good)
     assert c.execution.commission == 0.002 and c.execution.fill == "next_open"
     assert c.stop_loss == (None, 0.01)
-    (sw,) = c.grid
+    (sw,) = build_grid(c)
     assert len(sw) == 4
 
 
 def test_defaults():
     c = parse_config({"strategies": {"ma_crossover": None}})
     assert c.execution.fill == "close" and c.execution.capital == 100_000.0
-    (sw,) = c.grid
+    (sw,) = build_grid(c)
     assert len(sw) == 1 and sw.params(0) == {"short_window": 10, "long_window": 50, "ema_period": 200,
                                              "momentum_spread": 0.001}
 
@@ -159,7 +160,7 @@ def test_defaults():
 def test_integer_range_expands_with_stop_included():
     c = parse_config({"strategies": {"ma_crossover": {"short_window": {"start": 5, "stop": 15, "step": 5},
                                                       "long_window": {"start": 30, "stop": 32}}}})
-    (sw,) = c.grid
+    (sw,) = build_grid(c)
     assert c.strategies[0].as_dict() == {"short_window": [5, 10, 15], "long_window": [30, 31, 32]}
     assert len(sw) == 3 * 3
     assert sw.columns["short_window"].dtype == np.int64
@@ -184,7 +185,7 @@ def test_empty_range_rejected():
 
 def test_constraint_filters_combinations():
     c = parse_config({"strategies": {"ma_crossover": {"short_window": [5, 10, 20], "long_window": [10, 20]}}})
-    (sw,) = c.grid
+    (sw,) = build_grid(c)
     # (5,10) (5,20) (10,20) survive; (10,10) (20,10) (20,20) break short < long
     pairs = list(zip(sw.columns["short_window"].tolist(), sw.columns["long_window"].tolist()))
     assert pairs == [(5, 10), (5, 20), (10, 20)]
@@ -193,28 +194,29 @@ def test_constraint_filters_combinations():
 
 def test_rsi_constraint_filters_combinations():
     c = parse_config({"strategies": {"rsi_reversion": {"oversold": [30, 50], "overbought": [40, 70]}}})
-    (sw,) = c.grid
+    (sw,) = build_grid(c)
     assert list(zip(sw.columns["oversold"].tolist(), sw.columns["overbought"].tolist())) == \
         [(30.0, 40.0), (30.0, 70.0), (50.0, 70.0)]
 
 
-def test_all_invalid_grid_rejected():
-    rejects({"strategies": {"ma_crossover": {"short_window": [20, 30], "long_window": [10, 20]}}},
-            "ma_crossover", "no valid combination")
+def test_all_invalid_grid_rejected_when_the_grid_is_built():
+    c = parse_config({"strategies": {"ma_crossover": {"short_window": [20, 30], "long_window": [10, 20]}}})
+    with pytest.raises(ConfigError, match="ma_crossover.*no valid combination"):
+        build_grid(c)
 
 
 def test_grid_order_and_stop_loss_axis():
     c = parse_config({"strategies": {"ma_crossover": {"short_window": [2, 3], "long_window": [5]},
                                      "donchian_breakout": {"entry_window": [4]}},
                       "risk": {"stop_loss": [None, 0.02]}})
-    ma, dc = c.grid
+    ma, dc = build_grid(c)
     got = [(ma.params(i)["short_window"], ma.stop_loss(i)) for i in range(len(ma))]
     assert got == [(2, None), (2, 0.02), (3, None), (3, 0.02)]  # last axis (stop_loss) fastest
     assert math.isnan(ma.columns["stop_loss"][0])
     assert ma.swept == ("short_window", "stop_loss")
     assert ma.strategy_id(1) == "ma_crossover_short_window=2_stop_loss=0.02"
     assert ma.strategy_id(0) == "ma_crossover_short_window=2_stop_loss=none"
-    assert [(g, sw.strategy.name, i) for g, sw, i in c.grid.combinations()][-2:] == \
+    assert [(g, sw.strategy.name, i) for g, sw, i in build_grid(c).combinations()][-2:] == \
         [(4, "donchian_breakout", 0), (5, "donchian_breakout", 1)]
 
 
@@ -225,7 +227,7 @@ def test_stop_loss_zero_means_none():
 
 def test_instance_carries_params():
     c = parse_config({"strategies": {"rsi_reversion": {"rsi_period": [7], "oversold": [25]}}})
-    (sw,) = c.grid
+    (sw,) = build_grid(c)
     s = sw.instance(0)
     assert (s.rsi_period, s.oversold, s.overbought) == (7, 25.0, 70.0)
     assert isinstance(s.rsi_period, int) and isinstance(s.oversold, float)
@@ -241,7 +243,7 @@ def test_default_config():
     if not DEFAULT_CONFIG.exists():
         pytest.skip(f"{DEFAULT_CONFIG} not written yet")
     c = load_config(DEFAULT_CONFIG)
-    sweeps = c.grid
+    sweeps = build_grid(c)
     assert sweeps and all(len(sw) > 0 for sw in sweeps)
     for sw in sweeps:
         assert get_strategy(sw.strategy.name) is sw.strategy
@@ -318,7 +320,7 @@ def test_position_rules_defaults_and_lists():
                                "max_bars": [10, None]}))
     assert c.direction == ("long", "both") and c.size == (0.5, 1.0)
     assert c.take_profit == (None, 0.05) and c.trailing_stop == (0.02,) and c.max_bars == (10, None)
-    (sw,) = c.grid
+    (sw,) = build_grid(c)
     assert len(sw) == 2 * 2 * 2 * 2
     assert sw.swept == ("direction", "size", "take_profit", "max_bars")
     # order: direction, size, stop_loss, take_profit, trailing_stop, max_bars (last fastest)

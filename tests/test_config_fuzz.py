@@ -57,7 +57,7 @@ TOKENS = ["~", "null", "true", "no", "on", "yes", "2024-01-01", "2024-13-45", "2
           "9223372036854775808", "-9223372036854775809", "1e15", "1.0e+15", "1e16", "20000001", "0", "-1",
           "0.5", "1", "2", "*undefined", "&dup x", "[]", "{}", "{start: 1, stop: 1e300, step: 1e-300}",
           "{start: 5, stop: 1}", "{start: 1, stop: 3, step: 0}", "{start: .nan, stop: 3}", "'a:b'",
-          "'tests.reference_only_strategy:TimedExit'", "'engine.strategies:Strategy'", "'engine:__version__'",
+          "'tests.timed_exit_strategy:TimedExit'", "'engine.strategies:Strategy'", "'engine:__version__'",
           "':X'", "'../x:Y'", "'nonexistent_fuzz_module:X'", "\"\\u0000\"", "\"\\ud800\"", "\"line\\nbreak\""]
 KEYS = (list(SECTIONS) + [k for ks in SECTIONS.values() for k in ks] + list(STRATEGIES)
         + [k for ks in STRATEGIES.values() for k in ks] + ["start", "stop", "step", "strategies", "<<"])

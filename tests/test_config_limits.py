@@ -10,7 +10,9 @@ import tracemalloc
 import pytest
 from fakes.cli import run_cli
 
-from engine.config import INT64_MAX, load_config, parse_config, read_config_bytes
+from engine.grid import build_grid
+from engine.config import load_config, parse_config, read_config_bytes
+from engine.config.checks import INT64_MAX
 from engine.cpus import available_cpus
 from engine.errors import ConfigError
 from engine.grid_budget import DEFAULT_MAX_COMBINATIONS, bytes_per_combination, estimate_bytes, human_bytes
@@ -58,7 +60,7 @@ def test_the_limit_is_a_config_key_and_counts_before_constraints():
     doc = {"strategies": {"ma_crossover": {"short_window": [5, 10, 30], "long_window": [20, 25]}},
            "risk": {"stop_loss": [0.01, 0.02]}, "limits": {"max_combinations": 12}}
     cfg = parse_config(doc)
-    assert len(cfg.grid) + cfg.grid.filtered == 12 and cfg.grid.filtered == 4  # 30 >= 20, 25
+    assert len(build_grid(cfg)) + build_grid(cfg).filtered == 12 and build_grid(cfg).filtered == 4  # 30 >= 20, 25
     assert cfg.limits.max_combinations == 12
     doc["limits"]["max_combinations"] = 11
     rejects(doc, "the grid has 12 combinations", "above limits.max_combinations = 11")
@@ -149,7 +151,7 @@ def test_a_fifo_config_is_refused_without_blocking(tmp_path):
 def test_load_config_reads_a_regular_file(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("strategies: {ma_crossover: {short_window: [5, 10]}}\n")
-    assert len(load_config(p).grid) == 2
+    assert len(build_grid(load_config(p))) == 2
     p.write_bytes(b"strategies: {ma_crossover: {}}\nexperiment: {name: \xff}\n")
     with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xff at offset 50\)"):
         load_config(p)

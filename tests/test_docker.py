@@ -53,7 +53,7 @@ def test_every_copy_source_exists_and_is_in_the_build_context():
 def test_warmup_compiles_into_the_image_for_a_portable_cpu():
     env = _env()
     assert env["NUMBA_CPU_NAME"] == "generic"  # the cache key must not depend on the build machine's CPU
-    warm = DOCKERFILE.index("python -m engine.fast.warmup")
+    warm = DOCKERFILE.index("python -m engine.warmup")
     assert DOCKERFILE.index("COPY engine/ engine/") < warm < DOCKERFILE.index("\nUSER ")
 
 
@@ -68,7 +68,7 @@ def test_runs_as_uid_10001_in_group_0_with_group_writable_caches_and_volumes():
     assert "--uid 10001 --gid 0" in setup
     assert "chown -R 10001:0 /opt/backtest /app/results" in setup
     assert "chmod -R g=u /opt/backtest /app/results" in setup  # OpenShift: arbitrary uid, group 0
-    assert setup.index("engine.fast.warmup") < setup.index("chown")  # what warmup wrote changes hands too
+    assert setup.index("engine.warmup") < setup.index("chown")  # what warmup wrote changes hands too
 
 
 def test_requirements_are_runtime_only():

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from numba import njit
 
+from engine.grid import build_grid
 from engine.candles import Candles
 from engine.config import parse_config
 from engine.execution import Execution
@@ -274,7 +275,7 @@ def test_fast_path_matches_reference(candles, strat, fill, slippage, commission,
                  "max_bars": max_bars},
         "execution": {"commission": commission, "slippage": slippage, "fill": fill},
     })
-    (sw,) = cfg.grid
+    (sw,) = build_grid(cfg)
     matches = [i for i in range(len(sw)) if sw.params(i) == params and sw.stop_loss(i) == stop_loss]
     assert len(matches) == 1
     i = matches[0]
@@ -338,7 +339,7 @@ def test_windows_and_validation_sums_match_reference(candles, strat, fill, slipp
                  "max_bars": max_bars},
         "execution": {"commission": commission, "slippage": slippage, "fill": fill},
     })
-    (sw,) = cfg.grid
+    (sw,) = build_grid(cfg)
     (i,) = [i for i in range(len(sw)) if sw.params(i) == params]
     ex = Execution(CAPITAL, slippage, commission, fill)
     ref = BacktestingEngine(candles, sw.strategy(**params), ex, sw.rules(i)).run((a, b), test)
@@ -399,7 +400,7 @@ def test_whole_grid_matches_reference_on_one_series(name):
                                        "portfolio": {"direction": ["long", "both"], "size": 0.7}})):
         cfg = parse_config({"strategies": {name: GRIDS[name]}, **rules,
                             "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
-        (sw,) = cfg.grid
+        (sw,) = build_grid(cfg)
         ex = Execution(CAPITAL, 0.0005, 0.001, fill)
         cols = runner.sweep(sw, candles, ex, chunk=64)
         for i in range(len(sw)):
@@ -420,7 +421,7 @@ def test_kernel_variants_agree(rules):
     """A kernel with every feature compiled in gives the same metrics as the pruned one a sweep
     picks (the pruned code is dead for such a sweep; this checks nothing else differs)."""
     cfg = parse_config({"strategies": {"ma_crossover": GRIDS["ma_crossover"]}, **rules})
-    (sw,) = cfg.grid
+    (sw,) = build_grid(cfg)
     assert runner.features(sw) != ALL_FEATURES
     candles = _series(seed=11)
     for fill in ("close", "next_open"):
@@ -443,7 +444,7 @@ def test_whole_grid_on_windows_matches_reference(name):
                                        "portfolio": {"direction": ["long", "both"], "size": 0.7}})):
         cfg = parse_config({"strategies": {name: GRIDS[name]}, **rules,
                             "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
-        (sw,) = cfg.grid
+        (sw,) = build_grid(cfg)
         ex = Execution(CAPITAL, 0.0005, 0.001, fill)
         variant = runner.features(sw)._replace(moments=True)
         for (a, b), test in itertools.product([(37, 291), (20, 250)], (False, True)):

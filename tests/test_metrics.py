@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
+from engine.grid import build_grid
 from engine.candles import Candles
 from engine.config import parse_config
 from engine.fast import runner
@@ -263,7 +264,7 @@ def test_streamed_metrics_equal_reference(name):
     rules = extra[0] if extra else {}
     cfg = parse_config({"strategies": strategies, **rules, "risk": {"stop_loss": stops, **rules.get("risk", {})},
                         "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
-    (sw,) = cfg.grid
+    (sw,) = build_grid(cfg)
     candles = _walk(3000, seed=len(name), flat_every=7)
     if name == "rsi_short_busts":  # a short squeeze: the price triples over 300 bars
         ramp = np.concatenate([np.ones(1500), np.linspace(1, 3, 300), np.full(1200, 3.0)])

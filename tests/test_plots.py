@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from engine.report import plots
+from engine.report import heatmap, plots
 from engine.report.display import ENVELOPE_BUCKETS, envelope_indices
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -52,7 +52,7 @@ def test_pngs_are_valid_and_byte_identical_on_repeat(tmp_path):
     for run in ("a", "b"):
         plots.plot_equity(tmp_path / f"eq_{run}.png", t, e, bench, title="#1 sma_cross(fast=10, slow=200)")
         plots.plot_drawdown(tmp_path / f"dd_{run}.png", t, e, title="#1 sma_cross drawdown")
-        plots.plot_heatmap(tmp_path / f"hm_{run}.png", table, x="fast", y="slow", value="sharpe",
+        heatmap.plot_heatmap(tmp_path / f"hm_{run}.png", table, x="fast", y="slow", value="sharpe",
                            title="sma_cross: sharpe by fast × slow")
     sizes = {"eq": (572, 1210), "dd": (462, 1210)}
     for kind in ("eq", "dd", "hm"):
@@ -148,37 +148,37 @@ def test_heatmap_matrix_pivot_by_hand():
         "fast": [10, 5, 5, 10, 5, 10, 5],
         "sharpe": [1.0, 0.5, -0.2, None, float("nan"), 3.0, 0.7],
     })
-    grid = plots.heatmap_matrix(table, "fast", "slow", "sharpe")
+    grid = heatmap.heatmap_matrix(table, "fast", "slow", "sharpe")
     assert grid.x_values == [5, 10] and grid.y_values == [50, 100, 200]
     expected = np.array([[0.7, np.nan],            # slow=50:  fast=5 max(0.5, 0.7); fast=10 undefined
                          [-0.2, 3.0],              # slow=100: fast=10 max(1.0, 3.0)
                          [np.nan, np.nan]])        # slow=200: only an undefined value
     np.testing.assert_array_equal(grid.values, expected)
     assert grid.runs_per_cell == 2 and grid.best == "max"
-    low = plots.heatmap_matrix(table, "fast", "slow", "sharpe", best="min")
+    low = heatmap.heatmap_matrix(table, "fast", "slow", "sharpe", best="min")
     assert low.values[0, 0] == 0.5 and low.values[1, 1] == 1.0
 
 
 def test_heatmap_axes_sort_numerically_with_missing_first():
     table = pd.DataFrame({"stop_loss": [0.1, None, 0.02, np.nan, 0.1], "period": [100, 9, 20, 9, 100],
                           "kind": ["sma", "ema", "wma", "ema", "sma"], "v": [1, 2, 3, 4, 5]})
-    grid = plots.heatmap_matrix(table, "period", "stop_loss", "v")
+    grid = heatmap.heatmap_matrix(table, "period", "stop_loss", "v")
     assert grid.x_values == [9, 20, 100] and grid.y_values == [None, 0.02, 0.1]
     assert grid.values[0, 0] == 4 and grid.values[2, 2] == 5
-    assert plots.heatmap_matrix(table, "kind", "period", "v").x_values == ["ema", "sma", "wma"]
+    assert heatmap.heatmap_matrix(table, "kind", "period", "v").x_values == ["ema", "sma", "wma"]
 
 
 def test_heatmap_with_undefined_values_and_missing_axis_values(tmp_path):
     table = _sweep_table()
     table.loc[0, "sharpe"] = float("inf")
-    plots.plot_heatmap(tmp_path / "hm.png", table[["slow", "stop_loss", "sharpe"]], x="slow", y="stop_loss",
+    heatmap.plot_heatmap(tmp_path / "hm.png", table[["slow", "stop_loss", "sharpe"]], x="slow", y="stop_loss",
                        value="sharpe", title="sma_cross: sharpe by slow × stop_loss")
     _read_png(tmp_path / "hm.png")
     empty = pd.DataFrame({"a": [1, 2], "b": [3, 4], "v": [None, None]})
-    plots.plot_heatmap(tmp_path / "nan.png", empty, x="a", y="b", value="v", title="nothing defined")
+    heatmap.plot_heatmap(tmp_path / "nan.png", empty, x="a", y="b", value="v", title="nothing defined")
     _read_png(tmp_path / "nan.png")
     big = pd.DataFrame([{"a": a, "b": b, "v": np.sin(a / 7) * np.cos(b / 9)} for a in range(60) for b in range(40)])
-    plots.plot_heatmap(tmp_path / "big.png", big, x="a", y="b", value="v", title="60 × 40, no cell labels")
+    heatmap.plot_heatmap(tmp_path / "big.png", big, x="a", y="b", value="v", title="60 × 40, no cell labels")
     _read_png(tmp_path / "big.png")
 
 
@@ -194,7 +194,7 @@ def test_heatmap_cell_colours_follow_the_values(tmp_path, value, best):
     table.loc[5, value] = None                       # one undefined cell
     path = tmp_path / "hm.png"
     with plots._style():
-        fig, ax, grid = plots._heatmap_figure(table, x="x", y="y", value=value, title="colours")
+        fig, ax, grid = heatmap._heatmap_figure(table, x="x", y="y", value=value, title="colours")
         plots._save(fig, path)
     img = mpimg.imread(path)[..., :3]
     height = img.shape[0]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from engine.grid import build_grid
 from engine.config import parse_config
 from engine.datasource import DataSpec, load_data
 from engine.sweep import run_sweep
@@ -28,7 +29,7 @@ def test_readme_strategy_example(tmp_path, monkeypatch):
     doc = yaml.safe_load(config)
     doc["data"] = {"synthetic_bars": 3000, "seed": 5}
     cfg = parse_config(doc)
-    (sw,) = cfg.grid
+    (sw,) = build_grid(cfg)
     assert len(sw) == 3 * 2 * 2  # rsi_period x oversold x take_profit
     assert sw.rules(0).direction == "both" and sw.rules(0).max_bars == 96
     candles = load_data(DataSpec.from_config(cfg))

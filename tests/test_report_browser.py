@@ -272,8 +272,9 @@ report: {top_k: 3}
 def test_validation_section(browser, tmp_path):
     """The extension point for research validation: a section drawn from the run's validation dict."""
     from engine.config import parse_config
+    from engine.grid import build_grid
+    from engine.pipeline import RunInputs, run_pipeline
     from engine.report.run_folder import write_run_folder
-    from engine.sweep import run_sweep
     from engine.synthetic import generate_candles
 
     cfg = parse_config({"data": {"synthetic_bars": 2000}, "report": {"top_k": 2},
@@ -287,7 +288,8 @@ def test_validation_section(browser, tmp_path):
                               "layout": {"height": 260}}]}
     out = tmp_path / "run"
     out.mkdir()
-    write_run_folder(out, cfg, run_sweep(cfg, candles, workers=1).summary, candles, run_id="v1", validation=validation)
+    write_run_folder(out, run_pipeline(RunInputs(cfg, build_grid(cfg), candles, workers=1)), run_id="v1",
+                     validation=validation)
     _open(browser, out / "report.html")
     section = browser.find_element("id", "validation")
     assert section.is_displayed()

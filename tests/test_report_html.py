@@ -14,10 +14,12 @@ import pytest
 
 from engine.config import parse_config
 from engine.report import display
-from engine.report.ranking import rank
+from engine.ranking import rank
 from engine.report.run_folder import write_run_folder
-from engine.report.trades_csv import iso_utc, write_trades_csv
-from engine.sweep import run_sweep
+from engine.report.trades_csv import write_trades_csv
+from engine.timeutil import iso_times as iso_utc
+from engine.grid import build_grid
+from engine.pipeline import RunInputs, run_pipeline
 from engine.synthetic import generate_candles
 from engine.trade import Trade
 from fakes.cli import run_cli
@@ -66,7 +68,7 @@ experiment: {name: few_trades}
 data: {source: synthetic, synthetic_bars: 3000, seed: 3}
 strategies:
   ma_crossover: {short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50, momentum_spread: 0.0005}
-report: {top_k: 2, min_trades: MIN}
+report: {top_k: 2, min_trades: MIN, runs: all}
 """
     counts = pd.read_csv(_run(tmp_path / "all", text.replace("MIN", "0"), capsys) / "summary.csv")["n_trades"]
     cut = int(np.sort(counts.to_numpy())[2]) + 1   # by construction, exactly three fall short
@@ -172,10 +174,10 @@ def test_band_buckets_and_drawdown_by_hand():
 def _folder(tmp_path: Path, doc: dict, **kwargs) -> Path:
     cfg = parse_config(doc)
     candles = generate_candles(cfg.data.synthetic_bars, seed=cfg.data.seed)
-    summary = run_sweep(cfg, candles, workers=1).summary
+    results = run_pipeline(RunInputs(cfg, build_grid(cfg), candles, workers=1))
     out = tmp_path / "run"
     out.mkdir(parents=True)
-    write_run_folder(out, cfg, summary, candles, run_id="r1", **kwargs)
+    write_run_folder(out, results, run_id="r1", **kwargs)
     return out
 
 

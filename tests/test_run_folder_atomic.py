@@ -18,8 +18,8 @@ from fakes.cli_process import command, live_processes_with, marker_env, run_cons
 
 from engine.cpus import available_cpus
 from engine.errors import UserError
-from engine.report.run_folder import LOCK_PREFIX, MANIFEST, PARTIAL_PREFIX, PartialRunFolder, clean_partial_folders
-from engine.report.writer import ChartPool
+from engine.run_store import LOCK_PREFIX, MANIFEST, PARTIAL_PREFIX, PartialRunFolder, clean_partial_folders
+from engine.report.charts import ChartPool
 from engine.run_id import check_run_id
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +39,8 @@ def assert_complete(run: Path) -> None:
     assert manifest["run_id"] == run.name
     summary = pd.read_csv(run / "summary.csv")
     assert len(summary) == COMBINATIONS
-    assert sorted(p.name for p in (run / "runs").iterdir()) == sorted(f"{i}.json" for i in summary["strategy_id"])
+    top = sorted(f"{i}.json" for i in summary.sort_values("rank")["strategy_id"][:TOP_K])
+    assert sorted(p.name for p in (run / "runs").iterdir()) == top  # report.runs: top (the default)
     for p in (run / "runs").iterdir():
         json.loads(p.read_text())  # whole, parseable
     assert sorted(p.name for p in (run / "trades").iterdir()) == sorted(
@@ -113,7 +114,7 @@ def test_a_name_taken_meanwhile_gets_the_next_suffix_and_the_manifest_follows(tm
 HOLDER = """
 import sys, time
 from pathlib import Path
-from engine.report.run_folder import PartialRunFolder
+from engine.run_store import PartialRunFolder
 part = PartialRunFolder.create(Path(sys.argv[1]), sys.argv[2])
 (part.path / "half.json").write_text("{")
 print(part.path, flush=True)
@@ -194,7 +195,7 @@ def test_chart_pool_never_exceeds_the_cpu_count():
 
 POOL_OWNER = """
 import multiprocessing as mp, sys, time
-from engine.report.writer import ChartPool
+from engine.report.charts import ChartPool
 pool = ChartPool(2)
 time.sleep(0.5)
 print(" ".join(str(p.pid) for p in mp.active_children()), flush=True)

@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 
-from engine import safe_yaml
+from engine.config import safe_yaml
 from engine.errors import ConfigError
-from engine.safe_yaml import MAX_DEPTH, MAX_NODES, load_yaml
+from engine.config.safe_yaml import MAX_DEPTH, MAX_NODES, load_yaml
 
 
 def bomb(levels: int, width: int = 9) -> str:

@@ -10,6 +10,7 @@ import pytest
 from numba import njit
 
 from backtest_cli import main
+from engine.grid import build_grid
 from engine.candles import Candles
 from engine.errors import ConfigError
 from engine.execution import Execution
@@ -18,8 +19,8 @@ from engine.fast import specialize
 from engine.fast.specialize import binding_source
 from engine.indicators import ATR, EMA, RSI, SMA, BollingerLower, BollingerUpper, Highest, Lowest
 from engine.reference import BacktestingEngine
-from engine.strategies import (ENTER_LONG, EXIT_LONG, REGISTRY, BollingerReversion, Bound, DonchianBreakout,
-                               MACrossover, RSIReversion, Strategy, get_strategy, register)
+from engine.strategies import (ALIASES, ENTER_LONG, EXIT_LONG, REGISTRY, BollingerReversion, Bound, DonchianBreakout,
+                               MACrossover, RSIReversion, Strategy, get_strategy, strategy_path)
 from engine.config import parse_config
 
 
@@ -138,12 +139,18 @@ def test_binding_follows_the_rule_signature():
 # --- registry and import ----------------------------------------------------------------------------
 
 
-def test_registry_lookup():
+def test_short_names_are_the_builtins_and_the_registry_is_keyed_by_import_path():
     assert get_strategy("ma_crossover") is MACrossover
     assert get_strategy("rsi_reversion") is RSIReversion
     assert get_strategy("donchian_breakout") is DonchianBreakout
     assert get_strategy("bollinger_reversion") is BollingerReversion
-    assert {"ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"} <= set(REGISTRY)
+    assert ALIASES == {"ma_crossover": "engine.strategies.ma_crossover:MACrossover",
+                       "rsi_reversion": "engine.strategies.rsi_reversion:RSIReversion",
+                       "donchian_breakout": "engine.strategies.donchian_breakout:DonchianBreakout",
+                       "bollinger_reversion": "engine.strategies.bollinger_reversion:BollingerReversion"}
+    assert {"engine.strategies.ma_crossover:MACrossover", "engine.strategies.rsi_reversion:RSIReversion"} \
+        <= set(REGISTRY)
+    assert not any(":" not in key for key in REGISTRY)  # no short name is a registry key
     with pytest.raises(ConfigError, match="nope"):
         get_strategy("nope")
     with pytest.raises(ConfigError, match="did you mean 'ma_crossover'"):
@@ -153,26 +160,37 @@ def test_registry_lookup():
 def test_import_by_module_and_class():
     assert get_strategy("engine.strategies.ma_crossover:MACrossover") is MACrossover
     assert get_strategy(f"{__name__}:BothWays") is BothWays
+    assert REGISTRY[strategy_path(BothWays)] is BothWays  # loaded strategies are kept by path
     with pytest.raises(ConfigError, match="cannot import"):
         get_strategy("no_such_package.mod:Thing")
     with pytest.raises(ConfigError, match="cannot import"):
         get_strategy("engine.strategies.ma_crossover:NoSuchClass")
     with pytest.raises(ConfigError, match="not a Strategy"):
         get_strategy("engine.strategies:REGISTRY")
+    with pytest.raises(ConfigError, match="unknown strategy 'test_both_ways'"):
+        get_strategy("test_both_ways")  # a user strategy is named by its path, never by its name
 
 
-def test_register():
-    try:
-        assert register(Extended) is Extended
-        assert get_strategy("test_extended") is Extended
-    finally:
-        REGISTRY.pop("test_extended", None)
+class ShadowsABuiltin(BothWays):
+    """A user strategy that calls itself ma_crossover: it never replaces the built-in."""
 
-    class Nameless(Strategy):
-        pass
+    name = "ma_crossover"
 
-    with pytest.raises(ValueError):
-        register(Nameless)
+
+def test_a_user_strategy_named_like_a_builtin_keeps_its_own_parameters():
+    cfg = parse_config({"strategies": {f"{__name__}:ShadowsABuiltin": {"window": [2, 4]}}})
+    (sw,) = build_grid(cfg)
+    assert sw.strategy is ShadowsABuiltin and sw.param_names == ("window", "level", "flag")
+    assert get_strategy("ma_crossover") is MACrossover  # the short name still means the built-in
+    assert cfg.strategies[0].path == f"{__name__}:ShadowsABuiltin"
+
+
+def test_two_strategies_with_one_name_are_refused_at_load():
+    with pytest.raises(ConfigError, match=r"strategies: 'ma_crossover' and '.*:ShadowsABuiltin' are both named "
+                                          r"'ma_crossover'"):
+        parse_config({"strategies": {"ma_crossover": {}, f"{__name__}:ShadowsABuiltin": {}}})
+    with pytest.raises(ConfigError, match="are both named 'ma_crossover'"):  # the same class under two keys
+        parse_config({"strategies": {"ma_crossover": {}, "engine.strategies.ma_crossover:MACrossover": {}}})
 
 
 # --- mistakes found when the strategy is loaded ------------------------------------------------------
@@ -290,12 +308,13 @@ def test_config_rejects_a_period_parameter_below_one():
         indicators = {"rsi": RSI("period")}
         signal = staticmethod(good_rule)
 
-    REGISTRY["test_no_bound"] = NoBound
+    REGISTRY["test_strategies_local:NoBound"] = NoBound
     try:
+        cfg = parse_config({"strategies": {"test_strategies_local:NoBound": {"period": [3, 0]}}})
         with pytest.raises(ConfigError, match=r"strategies.test_no_bound.period: 0 is out of range; indicator 'rsi'"):
-            parse_config({"strategies": {"test_no_bound": {"period": [3, 0]}}})
+            build_grid(cfg)
     finally:
-        REGISTRY.pop("test_no_bound", None)
+        REGISTRY.pop("test_strategies_local:NoBound", None)
 
 
 # --- any number of indicators, bound by name ----------------------------------------------------------
@@ -336,7 +355,7 @@ def test_six_indicators_reach_the_rule_by_name_on_both_engines(level, entry_bar)
     lowest(4)), so the first entry is bar max(4, level - 1)."""
     candles = _line(10)
     cfg = parse_config({"strategies": {f"{__name__}:SixIndicators": {"level": level}}, "risk": {"stop_loss": None}})
-    (sw,) = cfg.grid
+    (sw,) = build_grid(cfg)
     ex = Execution(1000.0, 0.0, 0.0)
     ref = BacktestingEngine(candles, sw.instance(0), ex, sw.rules(0)).run()
     fast = runner.detail(sw, 0, candles, ex)

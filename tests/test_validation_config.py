@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from backtest_cli import main
-from engine.config import parse_config
+from engine.config import Span, parse_config
 from engine.errors import ConfigError
-from engine.validation.config import Span, parse_validation
 from engine.validation.plan import resolve
 from engine.validation.windows import Fold, Window, holdout_cut, plan_folds
 
@@ -33,6 +32,10 @@ def rejects(doc, *fragments):
     for f in fragments:
         assert f in msg, f"{f!r} not in {msg!r}"
     return msg
+
+
+def parse_validation(v):
+    return parse_config(with_validation(v)).validation
 
 
 def rejects_on_data(v, n, *fragments, interval_ms=M15):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from engine.validation.report import verdict
+from engine.report.validation import verdict
 
 
 def outcome(pbo=None, N=64):

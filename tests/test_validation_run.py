@@ -17,6 +17,7 @@ import pytest
 import scipy.stats as ss
 
 from backtest_cli import main
+from engine.grid import build_grid
 from engine.config import parse_config_text
 from engine.reference import BacktestingEngine
 from engine.synthetic import generate_candles
@@ -53,7 +54,7 @@ def run(tmp_path_factory):
 
 def reference(run, g: int, window: tuple[int, int], test: bool):
     cfg, candles = run["cfg"], run["candles"]
-    sw, i = cfg.grid.locate(g)
+    sw, i = build_grid(cfg).locate(g)
     return BacktestingEngine(candles, sw.instance(i), cfg.execution, sw.rules(i)).run(window, test)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.stats as ss
 
+from engine.grid import build_grid
 from engine.config import DEFAULT_CONFIG, load_config
 from engine.loader import load_candles
 from engine.sweep import reference_run
@@ -250,7 +251,7 @@ def test_streamed_moments_equal_two_pass_on_real_candles(real_15m_csv):
 
     candles = load_candles(real_15m_csv)
     cfg = load_config(DEFAULT_CONFIG)
-    (sw,) = cfg.grid
+    (sw,) = build_grid(cfg)
     streamed = runner.sweep(sw, candles, cfg.execution, moments=True)[runner.POWER_SUMS]
     T = len(candles)
     ms = moments_from_sums(np.full(len(sw), T), *streamed.T)

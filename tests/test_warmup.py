@@ -1,4 +1,4 @@
-"""After ``python -m engine.fast.warmup`` (what the image build runs), a real-data sweep compiles nothing.
+"""After ``python -m engine.warmup`` (what the image build runs), a real-data sweep compiles nothing.
 
 Each check runs the CLI in a fresh process on a private numba cache and compares the cache
 folder's index (.nbi) and data (.nbc) files before and after; numba's own cache log
@@ -49,7 +49,7 @@ def warm(tmp_path_factory, real_15m_csv):
     cache = root / "numba"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(NUMBA_CACHE_DIR=str(cache), MPLCONFIGDIR=str(root / "mpl"))
-    done = subprocess.run([sys.executable, "-m", "engine.fast.warmup"], cwd=REPO, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "engine.warmup"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert snapshot(cache), "the warmup cached nothing"

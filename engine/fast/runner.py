@@ -16,7 +16,7 @@ from ..candles import Candles
 from ..execution import Execution
 from ..grid import StrategySweep
 from ..indicators import Indicator
-from ..result import RunResult
+from ..result import BLOCK_R, BLOCK_R2, POWER_SUMS, RunResult
 from ..signals import DIRECTIONS, entry_mask, exit_masks
 from ..timeutil import periods_per_year
 from ..trade import EXIT_REASONS, Trade
@@ -27,8 +27,6 @@ from .specialize import Features, kernel_for, param_layout
 #: Bars per time chunk. The indicator block for a chunk stays cache-resident
 #: while every combination streams over it.
 CHUNK = 4096
-#: validation accumulators ``sweep`` adds to its columns on request (not metrics)
-POWER_SUMS, BLOCK_R, BLOCK_R2 = "_power_sums", "_block_r", "_block_r2"
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ import pandas as pd
 import yaml
 
 from ..errors import UserError
-from ..metrics import METRICS
+from ..metrics import ASCENDING, METRICS
 from .index import MANIFEST, list_runs
-from .ranking import ASCENDING
 
 MISSING = object()
 #: Metrics without a better direction: their change is only higher or lower.

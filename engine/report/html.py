@@ -54,13 +54,12 @@ import numpy as np
 import pandas as pd
 
 from ..candles import Candles
-from ..metrics import INT_METRICS, METRICS
+from ..metrics import ASCENDING, INT_METRICS, METRICS
+from ..metrics import VALIDATION_COLUMNS as SUMMARY_COLUMNS
 from ..position_rules import RULE_COLUMNS
 from ..result import RunResult
 from ..trade import JSON_KEYS
-from ..validation.config import SUMMARY_COLUMNS
 from . import display
-from .ranking import ASCENDING
 
 REPORT = "report.html"
 PLOTLY_JS = "plotly.min.js"

@@ -2,27 +2,24 @@
 
 A run is a folder holding ``manifest.json`` (written last, so a folder without one is
 incomplete and skipped, as are hidden folders). ``index.html`` is regenerated from
-the manifests after every run, under a lock on the results folder and through a
-temporary file and a rename, so two runs finishing at once both end up listed and a
-reader never sees a half-written page.
+the manifests after every run, under the results lock (``engine.run_store``) and
+through a temporary file and a rename, so two runs finishing at once both end up
+listed and a reader never sees a half-written page.
 """
 
 from __future__ import annotations
 
 import csv
-import fcntl
 import html
 import json
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
+from ..jsonio import write_text_atomic
+from ..run_store import MANIFEST, results_lock
 from .html import REPORT
 
 INDEX = "index.html"
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -141,24 +138,11 @@ a {{ color: #1f5fa8; }}
 """
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def write_index(out_root: Path) -> Path:
-    """Regenerate ``out_root/index.html`` from every run folder in it."""
+    """Regenerate ``out_root/index.html`` from every run folder in it (under the results lock)."""
     root = Path(out_root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / INDEX
-    with _locked(root):
-        text = render_index(list_runs(root))
-        tmp = root / f"{INDEX}.{os.getpid()}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    with results_lock(root):
+        write_text_atomic(path, render_index(list_runs(root)))
     return path

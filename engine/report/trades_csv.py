@@ -12,18 +12,10 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
+from ..timeutil import iso_times
 from ..trade import JSON_KEYS, Trade
 
 TIME_FIELDS = ("entry_time", "exit_time")
-
-
-def iso_utc(ms) -> list[str]:
-    """Epoch milliseconds as ISO 8601 UTC, to the second (or the millisecond when one has a fraction)."""
-    t = np.asarray(ms, dtype=np.int64)
-    unit = "s" if not (t % 1000).any() else "ms"
-    return [s + "Z" for s in np.datetime_as_string(t.astype("datetime64[ms]"), unit=unit).tolist()]
 
 
 def trades_table(trades: Sequence[Trade]) -> tuple[tuple[str, ...], list[list]]:
@@ -31,7 +23,7 @@ def trades_table(trades: Sequence[Trade]) -> tuple[tuple[str, ...], list[list]]:
     columns = list(zip(*trades)) if trades else [() for _ in JSON_KEYS]
     cols = dict(zip(JSON_KEYS, (list(c) for c in columns)))
     for name in TIME_FIELDS:
-        cols[name] = iso_utc(cols[name]) if trades else []
+        cols[name] = iso_times(cols[name]) if trades else []
     return JSON_KEYS, [list(r) for r in zip(*cols.values())]
 
 

@@ -1,52 +1,64 @@
-"""Strategy registry: config names to classes, each checked when it is loaded."""
+"""Strategies by import path: ``package.module:ClassName`` is a strategy's key everywhere.
+
+The built-ins also answer to their short names (``ma_crossover``), and only they do: a
+user strategy is always named by its path, so it is never mistaken for a built-in,
+whatever its ``name``. Every class is checked when it is loaded (its rule binding), so a
+misspelt argument is a one-line config error, never a failure mid-run.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from ..errors import ConfigError
-from ..signals import ENTER_LONG, ENTER_SHORT, ENTRY, EXIT, EXIT_LONG, EXIT_SHORT
+from ..signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
 from .base import POSITION_FIELDS, PRICES, Binding, Bound, Constraint, Strategy, did_you_mean
 from .bollinger_reversion import BollingerReversion
 from .donchian_breakout import DonchianBreakout
 from .ma_crossover import MACrossover
 from .rsi_reversion import RSIReversion
 
-REGISTRY: dict[str, type[Strategy]] = {cls.name: cls for cls in (MACrossover, RSIReversion, DonchianBreakout,
-                                                                  BollingerReversion)}
+BUILTINS: tuple[type[Strategy], ...] = (MACrossover, RSIReversion, DonchianBreakout, BollingerReversion)
 
 
-def register(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator that makes a user strategy available to configs by its ``name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} needs a non-empty `name`")
+def strategy_path(cls: type[Strategy]) -> str:
+    """Where ``cls`` is defined, as a config names it: ``package.module:ClassName``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+#: Every strategy loaded so far, by import path (the built-ins from the start).
+REGISTRY: dict[str, type[Strategy]] = {strategy_path(cls): cls for cls in BUILTINS}
+#: The built-ins' short names: the only names that are not import paths.
+ALIASES: dict[str, str] = {cls.name: strategy_path(cls) for cls in BUILTINS}
+
+
+def get_strategy(key: str) -> type[Strategy]:
+    """A built-in's short name, or ``package.module:ClassName``; its rule binding checked."""
+    path = ALIASES.get(key, key)
+    cls = REGISTRY.get(path)
+    if cls is None:
+        if ":" not in path:
+            raise ConfigError(f"strategies: unknown strategy {key!r}{did_you_mean(key, ALIASES)}; expected one of "
+                              f"{', '.join(sorted(ALIASES))} or package.module:ClassName")
+        cls = _import(path)
     cls.binding()
-    REGISTRY[cls.name] = cls
+    REGISTRY.setdefault(strategy_path(cls), cls)
     return cls
 
 
-def get_strategy(name: str) -> type[Strategy]:
-    """A registered name, or ``package.module:ClassName`` for a user strategy; its rule binding checked."""
-    if name in REGISTRY:
-        cls = REGISTRY[name]
-    elif ":" in name:
-        import importlib
-
-        module, _, attr = name.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"strategies: cannot import strategy {name!r} ({exc})") from None
-        except Exception as exc:  # the module itself failed: a plugin's error is the user's to fix
-            raise ConfigError(f"strategies: importing {name!r} failed: {type(exc).__name__}: {exc}") from None
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not cls.name:
-            raise ConfigError(f"strategies: {name!r} is not a Strategy subclass with a name")
-    else:
-        raise ConfigError(f"strategies: unknown strategy {name!r}{did_you_mean(name, REGISTRY)}; expected one of "
-                          f"{', '.join(sorted(REGISTRY))} or package.module:ClassName")
-    cls.binding()
-    REGISTRY.setdefault(cls.name, cls)  # reports look strategies up by name
+def _import(path: str) -> type[Strategy]:
+    module, _, attr = path.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"strategies: cannot import strategy {path!r} ({exc})") from None
+    except Exception as exc:  # the module itself failed: a plugin's error is the user's to fix
+        raise ConfigError(f"strategies: importing {path!r} failed: {type(exc).__name__}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not cls.name:
+        raise ConfigError(f"strategies: {path!r} is not a Strategy subclass with a name")
     return cls
 
 
-__all__ = ["ENTRY", "EXIT", "ENTER_LONG", "EXIT_LONG", "ENTER_SHORT", "EXIT_SHORT", "PRICES", "POSITION_FIELDS",
-           "Binding", "Bound", "Constraint", "Strategy", "REGISTRY", "register", "get_strategy", "MACrossover",
-           "RSIReversion", "DonchianBreakout", "BollingerReversion"]
+__all__ = ["ENTER_LONG", "EXIT_LONG", "ENTER_SHORT", "EXIT_SHORT", "PRICES", "POSITION_FIELDS", "Binding", "Bound",
+           "Constraint", "Strategy", "BUILTINS", "REGISTRY", "ALIASES", "get_strategy", "strategy_path",
+           "did_you_mean", "MACrossover", "RSIReversion", "DonchianBreakout", "BollingerReversion"]

@@ -15,12 +15,11 @@ from typing import Callable
 import numpy as np
 
 from ..candles import Candles
-from ..metrics import compute_metrics
+from ..metrics import SHARPE_TESTS, compute_metrics
 from ..result import RunResult
 from ..timeutil import periods_per_year
 from ..trade import Trade
 from .columns import ValidationColumns
-from .config import RANK_METRICS
 from .cscv import BlockStats, CscvResult, cscv
 from .plan import ValidationPlan
 from .rank_stats import spearman
@@ -89,7 +88,7 @@ def rank_values(rank_by: str, values: np.ndarray | None, power_sums: np.ndarray,
                 trials: int | None) -> np.ndarray:
     """The ``rank_by`` value of every combination on a window: the sweep's metric column,
     or PSR/DSR from the window's power sums (DSR needs every combination: V)."""
-    if rank_by in RANK_METRICS:
+    if rank_by in SHARPE_TESTS:
         d = deflated_sharpe(_moments(T, power_sums), trials)
         return d.psr if rank_by == "psr" else d.dsr
     return np.asarray(values, dtype=np.float64)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config.model import ValidationConfig
 from ..errors import ConfigError
-from .config import ValidationConfig
 from .windows import MIN_TEST_BARS, Fold, Window, block_edges, holdout_cut, plan_folds
 
 #: every CSCV block needs this many returns (a Sharpe ratio needs two)

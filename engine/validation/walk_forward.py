@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..report.ranking import ASCENDING
+from ..metrics import ASCENDING
 from ..trade import Trade
 
 

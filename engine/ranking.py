@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Metrics where smaller is better.
-ASCENDING = frozenset({"max_drawdown", "max_drawdown_abs", "max_drawdown_duration", "total_fees"})
+from .metrics import ASCENDING
 
 
 def rank(summary: pd.DataFrame, metric: str, min_trades: int = 0) -> pd.DataFrame:
@@ -33,3 +32,8 @@ def rank(summary: pd.DataFrame, metric: str, min_trades: int = 0) -> pd.DataFram
 def ranked_rows(ranked: pd.DataFrame) -> pd.DataFrame:
     """The rows that carry a rank."""
     return ranked[ranked["rank"].notna()]
+
+
+def top_combinations(ranked: pd.DataFrame, k: int) -> list[int]:
+    """The grid indices of the ``k`` best ranked combinations, best first."""
+    return [int(c) for c in ranked_rows(ranked)["combination"].head(k)]

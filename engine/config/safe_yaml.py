@@ -26,7 +26,7 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, ScalarNode
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: Largest config text, in bytes.
 MAX_BYTES = 1 << 20

@@ -1,6 +1,6 @@
 """Compile (and disk-cache) the fast path for every built-in strategy.
 
-``python -m engine.fast.warmup`` runs at image build time so containers do not
+``python -m engine.warmup`` runs at image build time so containers do not
 spend their first seconds compiling. Each strategy gets its default kernel (long
 only, stop-loss); a sweep that uses other position rules (shorts, take-profit,
 trailing stop, time limit) compiles the kernel for its mix once (~10 s; with 32
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..candles import Candles
-from ..config import parse_config
-from ..strategies import REGISTRY
-from ..sweep import run_detail, run_sweep
-from ..synthetic import generate_candles
-from ..validation.finish import finish
-from .runner import detail, sweep
+from .candles import Candles
+from .config import parse_config
+from .fast.runner import detail, sweep
+from .grid import build_grid
+from .pipeline import RunInputs, run_pipeline
+from .strategies import ALIASES
+from .synthetic import generate_candles
 
 #: every window kind and the CSCV passes, on the warm-up's 600 bars
 VALIDATION = {"holdout": 0.3, "walk_forward": {"train": 200, "test": 100}, "cscv": {"blocks": 4}}
@@ -35,18 +35,16 @@ def warm_up() -> list[str]:
     synthetic = generate_candles(600, seed=1)
     loaded = Candles.from_frame(synthetic.to_frame(), interval_ms=synthetic.interval_ms)
     done = []
-    for name in sorted(REGISTRY):
-        cfg = parse_config({"strategies": {name: {}}})
-        (sw,) = cfg.grid
+    for name in sorted(ALIASES):
+        cfg = parse_config({"strategies": {name: {}}, "risk": {"stop_loss": 0.02}})
+        (sw,) = build_grid(cfg)
         ex = cfg.execution
-        validated = parse_config({"strategies": {name: {}}, "validation": VALIDATION})
-        (vsw,) = validated.grid
+        validated = parse_config({"strategies": {name: {}}, "risk": {"stop_loss": 0.02}, "validation": VALIDATION})
+        vgrid = build_grid(validated)
         for candles in (synthetic, loaded):
             sweep(sw, candles, ex, indices=np.arange(len(sw)))
             detail(sw, 0, candles, ex)
-            res = run_sweep(validated, candles, workers=1)
-            finish(validated, candles, res.summary, res.plan, res.validation)
-            run_detail(validated, vsw, 0, candles.slice(0, res.plan.in_sample.b))
+            run_pipeline(RunInputs(validated, vgrid, candles, workers=1))  # sweep, figures, top combinations
         done.append(name)
     return done
 

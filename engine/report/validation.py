@@ -1,16 +1,14 @@
 """The validation figures as files and text: ``validation.json``, ``walk_forward.csv``,
-the charts, the block ``backtest run`` prints and its one-line verdict.
+the charts, the report.html section, the block ``backtest run`` prints and its one-line verdict.
 
-Everything here is a pure function of the outcome, the ranked summary and the
-candles, so a local run and a Batch ``reduce`` write the same bytes.
+Everything here is a pure function of the outcome (``engine.validation.evaluate``), the
+ranked summary and the candles, so a local run and a Batch ``reduce`` write the same bytes.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -18,26 +16,22 @@ import pandas as pd
 
 from ..candles import Candles
 from ..grid import Grid
-from ..metrics import METRICS
-from ..report.display import envelope_indices
-from .evaluate import ValidationOutcome
-from .windows import Window
+from ..jsonio import clean as _clean
+from ..metrics import METRICS, OOS_METRICS
+from ..timeutil import iso_time
+from ..validation.evaluate import ValidationOutcome
+from ..validation.windows import Window
+from .display import envelope_indices
 
 VALIDATION_JSON = "validation.json"
 WALK_FORWARD_CSV = "walk_forward.csv"
-#: holdout columns added to the summary
-OOS_COLUMNS = ("oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades")
 #: a deflated Sharpe above this is significant at the usual 5% level
 DSR_LEVEL = 0.95
 
 
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def window_times(candles: Candles, w: Window) -> list[str]:
     """``[from, to)``: the open time of bar ``a`` and the end of bar ``b - 1``."""
-    return [iso(candles.open_time[w.a]), iso(candles.open_time[w.b - 1] + candles.interval_ms)]
+    return [iso_time(candles.open_time[w.a]), iso_time(candles.open_time[w.b - 1] + candles.interval_ms)]
 
 
 def verdict(outcome: ValidationOutcome, top: dict | None) -> str:
@@ -69,16 +63,6 @@ def verdict(outcome: ValidationOutcome, top: dict | None) -> str:
     return "; ".join(parts)
 
 
-def _clean(v):
-    if v is None:
-        return None
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(v) else None
-    return v
-
-
 def _top(outcome: ValidationOutcome, ranked: pd.DataFrame) -> dict | None:
     if not len(ranked):
         return None
@@ -87,7 +71,7 @@ def _top(outcome: ValidationOutcome, ranked: pd.DataFrame) -> dict | None:
     d = outcome.deflated
     doc = {"combination": g, "strategy_id": str(row["strategy_id"]), outcome.rank_by: _clean(row[outcome.rank_by]),
            "sharpe_per_bar": _clean(d.sharpe[g]), "psr": _clean(d.psr[g]), "dsr": _clean(d.dsr[g])}
-    for c in OOS_COLUMNS:
+    for c in OOS_METRICS:
         if c in ranked:
             doc[c] = _clean(row[c])
     return doc
@@ -136,10 +120,6 @@ def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
         "stitched": {m: _clean(wf.metrics[m]) for m in METRICS},
     }
     return doc
-
-
-def write_json(path: Path, doc: dict) -> None:
-    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
 
 
 def walk_forward_frame(outcome: ValidationOutcome, grid: Grid, candles: Candles) -> pd.DataFrame:

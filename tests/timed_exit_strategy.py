@@ -1,8 +1,7 @@
-"""A strategy that needs position state (bars held).
+"""A strategy that needs position state: it exits after holding ``hold_bars`` bars.
 
-It once had to run on the reference engine, overriding ``on_candle`` with a
-Python counter. Its rule now reads the position view, so it compiles and runs
-on the fast path like any other, with identical results on both engines.
+Its rule reads the position view (``bars_held``), so it compiles and runs on the fast
+path like any other, with identical results on both engines.
 """
 
 from __future__ import annotations

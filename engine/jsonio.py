@@ -1,0 +1,89 @@
+"""JSON as the project writes it: one helper for every document a run stores.
+
+* Only finite numbers: NaN and ±inf become ``null`` (:func:`clean`), and the encoder
+  refuses anything else that is not JSON (``allow_nan=False``), so no file ever holds
+  ``NaN``.
+* NumPy and pandas scalars become Python values (``np.int64`` → int, ``pd.NA`` → null).
+* Indented by one space, keys in the order given, a newline at the end.
+* A long list of records (a run's trades) is written one compact line per record: the
+  file stays readable and a third the size.
+* ``write_text_atomic`` writes through a new temporary file in the same folder and a rename,
+  so a reader sees the old document or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: One encoder for every record line: ``json.dumps`` with options builds a new encoder per call.
+_ONE_LINE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def clean(v: Any) -> Any:
+    """A scalar as JSON can hold it: None for a missing or non-finite number, Python ints, floats and bools."""
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    return v
+
+
+def dumps(doc: Any) -> str:
+    """``doc`` indented by one space, with a final newline (finite numbers only)."""
+    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+
+def dumps_with_lines(doc: dict, key: str) -> str:
+    """:func:`dumps`, except that the list ``doc[key]`` holds one compact line per element."""
+    records = doc.get(key)
+    if not records:
+        return dumps(doc)
+    head = json.dumps({k: v for k, v in doc.items() if k != key}, indent=1, allow_nan=False)
+    lines = ",\n".join("  " + _ONE_LINE(r) for r in records)
+    return f'{head[:-2]},\n {json.dumps(key)}: [\n{lines}\n ]\n}}\n'
+
+
+def write_json(path: Path, doc: Any, *, lines: str | None = None) -> None:
+    """Write ``doc`` to ``path`` (``lines``: the key of a list written one record per line)."""
+    Path(path).write_text(dumps(doc) if lines is None else dumps_with_lines(doc, lines), encoding="utf-8")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` through a new temporary file in its folder and a rename.
+
+    The temporary file gets a random name and is created with ``O_EXCL`` (never an existing
+    file or a planted link), with the usual permissions (0666 less the umask)."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        break
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"{path}: no free temporary name")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    write_text_atomic(path, dumps(doc))
