@@ -60,13 +60,15 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
 
 def _validated_sweep(cfg, data):
     """What ``backtest run`` computes for a validated config: the sweep and every figure."""
+    from engine.grid import build_grid
+    from engine.pipeline import RunInputs, validation_figures
     from engine.sweep import run_sweep
-    from engine.validation.finish import finish
 
-    res = run_sweep(cfg, data)
+    grid = build_grid(cfg)
+    res = run_sweep(cfg, data, grid=grid)
     if res.plan is None:
         return res, None
-    return res, finish(cfg, data, res.summary, res.plan, res.validation)[1]
+    return res, validation_figures(RunInputs(cfg, grid, data), res)[1]
 
 
 def accumulate_case(combos: int, n: int, blocks: int, repeats: int) -> dict:
@@ -75,8 +77,9 @@ def accumulate_case(combos: int, n: int, blocks: int, repeats: int) -> dict:
     from bench.cases import data_spec, grid, peak_rss_mb
     from engine.config import parse_config
     from engine.datasource import load_data
+    from engine.grid import build_grid
+    from engine.pipeline import RunInputs, validation_figures
     from engine.sweep import run_sweep
-    from engine.validation.finish import finish
 
     data = load_data(data_spec("synthetic", n))
     plain = parse_config(grid(combos))
@@ -89,7 +92,8 @@ def accumulate_case(combos: int, n: int, blocks: int, repeats: int) -> dict:
         p_warm = min(p_warm, _timed(lambda: run_sweep(plain, data), 0)[0])
         c_warm = min(c_warm, _timed(lambda: run_sweep(cscv, data), 0)[0])
     res = run_sweep(cscv, data)
-    figures_s = _timed(lambda: finish(cscv, data, res.summary, res.plan, res.validation), 1)[1]
+    inputs = RunInputs(cscv, build_grid(cscv), data)
+    figures_s = _timed(lambda: validation_figures(inputs, res), 1)[1]
     rate = lambda s: len(data) * combos / s  # noqa: E731
     return {"case": "accumulate", "combinations": combos, "candles": len(data), "blocks": blocks,
             "plain_cold_s": round(p_cold, 4), "plain_warm_s": round(p_warm, 4),
