@@ -114,6 +114,10 @@ def cmd_submit(args) -> int:
     print(f"shard job: {sub.shard_job_id} ({kind})")
     print(f"reduce job: {sub.reduce_job_id} (after the shards)")
     print(f"config: {sub.config_uri}")
+    if sub.strategy_code is not None:
+        code = sub.strategy_code
+        print(f"strategy code: {len(code['files'])} file(s) for {', '.join(code['modules'])} "
+              f"(sha256 {code['sha256'][:16]}…) -> {code['uri']}")
     print(f"report: {sub.report_uri}")
     print(f"\nfollow: backtest status {sub.run_id}\nfetch:  backtest results {sub.run_id} --out results")
     return 0

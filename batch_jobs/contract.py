@@ -12,6 +12,8 @@ Variable                       Meaning
 ``BUCKET_NAME``                the bucket (also set by the job definition of the stack)
 ``CONFIG_URI``                 the run's config; default ``s3://BUCKET/runs/RUN_ID/config.yaml``
 ``ARRAY_SIZE``                 number of shards N (1..10,000)
+``CODE_URI``                   the user strategy modules uploaded with the run (only when it names any)
+``CODE_SHA256``                their archive's SHA-256, checked before anything is imported
 ``AWS_BATCH_JOB_ARRAY_INDEX``  this shard, 0..N-1; set by AWS Batch in array children only,
                                so it may be absent when N = 1 (a plain job)
 =============================  ==========================================================
@@ -37,6 +39,8 @@ ENV_BUCKET = "BUCKET_NAME"
 ENV_CONFIG_URI = "CONFIG_URI"
 ENV_ARRAY_SIZE = "ARRAY_SIZE"
 ENV_ARRAY_INDEX = "AWS_BATCH_JOB_ARRAY_INDEX"
+ENV_CODE_URI = "CODE_URI"
+ENV_CODE_SHA256 = "CODE_SHA256"
 
 # On the workstation (the CDK stack outputs).
 ENV_SUBMIT_BUCKET = "BACKTEST_BUCKET"
@@ -51,6 +55,7 @@ REDUCE_COMMAND = ("batch", "reduce")
 MAX_ARRAY_SIZE = 10_000
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class RunTarget:
     bucket: str
     config_uri: str
     array_size: int
+    code_uri: str | None = None  # the user strategy modules (batch_jobs.strategy_code), when the run has any
+    code_sha256: str | None = None
 
     @property
     def run_uri(self) -> str:
@@ -134,7 +141,18 @@ def run_target(environ: Mapping[str, str], *, run_id: str | None = None, bucket:
         parse_s3_uri(uri)
     except ValueError as exc:
         raise UserError(f"config URI: {exc}") from None
-    return RunTarget(rid, bkt, uri, size)
+    code_uri, code_sha = _pick(None, environ, ENV_CODE_URI), _pick(None, environ, ENV_CODE_SHA256)
+    if (code_uri is None) != (code_sha is None):
+        raise UserError(f"{ENV_CODE_URI} and {ENV_CODE_SHA256} go together; the run's strategy code cannot be "
+                        "checked with one of them")
+    if code_uri is not None:
+        try:
+            parse_s3_uri(code_uri)
+        except ValueError as exc:
+            raise UserError(f"{ENV_CODE_URI}: {exc}") from None
+        if not _SHA256.fullmatch(code_sha):
+            raise UserError(f"{ENV_CODE_SHA256}: expected 64 hexadecimal digits, got {code_sha[:70]!r}")
+    return RunTarget(rid, bkt, uri, size, code_uri, code_sha)
 
 
 def shard_task(environ: Mapping[str, str], *, index: int | None = None, **run: object) -> ShardTask:
@@ -176,5 +194,8 @@ def deployment(environ: Mapping[str, str], *, bucket: str | None = None, job_que
 
 def job_environment(run: RunTarget) -> dict[str, str]:
     """The container-override environment ``submit`` gives every job of a run."""
-    return {ENV_RUN_ID: run.run_id, ENV_BUCKET: run.bucket, ENV_CONFIG_URI: run.config_uri,
-            ENV_ARRAY_SIZE: str(run.array_size)}
+    env = {ENV_RUN_ID: run.run_id, ENV_BUCKET: run.bucket, ENV_CONFIG_URI: run.config_uri,
+           ENV_ARRAY_SIZE: str(run.array_size)}
+    if run.code_uri is not None:
+        env.update({ENV_CODE_URI: run.code_uri, ENV_CODE_SHA256: run.code_sha256})
+    return env

@@ -34,7 +34,7 @@ from engine.validation.plan import resolve
 
 from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
 from .contract import RunTarget, shard_bounds
-from .shardfile import ShardHeader, from_bytes, read_run_config
+from .shardfile import ShardHeader, from_bytes, read_run
 
 #: How many missing shard indices an error message lists before "…".
 LIST_MISSING = 20
@@ -100,7 +100,7 @@ def check_shards(run: RunTarget, headers: list[ShardHeader], summary: pd.DataFra
 def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
     t0 = time.perf_counter()
     s3 = session_or_default(session).client("s3")
-    cfg, _ = read_run_config(s3, run.config_uri)
+    cfg = read_run(s3, run)
     grid = build_grid(cfg)
     total = len(grid)
     summary, headers = load_shards(s3, run)
@@ -131,7 +131,9 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
             timings={"shards_read_s": round(t_shards - t0, 3), "load_s": round(t_load - t_shards, 3),
                      "finish_s": round(t_finish - t_load, 3)},
             extra={"batch": {"array_size": run.array_size, "config_uri": run.config_uri,
-                             "shards": s3_uri(run.bucket, shards_prefix(run.run_id))},
+                             "shards": s3_uri(run.bucket, shards_prefix(run.run_id)),
+                             **({"strategy_code": {"uri": run.code_uri, "sha256": run.code_sha256}}
+                                if run.code_uri is not None else {})},
                    "stage_timings": dict(results.timings)})
         files = upload_folder(s3, out, run.bucket, report_prefix(run.run_id), last=MANIFEST)
     best = folder.manifest["best"]["strategy_id"] if folder.manifest["best"] else None

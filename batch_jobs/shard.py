@@ -24,7 +24,7 @@ from engine.sweep import run_sweep
 
 from .aws import content_type, put_bytes, session_or_default
 from .contract import ShardTask, shard_bounds
-from .shardfile import ShardHeader, read_run_config, to_bytes
+from .shardfile import ShardHeader, read_run, to_bytes
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def run_shard(task: ShardTask, *, workers: int | None = None, session: Any = Non
     t0 = time.perf_counter()
     run = task.run
     s3 = session_or_default(session).client("s3")
-    cfg, _ = read_run_config(s3, run.config_uri)
+    cfg = read_run(s3, run)
     grid = build_grid(cfg)
     total = len(grid)
     first, stop = shard_bounds(task.index, run.array_size, total)

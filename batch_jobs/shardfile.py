@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,6 +23,8 @@ from engine.errors import UserError
 from engine.storage_layout import parse_s3_uri
 
 from .aws import get_bytes
+from .contract import RunTarget
+from .strategy_code import check_imported_from, install_code
 
 META_KEY = b"backtest.shard"
 
@@ -66,6 +70,25 @@ def from_bytes(body: bytes, where: str) -> tuple[pd.DataFrame, ShardHeader]:
     except Exception as exc:  # pyarrow/json/TypeError: whatever it is, the object is not a shard
         raise UserError(f"{where}: not a shard file ({' '.join(str(exc).split())[:200]})") from None
     return table.to_pandas(), header
+
+
+def read_run(s3: Any, run: RunTarget) -> Config:
+    """The run's config, with the user strategy modules uploaded with it installed first (checked against
+    their recorded SHA-256) and every user strategy imported from them."""
+    folder = None
+    if run.code_uri is not None:
+        bucket, key = parse_s3_uri(run.code_uri)
+        archive = get_bytes(s3, bucket, key, what="the run's strategy code")
+        folder = install_code(archive, run.code_sha256, code_folder(run))
+    cfg, _ = read_run_config(s3, run.config_uri)
+    if folder is not None:
+        check_imported_from([g.path for g in cfg.strategies], folder)
+    return cfg
+
+
+def code_folder(run: RunTarget) -> Path:
+    """Where a job unpacks its run's strategy code: a folder of the run's own, named by the code's hash."""
+    return Path(tempfile.gettempdir()) / "backtest-runs" / run.run_id / f"strategies-{run.code_sha256[:16]}"
 
 
 def read_run_config(s3: Any, config_uri: str) -> tuple[Config, str]:

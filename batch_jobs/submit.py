@@ -1,6 +1,8 @@
 """``backtest submit``: upload a sweep's config and submit its shard and reduce jobs to AWS Batch.
 
 * ``runs/<run_id>/config.yaml``: the config file's exact bytes (its hash is the run's config hash);
+* ``runs/<run_id>/strategies.zip``: when the config names strategies by path outside the image, their
+  source (``batch_jobs.strategy_code``); its SHA-256 goes to the jobs and ``submission.json``;
 * an array job of N children (``N >= 2``; AWS Batch arrays hold 2..10,000), or a plain job when
   ``N == 1``, running ``batch shard`` with the run contract as container-override environment;
 * the reduce job (``batch reduce``), depending on the shard job: it starts when every child succeeded;
@@ -9,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,13 +18,16 @@ from typing import Any
 
 from engine.config import Config, decode_config, parse_config_text, read_config_bytes
 from engine.errors import UserError
+from engine.jsonio import dumps
 from engine.grid import build_grid
 from engine.run_id import new_run_id as _new_run_id
-from engine.storage_layout import is_s3_uri, parse_s3_uri, report_prefix, run_config_key, s3_uri, submission_key
+from engine.storage_layout import (is_s3_uri, parse_s3_uri, report_prefix, run_code_key, run_config_key, s3_uri,
+                                   submission_key)
 
 from .aws import object_exists, put_bytes, session_or_default
 from .contract import (REDUCE_COMMAND, SHARD_COMMAND, Deployment, RunTarget, check_array_size, check_run_id,
                        job_environment)
+from .strategy_code import bundle_strategies
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Submission:
     config_hash: str
     submitted_at: str
     notes: tuple[str, ...] = ()
+    #: the user strategy modules uploaded with the run: uri, sha256, files, modules (None: built-ins only)
+    strategy_code: dict | None = None
 
     def document(self) -> dict:
         doc = asdict(self)
@@ -90,14 +96,19 @@ def submit_run(config_path: Path, deploy: Deployment, array_size: int, *, run_id
     notes = data_notes(cfg, deploy.bucket)
     if deploy.job_queue is None or deploy.job_definition is None:
         raise UserError("submit needs a job queue and a job definition")
+    code = bundle_strategies([g.path for g in cfg.strategies])  # refused here, before anything is uploaded
     now = datetime.now(timezone.utc)
     rid = check_run_id(run_id) if run_id else new_run_id(cfg, now)
-    run = RunTarget(rid, deploy.bucket, s3_uri(deploy.bucket, run_config_key(rid)), array_size)
+    code_uri = None if code is None else s3_uri(deploy.bucket, run_code_key(rid))
+    run = RunTarget(rid, deploy.bucket, s3_uri(deploy.bucket, run_config_key(rid)), array_size, code_uri,
+                    None if code is None else code.sha256)
 
     sess = session_or_default(session)
     s3, batch = sess.client("s3"), sess.client("batch")
     if object_exists(s3, run.bucket, run_config_key(rid)):
         raise UserError(f"run {rid} already exists at {run.run_uri}; choose another --run-id")
+    if code is not None:
+        put_bytes(s3, run.bucket, run_code_key(rid), code.archive, "application/zip")
     put_bytes(s3, run.bucket, run_config_key(rid), body, "application/yaml")
 
     env = _env(job_environment(run))
@@ -128,7 +139,8 @@ def submit_run(config_path: Path, deploy: Deployment, array_size: int, *, run_id
 
     sub = Submission(rid, run.bucket, array_size, total, shard_id, reduce_id, deploy.job_queue,
                      deploy.job_definition, run.config_uri, s3_uri(run.bucket, report_prefix(rid)), cfg.digest(),
-                     now.isoformat(timespec="seconds"), tuple(notes))
-    put_bytes(s3, run.bucket, submission_key(rid), (json.dumps(sub.document(), indent=1) + "\n").encode(),
-              "application/json")
+                     now.isoformat(timespec="seconds"), tuple(notes),
+                     None if code is None else {"uri": code_uri, "sha256": code.sha256, "files": list(code.files),
+                                                "modules": list(code.modules)})
+    put_bytes(s3, run.bucket, submission_key(rid), dumps(sub.document()).encode(), "application/json")
     return sub

@@ -7,6 +7,7 @@ Layout under a bucket (or a local root):
     raw/symbol=S/interval=I/<start_ms>-<end_ms>.json   immutable fetch batches
     candles/symbol=S/interval=I/year=YYYY/month=MM/    Parquet partitions
     runs/<run_id>/config.yaml                          a submitted sweep
+    runs/<run_id>/strategies.zip                       its user strategy modules (when it names any)
     runs/<run_id>/submission.json                      its AWS Batch job ids
     runs/<run_id>/shards/<index>.parquet               one array child's rows
     runs/<run_id>/report/                              the reduced report
@@ -118,6 +119,11 @@ def run_prefix(run_id: str) -> str:
 
 def run_config_key(run_id: str) -> str:
     return f"{run_prefix(run_id)}config.yaml"
+
+
+def run_code_key(run_id: str) -> str:
+    """The user strategy modules a submitted sweep names by path, for its jobs to import."""
+    return f"{run_prefix(run_id)}strategies.zip"
 
 
 def submission_key(run_id: str) -> str:
