@@ -50,9 +50,10 @@ def dumps_with_lines(doc: dict, key: str) -> str:
     records = doc.get(key)
     if not records:
         return dumps(doc)
-    head = json.dumps({k: v for k, v in doc.items() if k != key}, indent=1, allow_nan=False)
+    rest = {k: v for k, v in doc.items() if k != key}
+    head = json.dumps(rest, indent=1, allow_nan=False)[:-2] + ",\n" if rest else "{\n"  # without its closing "\n}"
     lines = ",\n".join("  " + _ONE_LINE(r) for r in records)
-    return f'{head[:-2]},\n {json.dumps(key)}: [\n{lines}\n ]\n}}\n'
+    return f'{head} {json.dumps(key)}: [\n{lines}\n ]\n}}\n'
 
 
 def write_json(path: Path, doc: Any, *, lines: str | None = None) -> None:

@@ -331,3 +331,90 @@ def test_position_rules_defaults_and_lists():
     assert isinstance(sw.rules(0).max_bars, int)
     assert sw.strategy_id(2) == "ma_crossover_direction=long_size=0.5_take_profit=0.05_max_bars=10"
     assert sw.strategy_id(1) == "ma_crossover_direction=long_size=0.5_take_profit=none_max_bars=none"
+
+
+# --- no hidden defaults, one table, the effective config -------------------------------------------
+
+
+def test_a_config_without_risk_has_no_stop():
+    c = parse_config(cfg())
+    assert (c.stop_loss, c.take_profit, c.trailing_stop, c.max_bars) == ((None,), (None,), (None,), (None,))
+    (sw,) = build_grid(c)
+    assert sw.rules(0).stop_loss is None and math.isnan(sw.columns["stop_loss"][0])
+
+
+def test_the_default_config_states_the_seeds_two_percent_stop():
+    c = load_config(DEFAULT_CONFIG)
+    assert c.raw["risk"] == {"stop_loss": 0.02} and c.stop_loss == (0.02,)
+    assert "risk.stop_loss" not in c.defaults
+
+
+def test_a_minimal_config_equals_the_model_defaults():
+    """The key table's defaults and the frozen dataclasses' agree: nothing is defaulted in two places."""
+    from engine.config import Config, DataConfig, ReportConfig
+    from engine.execution import Execution
+
+    c = parse_config(cfg())
+    model = Config(strategies=c.strategies)  # every other field from the dataclasses' own defaults
+    assert c == model
+    assert (c.data, c.execution, c.report) == (DataConfig(), Execution(), ReportConfig())
+    assert c.defaults >= {"risk.stop_loss", "data.source", "report.runs", "portfolio.capital"}
+
+
+def test_every_key_of_the_table_is_read_and_documented_in_the_readme():
+    from pathlib import Path
+
+    from engine.config.schema import KEYS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    config_section = readme[readme.index("### Config"):readme.index("### Results")]
+    for key in KEYS:
+        if key.type != "strategies":
+            assert f"{key.name}:" in config_section, key.path
+
+
+EFFECTIVE = """\
+experiment: {name: eff}
+data: {synthetic_bars: 500, path: synthetic}
+risk: {stop_loss: [0.02, 0.05], max_bars: 40}
+strategies:
+  ma_crossover: {short_window: [5, 10], long_window: {start: 20, stop: 40, step: 10}}
+validation: {walk_forward: {train: 100, test: 50}}
+"""
+
+
+def test_validate_config_prints_the_effective_config_with_defaults_marked(tmp_path, capsys):
+    import yaml
+
+    from backtest_cli import main
+
+    path = tmp_path / "eff.yaml"
+    path.write_text(EFFECTIVE)
+    assert main(["validate-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    text = out[out.index("experiment:"):]
+    # Read back, the effective config is the same config, with the same grid.
+    from dataclasses import replace
+
+    back, original = parse_config(yaml.safe_load(text)), parse_config(yaml.safe_load(EFFECTIVE))
+    assert replace(back, strategies=()) == replace(original, strategies=())
+    (a,), (b,) = build_grid(back), build_grid(original)
+    assert a.columns.keys() == b.columns.keys()
+    assert all(np.array_equal(a.columns[k], b.columns[k], equal_nan=a.columns[k].dtype.kind == "f") for k in a.columns)
+    # A line is marked "# default" exactly when the file does not give that key (worked out by hand).
+    given = {"experiment.name", "data.synthetic_bars", "data.source", "risk.stop_loss", "risk.max_bars",
+             "strategies.ma_crossover.short_window", "strategies.ma_crossover.long_window",
+             "validation.walk_forward.train", "validation.walk_forward.test"}
+    path_of, marked, unmarked = [], set(), set()
+    for line in text.splitlines():
+        depth = (len(line) - len(line.lstrip())) // 2
+        key = line.strip().split(":")[0] if not line.strip().startswith("ma_crossover") else "ma_crossover"
+        path_of[depth:] = [key]
+        if line.rstrip().endswith(":") or "# engine.strategies" in line:
+            continue  # a section (or strategy) heading
+        (marked if "# default" in line else unmarked).add(".".join(path_of))
+    assert unmarked == given
+    assert {"risk.take_profit", "report.runs", "strategies.ma_crossover.ema_period", "validation.holdout",
+            "validation.walk_forward.step", "limits.max_combinations"} <= marked
+    assert "  stop_loss: [0.02, 0.05]" in text and "  take_profit: null" in text and "# default: no take-profit" in text
+    assert "    ema_period: 200" in text and "validation:\n" in text and "  cscv: null" in text

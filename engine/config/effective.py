@@ -20,7 +20,7 @@ _WIDTH = 48  # the column where comments start
 
 
 def _flow(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True)
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True, sort_keys=False)
     return text.removesuffix("\n...\n").rstrip("\n")
 
 
@@ -66,7 +66,8 @@ def effective_config(cfg: Config) -> str:
                 lines.append(_line(depth + 1, key.name, value))
             else:
                 default = None if key.default is REQUIRED else key.default
-                lines.append(_line(depth + 1, key.name, default, "default"))
+                why = f": {key.off}" if default is None and key.off else ""  # what null means here
+                lines.append(_line(depth + 1, key.name, default, f"default{why}"))
     return "\n".join(lines) + "\n"
 
 
@@ -86,7 +87,8 @@ def _strategies(cfg: Config) -> list[str]:
         cls = get_strategy(grid.path)
         given = dict(grid.values)
         raw = cfg.raw.get("strategies", {}).get(grid.name) or {}
-        lines.append(f"  {_flow(grid.name)}:".ljust(_WIDTH) + f" # {grid.path}")
+        head = f"  {_flow(grid.name)}:"
+        lines.append(head if grid.path == grid.name else f"{head.ljust(_WIDTH)} # {grid.path}")
         for pname, (_, default) in cls.param_specs().items():
             if pname in given:
                 lines.append(_line(2, pname, raw.get(pname, list(given[pname]))))

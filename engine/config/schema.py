@@ -64,6 +64,7 @@ class Key:
     zero_is_none: bool = False  # 0 also means off (the seed's stop_loss: 0)
     even: bool = False
     doc: str = ""
+    off: str = ""  # what null means for this key (printed beside a null default)
 
     @property
     def section(self) -> str:
@@ -93,10 +94,11 @@ KEYS: tuple[Key, ...] = (
     Key("experiment.name", "str", "experiment", nullable=False, doc="names the run folder"),
     Key("data.source", "str", "synthetic", nullable=False,
         doc="synthetic, a CSV/Parquet file, a dataset folder or s3://bucket/candles/ (alias: data.path)"),
-    Key("data.symbol", "str", doc="the symbol to read from a dataset holding several"),
-    Key("data.interval", "interval", doc="the interval to read; otherwise inferred from the data"),
-    Key("data.start", "time", doc="first candle time, UTC, inclusive"),
-    Key("data.end", "time", doc="end time, UTC, exclusive"),
+    Key("data.symbol", "str", doc="the symbol to read from a dataset holding several",
+        off="the data's only symbol"),
+    Key("data.interval", "interval", doc="the interval to read", off="inferred from the data"),
+    Key("data.start", "time", doc="first candle time, UTC, inclusive", off="from the first candle"),
+    Key("data.end", "time", doc="end time, UTC, exclusive", off="to the last candle"),
     Key("data.synthetic_bars", "int", 70_080, low=2, high=SYNTHETIC_BARS_MAX, nullable=False,
         doc="synthetic data only: number of candles"),
     Key("data.seed", "int", 42, low=0, nullable=False, doc="synthetic data only: its random seed"),
@@ -110,14 +112,16 @@ KEYS: tuple[Key, ...] = (
     Key("portfolio.size", "float", 1.0, low=0, low_open=True, high=1, sweep=True, nullable=False,
         doc="fraction of equity committed per entry"),
     Key("risk.stop_loss", "float", None, low=0, low_open=True, high=1, high_open=True, sweep=True,
-        zero_is_none=True, doc="fraction below a long's (above a short's) entry fill; null or 0: none"),
+        zero_is_none=True, doc="fraction below a long's (above a short's) entry fill; null or 0: none",
+        off="no stop-loss"),
     Key("risk.take_profit", "float", None, low=0, low_open=True, sweep=True,
-        doc="fraction above a long's (below a short's) entry fill"),
+        doc="fraction above a long's (below a short's) entry fill", off="no take-profit"),
     Key("risk.trailing_stop", "float", None, low=0, low_open=True, high=1, high_open=True, sweep=True,
-        doc="fraction below the peak (above the trough) since the entry"),
-    Key("risk.max_bars", "int", None, low=1, sweep=True, doc="bars a position is held at most"),
+        doc="fraction below the peak (above the trough) since the entry", off="no trailing stop"),
+    Key("risk.max_bars", "int", None, low=1, sweep=True, doc="bars a position is held at most",
+        off="no time limit"),
     Key("strategies", "strategies", REQUIRED, nullable=False),
-    Key("parallel.workers", "int", None, low=1, doc="null: every CPU"),
+    Key("parallel.workers", "int", None, low=1, off="every CPU"),
     Key("report.top_k", "int", 10, low=1, high=TOP_K_MAX, nullable=False,
         doc="combinations drawn in detail (charts, trades)"),
     Key("report.rank_by", "choice", "sharpe", choices=RANKABLE, nullable=False,
@@ -129,15 +133,16 @@ KEYS: tuple[Key, ...] = (
     Key("limits.max_combinations", "int", DEFAULT_MAX_COMBINATIONS, low=1, high=MAX_COMBINATIONS_CEILING,
         nullable=False, doc="a larger grid is refused before it is built"),
     Key("validation.holdout", "float", None, low=0, low_open=True, high=1, high_open=True,
-        doc="the last fraction of bars, held out of the ranking"),
+        doc="the last fraction of bars, held out of the ranking", off="no holdout"),
     Key("validation.walk_forward.train", "span", REQUIRED, nullable=False, doc="a duration (m, h, d, w) or bars"),
     Key("validation.walk_forward.test", "span", REQUIRED, nullable=False),
-    Key("validation.walk_forward.step", "span", None, doc="null: the test length"),
+    Key("validation.walk_forward.step", "span", None, off="the test length"),
     Key("validation.walk_forward.anchored", "bool", False, nullable=False,
         doc="true: every train window starts at the first bar"),
     Key("validation.cscv.blocks", "int", 16, low=MIN_BLOCKS, high=MAX_BLOCKS, even=True, nullable=False,
         doc="S: half the blocks form each in-sample set"),
-    Key("validation.trials", "int", None, low=2, high=MAX_TRIALS, doc="N for the deflated Sharpe; null: combinations"),
+    Key("validation.trials", "int", None, low=2, high=MAX_TRIALS, doc="N for the deflated Sharpe",
+        off="the number of combinations"),
 )
 
 #: ``data.path`` is another name for ``data.source`` (the seed's key)

@@ -1,0 +1,56 @@
+"""The shared helpers: JSON writing (engine.jsonio) and ISO 8601 times (engine.timeutil)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.jsonio import clean, dumps, dumps_with_lines, write_json, write_text_atomic
+from engine.timeutil import iso_time, iso_times
+
+
+def test_clean_makes_scalars_json_values():
+    assert clean(np.int64(3)) == 3 and type(clean(np.int64(3))) is int
+    assert clean(np.float32(0.5)) == 0.5 and type(clean(np.float32(0.5))) is float
+    assert clean(np.bool_(True)) is True
+    assert [clean(v) for v in (math.nan, math.inf, -np.inf, pd.NA, None)] == [None] * 5
+    assert clean("x") == "x"
+
+
+def test_json_is_finite_indented_and_ends_with_a_newline():
+    assert dumps({"a": [1, 2]}) == '{\n "a": [\n  1,\n  2\n ]\n}\n'
+    with pytest.raises(ValueError):
+        dumps({"a": math.nan})  # never NaN in a file: clean() it first
+
+
+def test_records_one_compact_line_each_and_the_document_reads_back():
+    doc = {"id": "x", "trades": [{"p": 1.5, "q": None}, {"p": 2, "q": "b"}], "tail": 1}
+    text = dumps_with_lines(doc, "trades")
+    assert '  {"p":1.5,"q":null},\n  {"p":2,"q":"b"}\n' in text and text.endswith("}\n")
+    assert json.loads(text) == doc
+    assert dumps_with_lines({"id": "x", "trades": []}, "trades") == dumps({"id": "x", "trades": []})
+
+
+def test_atomic_write_leaves_no_temporary_file_and_keeps_the_usual_permissions(tmp_path):
+    path = tmp_path / "index.html"
+    write_text_atomic(path, "one")
+    (tmp_path / "planted").write_text("target")
+    write_text_atomic(path, "two")
+    assert path.read_text() == "two" and sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "planted"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    write_json(tmp_path / "d.json", {"trades": [{"a": 1}]}, lines="trades")
+    assert json.loads((tmp_path / "d.json").read_text()) == {"trades": [{"a": 1}]}
+
+
+def test_iso_times_by_hand():
+    assert iso_times([1704067200000, 1704068100000]) == ["2024-01-01T00:00:00Z", "2024-01-01T00:15:00Z"]
+    assert iso_times([1704067200123, 1704067200000]) == ["2024-01-01T00:00:00.123Z", "2024-01-01T00:00:00.000Z"]
+    assert iso_time(0) == "1970-01-01T00:00:00Z" and iso_times([]) == []
