@@ -1,10 +1,30 @@
-"""argparse types for the Binance vocabulary (engine.data.binance): a bad value is one line, exit 2."""
+"""argparse types shared by the commands: counts, and the Binance vocabulary (engine.data.binance).
+
+A bad value is one line, exit 2."""
 
 from __future__ import annotations
 
 import argparse
 
 from engine.data.binance import SYMBOL_PATTERN, interval_ms, is_symbol
+
+
+def int_at_least(low: int, what: str):
+    """An integer of at least ``low`` (``what``: how the message names such an integer)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1, "positive")
+non_negative_int = int_at_least(0, "non-negative")
 
 
 def interval(text: str) -> str:

@@ -17,10 +17,11 @@ Inside a Batch job (set by ``submit`` as container overrides; AWS sets the index
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
+
+from . import argtypes
 
 
 def register(sub) -> None:
@@ -59,21 +60,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_batch_reduce)
 
 
-def _int_at_least(low: int, what: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "positive")
-_non_negative_int = _int_at_least(0, "non-negative")
+_positive_int = argtypes.positive_int
+_non_negative_int = argtypes.non_negative_int
 
 
 def _deployment_flags(p, c, *, submit: bool = False) -> None:

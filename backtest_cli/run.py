@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--start", type=_time, help="data.start: first candle time, e.g. 2024-01-01 (UTC, inclusive)")
     p.add_argument("--end", type=_time, help="data.end: end time, e.g. 2025-01-01 (UTC, exclusive)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results root (default: results/)")
-    p.add_argument("--workers", type=_positive_int, help="parallel workers (default: parallel.workers or all CPUs)")
+    p.add_argument("--workers", type=argtypes.positive_int, help="parallel workers (default: parallel.workers or all CPUs)")
     p.add_argument("--engine", choices=("fast", "reference"), default="fast",
                    help="fast: compiled numba path (default); reference: the event-driven engine")
     p.add_argument("--run-id", type=_run_id, help="name of the run folder: a plain name (default: experiment name, "
@@ -33,16 +33,6 @@ def register(sub) -> None:
     v = sub.add_parser("validate-config", help="check a config without running it")
     v.add_argument("config", type=Path)
     v.set_defaults(func=cmd_validate)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _run_id(text: str) -> str:

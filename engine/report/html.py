@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from ..candles import Candles
+from ..jsonio import clean
 from ..metrics import ASCENDING, INT_METRICS, METRICS
 from ..metrics import VALIDATION_COLUMNS as SUMMARY_COLUMNS
 from ..position_rules import RULE_COLUMNS
@@ -122,18 +123,10 @@ def _codes(values: Sequence[str]) -> dict:
 
 def _scalar(v, digits: int = TABLE_DIGITS):
     """One table cell: int, float rounded to ``digits`` significant digits, str or None."""
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if not math.isfinite(f):
-            return None
-        return float(f"{f:.{digits}g}") + 0.0  # + 0.0 turns -0.0 into 0.0
-    return str(v)
+    v = clean(v)
+    if isinstance(v, float):
+        return float(f"{v:.{digits}g}") + 0.0  # + 0.0 turns -0.0 into 0.0
+    return v if v is None or isinstance(v, (bool, int)) else str(v)
 
 
 def _column(series: pd.Series, name: str) -> list:
