@@ -412,10 +412,10 @@ def test_whole_grid_matches_reference_on_one_series(name):
 
 
 @pytest.mark.parametrize("rules", [
-    {},
-    {"portfolio": {"direction": "short"}},
-    {"risk": {"take_profit": 0.02, "max_bars": 25}},
-    {"risk": {"trailing_stop": 0.015}, "portfolio": {"direction": "both", "size": 0.5}},
+    {"risk": {"stop_loss": 0.02}},
+    {"portfolio": {"direction": "short"}, "risk": {"stop_loss": 0.02}},
+    {"risk": {"stop_loss": 0.02, "take_profit": 0.02, "max_bars": 25}},
+    {"risk": {"stop_loss": 0.02, "trailing_stop": 0.015}, "portfolio": {"direction": "both", "size": 0.5}},
 ], ids=["default", "short", "tp-time", "trailing-both"])
 def test_kernel_variants_agree(rules):
     """A kernel with every feature compiled in gives the same metrics as the pruned one a sweep
