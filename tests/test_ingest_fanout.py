@@ -24,7 +24,7 @@ import awswrangler as wr  # noqa: E402
 from engine.storage_layout import blocked_key  # noqa: E402
 from fakes.binance_market import FakeBinanceMarket  # noqa: E402
 from fakes.candles import assert_same, stored, synthetic_klines  # noqa: E402
-from fakes.ingest_aws import make_ingest_aws  # noqa: E402
+from fakes.ingest_aws import ingest_aws  # noqa: E402,F401  (fixture)
 from fakes.moto_server import aws, moto_aws  # noqa: E402,F401  (fixtures)
 from fakes.sqs_esm import FakeContext, FakeEventSourceMapping  # noqa: E402
 from lambdas.ingest import dispatcher, lag, runtime, worker  # noqa: E402
@@ -77,22 +77,6 @@ class Ingest:
 
     def of(self, event: str, **match) -> list[dict]:
         return [x for x in self.lines if x["event"] == event and all(x.get(k) == v for k, v in match.items())]
-
-
-@pytest.fixture
-def ingest_aws(aws, monkeypatch):
-    import boto3
-
-    env = make_ingest_aws(aws)
-    wr.config.s3_endpoint_url = aws.endpoint
-    boto3.setup_default_session()
-    monkeypatch.setattr(runtime, "SLEEP", lambda s: None)
-    runtime.settings.cache_clear()
-    runtime.reset_clients()
-    yield env
-    runtime.settings.cache_clear()
-    runtime.reset_clients()
-    wr.config.reset("s3_endpoint_url")
 
 
 @pytest.fixture
@@ -265,8 +249,6 @@ def test_a_418_is_remembered_until_its_retry_after(make_ingest):
 
 def _drop_rows(bucket: str, symbol: str, interval: str, lo: int, hi: int) -> None:
     """Remove stored candles with lo <= open_time < hi (a hole left by some past failure)."""
-    from engine.data.dataset_io import upsert_candles  # noqa: F401  (the layout the engine writes)
-
     prefix = f"s3://{bucket}/candles/symbol={symbol}/interval={interval}/"
     for path in wr.s3.list_objects(prefix, suffix=".parquet"):
         df = wr.s3.read_parquet(path)

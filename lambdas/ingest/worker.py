@@ -90,7 +90,9 @@ def _one(cfg: runtime.Settings, record: dict[str, Any], context: Any, request_id
     marker = blocked.read(s3, cfg.bucket, unit.market, cfg.base_url, runtime.now_ms())
     if marker is not None:
         index.record_run(ddb, cfg.index_table, unit, task, status=marker.status, now_ms=runtime.now_ms())
-        runtime.log("WARNING", "ingest_unit", **base, status=marker.status, blocked_until=marker.until_ms,
+        runtime.log("WARNING", "ingest_unit", **base, status=marker.status, candles_added=0, watermark_before=None,
+                    watermark_after=None, pages=0, raw_keys=0, requests=0, used_weight=None, duration_ms=0,
+                    watermark_before_utc=None, watermark_after_utc=None, blocked_until=marker.until_ms,
                     blocked_until_utc=runtime.utc(marker.until_ms), http_status=marker.http_status,
                     **runtime.emf(**{marker.metric: 1}))
         return True

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 
 @dataclass
 class IngestAws:
@@ -84,3 +86,24 @@ def make_ingest_aws(aws: Any, *, max_receives: int = 3) -> IngestAws:
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
     return IngestAws(aws, bucket, table, queue_url, dlq_url, topic_arn, inbox_url, max_receives)
+
+
+@pytest.fixture
+def ingest_aws(aws, monkeypatch):
+    """The ingest's resources on the moto server; awswrangler pointed at it; no real sleeps; the
+    functions' cached settings and clients dropped before and after."""
+    import awswrangler as wr
+    import boto3
+
+    from lambdas.ingest import runtime
+
+    env = make_ingest_aws(aws)
+    wr.config.s3_endpoint_url = aws.endpoint
+    boto3.setup_default_session()
+    monkeypatch.setattr(runtime, "SLEEP", lambda s: None)
+    runtime.settings.cache_clear()
+    runtime.reset_clients()
+    yield env
+    runtime.settings.cache_clear()
+    runtime.reset_clients()
+    wr.config.reset("s3_endpoint_url")
