@@ -427,7 +427,7 @@ def test_schedules_start_the_dispatcher_with_the_series_list(synth):
 
 def test_workers_take_one_series_per_invocation_at_bounded_concurrency(synth):
     worker_id, _ = functions(synth.ingest)["lambdas/ingest/worker.handler"]
-    (work_id, work), (dlq_id, _) = queues(synth.ingest)["work"], queues(synth.ingest)["dlq"]
+    work_id, work = queues(synth.ingest)["work"]
     (_, mapping), = synth.ingest.find_resources("AWS::Lambda::EventSourceMapping").items()
     props = mapping["Properties"]
     assert props["EventSourceArn"] == {"Fn::GetAtt": [work_id, "Arn"]}
