@@ -21,7 +21,8 @@ PACKAGES = ("engine", "backtest_cli", "batch_jobs", "lambdas", "stacks")
 #: unit ``engine``. An import goes to a unit of a lower layer, or stays within its own unit.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("command line", ("backtest_cli",)),
-    ("cloud", ("batch_jobs", "lambdas", "stacks")),
+    ("infrastructure", ("stacks",)),
+    ("cloud jobs", ("batch_jobs", "lambdas")),
     ("run", ("engine.experiment", "engine.warmup")),
     ("report", ("engine.report",)),
     ("pipeline", ("engine.pipeline",)),
