@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .data import binance
+from .data.spec import DataSpec
 from .errors import ConfigError, UserError
 from .errors import shown as _show
 from .execution import FILL_MODES, Execution
@@ -32,17 +33,6 @@ from .timeutil import check_range, parse_time
 from .validation.config import RANK_METRICS, ValidationConfig, parse_validation
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    source: str = "synthetic"
-    symbol: str | None = None
-    interval: str | None = None
-    start: str | None = None
-    end: str | None = None
-    synthetic_bars: int = 70_080
-    seed: int = 42
 
 
 @dataclass(frozen=True)
@@ -76,7 +66,7 @@ class StrategyGrid:
 @dataclass(frozen=True)
 class Config:
     name: str = "experiment"
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataSpec = field(default_factory=DataSpec)
     execution: Execution = field(default_factory=Execution)
     # position rules: each a tuple of the values to sweep (one value: not swept)
     stop_loss: tuple[float | None, ...] = (0.02,)
@@ -402,7 +392,7 @@ def parse_config(doc: dict) -> Config:
     if "path" in d and "source" in d and d["path"] != d["source"]:
         raise ConfigError("data: give data.source or data.path, not both")
     source = _string("data.source", d.get("path", d.get("source", "synthetic")))
-    data = DataConfig(
+    data = DataSpec(
         source=source,
         symbol=_string("data.symbol", d["symbol"]) if d.get("symbol") is not None else None,
         interval=_string("data.interval", d["interval"]) if d.get("interval") is not None else None,

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.data.dataset_io import upsert_candles
+from engine.data.dataset import upsert_candles
 from fakes.candles import synthetic_klines
 from fakes.moto_server import moto_aws  # noqa: F401  (fixture)
 

@@ -11,10 +11,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-import engine.data.dataset_io as dio
-from engine.data.dataset_io import PART_FILE, last_open_time, read_candle_dataset, upsert_candles
+import engine.data.dataset_local as dio
+from engine.data.dataset import last_open_time, read_candle_dataset, upsert_candles
+from engine.data.dataset_local import PART_FILE
 from engine.errors import DataError
-from engine.loader import load_candles
+from engine.data.loader import load_candles
 from fakes.candles import assert_same, stored, synthetic_klines
 from fakes.cli import run_cli
 

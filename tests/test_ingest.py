@@ -455,7 +455,7 @@ print(json.dumps(mods))
     mods = json.loads(proc.stdout.strip().splitlines()[-1])
     outside = {n: f for n, f in mods.items() if f is not None and not f.startswith(str(tmp_path))}
     assert not outside, f"imported from outside the bundle: {outside}"
-    assert "engine.data.klines" in mods and "engine.data.dataset_io" in mods
+    assert "engine.data.klines" in mods and "engine.data.dataset" in mods
 
 
 # --------------------------------------------------------------------------- 418 ban, metrics, the lock's prefix

@@ -23,7 +23,8 @@ import pandas as pd
 
 from ..errors import DataError, UserError
 from ..timeutil import check_range, interval_to_ms
-from .dataset_io import merge_frames, upsert_candles
+from .dataset import upsert_candles
+from .dataset_schema import merge_frames
 from .http_get import HttpResponse
 from .http_retry import Deadline, RetryPolicy, get_with_retries
 from .kline_csv import read_kline_csv

@@ -8,15 +8,15 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..candles import GapReport
+from ..candles import GapReport, gap_report, infer_interval_ms
 from ..errors import DataError
 from ..timeutil import interval_to_ms, ms_to_interval
-from ..candle_checks import validate_frame
-from ..loader import load_candles
-from ..candles import gap_report, infer_interval_ms
 from .candle_file import check_regular_file, read_csv
-from .dataset_io import merge_frames, normalise_frame, upsert_candles
+from .checks import validate_frame
+from .dataset import upsert_candles
+from .dataset_schema import merge_frames, normalise_frame
 from .kline_csv import is_kline_row, read_kline_csv
+from .loader import load_candles
 from .series_lock import DEFAULT_WAIT_S, hold_series
 
 
@@ -31,7 +31,7 @@ class BuildResult:
 
 
 def read_candle_file(path: str | Path) -> pd.DataFrame:
-    """Any file engine.loader reads, as stored columns; 12-column Binance CSVs keep their extra fields."""
+    """Any file engine.data.loader reads, as stored columns; 12-column Binance CSVs keep their extra fields."""
     p = check_regular_file(path)
     if p.suffix != ".parquet" and is_kline_row(read_csv(p, nrows=1, header=None, dtype=str)):
         df = read_kline_csv(p, str(p))

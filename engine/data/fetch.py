@@ -28,7 +28,7 @@ import pandas as pd
 from ..candles import GapReport, gap_report
 from ..errors import UserError
 from ..timeutil import check_range, format_time, interval_to_ms
-from .dataset_io import last_open_time, stored_open_times, upsert_candles
+from .dataset import last_open_time, stored_open_times, upsert_candles
 from .klines import PAGE_LIMIT, KlinesClient
 from .outages import Missing, confirmed_empty, missing_ranges, read_outages, record_outages, unexplained_gaps
 from .series_lock import DEFAULT_WAIT_S, SeriesLock, hold_series

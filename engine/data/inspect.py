@@ -9,16 +9,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..candles import GapReport
+from ..candles import GapReport, gap_report, infer_interval_ms
 from ..errors import DataError
 from ..storage_layout import is_s3_uri
 from ..timeutil import format_time, interval_to_ms, ms_to_interval
-from ..candle_checks import validate_frame
-from ..candles import gap_report, infer_interval_ms
-from .dataset_io import (local_partitions, merge_frames, month_key, partition_files, partition_values,
-                         read_candle_dataset, read_parquet_file, s3_partition_values, s3_root)
+from .checks import validate_frame
+from .dataset import read_candle_dataset
+from .dataset_local import local_partitions, partition_files, partition_values, read_parquet_file
+from .dataset_s3 import partition_values as s3_partition_values, s3_root
+from .dataset_schema import merge_frames, month_key
+from .loader import load_candles
 from .outages import bars, describe, read_outages, unexplained_gaps
-from ..loader import load_candles
 
 
 @dataclass(frozen=True)

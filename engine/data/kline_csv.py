@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .candle_file import read_csv
-from .dataset_io import normalise_frame
+from .dataset_schema import normalise_frame
 from .binance import KLINE_FIELDS
 
 

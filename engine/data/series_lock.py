@@ -20,7 +20,7 @@ and the ingest Lambda therefore take this lock around their writes.
 A second writer waits, saying so once, up to a timeout, then raises
 :class:`SeriesLocked` (exit code 2): it never writes without the lock. Once the lock
 is taken, what an interrupted writer left (temp files; doubled S3 partition files)
-is cleared (:func:`engine.data.dataset_io.tidy_series`).
+is cleared (:func:`engine.data.dataset.tidy_series`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from typing import Any, Callable, Iterator, Protocol
 from ..errors import UserError
 from ..storage_layout import is_s3_uri, local_lock_path, parse_s3_uri, s3_uri, series_lock_key
 from ..timeutil import format_time
-from .dataset_io import s3_error_code, s3_errors, tidy_series
+from .dataset import tidy_series
+from .s3_errors import s3_error_code, s3_errors
 
 DEFAULT_WAIT_S = 60.0
 LEASE_TTL_MS = 120_000          # an S3 lease of a command-line writer, renewed every third of it

@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 from ..errors import UserError
 from ..storage_layout import parse_s3_uri, series_prefix
-from .dataset_io import partition_files, s3_errors
+from .dataset_local import partition_files
+from .s3_errors import s3_errors
 from .series_lock import DEFAULT_WAIT_S, hold_series
 
 MANIFEST = ".sync-manifest.json"

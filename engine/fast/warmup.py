@@ -23,7 +23,7 @@ from ..candles import Candles
 from ..config import parse_config
 from ..strategies import REGISTRY
 from ..sweep import run_detail, run_sweep
-from ..synthetic import generate_candles
+from ..data.synthetic import generate_candles
 from ..validation.finish import finish
 from .runner import detail, sweep
 

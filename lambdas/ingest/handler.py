@@ -2,7 +2,7 @@
 
 A thin layer over ``engine.data``: the paging loop is :func:`engine.data.fetch.fetch_candles`'s,
 the closed-candle rule, retries and rate limits :class:`engine.data.klines.KlinesClient`'s, the
-watermark and the deduplicating month-partition upsert ``engine.data.dataset_io``'s, the series
+watermark and the deduplicating month-partition upsert ``engine.data.dataset``'s, the series
 lease :mod:`engine.data.series_lock`'s. This module only reads the environment, budgets pages
 and time, archives each batch, honours a 418 ban, logs and publishes metrics.
 
@@ -88,7 +88,8 @@ import awswrangler as wr
 import boto3
 
 from engine import storage_layout
-from engine.data.dataset_io import last_open_time, s3_error_code, tidy_series
+from engine.data.dataset import last_open_time, tidy_series
+from engine.data.s3_errors import s3_error_code
 from engine.data.fetch import FetchResult, FetchStopped, fetch_candles
 from engine.data.binance import INTERVALS, KEPT_FIELDS, is_symbol
 from engine.data.klines import DEFAULT_BASE_URL, BinanceBlocked, KlinesClient

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .candles import CANDLE_COLUMNS, PRICE_COLUMNS
-from .errors import DataError
-from .timeutil import format_time
+from ..candles import CANDLE_COLUMNS, PRICE_COLUMNS
+from ..errors import DataError
+from ..timeutil import format_time
 
 
 def _where(df: pd.DataFrame, i: int) -> str:

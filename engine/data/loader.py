@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .candles import CANDLE_COLUMNS, Candles, infer_interval_ms, time_filter
-from .data.candle_file import check_regular_file, read_csv
-from .data.dataset_io import read_candle_dataset
-from .data.kline_csv import is_kline_row, read_kline_csv
-from .errors import DataError, UserError
-from .storage_layout import is_s3_uri
-from .timeutil import MAX_TIME_MS, MIN_TIME_MS, check_range, format_time, interval_to_ms, ms_to_interval, \
+from ..candles import CANDLE_COLUMNS, Candles, infer_interval_ms, time_filter
+from ..errors import DataError, UserError
+from ..storage_layout import is_s3_uri
+from ..timeutil import MAX_TIME_MS, MIN_TIME_MS, check_range, format_time, interval_to_ms, ms_to_interval, \
     to_milliseconds
-from .candle_checks import validate_frame
+from .candle_file import check_regular_file, read_csv
+from .checks import validate_frame
+from .dataset import read_candle_dataset
+from .kline_csv import is_kline_row, read_kline_csv
 
 #: A headerless 6-column CSV: the first six kline fields.
 SIX_COLUMNS = CANDLE_COLUMNS

@@ -1,0 +1,164 @@
+"""The local backend of the candle dataset: a folder of month partitions, one ``part-0.parquet`` each.
+
+A partition is replaced whole: a temp file beside it, fsync, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..candles import time_filter
+from ..errors import DataError
+from ..storage_layout import local_outages_path, month_partition, series_prefix
+from .checks import validate_frame
+from .dataset_schema import (SCHEMA, STORED_COLUMNS, UpsertResult, check_schema, choose, merge_frames, month_key,
+                             month_overlaps, normalise_frame, parse_month, partition_value)
+
+PART_FILE = "part-0.parquet"
+
+
+def partition_values(folder: Path, key: str) -> list[str]:
+    if not folder.is_dir():
+        return []
+    out = [v for e in os.scandir(folder) if e.is_dir() and (v := partition_value(e.name, key)) is not None]
+    return sorted(out)
+
+
+def local_partitions(root: str | Path, symbol: str, interval: str) -> list[tuple[int, int, Path]]:
+    """(year, month, folder) of every month partition of one series, oldest first."""
+    base = Path(root) / series_prefix(symbol, interval)
+    out = []
+    for y in partition_values(base, "year"):
+        for m in partition_values(base / f"year={y}", "month"):
+            out.append((*parse_month(y, m, str(base)), base / f"year={y}" / f"month={m}"))
+    return sorted(out)
+
+
+def partition_files(folder: Path) -> list[Path]:
+    """Data files of a partition; hidden temp files of an interrupted write are ignored."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix == ".parquet" and not p.name.startswith((".", "_")) and p.is_file())
+
+
+def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
+    try:
+        table = pq.ParquetFile(path).read(columns=columns)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{path}: not a readable Parquet file ({(str(exc).splitlines() or [exc])[0]})") from None
+    check_schema(table.schema, str(path))
+    return table
+
+
+def read_parquet_file(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    df = _read_table(path, columns).to_pandas()
+    return normalise_frame(df, str(path)) if columns is None else df
+
+
+def _read_partition(folder: Path) -> pd.DataFrame:
+    return merge_frames(*(read_parquet_file(p) for p in partition_files(folder)))
+
+
+def _write_partition(folder: Path, df: pd.DataFrame) -> None:
+    """Temp file beside the target, fsync, then os.replace: readers see old or new, never half."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / PART_FILE
+    tmp = folder / f".{PART_FILE}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    try:
+        table = pa.Table.from_pandas(df[list(STORED_COLUMNS)], schema=SCHEMA, preserve_index=False)
+        pq.write_table(table, tmp, compression="snappy")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    # Files left by a sync or an older writer are now merged into part-0: drop them.
+    for other in partition_files(folder):
+        if other.name != PART_FILE:
+            other.unlink(missing_ok=True)
+
+
+def read(root: str, symbol: str | None, interval: str | None, start: int | None,
+         end: int | None) -> tuple[pd.DataFrame, str]:
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"{root}: no such folder")
+    symbol = choose(partition_values(base, "symbol"), symbol, "symbol", root)
+    interval = choose(partition_values(base / f"symbol={symbol}", "interval"), interval, "interval", root)
+    files = [f for y, m, folder in local_partitions(base, symbol, interval) if month_overlaps(y, m, start, end)
+             for f in partition_files(folder)]
+    # One Arrow concatenation and one normalisation for all months: per-file pandas
+    # conversion cost more than reading the files.
+    tables = [_read_table(f) for f in files]
+    frame = None
+    if tables:
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DataError(f"{root}: partition files disagree on column types ({str(exc).splitlines()[0]})") from None
+        frame = normalise_frame(table.to_pandas(), root)
+    return time_filter(merge_frames(frame), start, end), symbol
+
+
+def last_open_time(root: str, symbol: str, interval: str) -> int | None:
+    for _, _, folder in reversed(local_partitions(root, symbol, interval)):
+        times = [read_parquet_file(p, ["open_time"])["open_time"] for p in partition_files(folder)]
+        times = [t for t in times if len(t)]
+        if times:
+            return int(max(int(t.max()) for t in times))
+    return None
+
+
+def open_times(root: str, symbol: str, interval: str, start: int | None, end: int | None) -> np.ndarray:
+    times = [read_parquet_file(p, ["open_time"])["open_time"].to_numpy(dtype=np.int64)
+             for y, m, folder in local_partitions(root, symbol, interval) if month_overlaps(y, m, start, end)
+             for p in partition_files(folder)]
+    return np.concatenate(times) if times else np.zeros(0, dtype=np.int64)
+
+
+def is_temp_file(name: str) -> bool:
+    """A writer's temporary file (``.<name>.<...>.tmp``): never data, litter once its writer is gone."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def tidy(root: str, symbol: str, interval: str) -> list[str]:
+    """Remove the temporary files an interrupted writer of this series left behind."""
+    removed = []
+    for folder in (Path(root) / series_prefix(symbol, interval),
+                   (Path(root) / local_outages_path(symbol, interval)).parent):
+        if not folder.is_dir():
+            continue
+        for dirpath, _, names in os.walk(folder):
+            for name in names:
+                if is_temp_file(name):
+                    (Path(dirpath) / name).unlink(missing_ok=True)
+                    removed.append(str(Path(dirpath) / name))
+    return removed
+
+
+def upsert(root: str, symbol: str, interval: str, df: pd.DataFrame) -> UpsertResult:
+    base = Path(root)
+    keys = month_key(df["open_time"].to_numpy())
+    added, written = 0, []
+    # Oldest month first: the watermark (newest partition) must never run ahead of
+    # an older month that an interruption left unwritten.
+    for key in np.unique(keys):
+        part = df.loc[keys == key]
+        rel = month_partition(symbol, interval, int(part["open_time"].iloc[0]))
+        folder = base / rel
+        old = _read_partition(folder)
+        merged = merge_frames(old, part)
+        validate_frame(merged, str(folder))
+        _write_partition(folder, merged)
+        added += len(merged) - len(old)
+        written.append(rel)
+    return UpsertResult(added, written)
