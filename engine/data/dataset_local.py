@@ -1,12 +1,14 @@
 """The local backend of the candle dataset: a folder of month partitions, one ``part-0.parquet`` each.
 
-A partition is replaced whole: a temp file beside it, fsync, then ``os.replace``.
+An upsert first writes every new partition file beside its target (:mod:`engine.data.atomic_file`),
+then renames them all into place, oldest month first, holding the series folder's lock
+exclusively; readers hold it shared (:mod:`engine.data.folder_lock`). A reader therefore sees
+one committed version of the series, never a mix of old and new months.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +19,11 @@ import pyarrow.parquet as pq
 from ..candles import time_filter
 from ..errors import DataError
 from ..storage_layout import local_outages_path, month_partition, series_prefix
+from .atomic_file import is_temp_file, staged
 from .checks import validate_frame
 from .dataset_schema import (SCHEMA, STORED_COLUMNS, UpsertResult, check_schema, choose, merge_frames, month_key,
                              month_overlaps, normalise_frame, parse_month, partition_value)
+from .folder_lock import series_folder_lock
 
 PART_FILE = "part-0.parquet"
 
@@ -67,24 +71,24 @@ def _read_partition(folder: Path) -> pd.DataFrame:
     return merge_frames(*(read_parquet_file(p) for p in partition_files(folder)))
 
 
-def _write_partition(folder: Path, df: pd.DataFrame) -> None:
-    """Temp file beside the target, fsync, then os.replace: readers see old or new, never half."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / PART_FILE
-    tmp = folder / f".{PART_FILE}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        table = pa.Table.from_pandas(df[list(STORED_COLUMNS)], schema=SCHEMA, preserve_index=False)
-        pq.write_table(table, tmp, compression="snappy")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _stage_partition(folder: Path, df: pd.DataFrame) -> Path:
+    """The partition's new file, written and fsynced beside it under a temporary name."""
+    table = pa.Table.from_pandas(df[list(STORED_COLUMNS)], schema=SCHEMA, preserve_index=False)
+    with staged(folder / PART_FILE) as (fh, tmp):
+        pq.write_table(table, fh, compression="snappy")
+    return tmp
+
+
+def _commit_partition(folder: Path, tmp: Path) -> None:
+    os.replace(tmp, folder / PART_FILE)
     # Files left by a sync or an older writer are now merged into part-0: drop them.
     for other in partition_files(folder):
         if other.name != PART_FILE:
             other.unlink(missing_ok=True)
+
+
+def _series_folder(root: str | Path, symbol: str, interval: str) -> Path:
+    return Path(root) / series_prefix(symbol, interval)
 
 
 def read(root: str, symbol: str | None, interval: str | None, start: int | None,
@@ -94,11 +98,12 @@ def read(root: str, symbol: str | None, interval: str | None, start: int | None,
         raise DataError(f"{root}: no such folder")
     symbol = choose(partition_values(base, "symbol"), symbol, "symbol", root)
     interval = choose(partition_values(base / f"symbol={symbol}", "interval"), interval, "interval", root)
-    files = [f for y, m, folder in local_partitions(base, symbol, interval) if month_overlaps(y, m, start, end)
-             for f in partition_files(folder)]
-    # One Arrow concatenation and one normalisation for all months: per-file pandas
-    # conversion cost more than reading the files.
-    tables = [_read_table(f) for f in files]
+    with series_folder_lock(_series_folder(base, symbol, interval), exclusive=False):
+        files = [f for y, m, folder in local_partitions(base, symbol, interval) if month_overlaps(y, m, start, end)
+                 for f in partition_files(folder)]
+        # One Arrow concatenation and one normalisation for all months: per-file pandas
+        # conversion cost more than reading the files.
+        tables = [_read_table(f) for f in files]
     frame = None
     if tables:
         try:
@@ -110,24 +115,27 @@ def read(root: str, symbol: str | None, interval: str | None, start: int | None,
 
 
 def last_open_time(root: str, symbol: str, interval: str) -> int | None:
-    for _, _, folder in reversed(local_partitions(root, symbol, interval)):
-        times = [read_parquet_file(p, ["open_time"])["open_time"] for p in partition_files(folder)]
-        times = [t for t in times if len(t)]
-        if times:
-            return int(max(int(t.max()) for t in times))
+    series = _series_folder(root, symbol, interval)
+    if not series.is_dir():
+        return None
+    with series_folder_lock(series, exclusive=False):
+        for _, _, folder in reversed(local_partitions(root, symbol, interval)):
+            times = [read_parquet_file(p, ["open_time"])["open_time"] for p in partition_files(folder)]
+            times = [t for t in times if len(t)]
+            if times:
+                return int(max(int(t.max()) for t in times))
     return None
 
 
 def open_times(root: str, symbol: str, interval: str, start: int | None, end: int | None) -> np.ndarray:
-    times = [read_parquet_file(p, ["open_time"])["open_time"].to_numpy(dtype=np.int64)
-             for y, m, folder in local_partitions(root, symbol, interval) if month_overlaps(y, m, start, end)
-             for p in partition_files(folder)]
+    series = _series_folder(root, symbol, interval)
+    if not series.is_dir():
+        return np.zeros(0, dtype=np.int64)
+    with series_folder_lock(series, exclusive=False):
+        times = [read_parquet_file(p, ["open_time"])["open_time"].to_numpy(dtype=np.int64)
+                 for y, m, folder in local_partitions(root, symbol, interval) if month_overlaps(y, m, start, end)
+                 for p in partition_files(folder)]
     return np.concatenate(times) if times else np.zeros(0, dtype=np.int64)
-
-
-def is_temp_file(name: str) -> bool:
-    """A writer's temporary file (``.<name>.<...>.tmp``): never data, litter once its writer is gone."""
-    return name.startswith(".") and name.endswith(".tmp")
 
 
 def tidy(root: str, symbol: str, interval: str) -> list[str]:
@@ -148,17 +156,25 @@ def tidy(root: str, symbol: str, interval: str) -> list[str]:
 def upsert(root: str, symbol: str, interval: str, df: pd.DataFrame) -> UpsertResult:
     base = Path(root)
     keys = month_key(df["open_time"].to_numpy())
-    added, written = 0, []
-    # Oldest month first: the watermark (newest partition) must never run ahead of
-    # an older month that an interruption left unwritten.
-    for key in np.unique(keys):
-        part = df.loc[keys == key]
-        rel = month_partition(symbol, interval, int(part["open_time"].iloc[0]))
-        folder = base / rel
-        old = _read_partition(folder)
-        merged = merge_frames(old, part)
-        validate_frame(merged, str(folder))
-        _write_partition(folder, merged)
-        added += len(merged) - len(old)
-        written.append(rel)
+    added, written, staged_files = 0, [], []
+    try:
+        for key in np.unique(keys):
+            part = df.loc[keys == key]
+            rel = month_partition(symbol, interval, int(part["open_time"].iloc[0]))
+            folder = base / rel
+            old = _read_partition(folder)
+            merged = merge_frames(old, part)
+            validate_frame(merged, str(folder))
+            staged_files.append((folder, _stage_partition(folder, merged)))
+            added += len(merged) - len(old)
+            written.append(rel)
+        # Oldest month first: the watermark (newest partition) must never run ahead of
+        # an older month that an interruption left unwritten.
+        with series_folder_lock(_series_folder(base, symbol, interval), exclusive=True):
+            while staged_files:
+                _commit_partition(*staged_files[0])
+                staged_files.pop(0)
+    finally:
+        for _, tmp in staged_files:
+            tmp.unlink(missing_ok=True)
     return UpsertResult(added, written)

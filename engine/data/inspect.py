@@ -20,6 +20,7 @@ from .dataset_s3 import partition_values as s3_partition_values, s3_root
 from .dataset_schema import merge_frames, month_key
 from .loader import load_candles
 from .outages import bars, describe, read_outages, unexplained_gaps
+from .s3_session import session_or_default
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def _inspect_local_series(root: Path, symbol: str, interval: str) -> SeriesRepor
 def inspect_path(path: str, *, session: Any = None) -> list[SeriesReport]:
     """One report per series. A single file that fails validation raises DataError (one line)."""
     if is_s3_uri(path):
-        root = s3_root(path)
+        root, session = s3_root(path), session_or_default(session)
         reports = []
         for s in s3_partition_values(root, "symbol", session):
             for i in s3_partition_values(f"{root}symbol={s}/", "interval", session):

@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..storage_layout import is_s3_uri, local_outages_path, outages_key, parse_s3_uri, s3_uri
 from ..timeutil import format_time
 from .s3_errors import s3_error_code, s3_errors
-from .series_lock import s3_client
+from .s3_session import s3_client
 
 Range = tuple[int, "int | None"]
 

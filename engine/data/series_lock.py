@@ -42,6 +42,7 @@ from ..storage_layout import is_s3_uri, local_lock_path, parse_s3_uri, s3_uri, s
 from ..timeutil import format_time
 from .dataset import tidy_series
 from .s3_errors import s3_error_code, s3_errors
+from .s3_session import s3_client
 
 DEFAULT_WAIT_S = 60.0
 LEASE_TTL_MS = 120_000          # an S3 lease of a command-line writer, renewed every third of it
@@ -272,14 +273,6 @@ class S3Lease:
             if s3_error_code(exc) not in _CONFLICT and s3_error_code(exc) not in _MISSING:
                 raise
             # expired and taken over, or already gone: not ours to delete
-
-
-def s3_client(session: Any = None) -> Any:
-    """An S3 client at the endpoint awswrangler uses (``wr.config.s3_endpoint_url``)."""
-    import awswrangler as wr
-    import boto3
-
-    return (session or boto3.Session()).client("s3", endpoint_url=wr.config.s3_endpoint_url)
 
 
 def s3_lease(root: str, symbol: str, interval: str, *, client: Any = None, session: Any = None,
