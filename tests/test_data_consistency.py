@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,130 @@ def test_s3_reader_never_sees_a_mix_during_rewrites(aws_process, bucket, tmp_pat
         _stop(writer, stop)
     assert mixed == 0
     assert len(seen) >= 5, f"the writer committed too few versions during the reads: {sorted(seen)}"
+
+
+_SYNCER = textwrap.dedent("""
+    import sys, pathlib
+    from engine.data.sync import sync_dataset
+    source, dest, stop = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+    while not stop.exists():
+        if sync_dataset(source, dest).copied:
+            print("synced", flush=True)
+""")
+
+
+def test_sync_destination_reader_never_sees_a_mix(aws_process, bucket, tmp_path):
+    """A writer rewrites the S3 series, ``data sync`` copies it down again and again, and a reader of the
+    local copy sees one synced version at a time."""
+    from engine.data.sync import sync_dataset
+
+    root, local = f"s3://{bucket}/candles/", tmp_path / "local"
+    upsert_candles(root, "BTCUSDT", "1h", _version(synthetic_klines(T0, S3_ROWS, "1h"), 1))
+    sync_dataset(root, local)
+    stop = tmp_path / "stop"
+    env = aws_process.subprocess_env()
+    writer = _start_writer(root, stop, S3_ROWS, env=env)
+    syncer = subprocess.Popen([sys.executable, "-c", _SYNCER, root, str(local), str(stop)], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_first_rewrite(writer)
+        _wait_for_first_rewrite(syncer)
+        mixed, seen = 0, set()
+        for _ in range(READS):
+            part_mixed, part_seen = _read_loop(lambda: read_candle_dataset(str(local), symbol="BTCUSDT",
+                                                                           interval="1h")[0], S3_ROWS, reads=1)
+            mixed, seen = mixed + part_mixed, seen | part_seen
+            time.sleep(0.02)  # spread the reads over several syncs
+    finally:
+        _stop(writer, stop)
+        _stop(syncer, stop)
+    assert mixed == 0
+    assert len(seen) >= 3, f"too few synced versions during the reads: {sorted(seen)}"
+
+
+# --------------------------------------------------------------------------- the rules, case by case
+
+def test_generations_name_what_is_committed():
+    from engine.data import generations as g
+
+    def key(month: int, number: int, count: int | None, tag: str = "0a0b0c0d") -> str:
+        name = (f"part-{number:020d}-n{count}-{tag}.snappy.parquet" if count is not None
+                else f"part-{number:020d}-{tag}.snappy.parquet")
+        return f"candles/symbol=BTCUSDT/interval=1h/year=2024/month={month:02d}/{name}"
+
+    jan10, feb10 = key(1, 10, 2), key(2, 10, 2)
+    assert g.committed([feb10, jan10]) == [jan10, feb10] and g.incomplete([jan10, feb10]) == []
+    # A writer at work (or dead) after one of its two objects: readers leave it out.
+    jan20 = key(1, 20, 2)
+    assert g.incomplete([jan10, feb10, jan20]) == [jan20]
+    assert g.committed([jan10, feb10, jan20]) == [jan10, feb10]
+    # Complete, before it deleted what it replaced: all four are read, the newer object wins in each month.
+    feb20 = key(2, 20, 2)
+    assert g.committed([jan10, feb10, jan20, feb20]) == [jan10, jan20, feb10, feb20]
+    # Generation 30 rewrote February only and deleted feb20: 20 is no longer whole, but it is not the
+    # newest, so it was committed (only the newest generation can be incomplete).
+    feb30 = key(2, 30, 1)
+    assert g.incomplete([jan20, feb30]) == [] and g.committed([jan20, feb30]) == [jan20, feb30]
+    # Names written before generations count as complete.
+    legacy = key(1, 5, None)
+    assert g.parse(legacy.rsplit("/", 1)[1]) == g.Part(5, None) and g.committed([legacy]) == [legacy]
+    assert g.parse("zzz.parquet") == g.Part(None, None)
+    # A new generation is above every number in the series and not below the clock.
+    assert g.next_generation([jan20, feb30], now_ns=7) == 31
+    assert g.next_generation([jan20], now_ns=1_000) == 1_000
+    assert g.parse(g.part_name(31, 4)) == g.Part(31, 4)
+
+
+def _parquet_bytes(df) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from engine.data.dataset_schema import SCHEMA, STORED_COLUMNS
+
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(df[list(STORED_COLUMNS)], schema=SCHEMA, preserve_index=False), buf)
+    return buf.getvalue()
+
+
+def test_s3_dead_writers_generation_is_left_out_then_cleared(aws_process, bucket):
+    """A writer killed after the first of its two objects: readers keep the old version, and the next
+    holder of the series lock deletes the orphan before it writes."""
+    from engine.data.series_lock import hold_series
+
+    root = f"s3://{bucket}/candles/"
+    k = synthetic_klines(T0, S3_ROWS, "1h")
+    upsert_candles(root, "BTCUSDT", "1h", _version(k, 1))
+    s3 = aws_process.client("s3")
+    orphan = (f"candles/symbol=BTCUSDT/interval=1h/year=2024/month=01/"
+              f"part-{2 * 10 ** 19:020d}-n2-deadbeef.snappy.parquet")
+    january = _version(k, 2).iloc[:31 * 24]
+    s3.put_object(Bucket=bucket, Key=orphan, Body=_parquet_bytes(january))
+    df, _ = read_candle_dataset(root, symbol="BTCUSDT", interval="1h")
+    assert set(df.volume) == {1.0} and len(df) == S3_ROWS
+    with hold_series(root, "BTCUSDT", "1h", command="test"):
+        pass
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="candles/")["Contents"]]
+    assert orphan not in keys and len(keys) == 2
+    upsert_candles(root, "BTCUSDT", "1h", _version(k, 3))
+    df, _ = read_candle_dataset(root, symbol="BTCUSDT", interval="1h")
+    assert set(df.volume) == {3.0} and len(df) == S3_ROWS
+
+
+def test_local_reader_waits_for_a_commit_and_says_so_when_it_does_not_end(tmp_path, monkeypatch):
+    from engine.data import folder_lock
+    from engine.errors import DataError
+
+    root = tmp_path / "ds"
+    upsert_candles(str(root), "BTCUSDT", "1h", synthetic_klines(T0, 100, "1h"))
+    series = root / "symbol=BTCUSDT/interval=1h"
+    monkeypatch.setattr(folder_lock, "READ_WAIT_S", 0.0)
+    with folder_lock.series_folder_lock(series, exclusive=True):  # a writer renaming its partitions
+        with pytest.raises(DataError, match="a writer has been replacing this series' partitions for 0 s"):
+            read_candle_dataset(str(root), symbol="BTCUSDT", interval="1h")
+    with folder_lock.series_folder_lock(series, exclusive=False):  # readers share it
+        assert len(read_candle_dataset(str(root), symbol="BTCUSDT", interval="1h")[0]) == 100
+        with pytest.raises(DataError, match="readers kept the series busy for 0 s; nothing was replaced"):
+            with folder_lock.series_folder_lock(series, exclusive=True, wait=0.0):
+                pass

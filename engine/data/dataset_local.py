@@ -1,6 +1,6 @@
 """The local backend of the candle dataset: a folder of month partitions, one ``part-0.parquet`` each.
 
-An upsert first writes every new partition file beside its target (:mod:`engine.data.atomic_file`),
+An upsert first writes every new partition file beside its target (:mod:`engine.data.local_write`),
 then renames them all into place, oldest month first, holding the series folder's lock
 exclusively; readers hold it shared (:mod:`engine.data.folder_lock`). A reader therefore sees
 one committed version of the series, never a mix of old and new months.
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..candles import time_filter
 from ..errors import DataError
 from ..storage_layout import local_outages_path, month_partition, series_prefix
-from .atomic_file import is_temp_file, staged
+from .local_write import is_temp_file, staged
 from .checks import validate_frame
 from .dataset_schema import (SCHEMA, STORED_COLUMNS, UpsertResult, check_schema, choose, merge_frames, month_key,
                              month_overlaps, normalise_frame, parse_month, partition_value)

@@ -1,4 +1,6 @@
-"""Files that appear whole: a temporary file made with ``O_EXCL`` under an unpredictable name in the
+"""Local writes: files that appear whole, in a destination folder that exists.
+
+A file is written as a temporary file made with ``O_EXCL`` under an unpredictable name in the
 target's own folder (``tempfile.mkstemp``), written through its descriptor, fsynced, then
 renamed over the target.
 
@@ -15,6 +17,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
+
+from ..errors import UserError
 
 
 def is_temp_file(name: str) -> bool:
@@ -48,3 +52,16 @@ def write_atomic(target: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def make_folder(path: Path, what: str) -> Path:
+    """``path`` as an existing folder (created if missing); one UserError naming ``what`` otherwise."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise UserError(f"{what} {path}: cannot create the folder ({(exc.strerror or str(exc)).lower()})") from None
+    if not path.is_dir():
+        raise UserError(f"{what} {path}: is a file or device, not a folder")
+    return path
