@@ -21,7 +21,7 @@ from ..errors import DataError
 from ..storage_layout import local_outages_path, month_partition, series_prefix
 from .local_write import is_temp_file, staged
 from .checks import validate_frame
-from .dataset_schema import (SCHEMA, STORED_COLUMNS, UpsertResult, check_schema, choose, merge_frames, month_key,
+from .dataset_schema import (SCHEMA, STORED_COLUMNS, UpsertResult, check_schema, merge_frames, month_key,
                              month_overlaps, normalise_frame, parse_month, partition_value)
 from .folder_lock import series_folder_lock
 
@@ -91,15 +91,22 @@ def _series_folder(root: str | Path, symbol: str, interval: str) -> Path:
     return Path(root) / series_prefix(symbol, interval)
 
 
-def read(root: str, symbol: str | None, interval: str | None, start: int | None,
-         end: int | None) -> tuple[pd.DataFrame, str]:
+def series_names(root: str) -> list[tuple[str, str]]:
+    """Every (symbol, interval) folder pair of the dataset, sorted."""
     base = Path(root)
     if not base.is_dir():
         raise DataError(f"{root}: no such folder")
-    symbol = choose(partition_values(base, "symbol"), symbol, "symbol", root)
-    interval = choose(partition_values(base / f"symbol={symbol}", "interval"), interval, "interval", root)
-    with series_folder_lock(_series_folder(base, symbol, interval), exclusive=False):
-        files = [f for y, m, folder in local_partitions(base, symbol, interval) if month_overlaps(y, m, start, end)
+    return [(s, i) for s in partition_values(base, "symbol") for i in partition_values(base / f"symbol={s}", "interval")]
+
+
+def read(root: str, symbol: str, interval: str, start: int | None, end: int | None) -> pd.DataFrame | None:
+    """The series' candles in ``[start, end)`` from the month partitions that range touches; None when the
+    dataset has no such series."""
+    series = _series_folder(root, symbol, interval)
+    if not series.is_dir():
+        return None
+    with series_folder_lock(series, exclusive=False):
+        files = [f for y, m, folder in local_partitions(root, symbol, interval) if month_overlaps(y, m, start, end)
                  for f in partition_files(folder)]
         # One Arrow concatenation and one normalisation for all months: per-file pandas
         # conversion cost more than reading the files.
@@ -111,7 +118,7 @@ def read(root: str, symbol: str | None, interval: str | None, start: int | None,
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DataError(f"{root}: partition files disagree on column types ({str(exc).splitlines()[0]})") from None
         frame = normalise_frame(table.to_pandas(), root)
-    return time_filter(merge_frames(frame), start, end), symbol
+    return time_filter(merge_frames(frame), start, end)
 
 
 def last_open_time(root: str, symbol: str, interval: str) -> int | None:

@@ -20,7 +20,7 @@ from ..candles import time_filter
 from ..errors import DataError
 from ..storage_layout import PARTITION_COLUMNS, month_partition, series_prefix
 from .checks import validate_frame
-from .dataset_schema import (STORED_COLUMNS, UpsertResult, check_frame_dtypes, choose, merge_frames, month_key,
+from .dataset_schema import (STORED_COLUMNS, UpsertResult, check_frame_dtypes, merge_frames, month_key,
                              month_overlaps, normalise_frame, parse_month, partition_value)
 from .generations import committed, incomplete, next_generation, part_name
 from .s3_errors import describe_s3_error, s3_error_code, s3_errors
@@ -132,17 +132,22 @@ def read_months(root: str, symbol: str, interval: str, months: set[tuple[int, in
     return df if columns is not None else normalise_frame(df, root)
 
 
-def read(root: str, symbol: str | None, interval: str | None, start: int | None, end: int | None,
-         session: Any) -> tuple[pd.DataFrame, str]:
+def series_names(root: str, session: Any) -> list[tuple[str, str]]:
+    """Every (symbol, interval) folder pair of the dataset, sorted."""
+    root, session = s3_root(root), session_or_default(session)
+    return [(s, i) for s in partition_values(root, "symbol", session)
+            for i in partition_values(f"{root}symbol={s}/", "interval", session)]
+
+
+def read(root: str, symbol: str, interval: str, start: int | None, end: int | None,
+         session: Any) -> pd.DataFrame | None:
+    """The series' candles in ``[start, end)`` from the month partitions that range touches; None when the
+    dataset has no object of that series."""
     session = session_or_default(session)
     root = s3_root(root)
-    # A named series is read without listing the dataset's folders: those listings only serve
-    # to choose a series, or to say which ones exist.
-    listed = series_files(root, symbol, interval, session) if symbol and interval else {}
+    listed = series_files(root, symbol, interval, session)
     if not listed:
-        symbol = choose(partition_values(root, "symbol", session), symbol, "symbol", root)
-        interval = choose(partition_values(f"{root}symbol={symbol}/", "interval", session), interval, "interval",
-                          root)
+        return None
 
     def attempt() -> pd.DataFrame:
         nonlocal listed
@@ -150,7 +155,7 @@ def read(root: str, symbol: str | None, interval: str | None, start: int | None,
         return read_months(root, symbol, interval, None, start, end, session, files=files)
 
     df = _consistent(root + series_prefix(symbol, interval), attempt)
-    return time_filter(merge_frames(df), start, end), symbol
+    return time_filter(merge_frames(df), start, end)
 
 
 def last_open_time(root: str, symbol: str, interval: str, session: Any) -> int | None:

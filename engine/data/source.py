@@ -28,4 +28,5 @@ def load_data(spec: DataSpec) -> Candles:
                                 f"the {spec.synthetic_bars} synthetic bars run from "
                                 f"{format_time(int(first))} to {format_time(int(last))} UTC")
         return candles
-    return load_candles(spec.source, symbol=spec.symbol, interval=spec.interval, start=start, end=end)
+    return load_candles(spec.source, symbol=spec.symbol, interval=spec.interval, start=start, end=end,
+                        max_bytes=spec.max_input_bytes)

@@ -19,6 +19,7 @@ class DataSpec:
     end: str | None = None
     synthetic_bars: int = 70_080
     seed: int = 42
+    max_input_bytes: int | None = None  # None: engine.data.candle_file.MAX_INPUT_BYTES
 
     @classmethod
     def from_config(cls, cfg: Any, override: str | None = None) -> "DataSpec":

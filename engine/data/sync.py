@@ -141,7 +141,7 @@ def sync_dataset(source: str, dest: str | Path, *, symbol: str | None = None, in
         raise UserError(f"sync: {symbol!r} is not a Binance symbol (pattern {SYMBOL_PATTERN}, like BTCUSDT)")
     if interval is not None and interval not in INTERVAL_MS:
         raise UserError(f"sync: {interval!r} is not a kline interval; expected one of {', '.join(INTERVAL_MS)}")
-    dest = make_folder(Path(dest), "sync: destination")
+    dest = make_folder(Path(dest), "sync destination")
     root_key = key if not key or key.endswith("/") else key + "/"
     prefix = root_key
     if symbol is not None:
