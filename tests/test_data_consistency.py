@@ -156,6 +156,7 @@ def test_sync_destination_reader_never_sees_a_mix(aws_process, bucket, tmp_path)
 # --------------------------------------------------------------------------- the rules, case by case
 
 def test_generations_name_what_is_committed():
+    """The worked example of docs/semantics.md, "Data"."""
     from engine.data import generations as g
 
     def key(month: int, number: int, count: int | None, tag: str = "0a0b0c0d") -> str:
@@ -176,6 +177,9 @@ def test_generations_name_what_is_committed():
     # newest, so it was committed (only the newest generation can be incomplete).
     feb30 = key(2, 30, 1)
     assert g.incomplete([jan20, feb30]) == [] and g.committed([jan20, feb30]) == [jan20, feb30]
+    # Generation 40 was killed after January: left out, while 20 and 30 stay whole.
+    jan40 = key(1, 40, 2)
+    assert g.incomplete([jan20, jan40, feb30]) == [jan40] and g.committed([jan20, jan40, feb30]) == [jan20, feb30]
     # Names written before generations count as complete.
     legacy = key(1, 5, None)
     assert g.parse(legacy.rsplit("/", 1)[1]) == g.Part(5, None) and g.committed([legacy]) == [legacy]
