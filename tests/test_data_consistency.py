@@ -81,18 +81,21 @@ def _stop(proc: subprocess.Popen, stop: Path) -> str:
     return err
 
 
-def test_local_reader_never_sees_a_mix_during_rewrites(tmp_path):
-    root = str(tmp_path / "ds")
-    upsert_candles(root, "BTCUSDT", "1h", _version(synthetic_klines(T0, LOCAL_ROWS, "1h"), 1))
-    stop = tmp_path / "stop"
-    writer = _start_writer(root, stop, LOCAL_ROWS)
+def _reads_during_rewrites(root: str, rows: int, stop: Path, env=None) -> None:
+    """Store version 1, start the rewriting process, read READS times while it works, then stop it."""
+    upsert_candles(root, "BTCUSDT", "1h", _version(synthetic_klines(T0, rows, "1h"), 1))
+    writer = _start_writer(root, stop, rows, env=env)
     try:
         _wait_for_first_rewrite(writer)
-        mixed, seen = _read_loop(lambda: read_candle_dataset(root, symbol="BTCUSDT", interval="1h")[0], LOCAL_ROWS)
+        mixed, seen = _read_loop(lambda: read_candle_dataset(root, symbol="BTCUSDT", interval="1h")[0], rows)
     finally:
         _stop(writer, stop)
     assert mixed == 0
     assert len(seen) >= 5, f"the writer committed too few versions during the reads: {sorted(seen)}"
+
+
+def test_local_reader_never_sees_a_mix_during_rewrites(tmp_path):
+    _reads_during_rewrites(str(tmp_path / "ds"), LOCAL_ROWS, tmp_path / "stop")
 
 
 @pytest.fixture
@@ -101,17 +104,7 @@ def bucket(aws_process):
 
 
 def test_s3_reader_never_sees_a_mix_during_rewrites(aws_process, bucket, tmp_path):
-    root = f"s3://{bucket}/candles/"
-    upsert_candles(root, "BTCUSDT", "1h", _version(synthetic_klines(T0, S3_ROWS, "1h"), 1))
-    stop = tmp_path / "stop"
-    writer = _start_writer(root, stop, S3_ROWS, env=aws_process.subprocess_env())
-    try:
-        _wait_for_first_rewrite(writer)
-        mixed, seen = _read_loop(lambda: read_candle_dataset(root, symbol="BTCUSDT", interval="1h")[0], S3_ROWS)
-    finally:
-        _stop(writer, stop)
-    assert mixed == 0
-    assert len(seen) >= 5, f"the writer committed too few versions during the reads: {sorted(seen)}"
+    _reads_during_rewrites(f"s3://{bucket}/candles/", S3_ROWS, tmp_path / "stop", env=aws_process.subprocess_env())
 
 
 _SYNCER = textwrap.dedent("""
