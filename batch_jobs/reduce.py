@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from engine.cpus import available_cpus
-from engine.datasource import DataSpec, load_data
+from engine.data.source import load_data
+from engine.data.spec import DataSpec
 from engine.errors import UserError
 from engine.grid import build_grid
 from engine.pipeline import RunInputs, finish_run

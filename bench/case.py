@@ -16,7 +16,7 @@ def main() -> None:
     rules = sys.argv[6] if len(sys.argv) > 6 else ""
     from bench.cases import data_spec, grid, peak_rss_mb
     from engine.config import parse_config
-    from engine.datasource import load_data
+    from engine.data.source import load_data
     from engine.sweep import run_sweep
 
     spec = data_spec(kind, n)

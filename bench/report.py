@@ -25,7 +25,8 @@ from pathlib import Path
 
 from bench.cases import REAL_15M
 from engine.config import DEFAULT_CONFIG, load_config, parse_config
-from engine.datasource import DataSpec, load_data
+from engine.data.source import load_data
+from engine.data.spec import DataSpec
 from engine.grid import build_grid
 from engine.pipeline import RunInputs, run_stages, stages
 from engine.report.run_folder import write_run_folder

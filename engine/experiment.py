@@ -18,7 +18,8 @@ import pandas as pd
 from .candles import Candles
 from .config import Config
 from .cpus import available_cpus
-from .datasource import DataSpec, load_data
+from .data.source import load_data
+from .data.spec import DataSpec
 from .errors import ResourceError
 from .grid import Grid, build_grid
 from .pipeline import STAGES, RunInputs, RunResults, run_stages, stages

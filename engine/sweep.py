@@ -200,7 +200,7 @@ def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None]
     """
     from numba.core import event
 
-    from .synthetic import generate_candles
+    from .data.synthetic import generate_candles
 
     candles = generate_candles(PREPARE_BARS, seed=1)
     watch = _first_compile_listener(on_compile)

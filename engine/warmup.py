@@ -25,7 +25,7 @@ from .fast.runner import detail, sweep
 from .grid import build_grid
 from .pipeline import RunInputs, run_pipeline
 from .strategies import ALIASES
-from .synthetic import generate_candles
+from .data.synthetic import generate_candles
 
 #: every window kind and the CSCV passes, on the warm-up's 600 bars
 VALIDATION = {"holdout": 0.3, "walk_forward": {"train": 200, "test": 100}, "cscv": {"blocks": 4}}

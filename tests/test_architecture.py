@@ -38,12 +38,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("engine",)),
 )
 #: The foundation: small modules every layer may use (types, units, helpers), importing none above them.
-FOUNDATION = ("candles", "child_process", "cpus", "errors", "execution", "grid_budget", "jsonio", "metrics",
-              "position_rules", "ranking", "result", "run_id", "signals", "storage_layout", "timeutil", "trade")
-#: Modules that belong to a package they do not live in yet (the data package absorbs them).
-MEMBERS = {"engine.loader": "engine.data", "engine.datasource": "engine.data", "engine.synthetic": "engine.data",
-           "engine.candle_checks": "engine.data"}
-
+FOUNDATION = ("candles", "child_process", "cpus", "errors", "execution", "filenames", "grid_budget", "jsonio",
+              "metrics", "position_rules", "ranking", "result", "run_id", "signals", "storage_layout", "timeutil", "trade")
 LAYER = {unit: i for i, (_, units) in enumerate(LAYERS) for unit in units}
 
 
@@ -90,8 +86,6 @@ def unit_of(module: str) -> str:
     if parts[0] != "engine" or len(parts) == 1:
         return parts[0]
     top = ".".join(parts[:2])
-    if top in MEMBERS:
-        return MEMBERS[top]
     if (ENGINE / parts[1]).is_dir() or top in LAYER:
         return top
     return "engine" if parts[1] in FOUNDATION else top

@@ -90,7 +90,7 @@ def console(aws, args: list, cwd: Path, **env: str) -> subprocess.CompletedProce
 
 
 def test_user_strategy_modules_travel_with_the_run_and_jobs_import_them(aws, tmp_path):
-    from engine.synthetic import generate_candles
+    from engine.data.synthetic import generate_candles
 
     work = write_package(tmp_path / "work")
     bucket = aws.new_bucket()

@@ -351,13 +351,13 @@ def test_the_default_config_states_the_seeds_two_percent_stop():
 
 def test_a_minimal_config_equals_the_model_defaults():
     """The key table's defaults and the frozen dataclasses' agree: nothing is defaulted in two places."""
-    from engine.config import Config, DataConfig, ReportConfig
+    from engine.config import Config, DataSpec, ReportConfig
     from engine.execution import Execution
 
     c = parse_config(cfg())
     model = Config(strategies=c.strategies)  # every other field from the dataclasses' own defaults
     assert c == model
-    assert (c.data, c.execution, c.report) == (DataConfig(), Execution(), ReportConfig())
+    assert (c.data, c.execution, c.report) == (DataSpec(), Execution(), ReportConfig())
     assert c.defaults >= {"risk.stop_loss", "data.source", "report.runs", "portfolio.capital"}
 
 

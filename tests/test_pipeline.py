@@ -15,7 +15,7 @@ from engine.errors import ConfigError
 from engine.grid import build_grid
 from engine.pipeline import STAGES, RunInputs, RunState, finish_run, run_pipeline, run_stages, stages
 from engine.report.run_folder import write_run_folder
-from engine.synthetic import generate_candles
+from engine.data.synthetic import generate_candles
 
 BARS = 3_000
 DOC = {"experiment": {"name": "pipe"}, "data": {"synthetic_bars": BARS, "seed": 9},

@@ -11,7 +11,8 @@ import yaml
 
 from engine.grid import build_grid
 from engine.config import parse_config
-from engine.datasource import DataSpec, load_data
+from engine.data.source import load_data
+from engine.data.spec import DataSpec
 from engine.sweep import run_sweep
 
 README = Path(__file__).resolve().parent.parent / "README.md"

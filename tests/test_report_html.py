@@ -20,7 +20,7 @@ from engine.report.trades_csv import write_trades_csv
 from engine.timeutil import iso_times as iso_utc
 from engine.grid import build_grid
 from engine.pipeline import RunInputs, run_pipeline
-from engine.synthetic import generate_candles
+from engine.data.synthetic import generate_candles
 from engine.trade import Trade
 from fakes.cli import run_cli
 

@@ -20,7 +20,7 @@ from backtest_cli import main
 from engine.grid import build_grid
 from engine.config import parse_config_text
 from engine.reference import BacktestingEngine
-from engine.synthetic import generate_candles
+from engine.data.synthetic import generate_candles
 from fakes.reports import stable_tree
 
 BARS = 6_000

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from backtest_cli import main
-from engine.loader import load_candles
+from engine.data.loader import load_candles
 
 REPO = Path(__file__).resolve().parent.parent
 BACKTEST = Path(sys.executable).parent / "backtest"

@@ -10,11 +10,12 @@ The grid is not part of the config: its caller expands it (``engine.grid.build_g
 """
 
 from .effective import effective_config
-from .model import (Config, CscvConfig, DataConfig, LimitsConfig, ReportConfig, Span, StrategyGrid, ValidationConfig,
+from ..data.spec import DataSpec
+from .model import (Config, CscvConfig, LimitsConfig, ReportConfig, Span, StrategyGrid, ValidationConfig,
                     WalkForwardConfig)
 from .parse import DEFAULT_CONFIG, load_config, parse_config, parse_config_text
 from .read import decode_config, read_config_bytes
 
-__all__ = ["Config", "CscvConfig", "DataConfig", "LimitsConfig", "ReportConfig", "Span", "StrategyGrid",
+__all__ = ["Config", "CscvConfig", "DataSpec", "LimitsConfig", "ReportConfig", "Span", "StrategyGrid",
            "ValidationConfig", "WalkForwardConfig", "DEFAULT_CONFIG", "load_config", "parse_config",
            "parse_config_text", "decode_config", "read_config_bytes", "effective_config"]

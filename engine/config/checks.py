@@ -104,6 +104,15 @@ def interval(key: str, value: Any) -> str:
     return text
 
 
+def symbol(key: str, value: Any) -> str:
+    """A Binance symbol (it names dataset folders), upper-cased like ``--symbol``."""
+    text = string(key, value)
+    if not binance.is_symbol(text.upper()):
+        raise ConfigError(f"{key}: {_show(value)} is not a Binance symbol (pattern {binance.SYMBOL_PATTERN}, "
+                          "like BTCUSDT)")
+    return text.upper()
+
+
 def span(key: str, value: Any) -> Span:
     """A window length: a duration (``30d``: m, h, d or w) or a bar count."""
     if isinstance(value, str):

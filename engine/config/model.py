@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..datasource import DataConfig
+from ..data.spec import DataSpec
 from ..errors import ConfigError
 from ..execution import Execution
 from ..grid_budget import DEFAULT_MAX_COMBINATIONS
@@ -100,7 +100,7 @@ class ValidationConfig:
 @dataclass(frozen=True)
 class Config:
     name: str = "experiment"
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataSpec = field(default_factory=DataSpec)  # the data section is what the data layer loads
     execution: Execution = field(default_factory=Execution)
     # position rules: each a tuple of the values to sweep (one value: not swept; None: the rule is off)
     stop_loss: tuple[float | None, ...] = (None,)

@@ -24,7 +24,8 @@ from ..strategies import Strategy, did_you_mean, get_strategy, strategy_path
 from ..strategies.base import coerce_param
 from ..timeutil import check_range, parse_time
 from . import checks
-from .model import (Config, CscvConfig, DataConfig, LimitsConfig, ReportConfig, StrategyGrid, ValidationConfig,
+from ..data.spec import DataSpec
+from .model import (Config, CscvConfig, LimitsConfig, ReportConfig, StrategyGrid, ValidationConfig,
                     WalkForwardConfig)
 from .read import decode_config, read_config_bytes
 from .safe_yaml import load_yaml
@@ -120,6 +121,8 @@ def check_value(key: Key, value: Any) -> Any:
         return checks.time(p, value)
     if t == "interval":
         return checks.interval(p, value)
+    if t == "symbol":
+        return checks.symbol(p, value)
     if t == "span":
         return checks.span(p, value)
     raise AssertionError(f"no check for type {t!r}")
@@ -272,9 +275,9 @@ def _check_int_params(sname: str, specs: dict, values: tuple[tuple[str, tuple[An
 
 def _build(doc: dict, v: dict[str, Any], axes: dict[str, tuple], grids: tuple[StrategyGrid, ...], d: _Document,
            defaults: frozenset[str]) -> Config:
-    data = DataConfig(source=v["data.source"], symbol=v["data.symbol"], interval=v["data.interval"],
-                      start=v["data.start"], end=v["data.end"], synthetic_bars=v["data.synthetic_bars"],
-                      seed=v["data.seed"])
+    data = DataSpec(source=v["data.source"], symbol=v["data.symbol"], interval=v["data.interval"],
+                    start=v["data.start"], end=v["data.end"], synthetic_bars=v["data.synthetic_bars"],
+                    seed=v["data.seed"], max_input_bytes=v["data.max_input_bytes"])
     execution = Execution(capital=v["portfolio.capital"], commission=v["execution.commission"],
                           slippage=v["execution.slippage"], fill=v["execution.fill"])
     report = ReportConfig(top_k=v["report.top_k"], rank_by=v["report.rank_by"], min_trades=v["report.min_trades"],

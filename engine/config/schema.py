@@ -52,7 +52,7 @@ class Section:
 @dataclass(frozen=True)
 class Key:
     path: str  # section.key
-    type: str  # str | int | float | bool | choice | time | interval | span | strategies
+    type: str  # str | int | float | bool | choice | time | interval | symbol | span | strategies
     default: Any = None
     low: float | None = None
     high: float | None = None
@@ -94,7 +94,7 @@ KEYS: tuple[Key, ...] = (
     Key("experiment.name", "str", "experiment", nullable=False, doc="names the run folder"),
     Key("data.source", "str", "synthetic", nullable=False,
         doc="synthetic, a CSV/Parquet file, a dataset folder or s3://bucket/candles/ (alias: data.path)"),
-    Key("data.symbol", "str", doc="the symbol to read from a dataset holding several",
+    Key("data.symbol", "symbol", doc="the symbol to read from a dataset holding several",
         off="the data's only symbol"),
     Key("data.interval", "interval", doc="the interval to read", off="inferred from the data"),
     Key("data.start", "time", doc="first candle time, UTC, inclusive", off="from the first candle"),
@@ -102,6 +102,8 @@ KEYS: tuple[Key, ...] = (
     Key("data.synthetic_bars", "int", 70_080, low=2, high=SYNTHETIC_BARS_MAX, nullable=False,
         doc="synthetic data only: number of candles"),
     Key("data.seed", "int", 42, low=0, nullable=False, doc="synthetic data only: its random seed"),
+    Key("data.max_input_bytes", "int", None, low=1, high=2**50, doc="a candle file's size once decompressed",
+        off="1 GiB"),
     Key("execution.commission", "float", 0.001, low=0, high=0.1, high_open=True, nullable=False,
         doc="fraction of notional, per fill"),
     Key("execution.slippage", "float", 0.0005, low=0, high=0.1, high_open=True, nullable=False,
