@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from batch_jobs import strategy_code as sc
-from engine.data.dataset_io import upsert_candles
+from engine.data.dataset import upsert_candles
 from engine.errors import UserError
 from fakes.cli_process import command
 from fakes.moto_server import aws, moto_aws  # noqa: F401  (fixtures)
