@@ -15,6 +15,7 @@ from .config import Config
 from .cpus import available_cpus
 from .datasource import DataSpec, load_data
 from .errors import ResourceError
+from .fast.units import announce as announce_compiles
 from .report.index import write_index
 from .report.run_folder import (PartialRunFolder, disk_full_error, estimate_run_folder_bytes, is_disk_full,
                                 trade_lines_in_report, write_run_folder)
@@ -39,6 +40,13 @@ class RunObserver:
 
     def compiled(self, seconds: float) -> None:
         """Compilation (announced by :meth:`compiling`) is over."""
+
+    def compile_started(self, what: str, why: str) -> None:
+        """Something starts compiling, before the sweep or during it: ``what`` (e.g. "trend_rsi's
+        rule (the rule, long entry scan)") and ``why`` (e.g. "its rule changed")."""
+
+    def compile_finished(self, what: str, seconds: float) -> None:
+        """The compile announced by :meth:`compile_started` is over."""
 
     def sweep_started(self, total: int) -> Progress | None:
         """The sweep of ``total`` combinations starts now; return a progress callback or None."""
@@ -74,6 +82,12 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
     """Load, sweep, then write ``out_root/<run_id>/`` through a hidden partial folder renamed into place when
     complete (``engine.report.run_folder.PartialRunFolder``)."""
     obs = observer or RunObserver()
+    with announce_compiles(obs.compile_started, obs.compile_finished):
+        return _run(cfg, spec, out_root, engine, workers, run_id, candles, obs)
+
+
+def _run(cfg: Config, spec: DataSpec, out_root: Path, engine: str, workers: int | None, run_id: str | None,
+         candles: Candles | None, obs: RunObserver) -> ExperimentResult:
     t0 = time.perf_counter()
     # PNG charts render on worker processes forked now, before numba starts its threads.
     pool = ChartPool(workers or cfg.workers or available_cpus()) if cfg.report.png else nullcontext(None)

@@ -1,0 +1,423 @@
+"""Compiled units of the fast path: generated once, named after everything compiled into them,
+compiled on first use, cached on disk, announced while they compile.
+
+Three kinds of unit (the README's "The fast path" says why):
+
+* the loop (``engine.fast.loop``): one per machine, for every strategy;
+* a rule unit per strategy (``engine.fast.rule_unit``): its rule on one bar and its tight loops;
+* an indicator unit per definition (``engine.fast.indicator_unit``): its step in a chunk loop.
+
+Each is a real module file whose name carries a hash of its source, of the kernel modules it
+compiles in, of the source of the rule or step and of every ``@njit`` function those call (found
+through their globals and closures, recursively), of the plain constants they read (numba freezes
+globals at compile time), and of the numba version. Editing any of them produces a new file and
+therefore a fresh compilation, never a stale cached one.
+
+A unit's functions compile when a sweep first needs them (a long-only sweep never compiles the
+short side), under a file lock, so two processes that need the same function compile it once.
+Before it compiles, the listener installed with :func:`announce` hears what compiles and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numba
+import numpy as np
+from numba.core import event
+from numba.core.ccallback import CFunc
+from numba.core.sigutils import normalize_signature
+
+from ..indicators import Definition
+from ..strategies import Strategy
+from . import indicator_unit, native, rule_unit
+
+_HERE = Path(__file__).resolve().parent
+#: modules compiled into every unit (their text is part of every unit's name)
+KERNEL_FILES = [_HERE / "loop.py", _HERE / "account.py", _HERE / "native.py", _HERE / "state.py",
+                _HERE / "rule_unit.py", _HERE / "indicator_unit.py", _HERE.parent / "signals.py"]
+CFUNC_OPTIONS = {"error_model": "numpy", "nogil": True, "_nrt": False}
+
+Listener = Callable[[str, str], None]
+_listeners: list[tuple[Listener, Callable[[str, float], None]]] = []
+_modules: dict[str, types.ModuleType] = {}
+_cfuncs: dict[tuple[str, str], CFunc] = {}
+_compiled_loop: set[tuple] = set()
+
+
+@contextlib.contextmanager
+def announce(started: Listener, finished: Callable[[str, float], None] = lambda what, s: None) -> Iterator[None]:
+    """While inside, ``started(what, why)`` is called before anything compiles (``what``: e.g.
+    "trend_rsi's rule (the rule, long entry scan)"; ``why``: e.g. "its rule changed") and
+    ``finished(what, seconds)`` after: the units here, and any other numba function (the CSCV
+    passes of validation, a user's helper) the moment numba starts compiling it."""
+    _listeners.append((started, finished))
+    if len(_listeners) == 1:
+        event.register("numba:compile", _OTHERS)
+    try:
+        yield
+    finally:
+        _listeners.remove((started, finished))
+        if not _listeners:
+            event.unregister("numba:compile", _OTHERS)
+
+
+_busy: list[str] = []  # the unit compiling now (numba's own events inside it are part of it)
+
+
+@contextlib.contextmanager
+def _compiling(what: str, why: str) -> Iterator[None]:
+    for started, _ in list(_listeners):
+        started(what, why)
+    t = time.perf_counter()
+    _busy.append(what)
+    try:
+        yield
+    finally:
+        _busy.pop()
+    for _, finished in list(_listeners):
+        finished(what, time.perf_counter() - t)
+
+
+class _OtherCompiles(event.Listener):
+    """Announces a numba compile that no unit announced: the outermost function of each."""
+
+    def __init__(self):
+        self.depth, self.what, self.t = 0, None, 0.0
+
+    def on_start(self, ev) -> None:
+        self.depth += 1
+        if self.depth == 1 and not _busy:
+            py = getattr(ev.data.get("dispatcher"), "py_func", None)
+            self.what = f"{getattr(py, '__module__', '?')}.{getattr(py, '__qualname__', '?')}"
+            self.t = time.perf_counter()
+            for started, _ in list(_listeners):
+                started(self.what, "first run on this machine, or its code changed")
+
+    def on_end(self, ev) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.what is not None:
+            what, self.what = self.what, None
+            for _, finished in list(_listeners):
+                finished(what, time.perf_counter() - self.t)
+
+
+_OTHERS = _OtherCompiles()
+
+
+# --- names ------------------------------------------------------------------------------------
+
+
+def _is_constant(x) -> bool:
+    if isinstance(x, (bool, int, float, complex, str, bytes, type(None))):
+        return True
+    return isinstance(x, tuple) and all(_is_constant(y) for y in x)
+
+
+def _names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names) | set(code.co_freevars)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def dependency_sources(fn) -> list[str]:
+    """The source of ``fn`` (a Python function or an @njit dispatcher) and of every @njit
+    function it reaches through its globals or closure, recursively, with the plain
+    constants they read. Deterministic order."""
+    out: list[str] = []
+    seen: set[int] = set()
+
+    def visit(f) -> None:
+        f = getattr(f, "py_func", f)
+        if not isinstance(f, types.FunctionType) or id(f) in seen:
+            return
+        seen.add(id(f))
+        try:
+            out.append(f"{f.__module__}.{f.__qualname__}\n{inspect.getsource(f)}")
+        except (OSError, TypeError):
+            out.append(f"{f.__module__}.{f.__qualname__}\n{f.__code__.co_code.hex()}")
+        names = _names(f.__code__)
+        scope = dict(f.__globals__)
+        if f.__closure__:
+            for name, cell in zip(f.__code__.co_freevars, f.__closure__):
+                try:
+                    scope[name] = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
+        for name in sorted(names):
+            if name not in scope:
+                continue
+            obj = scope[name]
+            if isinstance(obj, types.ModuleType):  # mod.helper: follow the attributes the code names
+                for attr in sorted(names):
+                    member = getattr(obj, attr, None)
+                    if hasattr(member, "py_func"):
+                        visit(member)
+            elif hasattr(obj, "py_func"):
+                visit(obj)
+            elif _is_constant(obj):
+                out.append(f"{f.__module__}.{name} = {obj!r}")
+
+    visit(fn)
+    return out
+
+
+_kernel_digest: str | None = None
+
+
+def _kernel_text() -> str:
+    global _kernel_digest
+    if _kernel_digest is None:
+        h = hashlib.sha256(numba.__version__.encode())
+        for path in KERNEL_FILES:
+            h.update(path.read_bytes())
+        _kernel_digest = h.hexdigest()
+    return _kernel_digest
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join([_kernel_text(), *parts]).encode()).hexdigest()[:16]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+
+
+def loop_name() -> str:
+    return f"bt_loop_{_digest('loop')}"
+
+
+def rule_unit_name(strategy: type[Strategy], source: str | None = None) -> str:
+    """The rule unit's module name: the strategy's name and a hash of everything compiled into it."""
+    source = rule_unit.source(strategy) if source is None else source
+    return f"bt_rule_{_safe(strategy.name)}_{_digest(source, *dependency_sources(strategy.binding().rule))}"
+
+
+def indicator_unit_name(d: Definition, source: str | None = None) -> str:
+    source = indicator_unit.source(d) if source is None else source
+    return f"bt_ind_{_safe(d.name)}_{_digest(source, *dependency_sources(d.step))}"
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def kernel_dir() -> Path:
+    """Generated units live beside numba's cache (NUMBA_CACHE_DIR when set), else in ~/.cache.
+
+    When that folder cannot be written (a foreign uid, a read-only home), a temp folder private
+    to this uid: generated code is imported, so a folder another user controls is never used.
+    """
+
+    def writable(path: Path, mode: int = 0o777) -> bool:
+        try:
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
+            probe = path / f".probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+            return True
+        except OSError:
+            return False
+
+    home = Path(os.path.expanduser("~"))  # stays "~" when the uid has no home
+    base = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else home / ".cache" / "backtest-engine"
+    shared = base / "kernels"
+    if shared.is_absolute() and writable(shared):
+        return shared
+    private = Path(tempfile.gettempdir()) / f"backtest-engine-kernels-{os.getuid()}"
+    if writable(private, 0o700) and private.stat().st_uid == os.getuid():
+        return private
+    raise OSError(f"no writable folder for generated kernels: {shared} nor {private}")
+
+
+def _module(name: str, source: str) -> types.ModuleType:
+    """Import the generated module ``name`` (writing it first if missing)."""
+    module = _modules.get(name)
+    if module is not None:
+        return module
+    path = kernel_dir() / f"{name}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)  # atomic: concurrent processes never import a half-written file
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _modules[name] = module
+    return module
+
+
+@contextlib.contextmanager
+def _lock(name: str) -> Iterator[None]:
+    """One process at a time compiles a unit; the others then load what it cached."""
+    with open(kernel_dir() / f"{name}.lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _others(prefix: str, name: str) -> bool:
+    """Another version of this unit was generated before (so this one is an edit)."""
+    return any(p.stem != name for p in kernel_dir().glob(f"{prefix}*.py"))
+
+
+# --- cfuncs -----------------------------------------------------------------------------------
+
+
+def _in_cache(cache, sig, target_context) -> bool:
+    """Whether numba's disk cache holds ``sig`` (the lookup its load does, without loading)."""
+    try:
+        target_context.refresh()
+        key = cache._index_key(sig, target_context.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - an unreadable index is simply a miss
+        return False
+
+
+def _cfuncs_of(module: types.ModuleType, wanted: dict[str, object], what: str, why: Callable[[], str]) -> dict:
+    """Addresses of ``module``'s functions ``wanted`` (name -> C signature), compiled when missing."""
+    if all((module.__name__, fn) in _cfuncs for fn in wanted):
+        return {fn: _cfuncs[module.__name__, fn].address for fn in wanted}
+    todo = {}
+    for fn, sig in wanted.items():
+        if (module.__name__, fn) not in _cfuncs:
+            cf = CFunc(getattr(module, fn), normalize_signature(sig), locals={}, options=dict(CFUNC_OPTIONS))
+            cf.enable_caching()
+            todo[fn] = cf
+    if todo:
+        missing = [fn for fn, cf in todo.items()
+                   if not _in_cache(cf._cache, cf._sig, cf._targetdescr.target_context)]
+        scope = _compiling(f"{what} ({', '.join(_LABELS.get(f, f) for f in missing)})", why()) if missing \
+            else contextlib.nullcontext()
+        with scope, _lock(module.__name__):
+            for fn, cf in todo.items():
+                cf.compile()
+                _cfuncs[module.__name__, fn] = cf
+    return {fn: _cfuncs[module.__name__, fn].address for fn in wanted}
+
+
+_LABELS = {"bar": "the rule", "scan_long": "long entry scan", "scan_short": "short entry scan",
+           "scan_both": "entry scan, both sides", "chunk1": "one at a time", "chunk4": "four at a time"}
+for _side in ("long", "short"):
+    for _both, _b in (("", ""), ("_both", " under both")):
+        _LABELS[f"hold_{_side}{_both}"] = f"{_side} hold loop{_b}"
+        _LABELS[f"hold_{_side}{_both}_m"] = f"{_side} hold loop{_b}, with moment sums"
+
+
+_unit_modules: dict[object, types.ModuleType] = {}
+
+
+def _rule_module(strategy: type[Strategy]) -> types.ModuleType:
+    key = (strategy, strategy.binding().rule)
+    module = _unit_modules.get(key)
+    if module is None:
+        source = rule_unit.source(strategy)
+        module = _unit_modules[key] = _module(rule_unit_name(strategy, source), source)
+    return module
+
+
+def _indicator_module(d: Definition) -> types.ModuleType:
+    module = _unit_modules.get(d)
+    if module is None:
+        source = indicator_unit.source(d)
+        module = _unit_modules[d] = _module(indicator_unit_name(d, source), source)
+    return module
+
+
+def rule_functions(strategy: type[Strategy], names: list[str]) -> dict[str, int]:
+    """Addresses of the rule unit's functions ``names`` (``bar``, ``scan_long``, ...) for ``strategy``."""
+    module = _rule_module(strategy)
+    name = module.__name__
+    prefix = f"bt_rule_{_safe(strategy.name)}_"
+    sigs = {n: (native.BAR_SIG if n == "bar" else native.SCAN_SIG if n.startswith("scan") else native.HOLD_SIG)
+            for n in names}
+
+    def why() -> str:
+        return "its rule changed" if _others(prefix, name) and not _seen_before(name) else \
+            "first use on this machine" if not _seen_before(name) else "first use of this variant"
+    return _cfuncs_of(module, sigs, f"{strategy.name}'s rule", why)
+
+
+def indicator_functions(d: Definition, names: list[str]) -> dict[str, int]:
+    """Addresses of the indicator unit's chunk functions ``names`` (``chunk1``, ``chunk4``) for ``d``."""
+    module = _indicator_module(d)
+    name = module.__name__
+    prefix = f"bt_ind_{_safe(d.name)}_"
+
+    def why() -> str:
+        return "its step changed" if _others(prefix, name) and not _seen_before(name) else \
+            "first use on this machine" if not _seen_before(name) else "first use of this variant"
+    return _cfuncs_of(module, {n: native.CHUNK_SIG for n in names}, f"indicator {d.name}", why)
+
+
+def _seen_before(name: str) -> bool:
+    """Some function of unit ``name`` was compiled here before (its numba cache has an index)."""
+    return any((p.name.startswith(f"{name}.") and p.suffix == ".nbi") for p in _cache_files(name))
+
+
+def _cache_files(name: str) -> list[Path]:
+    from numba.core.caching import _CacheLocator
+
+    folder = Path(_CacheLocator.get_suitable_cache_subpath(str(kernel_dir() / f"{name}.py")))
+    roots = [Path(numba.config.CACHE_DIR) / folder] if numba.config.CACHE_DIR else []
+    roots.append(kernel_dir() / "__pycache__")
+    out = []
+    for root in roots:
+        if root.is_dir():
+            out += [p for p in root.iterdir() if p.name.startswith(f"{name}.")]
+    return out
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+def loop() -> types.ModuleType:
+    """The compiled loop's module (generated from ``engine/fast/loop.py``)."""
+    return _module(loop_name(), (_HERE / "loop.py").read_text())
+
+
+def _kind(a) -> object:
+    """What numba's type of ``a`` depends on, cheaply (a cache key, not a type)."""
+    if isinstance(a, np.ndarray):
+        f = a.flags
+        return a.dtype.char, a.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned
+    return type(a)
+
+
+def compiled_loop(fn_name: str, *args):
+    """The loop's ``fn_name`` (``sweep_block`` or ``run_detail``) compiled for the types of ``args``
+    (announced, and under the lock, when numba's cache does not hold it). Called with those
+    ``args`` when ``fn_name`` is ``run_detail``; otherwise returned for the caller to call."""
+    module = loop()
+    disp = getattr(module, fn_name)
+    key = (module.__name__, fn_name, tuple(_kind(a) for a in args))
+    if key not in _compiled_loop:
+        sig = tuple(map(numba.typeof, args))
+        if sig not in disp.overloads:
+            cached = _in_cache(disp._cache, sig, disp.targetctx)
+            scope = contextlib.nullcontext() if cached else \
+                _compiling("the fast path's loop" + {"run_detail": " for single runs",
+                                                     "run_indicators": " for indicator values"}.get(fn_name, ""),
+                           "first run on this machine, or the engine changed")
+            with scope, _lock(module.__name__):
+                disp.compile(sig)
+        _compiled_loop.add(key)
+    if fn_name != "sweep_block":
+        return disp(*args)
+    return disp
