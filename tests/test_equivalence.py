@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from numba import njit
 
+from conftest import examples
 from engine.candles import Candles
 from engine.config import parse_config
 from engine.execution import Execution
@@ -337,7 +338,7 @@ def row(cols: dict, i: int) -> dict:
 # --- the property ---------------------------------------------------------------------------------
 
 
-@settings(max_examples=int(__import__("os").environ.get("EQ_N", 600)), deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(ci=600, local=200), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(candles=ohlc(), strat=strategy_grid(), fill=st.sampled_from(["close", "next_open"]), slippage=costs,
        commission=costs, stop_loss=stops, take_profit=take_profits, trailing_stop=trailing_stops,
@@ -393,7 +394,7 @@ def test_fast_path_matches_reference(candles, strat, fill, slippage, commission,
         assert_same_metrics(row(whole, j), row(chunked, j), f"combination {j} chunk=7 vs whole")
 
 
-@settings(max_examples=int(__import__("os").environ.get("EQ_N", 250)), deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(ci=250, local=100), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(candles=ohlc(), strat=strategy_grid(), fill=st.sampled_from(["close", "next_open"]), slippage=costs,
        commission=costs, stop_loss=stops, take_profit=take_profits, trailing_stop=trailing_stops,
