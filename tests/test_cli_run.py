@@ -441,7 +441,7 @@ def test_compile_step_is_announced_only_when_the_cache_is_cold(tmp_path):
     assert first.returncode == 0, first.stderr
     # each compile says what compiles and why, as it starts
     assert "compiling the fast path's loop: first run on this machine, or the engine changed…" in first.stderr
-    assert "compiling ma_crossover's rule (the rule, long entry scan, long hold loop): first use on this machine…" \
+    assert "compiling ma_crossover's rule (rule, long scan, long hold): first use on this machine…" \
         in first.stderr
     assert "compiling indicator sma (" in first.stderr
     assert "compiled in " in first.stderr

@@ -622,7 +622,7 @@ def test_image_asset_context_is_the_code_only(synth):
                    "backtest_cli", "configs"}
     files = [p for p in staged.rglob("*") if p.is_file()]
     assert not any("__pycache__" in p.parts or p.suffix == ".pyc" for p in files)
-    assert (staged / "engine" / "fast" / "kernel.py").is_file()
+    assert (staged / "engine" / "fast" / "loop.py").is_file()
 
 
 def test_job_commands_match_the_submitter_contract():

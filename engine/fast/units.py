@@ -243,6 +243,10 @@ def kernel_dir() -> Path:
     raise OSError(f"no writable folder for generated kernels: {shared} nor {private}")
 
 
+#: versions of one unit kept: an edit loop writes a new one per edit; the oldest go
+KEEP_VERSIONS = 8
+
+
 def _module(name: str, source: str) -> types.ModuleType:
     """Import the generated module ``name`` (writing it first if missing)."""
     module = _modules.get(name)
@@ -253,12 +257,24 @@ def _module(name: str, source: str) -> types.ModuleType:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
         os.replace(tmp, path)  # atomic: concurrent processes never import a half-written file
+        _prune(name)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     _modules[name] = module
     return module
+
+
+def _prune(name: str) -> None:
+    """Remove the oldest versions of unit ``name`` (same prefix, another hash) beyond KEEP_VERSIONS,
+    with their compiled code. A process still running one has it in memory already."""
+    versions = sorted((p for p in _versions(name.rsplit("_", 1)[0] + "_") if p.stem != name),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in versions[KEEP_VERSIONS - 1:]:
+        for f in [old, old.with_suffix(".lock"), *_cache_files(old.stem)]:
+            with contextlib.suppress(OSError):
+                f.unlink()
 
 
 @contextlib.contextmanager
@@ -272,9 +288,15 @@ def _lock(name: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _versions(prefix: str) -> list[Path]:
+    """The generated versions of one unit (``prefix`` and a 16-digit hash)."""
+    pattern = re.compile(re.escape(prefix) + "[0-9a-f]{16}")
+    return [p for p in kernel_dir().glob(f"{prefix}*.py") if pattern.fullmatch(p.stem)]
+
+
 def _others(prefix: str, name: str) -> bool:
     """Another version of this unit was generated before (so this one is an edit)."""
-    return any(p.stem != name for p in kernel_dir().glob(f"{prefix}*.py"))
+    return any(p.stem != name for p in _versions(prefix))
 
 
 # --- cfuncs -----------------------------------------------------------------------------------
@@ -303,22 +325,24 @@ def _cfuncs_of(module: types.ModuleType, wanted: dict[str, object], what: str, w
     if todo:
         missing = [fn for fn, cf in todo.items()
                    if not _in_cache(cf._cache, cf._sig, cf._targetdescr.target_context)]
-        scope = _compiling(f"{what} ({', '.join(_LABELS.get(f, f) for f in missing)})", why()) if missing \
-            else contextlib.nullcontext()
-        with scope, _lock(module.__name__):
+        # nothing to compile: load without the lock (an image's read-only cache has no lock files)
+        scope = contextlib.ExitStack()
+        if missing:
+            scope.enter_context(_compiling(f"{what} ({', '.join(_LABELS.get(f, f) for f in missing)})", why()))
+            scope.enter_context(_lock(module.__name__))
+        with scope:
             for fn, cf in todo.items():
-                cf.compile()
+                cf.compile()  # loads what another process compiled while this one waited for the lock
                 _cfuncs[module.__name__, fn] = cf
     return {fn: _cfuncs[module.__name__, fn].address for fn in wanted}
 
 
-_LABELS = {"bar": "the rule", "scan_long": "long entry scan", "scan_short": "short entry scan",
-           "scan_both": "entry scan, both sides", "chunk1": "one at a time", "chunk4": "four at a time"}
+_LABELS = {"bar": "rule", "scan_long": "long scan", "scan_short": "short scan", "scan_both": "two-sided scan",
+           "chunk1": "one at a time", "chunk4": "four at a time"}
 for _side in ("long", "short"):
-    for _both, _b in (("", ""), ("_both", " under both")):
-        _LABELS[f"hold_{_side}{_both}"] = f"{_side} hold loop{_b}"
-        _LABELS[f"hold_{_side}{_both}_m"] = f"{_side} hold loop{_b}, with moment sums"
-
+    for _both, _b in (("", ""), ("_both", ", two-sided")):
+        _LABELS[f"hold_{_side}{_both}"] = f"{_side} hold{_b}"
+        _LABELS[f"hold_{_side}{_both}_m"] = f"{_side} hold{_b} with moment sums"
 
 _unit_modules: dict[object, types.ModuleType] = {}
 
@@ -410,12 +434,14 @@ def compiled_loop(fn_name: str, *args):
     if key not in _compiled_loop:
         sig = tuple(map(numba.typeof, args))
         if sig not in disp.overloads:
-            cached = _in_cache(disp._cache, sig, disp.targetctx)
-            scope = contextlib.nullcontext() if cached else \
-                _compiling("the fast path's loop" + {"run_detail": " for single runs",
-                                                     "run_indicators": " for indicator values"}.get(fn_name, ""),
-                           "first run on this machine, or the engine changed")
-            with scope, _lock(module.__name__):
+            scope = contextlib.ExitStack()
+            if not _in_cache(disp._cache, sig, disp.targetctx):
+                scope.enter_context(_compiling(
+                    "the fast path's loop" + {"run_detail": " for single runs",
+                                              "run_indicators": " for indicator values"}.get(fn_name, ""),
+                    "first run on this machine, or the engine changed"))
+                scope.enter_context(_lock(module.__name__))
+            with scope:
                 disp.compile(sig)
         _compiled_loop.add(key)
     if fn_name != "sweep_block":
