@@ -15,7 +15,7 @@ from .config import Config
 from .cpus import available_cpus
 from .datasource import DataSpec, load_data
 from .errors import ResourceError
-from .fast.units import announce as announce_compiles
+from .fast.announce import announce as announce_compiles
 from .report.index import write_index
 from .report.run_folder import (PartialRunFolder, disk_full_error, estimate_run_folder_bytes, is_disk_full,
                                 trade_lines_in_report, write_run_folder)

@@ -166,14 +166,15 @@ def _reference(cfg, offset, local, candles, workers, progress) -> dict[str, np.n
 def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None] | None = None) -> bool:
     """Compile, or load from the disk cache, what the sweep of ``cfg`` and its detail runs will
     call, so that the sweep itself starts computing at once. Each compile is announced as it
-    starts through ``engine.fast.units.announce`` (the caller installs the listener).
+    starts through ``engine.fast.announce`` (the caller installs the listener).
 
     ``on_compile`` is called once, when the first compile starts: only when the cache holds no
     usable copy (the first run on a machine, or after an edit of a rule or an indicator).
     Returns whether anything was compiled."""
     if engine != "fast":
         return False
-    from .fast import runner, units
+    from .fast import runner
+    from .fast.announce import announce
 
     fired = []
 
@@ -183,7 +184,7 @@ def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None]
             if on_compile is not None:
                 on_compile()
 
-    with units.announce(started):
+    with announce(started):
         for sw in cfg.grid:
             runner.prepare(sw, moments=cfg.validation is not None, validated=cfg.validation is not None)
     return bool(fired)

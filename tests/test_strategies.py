@@ -14,7 +14,7 @@ from engine.candles import Candles
 from engine.errors import ConfigError
 from engine.execution import Execution
 from engine.fast import runner
-from engine.fast import rule_unit, units
+from engine.fast import rule_unit, unit_names
 from engine.indicators import ATR, EMA, RSI, SMA, BollingerLower, BollingerUpper, Highest, Lowest
 from engine.reference import BacktestingEngine
 from engine.strategies import (ENTER_LONG, EXIT_LONG, REGISTRY, BollingerReversion, Bound, DonchianBreakout,
@@ -408,7 +408,7 @@ def test_the_kernel_name_covers_every_function_the_rule_calls(tmp_path, monkeypa
         sys.modules.pop("helper_pkg.mod", None)
         importlib.invalidate_caches()
         mod = importlib.import_module("helper_pkg.mod")
-        names[version] = units.rule_unit_name(mod.WithHelper)
+        names[version] = unit_names.rule_unit_name(mod.WithHelper)
     sys.modules.pop("helper_pkg.mod", None)
     sys.modules.pop("helper_pkg", None)
     # editing a function two calls deep, or a constant it reads, makes a new kernel

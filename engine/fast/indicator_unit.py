@@ -118,6 +118,3 @@ def source(d: Definition) -> str:
              "\n".join(_chunk(d, "chunk1", 1)), "\n".join(_chunk(d, "chunk4", 4))]
     return "\n\n\n".join(parts) + "\n"
 
-
-_ = (  # names the template's text reads, for linters
-    "X_O", "X_H", "X_L", "X_C", "X_V")

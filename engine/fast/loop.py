@@ -40,7 +40,7 @@ from engine.fast.native import call_bar, call_chunk, call_loop, float_ptr, int_p
 from engine.fast.state import (A_BAR, A_HOLD_LONG, A_HOLD_LONG_BOTH, A_HOLD_SHORT, A_HOLD_SHORT_BOTH, A_SCAN_BOTH,
                                A_SCAN_LONG, A_SCAN_SHORT, AT_PEAK, BEST, BEST_PRICE, CASH, D_ENTRY, D_EXIT_LONG,
                                D_EXIT_SHORT, D_MAX_BARS, ENTRY_BAR, ENTRY_COST, ENTRY_FEE, ENTRY_PRICE, EXIT_ORDER,
-                               EXPO, FEES, G_ADDR, GROUP_COLS, H_BEST, H_CASH, H_DD_GATE, H_DOWN2, H_ENTRY_PRICE,
+                               EXPO, FEES, G_ADDR, H_BEST, H_CASH, H_DD_GATE, H_DOWN2, H_ENTRY_PRICE,
                                H_LEVEL, H_MAX_DD, H_MAX_DD_ABS, H_PEAK, H_PREV, H_QTY, H_SUM_R, H_SUM_R2, H_SUM_R3,
                                H_SUM_R4, H_TP_LEVEL, H_TRAIL_K, HELD_SUM, HI_AT_PEAK, HI_END_BAR, HI_ENTRY_BAR,
                                HI_MAX_DUR, HI_PEAK_I, LEVEL, LOSS_PNL, MAX_DD, MAX_DD_ABS, MAX_DUR, N_CLOSED,
@@ -48,7 +48,7 @@ from engine.fast.state import (A_BAR, A_HOLD_LONG, A_HOLD_LONG_BOTH, A_HOLD_SHOR
                                PREV_E, QTY, R_SIZE, R_STOP, R_TAKE_PROFIT, R_TRAILING, REASON_BUST, REASON_SIGNAL,
                                REASON_STOP, REASON_TAKE_PROFIT, REASON_TIME, REASON_TRAILING, REASON_WINDOW_END,
                                RET_SUM, RUINED, SUM_DOWN2, SUM_R, SUM_R2, SUM_R3, SUM_R4, TP_LEVEL, WIN_PNL, WORST,
-                               X_BUF, X_GROUPS, X_K, X_NODES, X_T0, X_T1)
+                               X_BUF, X_NODES, X_T0, X_T1)
 from engine.signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
 
 

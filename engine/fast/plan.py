@@ -10,7 +10,7 @@ import numpy as np
 
 from ..grid import StrategySweep
 from ..indicators import PRICES, Definition, Indicator
-from ..signals import DIRECTIONS, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, entry_mask, exit_masks
+from ..signals import DIRECTIONS, entry_mask, exit_masks
 from . import state as S
 from .rule_unit import param_layout
 
@@ -205,5 +205,3 @@ def groups(nodes: list[Indicator], need: list[int], addresses: dict[Definition, 
         table[:len(rows)] = rows
     return table
 
-
-_ = ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT

@@ -1,5 +1,6 @@
-"""Compiled units of the fast path: generated once, named after everything compiled into them,
-compiled on first use, cached on disk, announced while they compile.
+"""Compiled units of the fast path: generated once, named after everything compiled into them
+(``engine.fast.unit_names``), compiled on first use, cached on disk, announced while they compile
+(``engine.fast.announce``).
 
 Three kinds of unit (the README's "The fast path" says why):
 
@@ -7,209 +8,45 @@ Three kinds of unit (the README's "The fast path" says why):
 * a rule unit per strategy (``engine.fast.rule_unit``): its rule on one bar and its tight loops;
 * an indicator unit per definition (``engine.fast.indicator_unit``): its step in a chunk loop.
 
-Each is a real module file whose name carries a hash of its source, of the kernel modules it
-compiles in, of the source of the rule or step and of every ``@njit`` function those call (found
-through their globals and closures, recursively), of the plain constants they read (numba freezes
-globals at compile time), and of the numba version. Editing any of them produces a new file and
-therefore a fresh compilation, never a stale cached one.
+Each is a real module file whose name carries a hash of everything compiled into it, so an edit
+produces a new file and therefore a fresh compilation, never a stale cached one.
 
 A unit's functions compile when a sweep first needs them (a long-only sweep never compiles the
 short side), under a file lock, so two processes that need the same function compile it once.
-Before it compiles, the listener installed with :func:`announce` hears what compiles and why.
+Before it compiles, the listeners installed with ``engine.fast.announce.announce`` hear what
+compiles and why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import importlib.util
-import inspect
 import os
 import re
 import sys
 import tempfile
-import time
 import types
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numba
 import numpy as np
-from numba.core import event
 from numba.core.ccallback import CFunc
 from numba.core.sigutils import normalize_signature
 
 from ..indicators import Definition
 from ..strategies import Strategy
 from . import indicator_unit, native, rule_unit
+from .announce import compiling
+from .unit_names import indicator_unit_name, loop_name, rule_unit_name, safe
 
 _HERE = Path(__file__).resolve().parent
-#: modules compiled into every unit (their text is part of every unit's name)
-KERNEL_FILES = [_HERE / "loop.py", _HERE / "account.py", _HERE / "native.py", _HERE / "state.py",
-                _HERE / "rule_unit.py", _HERE / "indicator_unit.py", _HERE.parent / "signals.py"]
 CFUNC_OPTIONS = {"error_model": "numpy", "nogil": True, "_nrt": False}
 
-Listener = Callable[[str, str], None]
-_listeners: list[tuple[Listener, Callable[[str, float], None]]] = []
 _modules: dict[str, types.ModuleType] = {}
 _cfuncs: dict[tuple[str, str], CFunc] = {}
 _compiled_loop: set[tuple] = set()
-
-
-@contextlib.contextmanager
-def announce(started: Listener, finished: Callable[[str, float], None] = lambda what, s: None) -> Iterator[None]:
-    """While inside, ``started(what, why)`` is called before anything compiles (``what``: e.g.
-    "trend_rsi's rule (the rule, long entry scan)"; ``why``: e.g. "its rule changed") and
-    ``finished(what, seconds)`` after: the units here, and any other numba function (the CSCV
-    passes of validation, a user's helper) the moment numba starts compiling it."""
-    _listeners.append((started, finished))
-    if len(_listeners) == 1:
-        event.register("numba:compile", _OTHERS)
-    try:
-        yield
-    finally:
-        _listeners.remove((started, finished))
-        if not _listeners:
-            event.unregister("numba:compile", _OTHERS)
-
-
-_busy: list[str] = []  # the unit compiling now (numba's own events inside it are part of it)
-
-
-@contextlib.contextmanager
-def _compiling(what: str, why: str) -> Iterator[None]:
-    for started, _ in list(_listeners):
-        started(what, why)
-    t = time.perf_counter()
-    _busy.append(what)
-    try:
-        yield
-    finally:
-        _busy.pop()
-    for _, finished in list(_listeners):
-        finished(what, time.perf_counter() - t)
-
-
-class _OtherCompiles(event.Listener):
-    """Announces a numba compile that no unit announced: the outermost function of each."""
-
-    def __init__(self):
-        self.depth, self.what, self.t = 0, None, 0.0
-
-    def on_start(self, ev) -> None:
-        self.depth += 1
-        if self.depth == 1 and not _busy:
-            py = getattr(ev.data.get("dispatcher"), "py_func", None)
-            self.what = f"{getattr(py, '__module__', '?')}.{getattr(py, '__qualname__', '?')}"
-            self.t = time.perf_counter()
-            for started, _ in list(_listeners):
-                started(self.what, "first run on this machine, or its code changed")
-
-    def on_end(self, ev) -> None:
-        self.depth -= 1
-        if self.depth == 0 and self.what is not None:
-            what, self.what = self.what, None
-            for _, finished in list(_listeners):
-                finished(what, time.perf_counter() - self.t)
-
-
-_OTHERS = _OtherCompiles()
-
-
-# --- names ------------------------------------------------------------------------------------
-
-
-def _is_constant(x) -> bool:
-    if isinstance(x, (bool, int, float, complex, str, bytes, type(None))):
-        return True
-    return isinstance(x, tuple) and all(_is_constant(y) for y in x)
-
-
-def _names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names) | set(code.co_freevars)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _names(const)
-    return names
-
-
-def dependency_sources(fn) -> list[str]:
-    """The source of ``fn`` (a Python function or an @njit dispatcher) and of every @njit
-    function it reaches through its globals or closure, recursively, with the plain
-    constants they read. Deterministic order."""
-    out: list[str] = []
-    seen: set[int] = set()
-
-    def visit(f) -> None:
-        f = getattr(f, "py_func", f)
-        if not isinstance(f, types.FunctionType) or id(f) in seen:
-            return
-        seen.add(id(f))
-        try:
-            out.append(f"{f.__module__}.{f.__qualname__}\n{inspect.getsource(f)}")
-        except (OSError, TypeError):
-            out.append(f"{f.__module__}.{f.__qualname__}\n{f.__code__.co_code.hex()}")
-        names = _names(f.__code__)
-        scope = dict(f.__globals__)
-        if f.__closure__:
-            for name, cell in zip(f.__code__.co_freevars, f.__closure__):
-                try:
-                    scope[name] = cell.cell_contents
-                except ValueError:  # an empty cell
-                    continue
-        for name in sorted(names):
-            if name not in scope:
-                continue
-            obj = scope[name]
-            if isinstance(obj, types.ModuleType):  # mod.helper: follow the attributes the code names
-                for attr in sorted(names):
-                    member = getattr(obj, attr, None)
-                    if hasattr(member, "py_func"):
-                        visit(member)
-            elif hasattr(obj, "py_func"):
-                visit(obj)
-            elif _is_constant(obj):
-                out.append(f"{f.__module__}.{name} = {obj!r}")
-
-    visit(fn)
-    return out
-
-
-_kernel_digest: str | None = None
-
-
-def _kernel_text() -> str:
-    global _kernel_digest
-    if _kernel_digest is None:
-        h = hashlib.sha256(numba.__version__.encode())
-        for path in KERNEL_FILES:
-            h.update(path.read_bytes())
-        _kernel_digest = h.hexdigest()
-    return _kernel_digest
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join([_kernel_text(), *parts]).encode()).hexdigest()[:16]
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_]", "_", name)
-
-
-def loop_name() -> str:
-    return f"bt_loop_{_digest('loop')}"
-
-
-def rule_unit_name(strategy: type[Strategy], source: str | None = None) -> str:
-    """The rule unit's module name: the strategy's name and a hash of everything compiled into it."""
-    source = rule_unit.source(strategy) if source is None else source
-    return f"bt_rule_{_safe(strategy.name)}_{_digest(source, *dependency_sources(strategy.binding().rule))}"
-
-
-def indicator_unit_name(d: Definition, source: str | None = None) -> str:
-    source = indicator_unit.source(d) if source is None else source
-    return f"bt_ind_{_safe(d.name)}_{_digest(source, *dependency_sources(d.step))}"
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -328,7 +165,7 @@ def _cfuncs_of(module: types.ModuleType, wanted: dict[str, object], what: str, w
         # nothing to compile: load without the lock (an image's read-only cache has no lock files)
         scope = contextlib.ExitStack()
         if missing:
-            scope.enter_context(_compiling(f"{what} ({', '.join(_LABELS.get(f, f) for f in missing)})", why()))
+            scope.enter_context(compiling(f"{what} ({', '.join(_LABELS.get(f, f) for f in missing)})", why()))
             scope.enter_context(_lock(module.__name__))
         with scope:
             for fn, cf in todo.items():
@@ -368,7 +205,7 @@ def rule_functions(strategy: type[Strategy], names: list[str]) -> dict[str, int]
     """Addresses of the rule unit's functions ``names`` (``bar``, ``scan_long``, ...) for ``strategy``."""
     module = _rule_module(strategy)
     name = module.__name__
-    prefix = f"bt_rule_{_safe(strategy.name)}_"
+    prefix = f"bt_rule_{safe(strategy.name)}_"
     sigs = {n: (native.BAR_SIG if n == "bar" else native.SCAN_SIG if n.startswith("scan") else native.HOLD_SIG)
             for n in names}
 
@@ -382,7 +219,7 @@ def indicator_functions(d: Definition, names: list[str]) -> dict[str, int]:
     """Addresses of the indicator unit's chunk functions ``names`` (``chunk1``, ``chunk4``) for ``d``."""
     module = _indicator_module(d)
     name = module.__name__
-    prefix = f"bt_ind_{_safe(d.name)}_"
+    prefix = f"bt_ind_{safe(d.name)}_"
 
     def why() -> str:
         return "its step changed" if _others(prefix, name) and not _seen_before(name) else \
@@ -436,7 +273,7 @@ def compiled_loop(fn_name: str, *args):
         if sig not in disp.overloads:
             scope = contextlib.ExitStack()
             if not _in_cache(disp._cache, sig, disp.targetctx):
-                scope.enter_context(_compiling(
+                scope.enter_context(compiling(
                     "the fast path's loop" + {"run_detail": " for single runs",
                                               "run_indicators": " for indicator values"}.get(fn_name, ""),
                     "first run on this machine, or the engine changed"))

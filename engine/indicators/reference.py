@@ -5,7 +5,8 @@ whole step runs as the readable Python it is written in, on Python floats. The f
 compiles the same code, so both do the same floating-point operations in the same order.
 
 Inputs reach a step as lists that grow by one value per bar, indexed by the indicator's own
-bar: ``x[t]`` is the newest value, and reading ahead (``x[t + 1]``) raises IndexError.
+bar: ``x[t]`` is the newest value, reading ahead (``x[t + 1]``) raises IndexError, and a value
+further back than ``lookback`` is an :class:`Expired` that raises when used.
 """
 
 from __future__ import annotations
@@ -59,30 +60,23 @@ def _names(code: types.CodeType) -> set[str]:
     return names
 
 
-class History(list):
-    """An input series as a step sees it: ``x[t]`` now, ``x[t - k]`` up to the declared lookback.
-    Reading further back, or ahead, raises: the fast path keeps only ``lookback`` earlier values."""
+class Expired:
+    """What an input holds for a bar further back than the step's ``lookback``: any use of it
+    raises, because the fast path keeps only ``lookback`` earlier values between time chunks."""
 
-    __slots__ = ("floor", "owner")
+    __slots__ = ("owner", "k")
 
-    def __init__(self, owner: Indicator):
-        super().__init__()
-        self.floor, self.owner = 0, owner
+    def __init__(self, owner: Indicator, k: int):
+        self.owner, self.k = owner, k
 
-    def __getitem__(self, i):
-        if isinstance(i, slice) or i < self.floor:
-            raise IndexError(self._why(i))
-        return list.__getitem__(self, i)
+    def _refuse(self, *_):
+        raise IndexError(f"indicator {self.owner.definition.name} read an input more than its lookback of "
+                         f"{self.owner.lookback} bars back; declare a larger lookback")
 
-    def _why(self, i) -> str:
-        t = len(self) - 1
-        d = self.owner.definition
-        if isinstance(i, slice):
-            return f"indicator {d.name}: index its inputs with whole numbers, not slices ({i})"
-        if i < 0:
-            return f"indicator {d.name} read its input at {i} on its bar {t}: before its first bar"
-        return (f"indicator {d.name} read its input {t - i} bars back on its bar {t}, beyond its lookback of "
-                f"{self.owner.lookback}; declare a larger lookback")
+    __float__ = __int__ = __index__ = __bool__ = __neg__ = __abs__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = __pow__ = __rpow__ = __mod__ = _refuse
+    __hash__ = None
 
 
 class State(list):
@@ -93,15 +87,18 @@ class State(list):
 
 
 class _Node:
-    __slots__ = ("spec", "step", "state", "start", "valid", "inputs", "feeds", "args", "value", "lookback")
+    __slots__ = ("spec", "step", "state", "start", "valid", "inputs", "feeds", "args", "value", "lookback",
+                 "expired")
 
     def __init__(self, spec: Indicator):
         self.spec = spec
         self.step = pure(spec.definition.step)
         self.state = State([0.0] * spec.state_size)
         self.start, self.valid, self.args, self.lookback = spec.start, spec.valid_from, spec.args, spec.lookback
-        self.inputs = [History(spec) for _ in spec.inputs]
-        self.feeds: list = list(spec.inputs)  # a price name, or the input's _Node (linked by Feed)
+        # each input as the step sees it: a list growing by one value a bar, indexed by the step's own t
+        self.inputs: list[list] = [[] for _ in spec.inputs]
+        self.feeds: list = list(spec.inputs)  # the input sources (linked by Feed)
+        self.expired = Expired(spec, self.lookback)
         self.value = math.nan
 
 
@@ -115,7 +112,9 @@ class Feed:
             order += [n for n in spec.nodes() if n not in order]
         nodes = {spec: _Node(spec) for spec in order}
         for node in nodes.values():
-            node.feeds = [s if isinstance(s, str) else nodes[s] for s in node.feeds]
+            # (the step's list, the price's index or -1, the input indicator or None)
+            node.feeds = [(series, PRICES.index(s), None) if isinstance(s, str) else (series, -1, nodes[s])
+                          for series, s in zip(node.inputs, node.feeds)]
         self.nodes = list(nodes.values())
         self._out = [nodes[s] for s in specs]
         self.t = 0
@@ -123,14 +122,17 @@ class Feed:
     def update(self, o: float, h: float, lo: float, c: float, v: float = math.nan) -> list[float]:
         """Advance by one candle; the values of ``specs`` at its close (NaN before valid)."""
         t = self.t
-        prices = dict(zip(PRICES, (o, h, lo, c, v)))
+        prices = (o, h, lo, c, v)
         for node in self.nodes:
-            if t < node.start:
+            start = node.start
+            if t < start:
                 continue  # value stays NaN
-            own = t - node.start
-            for series, feed in zip(node.inputs, node.feeds):
-                series.append(prices[feed] if isinstance(feed, str) else feed.value)
-                series.floor = max(0, own - node.lookback)
+            own = t - start
+            gone = own - node.lookback - 1  # the value that just left the step's reach
+            for series, price, source in node.feeds:
+                series.append(prices[price] if source is None else source.value)
+                if gone >= 0:
+                    series[gone] = node.expired
             x = node.step(node.state, own, *node.inputs, *node.args)
             node.value = float(x) if t >= node.valid else math.nan
         self.t = t + 1
