@@ -177,9 +177,9 @@ def _cfuncs_of(module: types.ModuleType, wanted: dict[str, object], what: str, w
 _LABELS = {"bar": "rule", "scan_long": "long scan", "scan_short": "short scan", "scan_both": "two-sided scan",
            "chunk1": "one at a time", "chunk4": "four at a time"}
 for _side in ("long", "short"):
-    for _both, _b in (("", ""), ("_both", ", two-sided")):
-        _LABELS[f"hold_{_side}{_both}"] = f"{_side} hold{_b}"
-        _LABELS[f"hold_{_side}{_both}_m"] = f"{_side} hold{_b} with moment sums"
+    for _both, _b in (("", ""), ("_both", "two-sided ")):
+        _LABELS[f"hold_{_side}{_both}"] = f"{_b}{_side} hold"
+        _LABELS[f"hold_{_side}{_both}_m"] = f"{_b}{_side} hold with moment sums"
 
 _unit_modules: dict[object, types.ModuleType] = {}
 
