@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test browser bench bench-scaling screenshot synth image-check clean
+.PHONY: run test browser bench bench-scaling screenshot synth image-check layer-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,9 +62,14 @@ bench-scaling: $(VENV)/.dev
 synth: $(VENV)/.dev node_modules/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --no-notices
 
+# The ingest Lambda's runtime for real: Python 3.12 with the AWS SDK for pandas layer's pandas and
+# pyarrow (lambdas/ingest/layer.json) in .venv-layer, running the ingest tests; see scripts/layer_check.sh.
+layer-check:
+	scripts/layer_check.sh
+
 # Builds the Docker image for real (buildah) and runs it with podman; see scripts/image_check.sh.
 image-check:
 	scripts/image_check.sh
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out results .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-layer node_modules cdk.out results .pytest_cache .hypothesis

@@ -73,9 +73,13 @@ def get_bytes(s3: Any, bucket: str, key: str, *, what: str = "object") -> bytes:
         raise
 
 
-def put_bytes(s3: Any, bucket: str, key: str, body: bytes, content_type: str) -> str:
-    """One PutObject of the whole body (no multipart): a repeat replaces the object whole. Returns the ETag."""
-    return s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)["ETag"]
+def put_bytes(s3: Any, bucket: str, key: str, body: bytes, content_type: str, *, tagging: str | None = None) -> str:
+    """One PutObject of the whole body (no multipart): a repeat replaces the object whole. Returns the ETag.
+
+    ``tagging`` (``key=value``) tags the object as it is written (storage_layout.SHARD_TAGGING: the
+    lifecycle rule that expires shards finds them by it)."""
+    extra = {"Tagging": tagging} if tagging else {}
+    return s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **extra)["ETag"]
 
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> dict[str, dict]:

@@ -18,7 +18,7 @@ import numpy as np
 from engine import __version__
 from engine.cpus import available_cpus
 from engine.datasource import DataSpec, load_data
-from engine.storage_layout import s3_uri, shard_key
+from engine.storage_layout import SHARD_TAGGING, s3_uri, shard_key
 from engine.sweep import run_sweep
 
 from .aws import content_type, put_bytes, session_or_default
@@ -65,6 +65,6 @@ def run_shard(task: ShardTask, *, workers: int | None = None, session: Any = Non
     header = ShardHeader(run.run_id, task.index, run.array_size, total, first, stop, cfg.digest(), fingerprint,
                          __version__, tuple(notices))
     key = shard_key(run.run_id, task.index)
-    etag = put_bytes(s3, run.bucket, key, to_bytes(summary, header), content_type(key))
+    etag = put_bytes(s3, run.bucket, key, to_bytes(summary, header), content_type(key), tagging=SHARD_TAGGING)
     return ShardResult(s3_uri(run.bucket, key), task.index, first, stop, total, n_candles, etag, workers,
                        round(time.perf_counter() - t0, 3))

@@ -11,8 +11,16 @@ Layout under a bucket (or a local root):
     runs/<run_id>/shards/<index>.parquet               one array child's rows
     runs/<run_id>/report/                              the reduced report
     locks/symbol=S/interval=I.json                     a series writer's lease (conditional put)
-    locks/binance-blocked.json                         "blocked until" after an HTTP 418 ban
+    locks/binance-blocked.json                         "blocked until" (HTTP 418) or "geo-blocked" (451)
     meta/symbol=S/interval=I/outages.json              ranges the exchange confirmed empty
+    athena-results/                                    Athena query results (expire after 7 days)
+
+Markets: the keys above are the spot market's. USDⓈ-M futures (market ``um``) keep the same
+layout under one ``um/`` prefix (``um/raw/…``, ``um/candles/…``, ``um/meta/…``, ``um/locks/…``),
+so access and lifecycle are granted per market prefix (:func:`market_prefix`).
+
+Batch shard objects carry the tag :data:`SHARD_TAGGING`: a lifecycle rule expires them (S3
+lifecycle filters match a key prefix or tags, never a pattern like ``runs/*/shards/``).
 
 Nothing but Parquet lives under ``candles/``: a dataset read of that prefix
 (``wr.s3.read_parquet(..., dataset=True)``) must see only partitions.
@@ -35,6 +43,13 @@ RUNS_PREFIX = "runs/"
 LOCKS_PREFIX = "locks/"
 META_PREFIX = "meta/"
 BLOCKED_KEY = f"{LOCKS_PREFIX}binance-blocked.json"
+ATHENA_RESULTS_PREFIX = "athena-results/"
+#: Markets, each with its own key prefix: spot keeps the bucket's top level, USDⓈ-M lives under um/.
+MARKETS = ("spot", "um")
+_MARKET_PREFIX = {"spot": "", "um": "um/"}
+#: The tag every Batch shard object is written with (``Tagging=`` of the PUT), and its key and value.
+SHARD_TAG_KEY, SHARD_TAG_VALUE = "backtest-artifact", "shard"
+SHARD_TAGGING = f"{SHARD_TAG_KEY}={SHARD_TAG_VALUE}"
 LOCAL_LOCKS_DIR = "_locks/"
 LOCAL_META_DIR = "_meta/"
 
@@ -135,3 +150,23 @@ def shards_prefix(run_id: str) -> str:
 
 def report_prefix(run_id: str) -> str:
     return f"{run_prefix(run_id)}report/"
+
+
+def market_prefix(market: str) -> str:
+    """Key prefix of a market's data: ``""`` for spot (today's keys), ``"um/"`` for USDⓈ-M futures."""
+    try:
+        return _MARKET_PREFIX[market]
+    except KeyError:
+        raise ValueError(f"unknown market {market!r}; expected one of {', '.join(MARKETS)}") from None
+
+
+def market_prefixes(market: str) -> dict[str, str]:
+    """The per-market top-level prefixes: raw batches, candles, meta records and locks."""
+    root = market_prefix(market)
+    return {"raw": root + RAW_PREFIX, "candles": root + CANDLES_PREFIX, "meta": root + META_PREFIX,
+            "locks": root + LOCKS_PREFIX}
+
+
+def blocked_key(market: str = "spot") -> str:
+    """Where the ingest stores "blocked until" (HTTP 418) or "geo-blocked" (HTTP 451) for a market's host."""
+    return market_prefix(market) + BLOCKED_KEY

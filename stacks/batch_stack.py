@@ -14,14 +14,16 @@ Resilience: a job is retried (up to ``jobRetryAttempts``) when Fargate Spot recl
 fails to start (image pull, resource initialisation, "Task failed to start"), never for its
 own errors; the queue cancels a job stuck in RUNNABLE past ``runnableTimeoutMinutes``; an
 optional on-demand compute environment takes jobs Spot cannot place. Every failed job that is
-not an array child is forwarded to the alert topic.
+not an array child is forwarded to the alert topic. Every state change of the queue's jobs is
+logged (a log group the operations dashboard counts by state).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Size, Stack, Validations
+import jsii
+from aws_cdk import Acknowledgment, Annotations, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Size, Stack, Validations
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -206,8 +208,46 @@ class BatchStack(Stack):
                     f"({events.EventField.from_path('$.detail.jobId')}) failed: "
                     f"{events.EventField.from_path('$.detail.statusReason')}"))],
         )
+        # The topic is imported by ARN (its account and region are tokens until deploy); same account and region.
+        Annotations.of(self.failed_jobs_rule).acknowledge_warning(
+            "@aws-cdk/aws-events:ruleUnresolvedEnvironment", "The alarm topic is in this account and region.")
+
+        # Every job state change of the queue, logged for the dashboard's "Batch job states" (AWS Batch
+        # publishes no job-state metrics). The log group's resource policy admits this rule only.
+        self.job_state_logs = logs.LogGroup(self, "JobStates", retention=logs.RetentionDays.ONE_MONTH,
+                                            removal_policy=RemovalPolicy.DESTROY)
+        self.job_states_rule = events.Rule(
+            self, "JobStateChanges",
+            description="Every state change of a backtest Batch job, to the JobStates log group",
+            event_pattern=events.EventPattern(source=["aws.batch"], detail_type=["Batch Job State Change"],
+                                              detail={"jobQueue": [self.job_queue.job_queue_arn]}),
+            targets=[_LogGroupTarget(self.job_state_logs)],
+        )
+        logs.CfnResourcePolicy(
+            self, "JobStatesPolicy",
+            policy_name=f"{self.stack_name}-batch-job-states",
+            policy_document=self.to_json_string({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": ["events.amazonaws.com", "delivery.logs.amazonaws.com"]},
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": self.job_state_logs.log_group_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": self.job_states_rule.rule_arn}},
+            }]}),
+        )
 
         CfnOutput(self, "JobQueueArn", value=self.job_queue.job_queue_arn)
         CfnOutput(self, "JobDefinitionArn", value=self.job_definition.job_definition_arn,
                   description="Shard command " + " ".join(SHARD_COMMAND)
                               + "; reduce with the command override " + " ".join(REDUCE_COMMAND))
+
+
+@jsii.implements(events.IRuleTarget)
+class _LogGroupTarget:
+    """A CloudWatch Logs target without the Lambda-backed custom resource CDK's own target adds
+    for the log group's resource policy (written above as an AWS::Logs::ResourcePolicy)."""
+
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._log_group = log_group
+
+    def bind(self, rule: events.IRule, id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(arn=self._log_group.log_group_arn)

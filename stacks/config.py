@@ -5,18 +5,25 @@ Every key is optional; the default applies when it is absent.
 ======================  ==================================  =============================================
 Context key             Default                             Meaning
 ======================  ==================================  =============================================
-region                  CDK_DEFAULT_REGION / AWS_REGION     where the stacks go; a US region is refused
+region                  see :func:`resolve_region`          where the stacks go; a US region is refused
+defaultRegion           ``eu-west-1`` (cdk.json)            the region when nothing else names one
 project                 ``backtest``                        value of the ``project`` tag on every resource
 tags                    none                                more tags: JSON object or ``k=v,k2=v2``
-alarmEmail              none                                e-mail subscribed to the alarm topic
+alarmEmail              none: deploy refuses                e-mail subscribed to the alarm topic; ``none``
+                                                            deploys without one on purpose
 symbols                 ``BTCUSDT``                         symbols to ingest (list or comma string)
 intervals               ``15m``                             kline intervals to ingest (list or comma string)
 historyStart            ``2017-08-17``                      first day the ingest backfills from (ISO date)
 binanceBaseUrl          ``https://data-api.binance.vision`` Binance public market-data endpoint
-maxPagesPerRun          ``200``                             kline pages one ingest invocation may fetch
-sdkPandasVersion        ``3.17.1``                          AWS SDK for pandas managed layer version
-reservedConcurrency     none                                reserved concurrency of the ingest Lambda
-ingestLagAlarmMinutes   2 intervals + 60                    alarm when a series' watermark is older
+maxPagesPerRun          ``200``                             kline pages one unit of work may fetch
+sdkPandasVersion        lambdas/ingest/layer.json           AWS SDK for pandas managed layer version
+ingestConcurrency       ``5``                               workers at once (2..25, Binance weight budget)
+ingestTimeoutSeconds    ``120``                             one unit of work's time limit (30..900)
+ingestLagAlarmMinutes   ``10``                              alarm when the oldest watermark age is above
+rawRetentionDays        ``30``                              raw/ fetch batches expire after this
+shardRetentionDays      ``14``                              Batch shard files expire after this
+glueDatabase            ``backtest``                        Glue database of the candles table
+athenaScanLimitGb       ``10``                              an Athena query is cancelled past this scan
 fargateSpot             ``true``                            Batch compute on Fargate Spot (else on-demand)
 onDemandFallback        ``false``                           a second, on-demand compute environment
 jobVcpu                 ``2``                               vCPUs of one Batch job
@@ -38,11 +45,26 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Mapping
 
 from constructs import Node
 
 from engine.data.binance import INTERVAL_MS, is_symbol
+from lambdas.ingest.lag import DEFAULT_LAG_ALARM_MINUTES
+from lambdas.ingest.units import SeriesGroup, UnitError, schedule_input
+
+#: The Lambda layer and runtime the ingest runs on (also what `make layer-check` installs).
+LAYER = json.loads((Path(__file__).resolve().parent.parent / "lambdas" / "ingest" / "layer.json").read_text())
+#: Binance's spot limit of request weight per minute and IP, and what one klines page (limit 1000) costs.
+BINANCE_WEIGHT_PER_MINUTE, KLINES_PAGE_WEIGHT = 6000, 2
+#: The most workers the budget allows: each fetches at most one page a second (a page is committed to
+#: S3 before the next is asked for), so 25 workers use 25 x 60 x 2 = 3,000 a minute, the half of the
+#: limit above which the klines client starts spreading its requests out.
+MAX_INGEST_CONCURRENCY = 25
+#: Where the CDK CLI's region comes from when no AWS configuration names one.
+CLI_FALLBACK_REGION = "us-east-1"
+_DATABASE = re.compile(r"^[a-z0-9_]{1,255}$")
 
 
 class SettingsError(ValueError):
@@ -71,30 +93,70 @@ class AppSettings:
     """Settings of the whole app: where it goes, how it is tagged, who hears the alarms."""
 
     region: str | None = None
+    region_source: str = "cli"  # context | environment | profile | cli | default (resolve_region)
     project: str = "backtest"
     tags: tuple[tuple[str, str], ...] = ()
     alarm_email: str | None = None
+    no_alarm_email: bool = False  # -c alarmEmail=none: deploy without a subscription on purpose
 
     def __post_init__(self) -> None:
         for key, value in (("project", self.project), *self.tags):
             if not _TAG_KEY.match(key) or len(value) > 256:
                 raise SettingsError(f"tags: invalid tag {key!r}={value!r}")
         if self.alarm_email is not None and not _EMAIL.match(self.alarm_email):
-            raise SettingsError(f"alarmEmail: {self.alarm_email!r} is not an e-mail address")
+            raise SettingsError(f"alarmEmail: {self.alarm_email!r} is not an e-mail address "
+                                "(or `none` to deploy without one)")
 
     @property
     def all_tags(self) -> dict[str, str]:
         return {"project": self.project, **dict(self.tags)}
 
+    @property
+    def pin_region(self) -> bool:
+        """Pin the stacks to the region (from -c region, or the default when nothing else names one);
+        otherwise they deploy to the CLI's region."""
+        return self.region_source in ("context", "default")
+
     @classmethod
-    def from_context(cls, node: Node, environ: Mapping[str, str] = os.environ) -> AppSettings:
-        region = node.try_get_context("region") or environ.get("CDK_DEFAULT_REGION") or environ.get("AWS_REGION")
+    def from_context(cls, node: Node, environ: Mapping[str, str] = os.environ,
+                     profile_region: str | None = None) -> AppSettings:
+        region, source = resolve_region(node.try_get_context("region"), node.try_get_context("defaultRegion"),
+                                        environ, profile_region)
+        email = str(node.try_get_context("alarmEmail") or "").strip()
         return cls(
-            region=str(region) if region else None,
+            region=region,
+            region_source=source,
             project=str(node.try_get_context("project") or cls.project),
             tags=_tags(node.try_get_context("tags")),
-            alarm_email=str(node.try_get_context("alarmEmail")).strip() if node.try_get_context("alarmEmail") else None,
+            alarm_email=email if email and email.lower() != "none" else None,
+            no_alarm_email=email.lower() == "none",
         )
+
+
+def resolve_region(context_region, default_region, environ: Mapping[str, str],
+                   profile_region: str | None) -> tuple[str | None, str]:
+    """(region, where it came from), first found of:
+
+    1. ``-c region=…`` (context);
+    2. ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` (environment);
+    3. the AWS profile's region, as botocore finds it (profile);
+    4. ``CDK_DEFAULT_REGION``, which the CDK CLI sets from ``--profile``, unless it is the
+       ``us-east-1`` the CLI assumes when no AWS configuration names a region (cli);
+    5. ``defaultRegion`` from cdk.json (default; ``eu-west-1``).
+    """
+    if context_region:
+        return str(context_region).strip(), "context"
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if environ.get(name):
+            return environ[name].strip(), "environment"
+    if profile_region:
+        return profile_region.strip(), "profile"
+    cli = environ.get("CDK_DEFAULT_REGION", "").strip()
+    if cli and cli != CLI_FALLBACK_REGION:
+        return cli, "cli"
+    if default_region:
+        return str(default_region).strip(), "default"
+    return (cli or None), "cli"
 
 
 @dataclass(frozen=True)
@@ -104,9 +166,10 @@ class IngestSettings:
     history_start: str = "2017-08-17"
     binance_base_url: str = "https://data-api.binance.vision"
     max_pages_per_run: int = 200
-    sdk_pandas_version: str = "3.17.1"
-    reserved_concurrency: int | None = None
-    lag_alarm_minutes: int | None = None
+    sdk_pandas_version: str = LAYER["sdk_pandas_version"]
+    concurrency: int = 5
+    timeout_seconds: int = 120
+    lag_alarm_minutes: int = DEFAULT_LAG_ALARM_MINUTES
 
     def __post_init__(self) -> None:
         if not self.symbols or not self.intervals:
@@ -124,23 +187,42 @@ class IngestSettings:
             raise SettingsError(f"historyStart: {self.history_start!r} is not an ISO date like 2017-08-17") from None
         if self.max_pages_per_run < 1:
             raise SettingsError("maxPagesPerRun must be >= 1")
-        if self.reserved_concurrency is not None and self.reserved_concurrency < 1:
-            raise SettingsError("reservedConcurrency must be >= 1 (leave it unset for none)")
-        if self.lag_alarm_minutes is not None and self.lag_alarm_minutes < 15:
-            raise SettingsError("ingestLagAlarmMinutes must be >= 15 (the ingest runs every 15 minutes)")
+        if not 2 <= self.concurrency <= MAX_INGEST_CONCURRENCY:
+            raise SettingsError(
+                f"ingestConcurrency must be within 2..{MAX_INGEST_CONCURRENCY} (2: the SQS event source's "
+                f"minimum; {MAX_INGEST_CONCURRENCY}: half of Binance's {BINANCE_WEIGHT_PER_MINUTE} request weight "
+                "a minute at one page a second per worker)")
+        if not 30 <= self.timeout_seconds <= 900:
+            raise SettingsError("ingestTimeoutSeconds must be within 30..900 (a Lambda runs 15 minutes at most)")
+        if self.lag_alarm_minutes < 5:
+            raise SettingsError("ingestLagAlarmMinutes must be >= 5 (a healthy series reads up to 2 minutes)")
+        try:
+            self.schedule_input("ingest")
+        except UnitError as exc:
+            raise SettingsError(f"symbols: {exc}") from None
+
+    @property
+    def groups(self) -> tuple[SeriesGroup, ...]:
+        """What the ingest keeps current, by market and kind (perps add theirs here)."""
+        return (SeriesGroup("spot", "klines", self.symbols, self.intervals),)
+
+    @property
+    def markets(self) -> tuple[str, ...]:
+        return tuple(sorted({g.market for g in self.groups}))
 
     @property
     def series(self) -> tuple[tuple[str, str], ...]:
         return tuple((s, i) for s in self.symbols for i in self.intervals)
 
-    def lag_threshold_minutes(self, interval: str) -> int:
-        """Watermark age that raises the alarm: the context value, else two intervals plus an hour
-        (the last closed candle is up to one interval plus 15 minutes old between runs)."""
-        return self.lag_alarm_minutes or 2 * INTERVAL_MINUTES[interval] + 60
+    def schedule_input(self, task: str) -> dict:
+        return schedule_input(task, self.groups)
 
     @classmethod
     def from_context(cls, node: Node) -> IngestSettings:
         d = cls()
+        if node.try_get_context("reservedConcurrency") not in (None, ""):
+            raise SettingsError("reservedConcurrency: no longer used; the workers' bound is ingestConcurrency "
+                                "(the SQS event source's maximum concurrency)")
         return cls(
             symbols=_list(node.try_get_context("symbols"), d.symbols),
             intervals=_list(node.try_get_context("intervals"), d.intervals),
@@ -148,9 +230,53 @@ class IngestSettings:
             binance_base_url=str(node.try_get_context("binanceBaseUrl") or d.binance_base_url),
             max_pages_per_run=_int(node.try_get_context("maxPagesPerRun"), d.max_pages_per_run, "maxPagesPerRun"),
             sdk_pandas_version=str(node.try_get_context("sdkPandasVersion") or d.sdk_pandas_version),
-            reserved_concurrency=_int(node.try_get_context("reservedConcurrency"), None, "reservedConcurrency"),
-            lag_alarm_minutes=_int(node.try_get_context("ingestLagAlarmMinutes"), None, "ingestLagAlarmMinutes"),
+            concurrency=_int(node.try_get_context("ingestConcurrency"), d.concurrency, "ingestConcurrency"),
+            timeout_seconds=_int(node.try_get_context("ingestTimeoutSeconds"), d.timeout_seconds,
+                                 "ingestTimeoutSeconds"),
+            lag_alarm_minutes=_int(node.try_get_context("ingestLagAlarmMinutes"), d.lag_alarm_minutes,
+                                   "ingestLagAlarmMinutes"),
         )
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    raw_retention_days: int = 30
+    shard_retention_days: int = 14
+
+    def __post_init__(self) -> None:
+        for key, value in (("rawRetentionDays", self.raw_retention_days),
+                           ("shardRetentionDays", self.shard_retention_days)):
+            if value < 1:
+                raise SettingsError(f"{key} must be >= 1 (days)")
+
+    @classmethod
+    def from_context(cls, node: Node) -> StorageSettings:
+        d = cls()
+        return cls(raw_retention_days=_int(node.try_get_context("rawRetentionDays"), d.raw_retention_days,
+                                           "rawRetentionDays"),
+                   shard_retention_days=_int(node.try_get_context("shardRetentionDays"), d.shard_retention_days,
+                                             "shardRetentionDays"))
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    database: str = "backtest"
+    scan_limit_gb: int = 10
+    first_year: int = 2017  # the candles table's year projection starts here (historyStart's year)
+
+    def __post_init__(self) -> None:
+        if not _DATABASE.match(self.database):
+            raise SettingsError(f"glueDatabase: {self.database!r} must be lower-case letters, digits and _")
+        if not 1 <= self.scan_limit_gb <= 10_000:
+            raise SettingsError("athenaScanLimitGb must be within 1..10000")
+
+    @classmethod
+    def from_context(cls, node: Node, history_start: str) -> QuerySettings:
+        d = cls()
+        return cls(database=str(node.try_get_context("glueDatabase") or d.database),
+                   scan_limit_gb=_int(node.try_get_context("athenaScanLimitGb"), d.scan_limit_gb,
+                                      "athenaScanLimitGb"),
+                   first_year=int(history_start[:4]))
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,15 @@ from .nag import acknowledge_wildcard_resources
 
 @dataclass(frozen=True)
 class PrefixGrant:
-    prefix: str  # a key prefix ending in "/", e.g. "candles/symbol=BTCUSDT/interval=15m/"
+    prefix: str  # a key prefix ending in "/", e.g. "candles/"; with exact, one key
     actions: tuple[str, ...]  # object-level S3 actions on the keys under it
     purpose: str
     listable: bool = True  # s3:ListBucket limited to this prefix (unless the role lists the whole bucket)
+    exact: bool = False  # the grant is for the one key ``prefix``, no wildcard
 
     @property
     def keys(self) -> str:
-        return self.prefix + "*"
+        return self.prefix if self.exact else self.prefix + "*"
 
     def scope(self) -> str:
         """The exact access this grant leaves, in words (the cdk-nag acknowledgement)."""
@@ -45,7 +46,8 @@ def grant_prefixes(role: iam.IRole, bucket: s3.IBucket, grants: Sequence[PrefixG
     for g in grants:
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(g.actions),
                                                          resources=[bucket.arn_for_objects(g.keys)]))
-        acknowledge_wildcard_resources(role, [bucket.arn_for_objects(g.keys)], g.scope())
+        if not g.exact:
+            acknowledge_wildcard_resources(role, [bucket.arn_for_objects(g.keys)], g.scope())
     if list_whole_bucket:
         role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
         return
@@ -67,32 +69,41 @@ def list_prefixes_statement(bucket: s3.IBucket, *prefixes: str) -> iam.PolicySta
     )
 
 
-def locks_grant() -> PrefixGrant:
-    """``locks/``: the only role that may touch it is the ingest's (engine/storage_layout.py)."""
-    return PrefixGrant(storage_layout.LOCKS_PREFIX, ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
-                       "series leases taken with conditional puts and released with a delete, and the "
-                       "Binance 'blocked until' marker")
+def ingest_market_grants(market: str) -> list[PrefixGrant]:
+    """What an ingest worker may do in one market: its four prefixes, nothing else of the bucket.
 
-
-def ingest_series_grants(symbol: str, interval: str) -> list[PrefixGrant]:
-    """What the ingest may do to one configured series: nothing outside its three prefixes."""
-    series = storage_layout.series_prefix(symbol, interval)
+    Per market, not per series: the policy is the same size for 1 series or 500 (a series is a
+    key prefix under these, chosen by the unit of work). Spot's prefixes are the bucket's top level
+    (``raw/``, ``candles/``, ``meta/``, ``locks/``), USDⓈ-M's the same under ``um/``: neither
+    grant covers the other market's keys."""
+    p = storage_layout.market_prefixes(market)
     return [
-        PrefixGrant(storage_layout.RAW_PREFIX + series, ("s3:PutObject", "s3:AbortMultipartUpload"),
-                    f"immutable fetch batches of {symbol} {interval}, written once", listable=False),
-        PrefixGrant(storage_layout.candles_prefix(symbol, interval),
-                    ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"),
-                    f"the {symbol} {interval} watermark read, and its month partitions rewritten, where "
-                    "awswrangler deletes the file it replaces"),
-        PrefixGrant(storage_layout.series_meta_prefix(symbol, interval), ("s3:GetObject", "s3:PutObject"),
-                    f"the {symbol} {interval} record of ranges the exchange confirmed empty"),
+        PrefixGrant(p["raw"], ("s3:PutObject", "s3:AbortMultipartUpload"),
+                    f"immutable {market} fetch batches, written once, never read or deleted", listable=False),
+        PrefixGrant(p["candles"], ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"),
+                    f"{market} watermark reads, and month partitions rewritten, where the writer deletes the "
+                    "file it replaces"),
+        PrefixGrant(p["meta"], ("s3:GetObject", "s3:PutObject"),
+                    f"{market} records of ranges the exchange confirmed empty"),
+        PrefixGrant(p["locks"], ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
+                    f"{market} series leases taken with conditional puts and released with a delete, and the "
+                    "Binance 'blocked until' / 'geo-blocked' marker"),
     ]
+
+
+def dispatcher_grants(markets: Sequence[str]) -> list[PrefixGrant]:
+    """The dispatcher reads each market's 418/451 marker, one key each, and nothing else."""
+    return [PrefixGrant(storage_layout.blocked_key(m), ("s3:GetObject",),
+                        f"the {m} Binance 'blocked until' / 'geo-blocked' marker", listable=False, exact=True)
+            for m in markets]
 
 
 def batch_job_grants() -> list[PrefixGrant]:
     """Batch jobs read candles and read/write their run; the code never deletes."""
     return [
         PrefixGrant(storage_layout.CANDLES_PREFIX, ("s3:GetObject",), "candle partitions, read only"),
-        PrefixGrant(storage_layout.RUNS_PREFIX, ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"),
-                    "a sweep's config, shards and report under runs/<run_id>/, read and written, never deleted"),
+        PrefixGrant(storage_layout.RUNS_PREFIX, ("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging",
+                                                 "s3:AbortMultipartUpload"),
+                    "a sweep's config, shards and report under runs/<run_id>/, read and written, never deleted; "
+                    "shards are written with a tag that lets the lifecycle rule expire them"),
     ]

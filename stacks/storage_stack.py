@@ -1,4 +1,11 @@
-"""Long-lived data: the dataset bucket and its access-log bucket. Never deleted with the stack."""
+"""Long-lived data: the dataset bucket and its access-log bucket. Never deleted with the stack.
+
+Lifecycle (context ``rawRetentionDays``, ``shardRetentionDays``): ``raw/`` fetch batches (and
+each market's, e.g. ``um/raw/``) expire after 30 days, Batch shard objects (``runs/…/shards/``,
+found by their tag: a lifecycle filter cannot match a pattern) after 14, Athena results after
+7. Candles, meta records, configs and reports are kept. The bucket is versioned: an expired
+object leaves a noncurrent version, removed 30 days later by the noncurrent-version rule.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,18 @@ from constructs import Construct
 
 from engine import storage_layout
 
+from .config import StorageSettings
+
+#: Athena query results are scratch: kept a week.
+ATHENA_RESULTS_DAYS = 7
+
 
 class StorageStack(Stack):
     """Dataset bucket with ``raw/``, ``candles/``, ``meta/``, ``locks/`` and ``runs/`` prefixes
     (see engine.storage_layout)."""
 
-    def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StorageSettings = StorageSettings(),
+                 **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
         self.log_bucket = s3.Bucket(
@@ -44,6 +57,15 @@ class StorageStack(Stack):
                 # Each partition rewrite leaves a delete marker; once its noncurrent versions have
                 # expired, the marker alone is an "expired object delete marker": remove it.
                 s3.LifecycleRule(id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True),
+                *(s3.LifecycleRule(id=f"ExpireRaw{market.capitalize()}",
+                                   prefix=storage_layout.market_prefixes(market)["raw"],
+                                   expiration=Duration.days(settings.raw_retention_days))
+                  for market in storage_layout.MARKETS),
+                s3.LifecycleRule(id="ExpireBatchShards", prefix=storage_layout.RUNS_PREFIX,
+                                 tag_filters={storage_layout.SHARD_TAG_KEY: storage_layout.SHARD_TAG_VALUE},
+                                 expiration=Duration.days(settings.shard_retention_days)),
+                s3.LifecycleRule(id="ExpireAthenaResults", prefix=storage_layout.ATHENA_RESULTS_PREFIX,
+                                 expiration=Duration.days(ATHENA_RESULTS_DAYS)),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
@@ -52,4 +74,4 @@ class StorageStack(Stack):
                   description="Dataset bucket; prefixes: "
                               + " ".join((storage_layout.RAW_PREFIX, storage_layout.CANDLES_PREFIX,
                                           storage_layout.META_PREFIX, storage_layout.LOCKS_PREFIX,
-                                          storage_layout.RUNS_PREFIX)))
+                                          storage_layout.RUNS_PREFIX, storage_layout.ATHENA_RESULTS_PREFIX)))

@@ -168,6 +168,11 @@ def test_batch_sweep_on_synthetic_candles_matches_a_local_run(aws, tmp_path, cap
     _wait(_shard_processes(aws, job_env, [1]))
     again = s3.get_object(Bucket=bucket, Key=key)
     assert again["ETag"] == etag and again["Body"].read() == body
+    # Shards carry the tag the lifecycle rule expires them by (shardRetentionDays); reports are kept.
+    from engine.storage_layout import SHARD_TAG_KEY, SHARD_TAG_VALUE
+
+    assert s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] == [{"Key": SHARD_TAG_KEY, "Value": SHARD_TAG_VALUE}]
+    assert s3.get_object_tagging(Bucket=bucket, Key=page_key)["TagSet"] == []
     # ...and reducing again changes nothing but the time and timings (manifest, report.html's run element).
     code, out, err = run_cli(["batch", "reduce", "--run-id", run_id, "--bucket", bucket, "--array-size", N],
                              capsys)

@@ -12,8 +12,7 @@ from backtest_cli import argtypes
 from engine.config import parse_config_text
 from engine.data.binance import INTERVAL_MS, INTERVALS, is_symbol
 from engine.errors import ConfigError
-from lambdas.ingest.handler import SettingsError as LambdaSettingsError
-from lambdas.ingest.handler import parse_settings
+from lambdas.ingest.units import UnitError, WorkUnit, parse_message
 from stacks.config import IngestSettings, SettingsError
 
 NOT_INTERVALS = ["1M", "7m", "0m", "15", "15M", "", " 15m", "1h\n"]
@@ -23,11 +22,12 @@ NOT_SYMBOLS = ["", ".", "..", "../X", "BTC/USDT", "btc usdt", "BTCUSDT\n", "_BTC
 
 
 def _lambda_accepts(symbol: str, interval: str) -> bool:
-    env = {"BUCKET_NAME": "b", "SYMBOLS": symbol, "INTERVALS": interval, "HISTORY_START": "2020-01-01"}
+    """The ingest worker's message (JSON: nothing is stripped)."""
+    body = json.dumps({"task": "ingest", "market": "spot", "kind": "klines", "symbol": symbol, "interval": interval,
+                       "sent_ms": 0})
     try:
-        parse_settings(env)
-        return True
-    except LambdaSettingsError:
+        return parse_message(body)[1] == WorkUnit("spot", "klines", symbol, interval)
+    except UnitError:
         return False
 
 
@@ -73,8 +73,7 @@ def test_every_entry_accepts_every_interval(interval):
 
 @pytest.mark.parametrize("interval", NOT_INTERVALS)
 def test_every_entry_refuses_the_same_intervals(interval):
-    # the Lambda reads a comma-separated environment variable and strips each item
-    assert _lambda_accepts("BTCUSDT", interval) == (interval.strip() in INTERVALS)
+    assert not _lambda_accepts("BTCUSDT", interval)
     assert not _stack_accepts("BTCUSDT", interval)
     assert not _cli_accepts(argtypes.interval, interval)
     if interval.strip():  # the config strips text values
@@ -94,7 +93,7 @@ def test_every_entry_refuses_a_symbol_that_could_name_a_path(symbol):
     assert not is_symbol(symbol)
     assert not _stack_accepts(symbol, "15m")
     assert not _cli_accepts(argtypes.symbol, symbol)
-    assert _lambda_accepts(symbol, "15m") == is_symbol(symbol.strip())  # the Lambda strips each item
+    assert not _lambda_accepts(symbol, "15m")
 
 
 def test_the_cli_upper_cases_a_symbol():

@@ -24,15 +24,20 @@ import stacks  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
-SERIES = "symbol=BTCUSDT/interval=15m/"
+LAYER = json.loads((REPO / "lambdas" / "ingest" / "layer.json").read_text())
+# What the runtime acknowledgement must say: exactly what `make layer-check` tests.
+LAYER_WORDS = ["python3.12", "3.17.1", "make layer-check", f"pandas {LAYER['packages']['pandas']}",
+               f"pyarrow {LAYER['packages']['pyarrow']}", "tests/test_ingest.py", "tests/test_ingest_fanout.py"]
 # construct path -> acknowledged rule -> words its reason must contain. A bucket-prefix wildcard
-# finding embeds the cross-stack bucket reference; it is shown here as BUCKET.
+# finding embeds the cross-stack bucket reference; it is shown here as BUCKET. Grants are per market
+# prefix: the same four for 1 series or 500.
 EXPECTED_ACKNOWLEDGEMENTS = {
-    "BacktestIngest/Function": {"AwsSolutions-L1": ["python3.12", "layer"]},
-    "BacktestIngest/Role": {
-        f"AwsSolutions-IAM5[Resource::BUCKET/raw/{SERIES}*]": [f"raw/{SERIES}"],
-        f"AwsSolutions-IAM5[Resource::BUCKET/candles/{SERIES}*]": [f"candles/{SERIES}"],
-        f"AwsSolutions-IAM5[Resource::BUCKET/meta/{SERIES}*]": [f"meta/{SERIES}"],
+    "BacktestIngest/Worker": {"AwsSolutions-L1": LAYER_WORDS},
+    "BacktestIngest/Dispatcher": {"AwsSolutions-L1": LAYER_WORDS},
+    "BacktestIngest/WorkerRole": {
+        "AwsSolutions-IAM5[Resource::BUCKET/raw/*]": ["raw/", "never read or deleted"],
+        "AwsSolutions-IAM5[Resource::BUCKET/candles/*]": ["candles/"],
+        "AwsSolutions-IAM5[Resource::BUCKET/meta/*]": ["meta/"],
         "AwsSolutions-IAM5[Resource::BUCKET/locks/*]": ["locks/"],
     },
     "BacktestBatch/JobRole": {

@@ -107,7 +107,7 @@ def _ignored(path: str, patterns: list[str]) -> bool:
 
 def test_build_context_is_the_code_and_nothing_else():
     for path in ("README.md", "Makefile", "cdk.json", "cdk_app.py", ".ci/run", ".git/HEAD", "tests/test_docker.py",
-                 "bench/run.py", "docs/semantics.md", "stacks/batch_stack.py", "lambdas/ingest/handler.py",
+                 "bench/run.py", "docs/semantics.md", "stacks/batch_stack.py", "lambdas/ingest/worker.py",
                  "scripts/image_check.sh", ".venv/bin/python", "node_modules/aws-cdk/package.json", "cdk.out/x",
                  "results/run/summary.csv", "data/symbol=BTCUSDT/x", "engine/__pycache__/x.pyc",
                  "backtest_engine.egg-info/PKG-INFO", "package.json", "requirements-dev.txt"):
