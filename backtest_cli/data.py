@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from engine.errors import UserError
 from engine.timeutil import format_time, parse_time
@@ -23,14 +24,17 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=type(p))
 
     q = dsub.add_parser("inspect", help="rows, time range, interval, gaps and problems of a file or dataset")
-    q.add_argument("path", help="candle file, dataset folder or s3://bucket/candles/")
+    q.add_argument("path", type=_location, help="candle file, dataset folder or s3://bucket/candles/")
+    q.add_argument("--interval", type=argtypes.interval,
+                   help="the file's interval, when it cannot be read from the data (a file of one candle)")
+    _max_input_arg(q)
     q.set_defaults(func=cmd_inspect)
 
     q = dsub.add_parser("fetch", help="download new closed klines from the Binance REST API into a dataset")
     _series_args(q)
     q.add_argument("--start", required=True, help="first open time: ISO date/time (UTC) or epoch ms")
     q.add_argument("--end", help="stop before this open time (default: now)")
-    q.add_argument("--out", required=True, help="dataset folder or s3://bucket/candles/")
+    q.add_argument("--out", required=True, type=_location, help="dataset folder or s3://bucket/candles/")
     q.add_argument("--base-url", help="REST base URL (default: $BINANCE_BASE_URL or https://data-api.binance.vision)")
     q.add_argument("--timeout", type=_seconds, help="give up after this many seconds in all (default: no limit)")
     q.add_argument("--request-timeout", type=_seconds, default=30.0,
@@ -46,22 +50,24 @@ def register(sub) -> None:
     q.add_argument("--end", help="last month or day, included: YYYY-MM or YYYY-MM-DD (default: yesterday)")
     q.add_argument("--source", default=None, help="base URL or local mirror folder (default: https://data.binance.vision)")
     out = q.add_mutually_exclusive_group(required=True)
-    out.add_argument("--out", help="dataset folder")
-    out.add_argument("--to", help="dataset on S3, like s3://BUCKET/candles/")
+    out.add_argument("--out", type=_location, help="dataset folder")
+    out.add_argument("--to", type=_location, help="dataset on S3, like s3://BUCKET/candles/")
     q.add_argument("--timeout", type=_seconds, help="give up after this many seconds in all (default: no limit)")
     _lock_arg(q)
     q.set_defaults(func=cmd_backfill)
 
     q = dsub.add_parser("build", help="build a dataset from raw candle files (a later file wins)")
-    q.add_argument("--input", nargs="+", required=True, help="candle files, any layout the loader reads")
+    q.add_argument("--input", nargs="+", required=True, type=_location,
+                   help="candle files, any layout the loader reads")
     _series_args(q)
-    q.add_argument("--out", required=True, help="dataset folder or s3://bucket/candles/")
+    q.add_argument("--out", required=True, type=_location, help="dataset folder or s3://bucket/candles/")
     _lock_arg(q)
+    _max_input_arg(q)
     q.set_defaults(func=cmd_build)
 
     q = dsub.add_parser("sync", help="copy new or changed dataset files from S3 to a local folder")
-    q.add_argument("source", help="s3://BUCKET/candles/")
-    q.add_argument("dest", help="local dataset folder")
+    q.add_argument("source", type=_location, help="s3://BUCKET/candles/")
+    q.add_argument("dest", type=_location, help="local dataset folder")
     q.add_argument("--symbol", type=argtypes.symbol, help="only this symbol")
     q.add_argument("--interval", type=argtypes.interval, help="only this interval (needs --symbol)")
     q.set_defaults(func=cmd_sync)
@@ -75,6 +81,40 @@ def _seconds(text: str) -> float:
     if not 0 < value <= 10 ** 7:
         raise argparse.ArgumentTypeError(f"{text!r}: expected seconds above 0 (at most 10^7)")
     return value
+
+
+def _location(text: str) -> str:
+    """A path or URI: an empty one would silently mean the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path; give a file, folder or s3:// URI")
+    return text
+
+
+def _byte_count(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if not 1 <= value <= 2 ** 50:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected bytes from 1 to 2^50")
+    return value
+
+
+def _max_input_arg(q: argparse.ArgumentParser) -> None:
+    from engine.data.candle_file import MAX_INPUT_BYTES
+
+    q.add_argument("--max-input-bytes", type=_byte_count, default=None,
+                   help=f"most bytes a candle file may hold once decompressed (default: {MAX_INPUT_BYTES:,})")
+
+
+def _local_out(path: str, label: str) -> None:
+    """A local dataset folder this process can write in, checked before any work; S3 is checked by its writes."""
+    from engine.storage_layout import is_s3_uri
+
+    from .preflight import check_output_root
+
+    if not is_s3_uri(path):
+        check_output_root(Path(path), label=label)
 
 
 def _lock_arg(q: argparse.ArgumentParser) -> None:
@@ -129,7 +169,7 @@ def _bar(desc: str, unit: str):
 def cmd_inspect(args: argparse.Namespace) -> int:
     from engine.data.inspect import inspect_path
 
-    reports = inspect_path(args.path)
+    reports = inspect_path(args.path, interval=args.interval, max_bytes=args.max_input_bytes)
     for r in reports:
         print("\n".join(r.lines()))
     problems = [p for r in reports for p in r.problems]
@@ -152,6 +192,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     start = parse_time(args.start, "--start")
     end = parse_time(args.end, "--end") if args.end else None
     check_range(start, end, "fetch: --start/--end")
+    _local_out(args.out, "--out")
     deadline = Deadline(args.timeout, "--timeout") if args.timeout else None
     client = KlinesClient(args.base_url or os.environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL,
                           timeout=args.request_timeout, max_retry_after=args.max_retry_after, deadline=deadline)
@@ -195,6 +236,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if end <= start:
         raise UserError(f"backfill: --start {args.start} is after --end {args.end or 'yesterday'}")
     target = args.out or args.to
+    _local_out(target, "--out")
     deadline = Deadline(args.timeout, "--timeout") if args.timeout else None
     vision = VisionSource(args.source or VISION_URL, deadline=deadline)
     with _bar(f"{args.symbol} {args.interval}", "file") as bar:
@@ -214,8 +256,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from engine.data.build import build_dataset
 
+    _local_out(args.out, "--out")
     result = build_dataset(args.input, args.out, args.symbol, args.interval, lock_wait=args.lock_timeout,
-                           on_wait=_say)
+                           on_wait=_say, max_bytes=args.max_input_bytes)
     gaps = "no gaps" if not result.gaps.count else (
         f"{result.gaps.count} gap(s), {result.gaps.missing_bars} missing bar(s), largest before "
         f"{format_time(result.gaps.largest_at)}")
@@ -228,8 +271,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from engine.data.sync import sync_dataset
 
+    _local_out(args.dest, "sync destination")
     result = sync_dataset(args.source, args.dest, symbol=args.symbol.upper() if args.symbol else None,
                           interval=args.interval)
     print(f"synced {args.source} -> {args.dest}: {len(result.copied)} copied, {result.skipped} up to date, "
           f"{len(result.removed)} stale removed")
+    if result.ignored:
+        shown = ", ".join(result.ignored[:3]) + (" …" if len(result.ignored) > 3 else "")
+        print(f"note: {len(result.ignored)} object(s) outside the dataset layout (symbol=S/interval=I/year=YYYY/"
+              f"month=MM/NAME.parquet with a Binance symbol) were not copied: {shown}", file=sys.stderr)
     return 0

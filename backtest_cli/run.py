@@ -216,7 +216,7 @@ def top_table(ranked, rank_by: str, rows: int = TOP_ROWS) -> str:
 
 
 def cmd_run(args) -> int:
-    from engine.datasource import DataSpec
+    from engine.data.spec import DataSpec
     from engine.experiment import run_experiment
 
     cfg = _load(args.config, _overrides(args))

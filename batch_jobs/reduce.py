@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from engine.cpus import available_cpus
-from engine.datasource import DataSpec, load_data
+from engine.data.source import load_data
+from engine.data.spec import DataSpec
 from engine.errors import UserError
 from engine.report.run_folder import MANIFEST, write_run_folder
 from engine.storage_layout import report_prefix, s3_uri, shard_key, shards_prefix

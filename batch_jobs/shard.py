@@ -17,7 +17,8 @@ import numpy as np
 
 from engine import __version__
 from engine.cpus import available_cpus
-from engine.datasource import DataSpec, load_data
+from engine.data.source import load_data
+from engine.data.spec import DataSpec
 from engine.storage_layout import SHARD_TAGGING, s3_uri, shard_key
 from engine.sweep import run_sweep
 

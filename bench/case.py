@@ -67,7 +67,8 @@ def main() -> None:
     t = time.perf_counter()
     from bench.cases import REALISTIC, data_spec, grid, peak_rss_mb
     from engine.config import load_config, parse_config
-    from engine.datasource import DataSpec, load_data
+    from engine.data.source import load_data
+    from engine.data.spec import DataSpec
     from engine.sweep import run_sweep
 
     imports = time.perf_counter() - t

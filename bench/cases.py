@@ -53,7 +53,7 @@ def grid(combos: int, rules: str = "") -> dict:
 
 def data_spec(kind: str, n: int = 0):
     """Real candles from samples/, or ``n`` seeded synthetic ones."""
-    from engine.datasource import DataSpec
+    from engine.data.spec import DataSpec
 
     if kind == "real":
         return DataSpec(source=str(REAL_15M))

@@ -39,8 +39,8 @@ def main(argv: list[str]) -> int:
     import pandas as pd
 
     from engine.data.build import build_dataset
-    from engine.data.dataset_io import read_candle_dataset
-    from engine.loader import load_candles
+    from engine.data.dataset import read_candle_dataset
+    from engine.data.loader import load_candles
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-parquet-"))
     try:
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
         last_month = (built.last // 1000 - 30 * 86_400) * 1000
         rows = [
             ("CSV: pandas.read_csv", csv_size, _best(lambda: pd.read_csv(csv))),
-            ("CSV: engine.loader.load_candles", csv_size, _best(lambda: load_candles(csv))),
+            ("CSV: engine.data.loader.load_candles", csv_size, _best(lambda: load_candles(csv))),
             ("Parquet dataset: pandas.read_parquet", ds_size, _best(lambda: pd.read_parquet(ds))),
             ("Parquet dataset: load_candles", ds_size,
              _best(lambda: load_candles(ds, symbol="BTCUSDT", interval="15m"))),

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from engine.config import DEFAULT_CONFIG, load_config
-from engine.datasource import DataSpec, load_data
+from engine.data.source import load_data
+from engine.data.spec import DataSpec
 from engine.report.run_folder import write_run_folder
 from engine.sweep import prepare, run_sweep
 from engine.validation.finish import finish

@@ -74,7 +74,7 @@ def accumulate_case(combos: int, n: int, blocks: int, repeats: int) -> dict:
     moments costs the sweep (``run_sweep``); PBO, PSR and DSR afterwards are timed apart."""
     from bench.cases import data_spec, grid, peak_rss_mb
     from engine.config import parse_config
-    from engine.datasource import load_data
+    from engine.data.source import load_data
     from engine.sweep import run_sweep
     from engine.validation.finish import finish
 
@@ -105,7 +105,7 @@ def walk_forward_case(combos: int, n: int, train: int, test: int, repeats: int) 
     the chosen combinations' test windows are counted as nothing."""
     from bench.cases import data_spec, grid, peak_rss_mb
     from engine.config import parse_config
-    from engine.datasource import load_data
+    from engine.data.source import load_data
 
     data = load_data(data_spec("synthetic", n))
     plain = parse_config(grid(combos))

@@ -39,7 +39,7 @@ class Candles:
     @classmethod
     def from_frame(cls, df: pd.DataFrame, *, interval_ms: int | None = None, symbol: str = "unknown",
                    source: str = "") -> "Candles":
-        """Build from a frame that already passed :func:`engine.candle_checks.validate_frame`."""
+        """Build from a frame that already passed :func:`engine.data.checks.validate_frame`."""
         # One layout for every loader (C-contiguous, writeable): pandas and Arrow hand out read-only
         # views, and numba compiles (and caches) a separate kernel for each array layout.
         t = np.require(df["open_time"].to_numpy(dtype=np.int64), requirements="CW")

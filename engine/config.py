@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .data import binance
+from .data.spec import DataSpec
 from .errors import ConfigError, UserError
 from .errors import shown as _show
 from .execution import FILL_MODES, Execution
@@ -32,17 +33,6 @@ from .timeutil import check_range, parse_time
 from .validation.config import RANK_METRICS, ValidationConfig, parse_validation
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    source: str = "synthetic"
-    symbol: str | None = None
-    interval: str | None = None
-    start: str | None = None
-    end: str | None = None
-    synthetic_bars: int = 70_080
-    seed: int = 42
 
 
 @dataclass(frozen=True)
@@ -76,7 +66,7 @@ class StrategyGrid:
 @dataclass(frozen=True)
 class Config:
     name: str = "experiment"
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataSpec = field(default_factory=DataSpec)
     execution: Execution = field(default_factory=Execution)
     # position rules: each a tuple of the values to sweep (one value: not swept)
     stop_loss: tuple[float | None, ...] = (0.02,)
@@ -101,7 +91,7 @@ class Config:
 
 _SECTIONS = {
     "experiment": {"name"},
-    "data": {"source", "path", "symbol", "interval", "start", "end", "synthetic_bars", "seed"},
+    "data": {"source", "path", "symbol", "interval", "start", "end", "synthetic_bars", "seed", "max_input_bytes"},
     "execution": {"commission", "slippage", "fill"},
     "portfolio": {"capital", "direction", "size"},
     "risk": {"stop_loss", "take_profit", "trailing_stop", "max_bars"},
@@ -391,6 +381,17 @@ def _check_int_params(sname: str, specs: dict, values: tuple[tuple[str, tuple[An
                                       f"expected at most {INT64_MAX:,}")
 
 
+def _symbol(value: Any) -> str | None:
+    """``data.symbol``: a Binance symbol (it names dataset folders), upper-cased like ``--symbol``."""
+    if value is None:
+        return None
+    text = _string("data.symbol", value)
+    if not binance.is_symbol(text.upper()):
+        raise ConfigError(f"data.symbol: {_show(value)} is not a Binance symbol (pattern {binance.SYMBOL_PATTERN}, "
+                          "like BTCUSDT)")
+    return text.upper()
+
+
 def parse_config(doc: dict) -> Config:
     unknown = sorted(set(doc) - set(_SECTIONS), key=str)
     if unknown:
@@ -402,15 +403,17 @@ def parse_config(doc: dict) -> Config:
     if "path" in d and "source" in d and d["path"] != d["source"]:
         raise ConfigError("data: give data.source or data.path, not both")
     source = _string("data.source", d.get("path", d.get("source", "synthetic")))
-    data = DataConfig(
+    data = DataSpec(
         source=source,
-        symbol=_string("data.symbol", d["symbol"]) if d.get("symbol") is not None else None,
+        symbol=_symbol(d.get("symbol")),
         interval=_string("data.interval", d["interval"]) if d.get("interval") is not None else None,
         start=_time("data.start", d.get("start")),
         end=_time("data.end", d.get("end")),
         synthetic_bars=_number("data.synthetic_bars", d.get("synthetic_bars", 70_080), low=2,
                                high=SYNTHETIC_BARS_MAX, integer=True),
         seed=_number("data.seed", d.get("seed", 42), low=0, integer=True),
+        max_input_bytes=_number("data.max_input_bytes", d["max_input_bytes"], low=1, high=2 ** 50, integer=True)
+        if d.get("max_input_bytes") is not None else None,
     )
     _time_range(data.start, data.end)
     _check_interval(data.interval)

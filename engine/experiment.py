@@ -13,7 +13,8 @@ import pandas as pd
 from .candles import Candles
 from .config import Config
 from .cpus import available_cpus
-from .datasource import DataSpec, load_data
+from .data.source import load_data
+from .data.spec import DataSpec
 from .errors import ResourceError
 from .fast.announce import announce as announce_compiles
 from .report.index import write_index

@@ -74,8 +74,6 @@ ENGINE_MODULES = (
     "engine/timeutil.py",
     "engine/storage_layout.py",
     "engine/candles.py",
-    "engine/candle_checks.py",
-    "engine/loader.py",
 )
 CODE_EXCLUDE = [
     "*",

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.data.dataset_io import upsert_candles
+from engine.data.dataset import upsert_candles
 from fakes.candles import synthetic_klines
 from fakes.moto_server import moto_aws  # noqa: F401  (fixture)
 
@@ -172,6 +172,53 @@ def not_a_dataset(tmp: Path) -> Path:
     return p
 
 
+def _repetitive_csv_bytes(rows: int) -> bytes:
+    """A valid OHLCV CSV of ``rows`` rows that compresses about 100 to 1."""
+    t = T0 + IV * np.arange(rows)
+    return ("Timestamp,Open,High,Low,Close,Volume\n" + "".join(f"{v},100,101,99,100,1\n" for v in t)).encode()
+
+
+def gz_claiming_3gb(tmp: Path) -> Path:
+    """A small gzip whose ISIZE field (the header's size estimate) says 3,000,000,000 bytes."""
+    data = bytearray(gzip.compress(_repetitive_csv_bytes(100)))
+    data[-4:] = (3_000_000_000).to_bytes(4, "little")
+    p = tmp / "claims-3gb.csv.gz"
+    p.write_bytes(bytes(data))
+    return p
+
+
+def zip_of_5mb(tmp: Path) -> Path:
+    p = tmp / "big.csv.zip"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("big.csv", _repetitive_csv_bytes(120_000))  # 3.7 MB of text
+    return p
+
+
+def two_member_gz(tmp: Path) -> Path:
+    """3.7 MB of text in two gzip members: the last member's ISIZE (what a header check sees) says 37 bytes."""
+    text = _repetitive_csv_bytes(120_000)
+    p = tmp / "members.csv.gz"
+    p.write_bytes(gzip.compress(text) + gzip.compress(b"\n" * 37))
+    return p
+
+
+def one_row(tmp: Path) -> Path:
+    return _ohlcv_csv(tmp / "one.csv", n=1)
+
+
+def one_minute_off_grid(tmp: Path) -> Path:
+    times = T0 + IV * np.arange(300)
+    times[150:] += 60_000  # from row 151 on, every open is one minute late
+    return _ohlcv_csv(tmp / "shifted.csv", times=times)
+
+
+def bad_symbol_folder(tmp: Path) -> Path:
+    root = tmp / "odd_ds"
+    upsert_candles(str(root), "BTCUSDT", "15m", synthetic_klines(T0, 300))
+    (root / "symbol=BTCUSDT").rename(root / "symbol=btc usdt")
+    return root
+
+
 def config(tmp: Path, **data) -> Path:
     lines = ["data:"] + [f"  {k}: {v}" for k, v in data.items()]
     lines += ["strategies:", "  ma_crossover: {short_window: [5], long_window: [20]}"]
@@ -263,6 +310,57 @@ LOCAL_CASES = [
         "--base-url", "http://127.0.0.1:9"], "is not a date between 1970 and 2100"),
     Case("data.start in 2150", lambda tmp, ds: [
         "run", "--config", config(tmp, start="2150-01-01"), "--data", ds, "--out", tmp / "r"], "data.start"),
+    # issue 22 item 2: compressed inputs are bounded, and the line says how to raise the bound
+    Case("gz header says 3 GB: inspect", _inspect(gz_claiming_3gb),
+         "decompresses to 3,000,000,000 bytes, above the limit of 1,073,741,824 bytes per candle file; if it is "
+         "meant to be this large, raise data.max_input_bytes in the config (or --max-input-bytes on backtest data)"),
+    Case("gz header says 3 GB: run", _run(gz_claiming_3gb), "raise data.max_input_bytes"),
+    Case("gz header says 3 GB: build", _build(gz_claiming_3gb), "decompresses to 3,000,000,000 bytes"),
+    Case("zip member above --max-input-bytes: inspect", lambda tmp, ds: [
+        "data", "inspect", zip_of_5mb(tmp), "--max-input-bytes", "1000000"],
+         "decompresses to 3,720,037 bytes, above the limit of 1,000,000 bytes"),  # 37 + 120,000 × 31
+    Case("two-member gz past the bound while streaming: run", _run(two_member_gz, max_input_bytes=1_000_000),
+         "decompresses to more than the limit of 1,000,000 bytes per candle file"),
+    Case("two-member gz past the bound while streaming: build", lambda tmp, ds: [
+        "data", "build", "--input", two_member_gz(tmp), "--symbol", "BTCUSDT", "--interval", "15m", "--out", ds,
+        "--max-input-bytes", "1000000"], "decompresses to more than the limit of 1,000,000 bytes"),
+    Case("--max-input-bytes 0", lambda tmp, ds: ["data", "inspect", zip_of_5mb(tmp), "--max-input-bytes", "0"],
+         "expected bytes from 1 to 2^50"),
+    Case("data.max_input_bytes: -1", _run(lambda tmp: _ohlcv_csv(tmp / "ok.csv"), max_input_bytes=-1),
+         "data.max_input_bytes"),
+    # issue 22 item 3: names that could escape --out
+    Case("build --symbol ../../../X", lambda tmp, ds: [
+        "data", "build", "--input", _ohlcv_csv(tmp / "ok.csv"), "--symbol", "../../../X", "--interval", "15m",
+        "--out", ds], "'../../../X' is not a Binance symbol"),
+    Case("fetch --symbol ../../../X", lambda tmp, ds: [
+        "data", "fetch", "--symbol", "../../../X", "--interval", "15m", "--start", "2024-01-01", "--out", ds,
+        "--base-url", "http://127.0.0.1:9"], "is not a Binance symbol"),
+    Case("build --symbol ''", lambda tmp, ds: [
+        "data", "build", "--input", _ohlcv_csv(tmp / "ok.csv"), "--symbol", "", "--interval", "15m", "--out", ds],
+         "'' is not a Binance symbol"),
+    Case("backfill --symbol BTC/USDT", lambda tmp, ds: [
+        "data", "backfill", "--symbol", "BTC/USDT", "--interval", "15m", "--start", "2024-01", "--source", tmp,
+        "--out", ds], "'BTC/USDT' is not a Binance symbol"),
+    Case("data.symbol ../x", _run(lambda tmp: _ohlcv_csv(tmp / "ok.csv"), symbol="../x"),
+         "data.symbol: '../x' is not a Binance symbol"),
+    Case("dataset folder symbol=btc usdt: run", _run(bad_symbol_folder),
+         "folder symbol=btc usdt/interval=15m: 'btc usdt' is not a Binance symbol"),
+    Case("dataset folder symbol=btc usdt: inspect", _inspect(bad_symbol_folder),
+         "1 problem(s); first: "),
+    Case("build --out ''", lambda tmp, ds: [
+        "data", "build", "--input", _ohlcv_csv(tmp / "ok.csv"), "--symbol", "BTCUSDT", "--interval", "15m",
+        "--out", ""], "empty path"),
+    Case("inspect ''", lambda tmp, ds: ["data", "inspect", ""], "empty path"),
+    # issue 22 item 6: off the grid, and one row
+    Case("one minute off the 15m grid: inspect", _inspect(one_minute_off_grid),
+         "150 open time(s) off the 15m grid (not a whole number of 15m bars after the first candle at "
+         "2024-01-01 00:00:00); first at 2024-01-02 13:31:00"),
+    Case("one row: inspect", _inspect(one_row), "one candle, so its interval cannot be read from the data"),
+    Case("one row: run", _run(one_row), "one candle, so its interval cannot be read from the data; set "
+         "data.interval"),
+    Case("build --out a file", lambda tmp, ds: [
+        "data", "build", "--input", _ohlcv_csv(tmp / "ok.csv"), "--symbol", "BTCUSDT", "--interval", "15m",
+        "--out", _ohlcv_csv(tmp / "a-file.csv")], "is a file, not a folder"),
 ]
 
 
@@ -328,6 +426,15 @@ S3_CASES = [
     Case("unknown symbol: run", lambda b, ds: ["run", "--config", config(ds.parent, symbol="SOLUSDT"), "--data",
                                                f"s3://{b}/candles/", "--out", ds.parent / "r"],
          "no symbol=SOLUSDT in the dataset (found: BTCUSDT)"),
+    # issue 22 item 4: a sync destination that cannot be a dataset folder
+    Case("sync to a file", lambda b, ds: ["data", "sync", f"s3://{b}/candles/", _ohlcv_csv(ds.parent / "f.csv")],
+         "sync destination "),
+    Case("sync to /dev/null", lambda b, ds: ["data", "sync", f"s3://{b}/candles/", "/dev/null"],
+         "sync destination /dev/null: is a device or other special file, not a folder"),
+    Case("sync under a file", lambda b, ds: ["data", "sync", f"s3://{b}/candles/",
+                                             _ohlcv_csv(ds.parent / "g.csv") / "sub"], "is a file, not a folder"),
+    Case("sync --symbol ../x", lambda b, ds: ["data", "sync", f"s3://{b}/candles/", ds.parent / "copy",
+                                              "--symbol", "../x"], "is not a Binance symbol"),
 ]
 
 

@@ -1,7 +1,7 @@
 """A Batch sweep end to end against a moto server: submit, N shard processes, reduce, status, results.
 
 The candles live in the moto S3 as the hive-partitioned Parquet dataset (written with
-engine.data.dataset_io.upsert_candles); each shard is its own OS process with the
+engine.data.dataset.upsert_candles); each shard is its own OS process with the
 environment the submitted job carries plus ``AWS_BATCH_JOB_ARRAY_INDEX`` (moto does not
 run containers). The reduced report must equal a local ``backtest run`` of the same
 config on the same data, file for file (everything but manifest.json).
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.dataset_io import upsert_candles
+from engine.data.dataset import upsert_candles
 from engine.storage_layout import shard_key
 from fakes.cli import run_cli
 from fakes.moto_server import aws, moto_aws  # noqa: F401  (fixtures)
@@ -133,7 +133,7 @@ def _sweep(aws, tmp_path: Path, capsys, frame, start: str, end: str, config: str
 
 
 def test_batch_sweep_on_synthetic_candles_matches_a_local_run(aws, tmp_path, capsys):
-    from engine.synthetic import generate_candles
+    from engine.data.synthetic import generate_candles
 
     # ~83 days of 15m candles from 2023-01-01 (three month partitions); the config reads Jan 15 - Mar 1.
     frame = generate_candles(8_000, seed=11).to_frame()
@@ -193,7 +193,7 @@ def test_batch_sweep_on_synthetic_candles_matches_a_local_run(aws, tmp_path, cap
 
 
 def test_batch_sweep_on_real_candles_matches_a_local_run(aws, tmp_path, capsys, real_15m_csv):
-    from engine.loader import load_candles
+    from engine.data.loader import load_candles
     from engine.timeutil import parse_time
 
     # Two and a half months of real BTCUSDT 15m candles in S3; the config reads ~6 weeks (about 4,000 candles).
@@ -204,7 +204,7 @@ def test_batch_sweep_on_real_candles_matches_a_local_run(aws, tmp_path, capsys, 
 def test_batch_sweep_with_validation_matches_a_local_run(aws, tmp_path, capsys):
     """Shards emit per-block sums, moments and per-fold train metrics; reduce computes PBO, DSR and
     walk-forward (running the chosen test windows itself): every file equals a local run's."""
-    from engine.synthetic import generate_candles
+    from engine.data.synthetic import generate_candles
 
     frame = generate_candles(8_000, seed=5).to_frame()
     config = CONFIG + """validation:

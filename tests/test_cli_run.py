@@ -369,8 +369,8 @@ def test_top_table_shows_the_rank_metric_and_trades(tmp_path, capsys):
 
 def test_data_overrides_pick_one_series_of_a_dataset(tmp_path, capsys):
     """A dataset with two symbols and two intervals runs only with a symbol and an interval chosen."""
-    from engine.data.dataset_io import upsert_candles
-    from engine.synthetic import generate_candles
+    from engine.data.dataset import upsert_candles
+    from engine.data.synthetic import generate_candles
 
     root = tmp_path / "data"
     for symbol in ("BTCUSDT", "ETHUSDT"):

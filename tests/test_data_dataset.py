@@ -11,10 +11,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-import engine.data.dataset_io as dio
-from engine.data.dataset_io import PART_FILE, last_open_time, read_candle_dataset, upsert_candles
+import engine.data.dataset_local as dio
+from engine.data.dataset import last_open_time, read_candle_dataset, upsert_candles
+from engine.data.dataset_local import PART_FILE
 from engine.errors import DataError
-from engine.loader import load_candles
+from engine.data.loader import load_candles
 from fakes.candles import assert_same, stored, synthetic_klines
 from fakes.cli import run_cli
 
@@ -116,7 +117,7 @@ def test_interrupted_write_leaves_the_old_partition_whole(tmp_path, k, monkeypat
     before = _part(tmp_path, 2024, 2).read_bytes()
 
     def half_then_crash(table, where, **kw):
-        Path(where).write_bytes(b"PAR1 half a file")
+        where.write(b"PAR1 half a file")  # the writer writes through the temp file's descriptor
         raise KeyboardInterrupt
 
     monkeypatch.setattr(dio.pq, "write_table", half_then_crash)

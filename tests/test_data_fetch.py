@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data.dataset_io import last_open_time, upsert_candles
+from engine.data.dataset import last_open_time, upsert_candles
 from engine.data.fetch import fetch_candles
 from fakes.candles import assert_same, klines_from_csv, stored, synthetic_klines
 from fakes.cli import run_cli

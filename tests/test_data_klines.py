@@ -172,7 +172,7 @@ def test_engine_data_imports_no_heavy_or_aws_modules():
     import subprocess
     import sys
 
-    code = ("import sys, engine.data.klines, engine.data.fetch, engine.data.backfill, engine.data.dataset_io, "
+    code = ("import sys, engine.data.klines, engine.data.fetch, engine.data.backfill, engine.data.dataset, "
             "engine.data.sync, engine.data.build, engine.data.inspect; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'numba', 'matplotlib', 'awswrangler', 'boto3', 'botocore', 'tqdm', 'requests'}))")

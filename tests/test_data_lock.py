@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from engine.data.dataset_io import upsert_candles
+from engine.data.dataset import upsert_candles
 from engine.data.fetch import fetch_candles
 from engine.data.series_lock import LocalSeriesLock, LockLost, S3Lease, SeriesLocked, acquire, hold_series
 from fakes.candles import assert_same, stored, synthetic_klines

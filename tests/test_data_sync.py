@@ -8,9 +8,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from engine.data.dataset_io import upsert_candles
+from engine.data.dataset import upsert_candles
 from engine.data.sync import MANIFEST, sync_dataset
-from engine.loader import load_candles
+from engine.data.loader import load_candles
 from fakes.candles import assert_same, stored, synthetic_klines
 from fakes.cli import run_cli
 

@@ -112,7 +112,7 @@ def test_build_context_is_the_code_and_nothing_else():
                  "results/run/summary.csv", "data/symbol=BTCUSDT/x", "engine/__pycache__/x.pyc",
                  "backtest_engine.egg-info/PKG-INFO", "package.json", "requirements-dev.txt"):
         assert _ignored(path, DOCKERIGNORE), path
-    for path in ("engine/fast/kernel.py", "engine/data/dataset_io.py", "backtest_cli/__init__.py",
+    for path in ("engine/fast/kernel.py", "engine/data/dataset.py", "backtest_cli/__init__.py",
                  "batch_jobs/shard.py", "configs/default.yaml", "requirements.txt", "pyproject.toml"):
         assert not _ignored(path, DOCKERIGNORE), path
 

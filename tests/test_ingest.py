@@ -550,4 +550,4 @@ print(json.dumps(mods))
     mods = json.loads(proc.stdout.strip().splitlines()[-1])
     outside = {n: f for n, f in mods.items() if f is not None and not f.startswith(str(tmp_path))}
     assert not outside, f"imported from outside the bundle: {outside}"
-    assert "engine.data.klines" in mods and "engine.data.dataset_io" in mods
+    assert "engine.data.klines" in mods and "engine.data.dataset" in mods

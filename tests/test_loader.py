@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import DataError
-from engine.loader import load_candles
+from engine.data.loader import load_candles
 from engine.timeutil import to_milliseconds
 
 T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC in ms

@@ -10,7 +10,8 @@ import pandas as pd
 import yaml
 
 from engine.config import parse_config
-from engine.datasource import DataSpec, load_data
+from engine.data.source import load_data
+from engine.data.spec import DataSpec
 from engine.sweep import run_detail, run_sweep
 
 README = Path(__file__).resolve().parent.parent / "README.md"

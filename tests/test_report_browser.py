@@ -170,7 +170,7 @@ def test_default_report_in_a_real_browser(browser, default_run):
     assert cd["type"] == "candlestick" and cd["n"] > 1000 and cd["boxes"] > 0
     # The default config holds out the last 30%: the top combinations are drawn on the 49,056
     # in-sample bars, shown as candles of 25 bars (at most 2,000), aggregated here independently.
-    from engine.synthetic import generate_candles
+    from engine.data.synthetic import generate_candles
 
     cut = 70_080 * 7 // 10
     assert json.loads((default_run / "validation.json").read_text())["inputs"]["in_sample"]["bars"] == [0, cut]
@@ -274,7 +274,7 @@ def test_validation_section(browser, tmp_path):
     from engine.config import parse_config
     from engine.report.run_folder import write_run_folder
     from engine.sweep import run_sweep
-    from engine.synthetic import generate_candles
+    from engine.data.synthetic import generate_candles
 
     cfg = parse_config({"data": {"synthetic_bars": 2000}, "report": {"top_k": 2},
                         "strategies": {"ma_crossover": {"short_window": [5, 10], "long_window": 40, "ema_period": 20}}})

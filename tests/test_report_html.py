@@ -18,7 +18,7 @@ from engine.report.ranking import rank
 from engine.report.run_folder import write_run_folder
 from engine.report.trades_csv import iso_utc, write_trades_csv
 from engine.sweep import run_sweep
-from engine.synthetic import generate_candles
+from engine.data.synthetic import generate_candles
 from engine.trade import Trade
 from fakes.cli import run_cli
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.data.dataset_io import upsert_candles
+from engine.data.dataset import upsert_candles
 from fakes.cli import run_cli
 from fakes.moto_server import aws, moto_aws  # noqa: F401  (fixtures)
 
@@ -53,7 +53,7 @@ def _links(path: Path) -> list[str]:
 
 @pytest.fixture
 def three_runs(aws, tmp_path, capsys):
-    from engine.synthetic import generate_candles
+    from engine.data.synthetic import generate_candles
 
     bucket = aws.new_bucket()
     upsert_candles(f"s3://{bucket}/candles/", "BTCUSDT", "15m", generate_candles(8_000, seed=5).to_frame())

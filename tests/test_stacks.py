@@ -812,7 +812,7 @@ def test_candles_table_columns_are_what_the_dataset_writer_writes(synth, tmp_pat
     projection template names."""
     import pyarrow.parquet as pq
 
-    from engine.data.dataset_io import upsert_candles
+    from engine.data.dataset import upsert_candles
     from fakes.candles import synthetic_klines
 
     upsert_candles(str(tmp_path), "BTCUSDT", "15m", synthetic_klines(1_704_067_200_000, 10))

@@ -13,9 +13,10 @@ import pytest
 
 from engine.candles import Candles
 from engine.errors import UserError
-from engine.synthetic import DEFAULT_BARS, _ar1, _exp, _log, generate_candles
+from engine.data.portable_math import ar1, exp, log
+from engine.data.synthetic import DEFAULT_BARS, generate_candles
 from engine.timeutil import periods_per_year
-from engine.candle_checks import validate_frame
+from engine.data.checks import validate_frame
 
 DAY = 96    # 15-minute bars
 WEEK = 7 * DAY
@@ -189,9 +190,9 @@ def test_default_generation_is_fast():
 
 def test_elementary_functions_match_numpy():
     x = np.linspace(-700.0, 700.0, 100_001)
-    np.testing.assert_allclose(_exp(x), np.exp(x), rtol=1e-15)
+    np.testing.assert_allclose(exp(x), np.exp(x), rtol=1e-15)
     y = np.exp(np.linspace(-700.0, 700.0, 100_001))
-    np.testing.assert_allclose(_log(y), np.log(y), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(log(y), np.log(y), rtol=1e-15, atol=1e-15)
 
 
 @pytest.mark.parametrize("phi", [1e-6, 0.3, 0.9, 0.999, 0.999_99])
@@ -201,11 +202,12 @@ def test_ar1_matches_the_recursion(phi: float):
     for i, v in enumerate(e.tolist()):
         x = phi * x + v
         ref[i] = x
-    np.testing.assert_allclose(_ar1(e, phi, 0.5), ref, rtol=1e-12, atol=1e-12 / (1 - phi))
+    np.testing.assert_allclose(ar1(e, phi, 0.5), ref, rtol=1e-12, atol=1e-12 / (1 - phi))
 
 
 def test_synthetic_source_time_range_is_checked():
-    from engine.datasource import DataSpec, load_data
+    from engine.data.source import load_data
+    from engine.data.spec import DataSpec
 
     spec = DataSpec(source="synthetic", synthetic_bars=1000, start="2023-01-05", end="2023-01-02")
     with pytest.raises(UserError, match=r"the start \(2023-01-05 00:00:00\) is not before the end"):

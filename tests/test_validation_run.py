@@ -19,7 +19,7 @@ import scipy.stats as ss
 from backtest_cli import main
 from engine.config import parse_config_text
 from engine.reference import BacktestingEngine
-from engine.synthetic import generate_candles
+from engine.data.synthetic import generate_candles
 from fakes.reports import stable_tree
 
 BARS = 6_000

@@ -15,7 +15,7 @@ import pytest
 import scipy.stats as ss
 
 from engine.config import DEFAULT_CONFIG, load_config
-from engine.loader import load_candles
+from engine.data.loader import load_candles
 from engine.sweep import reference_run
 from engine.validation.cscv import BlockStats, cscv
 from engine.validation.rank_stats import average_ranks, spearman

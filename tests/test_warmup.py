@@ -19,7 +19,7 @@ import pytest
 
 from backtest_cli import main
 from conftest import exclusive, shared_tmp
-from engine.loader import load_candles
+from engine.data.loader import load_candles
 
 REPO = Path(__file__).resolve().parent.parent
 BACKTEST = Path(sys.executable).parent / "backtest"

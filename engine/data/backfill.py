@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, UserError
-from ..timeutil import check_range, interval_to_ms
-from .dataset_io import merge_frames, upsert_candles
+from ..timeutil import check_range
+from .candle_file import MAX_INPUT_BYTES, too_large
+from .dataset import check_series, upsert_candles
+from .dataset_schema import merge_frames
 from .http_get import HttpResponse
 from .http_retry import Deadline, RetryPolicy, get_with_retries
 from .kline_csv import read_kline_csv
@@ -139,9 +141,11 @@ def verify_checksum(name: str, data: bytes, checksum: bytes | None) -> None:
 def read_vision_zip(name: str, data: bytes) -> pd.DataFrame:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
-            members = [m for m in z.namelist() if m.lower().endswith(".csv")]
+            members = [m for m in z.infolist() if m.filename.lower().endswith(".csv")]
             if len(members) != 1:
                 raise DataError(f"{name}: expected one CSV inside, found {len(members)}")
+            if members[0].file_size > MAX_INPUT_BYTES:
+                raise too_large(name, MAX_INPUT_BYTES, members[0].file_size)
             with z.open(members[0]) as fh:
                 return read_kline_csv(fh, name)
     except (zipfile.BadZipFile, EOFError) as exc:
@@ -156,7 +160,7 @@ def backfill(root: str, symbol: str, interval: str, start: int, end: int, *, sou
 
     The series lock is taken before the first month is merged and held to the end.
     """
-    interval_to_ms(interval)
+    check_series(symbol, interval, "backfill")  # the names become paths at the source and in the dataset
     check_range(start, end, "backfill")
     vision = vision or VisionSource(source)
     files, missing, partitions, added = [], [], [], 0

@@ -42,3 +42,12 @@ def interval_ms(name: object) -> int:
     if not isinstance(name, str) or name not in INTERVAL_MS:
         raise ValueError(f"{name!r} is not a Binance kline interval; expected one of {', '.join(INTERVALS)}")
     return INTERVAL_MS[name]
+
+
+def series_problem(symbol: object, interval: object) -> str | None:
+    """Why (symbol, interval) cannot name a stored series (it becomes folder and key names), or None."""
+    if not is_symbol(symbol):
+        return f"{symbol!r} is not a Binance symbol (pattern {SYMBOL_PATTERN}, like BTCUSDT)"
+    if not isinstance(interval, str) or interval not in INTERVAL_MS:
+        return f"{interval!r} is not a Binance kline interval; expected one of {', '.join(INTERVALS)}"
+    return None

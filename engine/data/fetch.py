@@ -28,7 +28,7 @@ import pandas as pd
 from ..candles import GapReport, gap_report
 from ..errors import UserError
 from ..timeutil import check_range, format_time, interval_to_ms
-from .dataset_io import last_open_time, stored_open_times, upsert_candles
+from .dataset import check_series, last_open_time, stored_open_times, upsert_candles
 from .klines import PAGE_LIMIT, KlinesClient
 from .outages import Missing, confirmed_empty, missing_ranges, read_outages, record_outages, unexplained_gaps
 from .series_lock import DEFAULT_WAIT_S, SeriesLock, hold_series
@@ -101,6 +101,7 @@ def fetch_candles(root: str, symbol: str, interval: str, start: int, end: int | 
     ``progress(n)`` each committed page, ``before_commit(page)`` sees each page before it is
     stored. On an error, what was committed stays and the message says so.
     """
+    check_series(symbol, interval, "fetch")
     iv = interval_to_ms(interval)
     check_range(start, end, "fetch")
     client = client or KlinesClient()

@@ -9,16 +9,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..candles import GapReport
+from ..candles import GapReport, gap_report, infer_interval_ms
 from ..errors import DataError
 from ..storage_layout import is_s3_uri
 from ..timeutil import format_time, interval_to_ms, ms_to_interval
-from ..candle_checks import validate_frame
-from ..candles import gap_report, infer_interval_ms
-from .dataset_io import (local_partitions, merge_frames, month_key, partition_files, partition_values,
-                         read_candle_dataset, read_parquet_file, s3_partition_values, s3_root)
+from ..storage_layout import series_prefix
+from .binance import INTERVAL_MS, series_problem
+from .checks import grid_problem, validate_frame
+from .dataset import list_series, read_candle_dataset
+from .dataset_local import local_partitions, partition_files, read_parquet_file
+from .dataset_s3 import s3_root
+from .folder_lock import series_folder_lock
+from .dataset_schema import merge_frames, month_key
+from .loader import load_candles
 from .outages import bars, describe, read_outages, unexplained_gaps
-from ..loader import load_candles
+from .s3_session import session_or_default
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,11 @@ def _report(source: str, symbol: str | None, interval: str | None, df: pd.DataFr
             problems: list[str], outages: list[tuple[int, int]] = ()) -> SeriesReport:
     t = df["open_time"].to_numpy(dtype=np.int64)
     iv = interval_to_ms(interval) if interval else infer_interval_ms(t)
+    interval = interval or ms_to_interval(iv)
     gaps = unexplained_gaps(t, iv, list(outages)) if outages else gap_report(t, iv)
-    return SeriesReport(source, symbol, interval or ms_to_interval(iv), len(t),
-                        int(t[0]) if len(t) else None, int(t[-1]) if len(t) else None,
-                        gaps, problems, list(outages))
+    off = grid_problem(t, iv, interval)
+    return SeriesReport(source, symbol, interval, len(t), int(t[0]) if len(t) else None,
+                        int(t[-1]) if len(t) else None, gaps, problems + ([off] if off else []), list(outages))
 
 
 def _outages(root: str, symbol: str, interval: str, problems: list[str], session: Any = None) -> list:
@@ -74,21 +80,22 @@ def _outages(root: str, symbol: str, interval: str, problems: list[str], session
 
 def _inspect_local_series(root: Path, symbol: str, interval: str) -> SeriesReport:
     frames, problems = [], []
-    for y, m, folder in local_partitions(root, symbol, interval):
-        files = partition_files(folder)
-        if not files:
-            problems.append(f"{folder}: partition without a data file")
-        for f in files:
-            try:
-                df = read_parquet_file(f)
-                validate_frame(df, str(f))
-            except DataError as exc:
-                problems.append(str(exc))
-                continue
-            outside = int((month_key(df["open_time"].to_numpy()) != y * 100 + m).sum())
-            if outside:
-                problems.append(f"{f}: {outside} row(s) outside year={y:04d}/month={m:02d}")
-            frames.append(df)
+    with series_folder_lock(root / series_prefix(symbol, interval), exclusive=False):  # one committed version
+        for y, m, folder in local_partitions(root, symbol, interval):
+            files = partition_files(folder)
+            if not files:
+                problems.append(f"{folder}: partition without a data file")
+            for f in files:
+                try:
+                    df = read_parquet_file(f)
+                    validate_frame(df, str(f))
+                except DataError as exc:
+                    problems.append(str(exc))
+                    continue
+                outside = int((month_key(df["open_time"].to_numpy()) != y * 100 + m).sum())
+                if outside:
+                    problems.append(f"{f}: {outside} row(s) outside year={y:04d}/month={m:02d}")
+                frames.append(df)
     n = sum(len(f) for f in frames)
     df = merge_frames(*frames)
     if len(df) < n:
@@ -97,29 +104,38 @@ def _inspect_local_series(root: Path, symbol: str, interval: str) -> SeriesRepor
     return _report(str(root), symbol, interval, df, problems, outages)
 
 
-def inspect_path(path: str, *, session: Any = None) -> list[SeriesReport]:
-    """One report per series. A single file that fails validation raises DataError (one line)."""
-    if is_s3_uri(path):
-        root = s3_root(path)
-        reports = []
-        for s in s3_partition_values(root, "symbol", session):
-            for i in s3_partition_values(f"{root}symbol={s}/", "interval", session):
-                try:
-                    df, _ = read_candle_dataset(root, symbol=s, interval=i, session=session)
-                    validate_frame(df, f"{root} {s} {i}")
-                    problems: list[str] = []
-                    outages = _outages(root, s, i, problems, session)
-                    reports.append(_report(root, s, i, df, problems, outages))
-                except DataError as exc:
-                    reports.append(_report(root, s, i, merge_frames(), [str(exc)]))
-        if not reports:
-            raise DataError(f"{path}: no symbol=…/interval=… partitions; not a candles dataset")
-        return reports
-    p = Path(path)
-    if p.is_dir():
-        series = [(s, i) for s in partition_values(p, "symbol") for i in partition_values(p / f"symbol={s}", "interval")]
+def _inspect_s3_series(root: str, symbol: str, interval: str, session: Any) -> SeriesReport:
+    try:
+        df, _ = read_candle_dataset(root, symbol=symbol, interval=interval, session=session)
+        validate_frame(df, f"{root} {symbol} {interval}")
+    except DataError as exc:
+        return _report(root, symbol, interval, merge_frames(), [str(exc)])
+    problems: list[str] = []
+    outages = _outages(root, symbol, interval, problems, session)
+    return _report(root, symbol, interval, df, problems, outages)
+
+
+def _bad_names(root: str, symbol: str, interval: str) -> SeriesReport:
+    """A series folder whose names are not a Binance symbol and interval: reported, never read."""
+    problem = series_problem(symbol, interval)
+    iv = interval if interval in INTERVAL_MS else None
+    return SeriesReport(root, symbol, iv or "?", 0, None, None, GapReport(0, 0, None, 0),
+                        [f"{root}: folder symbol={symbol}/interval={interval}: {problem}; not read"])
+
+
+def inspect_path(path: str, *, session: Any = None, interval: str | None = None,
+                 max_bytes: int | None = None) -> list[SeriesReport]:
+    """One report per series. A single file that fails validation raises DataError (one line); so does one
+    candle with no ``interval`` to say how long it is."""
+    if is_s3_uri(path) or Path(path).is_dir():
+        s3 = is_s3_uri(path)
+        root, session = (s3_root(path), session_or_default(session)) if s3 else (path, None)
+        series = list_series(root, session=session)
         if not series:
-            raise DataError(f"{path}: no symbol=…/interval=… folders; not a candles dataset")
-        return [_inspect_local_series(p, s, i) for s, i in series]
-    candles = load_candles(p)
-    return [_report(str(p), None, candles.interval, candles.to_frame(), [])]
+            raise DataError(f"{path}: no symbol=…/interval=… {'partitions' if s3 else 'folders'}; "
+                            "not a candles dataset")
+        return [_bad_names(root, s, i) if series_problem(s, i) else
+                _inspect_s3_series(root, s, i, session) if s3 else _inspect_local_series(Path(root), s, i)
+                for s, i in series]
+    candles = load_candles(path, interval=interval, max_bytes=max_bytes)
+    return [_report(str(path), None, candles.interval, candles.to_frame(), [])]

@@ -9,16 +9,16 @@ import pandas as pd
 
 from ..errors import DataError
 from .candle_file import read_csv
-from .dataset_io import normalise_frame
+from .dataset_schema import normalise_frame
 from .binance import KLINE_FIELDS
 
 
-def read_kline_csv(source: str | Path | IO[bytes], name: str) -> pd.DataFrame:
+def read_kline_csv(source: str | Path | IO[bytes], name: str, max_bytes: int | None = None) -> pd.DataFrame:
     """Headerless 12-column kline CSV (a header row, as in futures files, is skipped) as stored columns.
 
     Timestamps in ms or µs (spot files from 2025-01-01 on) come back as ms.
     """
-    raw = read_csv(source, name, header=None, dtype=str)
+    raw = read_csv(source, name, header=None, dtype=str, max_bytes=max_bytes)
     if raw.shape[1] != len(KLINE_FIELDS):
         raise DataError(f"{name}: {raw.shape[1]} columns; expected {len(KLINE_FIELDS)} (Binance kline CSV)")
     if len(raw) and not str(raw.iloc[0, 0]).strip().isdigit():

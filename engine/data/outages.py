@@ -16,8 +16,6 @@ Only a writer holding the series lock writes the file.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
@@ -27,8 +25,10 @@ from ..candles import GapReport
 from ..errors import DataError
 from ..storage_layout import is_s3_uri, local_outages_path, outages_key, parse_s3_uri, s3_uri
 from ..timeutil import format_time
-from .dataset_io import s3_error_code, s3_errors
-from .series_lock import s3_client
+from .s3_errors import s3_error_code, s3_errors
+from .binance import series_problem
+from .local_write import write_atomic
+from .s3_session import s3_client
 
 Range = tuple[int, "int | None"]
 
@@ -135,6 +135,9 @@ def describe(ranges: list[tuple[int, int]], limit: int = 3) -> str:
 # --------------------------------------------------------------------------- the file beside the dataset
 
 def outages_location(root: str, symbol: str, interval: str) -> str:
+    problem = series_problem(symbol, interval)  # the names become the file's path or key
+    if problem:
+        raise DataError(f"{root}: {problem}")
     if is_s3_uri(root):
         return s3_uri(parse_s3_uri(root).bucket, outages_key(symbol, interval))
     return str(Path(root) / local_outages_path(symbol, interval))
@@ -193,16 +196,5 @@ def record_outages(root: str, symbol: str, interval: str, found: list[tuple[int,
             (client or s3_client(session)).put_object(Bucket=uri.bucket, Key=uri.key, Body=body,
                                                       ContentType="application/json")
         return ranges
-    p = Path(where)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(Path(where), body)
     return ranges

@@ -20,7 +20,7 @@ and the ingest Lambda therefore take this lock around their writes.
 A second writer waits, saying so once, up to a timeout, then raises
 :class:`SeriesLocked` (exit code 2): it never writes without the lock. Once the lock
 is taken, what an interrupted writer left (temp files; doubled S3 partition files)
-is cleared (:func:`engine.data.dataset_io.tidy_series`).
+is cleared (:func:`engine.data.dataset.tidy_series`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -40,7 +41,10 @@ from typing import Any, Callable, Iterator, Protocol
 from ..errors import UserError
 from ..storage_layout import is_s3_uri, local_lock_path, parse_s3_uri, s3_uri, series_lock_key
 from ..timeutil import format_time
-from .dataset_io import s3_error_code, s3_errors, tidy_series
+from .binance import series_problem
+from .dataset import tidy_series
+from .s3_errors import s3_error_code, s3_errors
+from .s3_session import s3_client
 
 DEFAULT_WAIT_S = 60.0
 LEASE_TTL_MS = 120_000          # an S3 lease of a command-line writer, renewed every third of it
@@ -102,9 +106,16 @@ class LocalSeriesLock:
             return True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # Never through a symlink planted at this predictable name: its target would be truncated.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UserError(f"{self.path}: the series lock file is a symbolic link; remove it (a lock file "
+                                "is never a link)") from None
             raise UserError(f"{self.path}: cannot create the series lock file ({exc.strerror or exc})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UserError(f"{self.path}: the series lock file is not a regular file; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -273,14 +284,6 @@ class S3Lease:
             # expired and taken over, or already gone: not ours to delete
 
 
-def s3_client(session: Any = None) -> Any:
-    """An S3 client at the endpoint awswrangler uses (``wr.config.s3_endpoint_url``)."""
-    import awswrangler as wr
-    import boto3
-
-    return (session or boto3.Session()).client("s3", endpoint_url=wr.config.s3_endpoint_url)
-
-
 def s3_lease(root: str, symbol: str, interval: str, *, client: Any = None, session: Any = None,
              **options: Any) -> S3Lease:
     """The lease of one series of the S3 dataset at ``root``, at the bucket's storage_layout.series_lock_key."""
@@ -292,6 +295,9 @@ def s3_lease(root: str, symbol: str, interval: str, *, client: Any = None, sessi
 
 def make_lock(root: str, symbol: str, interval: str, *, command: str = "", session: Any = None,
               client: Any = None) -> SeriesLock:
+    problem = series_problem(symbol, interval)  # the names become the lock's path or key
+    if problem:
+        raise UserError(f"{root}: {problem}; nothing was written")
     if is_s3_uri(root):
         return s3_lease(root, symbol, interval, client=client, session=session, command=command,
                         renew_every=LEASE_TTL_MS / 3000)

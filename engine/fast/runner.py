@@ -269,7 +269,7 @@ def indicators(specs: list, candles: Candles, *, chunk: int = CHUNK, states: boo
 def prepare(sw: StrategySweep, *, moments: bool = False, validated: bool = False) -> None:
     """Compile, or load from the disk cache, everything a sweep of ``sw`` and its detail runs
     will call, announcing each compile (``engine.fast.announce``)."""
-    from ..synthetic import generate_candles
+    from ..data.synthetic import generate_candles
 
     candles = generate_candles(64, seed=1)
     ex = Execution()

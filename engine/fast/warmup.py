@@ -22,7 +22,7 @@ from ..config import parse_config
 from ..indicators import DEFINITIONS
 from ..strategies import REGISTRY
 from ..sweep import run_detail, run_sweep
-from ..synthetic import generate_candles
+from ..data.synthetic import generate_candles
 from ..validation.finish import finish
 from . import rule_unit, units
 from .runner import detail, sweep

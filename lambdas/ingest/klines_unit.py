@@ -2,7 +2,7 @@
 
 A thin layer over ``engine.data``: the paging loop is :func:`engine.data.fetch.fetch_candles`'s,
 the closed-candle rule, retries and rate limits :class:`engine.data.klines.KlinesClient`'s, the
-watermark and the deduplicating month-partition upsert ``engine.data.dataset_io``'s, the series
+watermark and the deduplicating month-partition upsert ``engine.data.dataset``'s, the series
 lease :mod:`engine.data.series_lock`'s, gaps and confirmed-empty ranges
 :mod:`engine.data.outages`'. This module budgets pages and time, archives each batch to
 ``raw/``, and reports.
@@ -35,7 +35,7 @@ from typing import Any
 
 from engine import storage_layout
 from engine.data.binance import KEPT_FIELDS
-from engine.data.dataset_io import stored_open_times, tidy_series
+from engine.data.dataset import stored_open_times, tidy_series
 from engine.data.fetch import FetchResult, FetchStopped, fetch_candles
 from engine.data.klines import KlinesClient
 from engine.data.outages import read_outages, unexplained_gaps

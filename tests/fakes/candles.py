@@ -62,7 +62,7 @@ def kline_row(r) -> list:
 
 def stored(root, symbol: str = "BTCUSDT", interval: str = "15m", **kw) -> pd.DataFrame:
     """The dataset's rows with plain int64 extras, comparable to a truth frame."""
-    from engine.data.dataset_io import read_candle_dataset
+    from engine.data.dataset import read_candle_dataset
 
     df, _ = read_candle_dataset(str(root), symbol=symbol, interval=interval, **kw)
     return df.astype({"close_time": np.int64, "trades": np.int64})

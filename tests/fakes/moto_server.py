@@ -123,6 +123,56 @@ class MotoAws:
         return BatchResources(queue["jobQueueArn"], jobdef["jobDefinitionArn"])
 
 
+class MotoProcess(MotoAws):
+    """A moto server in a process of its own: a test whose own process works hard (a reader looping
+    against a writer process) does not then share the interpreter lock with the server."""
+
+    # The endpoint goes to stdout, then stdout and stderr go to /dev/null: a pipe nobody reads would
+    # fill with the server's request log and stall it.
+    _SERVE = ("import logging, os, sys\nfrom moto.server import ThreadedMotoServer\n"
+              "logging.getLogger('werkzeug').setLevel(logging.WARNING)\n"
+              "s = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)\ns.start()\n"
+              "print('http://%s:%d' % s.get_host_and_port(), flush=True)\n"
+              "null = os.open(os.devnull, os.O_WRONLY)\nos.dup2(null, 1)\nos.dup2(null, 2)\n"
+              "sys.stdin.read()\ns.stop()\n")
+
+    def __init__(self) -> None:  # noqa: D107 - no in-process server
+        self.endpoint = ""
+        self._session = None
+        self._clients = {}
+        self._proc: Any = None
+
+    def start(self) -> "MotoProcess":
+        import subprocess
+        import sys
+
+        self._proc = subprocess.Popen([sys.executable, "-c", self._SERVE], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True, env=self.subprocess_env())
+        self.endpoint = self._proc.stdout.readline().strip()
+        assert self.endpoint.startswith("http://"), "the moto server process did not start"
+        return self
+
+    def stop(self) -> None:
+        self._proc.stdin.close()
+        self._proc.wait(timeout=30)
+
+
+@pytest.fixture
+def aws_process(monkeypatch):
+    """Like ``aws``, with the moto server in its own process (started for the test, stopped after it)."""
+    import boto3
+
+    server = MotoProcess().start()
+    for name in _SCRUB:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    boto3.DEFAULT_SESSION = None
+    yield server
+    boto3.DEFAULT_SESSION = None
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def moto_aws():
     """One moto server for this test process."""

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .candles import CANDLE_COLUMNS, Candles, infer_interval_ms, time_filter
-from .data.candle_file import check_regular_file, read_csv
-from .data.dataset_io import read_candle_dataset
-from .data.kline_csv import is_kline_row, read_kline_csv
-from .errors import DataError, UserError
-from .storage_layout import is_s3_uri
-from .timeutil import MAX_TIME_MS, MIN_TIME_MS, check_range, format_time, interval_to_ms, ms_to_interval, \
+from ..candles import CANDLE_COLUMNS, Candles, infer_interval_ms, time_filter
+from ..errors import DataError, UserError
+from ..storage_layout import is_s3_uri
+from ..timeutil import MAX_TIME_MS, MIN_TIME_MS, check_range, format_time, interval_to_ms, ms_to_interval, \
     to_milliseconds
-from .candle_checks import validate_frame
+from .candle_file import check_input_size, check_regular_file, read_csv
+from .checks import validate_frame
+from .dataset import read_candle_dataset, resolve_series
+from .kline_csv import is_kline_row, read_kline_csv
 
 #: A headerless 6-column CSV: the first six kline fields.
 SIX_COLUMNS = CANDLE_COLUMNS
@@ -43,50 +43,66 @@ def name_identity(path: str | Path) -> tuple[str | None, str | None]:
 
 
 def load_candles(path: str | Path, *, symbol: str | None = None, interval: str | None = None,
-                 start: int | None = None, end: int | None = None) -> Candles:
+                 start: int | None = None, end: int | None = None, max_bytes: int | None = None,
+                 fallback_interval: str | None = None) -> Candles:
     """Load, normalise, validate and filter to ``start <= open_time < end`` (ms).
 
     The symbol is the dataset's partition, else the one in a Binance-style file name
     (``ETHUSDT-5m-…``), else ``symbol``, else "unknown"; a file name and ``symbol`` that
     disagree are an error. ``interval`` (and a file name's interval) must match the
-    candles' real spacing: it names the data, it never overrides it.
+    candles' real spacing: it names the data, it never overrides it. A single candle has no
+    spacing: its interval is ``interval``, else a file or folder name's, else ``fallback_interval``
+    (what a caller such as ``data build --interval`` knows), else it is refused. A file may hold at
+    most ``max_bytes`` once decompressed (:data:`engine.data.candle_file.MAX_INPUT_BYTES` by default).
     """
     source = str(path)
     check_range(start, end, f"{source}: data.start/data.end")
     if is_s3_uri(source) or Path(source).is_dir():
-        df, symbol = _read_dataset(source, symbol, interval, start, end)
+        df, symbol, folder_interval = _read_dataset(source, symbol, interval, start, end)
         validate_frame(df, source)
-        named_interval = None
+        iv = _checked_interval(df["open_time"].to_numpy(), interval, folder_interval, source, "the dataset folder",
+                               fallback_interval)
     else:
         p = check_regular_file(source)
+        check_input_size(p, max_bytes)
         named_symbol, named_interval = name_identity(p)
         if named_symbol and symbol and named_symbol != symbol:
             raise DataError(f"{source}: the file name says {named_symbol} but data.symbol is {symbol}")
         symbol = named_symbol or symbol
-        df = _read_parquet_file(p) if p.suffix == ".parquet" else _read_csv(p)
+        df = _read_parquet_file(p) if p.suffix == ".parquet" else _read_csv(p, max_bytes)
         validate_frame(df, source)
+        # The whole file's spacing, before the time filter: a range may hold a single candle.
+        iv = _checked_interval(df["open_time"].to_numpy(), interval, named_interval, source, "the file name",
+                               fallback_interval)
         df = time_filter(df, start, end)
         validate_frame(df, source)
-    iv = _checked_interval(df["open_time"].to_numpy(), interval, named_interval, source)
     return Candles.from_frame(df, interval_ms=iv, symbol=symbol or UNKNOWN_SYMBOL, source=source)
 
 
-def _checked_interval(t: np.ndarray, given: str | None, named: str | None, source: str) -> int | None:
-    """The given interval in ms after checking it (and the file name's) against the data's spacing."""
+def _checked_interval(t: np.ndarray, given: str | None, named: str | None, source: str, namer: str,
+                      fallback: str | None = None) -> int:
+    """The candles' interval in ms: ``given`` (data.interval), else the one ``named`` by ``namer`` (a file or
+    folder name), else their spacing; each given one is checked against the spacing. One candle has no
+    spacing: without a given or named interval it is refused, not guessed."""
     iv = interval_to_ms(given) if given else None
-    if len(t) < 2:
-        return iv
-    real = infer_interval_ms(t)
-    if iv is not None and iv != real:
-        raise DataError(f"{source}: data.interval is {given} but the candles are {_spacing(real)} apart; "
-                        "fix data.interval (or leave it out: it is read from the data)")
     try:
         named_ms = interval_to_ms(named) if named else None
     except UserError:
         named_ms = None  # "1M" (calendar month) has no fixed length
+    if len(t) < 2:
+        if iv is None and named_ms is None:
+            if fallback:
+                return interval_to_ms(fallback)
+            raise DataError(f"{source}: one candle, so its interval cannot be read from the data; set "
+                            "data.interval in the config (or --interval on backtest data inspect)")
+        return iv if iv is not None else named_ms
+    real = infer_interval_ms(t)
+    if iv is not None and iv != real:
+        raise DataError(f"{source}: data.interval is {given} but the candles are {_spacing(real)} apart; "
+                        "fix data.interval (or leave it out: it is read from the data)")
     if named_ms is not None and named_ms != real:
-        raise DataError(f"{source}: the file name says {named} but the candles are {_spacing(real)} apart")
-    return iv
+        raise DataError(f"{source}: {namer} says {named} but the candles are {_spacing(real)} apart")
+    return real
 
 
 def _spacing(ms: int) -> str:
@@ -154,10 +170,10 @@ def _numeric(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return out
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    head = read_csv(path, header=None, nrows=1, dtype=str)
+def _read_csv(path: Path, max_bytes: int | None) -> pd.DataFrame:
+    head = read_csv(path, header=None, nrows=1, dtype=str, max_bytes=max_bytes)
     if is_kline_row(head):
-        return read_kline_csv(path, str(path))[list(CANDLE_COLUMNS)]
+        return read_kline_csv(path, str(path), max_bytes)[list(CANDLE_COLUMNS)]
     try:
         float(str(head.iloc[0, 0]))
         headerless = True
@@ -165,23 +181,25 @@ def _read_csv(path: Path) -> pd.DataFrame:
         headerless = False
     # Read with native dtypes first (fast); only a file with a non-number in it is
     # re-read as text so the error can name the row.
-    raw = _read_csv_as(path, headerless, None)
+    raw = _read_csv_as(path, headerless, None, max_bytes)
     if not all(pd.api.types.is_numeric_dtype(raw[c]) for c in raw.columns[:6]):
-        raw = _read_csv_as(path, headerless, str)
+        raw = _read_csv_as(path, headerless, str, max_bytes)
     if not headerless:
         raw = _rename_columns(raw, str(path))
     return _numeric(raw, str(path))
 
 
-def _read_csv_as(path: Path, headerless: bool, dtype) -> pd.DataFrame:
+def _read_csv_as(path: Path, headerless: bool, dtype, max_bytes: int | None) -> pd.DataFrame:
     if headerless:
-        raw = read_csv(path, header=None, dtype=dtype)
+        raw = read_csv(path, header=None, dtype=dtype, max_bytes=max_bytes)
         if raw.shape[1] != len(SIX_COLUMNS):
             raise DataError(f"{path}: headerless CSV has {raw.shape[1]} columns; expected 12 "
                             "(Binance kline) or 6 (time, open, high, low, close, volume)")
         raw.columns = list(SIX_COLUMNS)
         return raw
-    return read_csv(path, dtype=dtype)
+    return read_csv(path, dtype=dtype, max_bytes=max_bytes)
+
+
 def _rename_columns(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     lower = {str(c).strip().lower(): c for c in raw.columns}
     mapping = {}
@@ -210,8 +228,12 @@ def _read_parquet_file(path: Path) -> pd.DataFrame:
 
 
 def _read_dataset(root: str, symbol: str | None, interval: str | None, start: int | None,
-                  end: int | None) -> tuple[pd.DataFrame, str | None]:
-    """Read only the partitions the symbol/interval/time filter needs."""
-    df, symbol = read_candle_dataset(root, symbol=symbol, interval=interval, start=start, end=end)
+                  end: int | None) -> tuple[pd.DataFrame, str, str]:
+    """Read only the partitions the symbol/interval/time filter needs: (frame, symbol, the folder's interval)."""
+    if symbol is None or interval is None:
+        symbol, interval = resolve_series(root, symbol, interval)
+    folder_interval = interval
+    df, symbol = read_candle_dataset(root, symbol=symbol, interval=folder_interval, start=start, end=end)
     df = _numeric(_rename_columns(df, root), root)
-    return time_filter(df.sort_values("open_time", kind="stable").reset_index(drop=True), start, end), symbol
+    df = time_filter(df.sort_values("open_time", kind="stable").reset_index(drop=True), start, end)
+    return df, symbol, folder_interval

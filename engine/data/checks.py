@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .candles import CANDLE_COLUMNS, PRICE_COLUMNS
-from .errors import DataError
-from .timeutil import format_time
+from ..candles import CANDLE_COLUMNS, PRICE_COLUMNS
+from ..errors import DataError
+from ..timeutil import format_time
 
 
 def _where(df: pd.DataFrame, i: int) -> str:
@@ -53,3 +53,23 @@ def validate_frame(df: pd.DataFrame, source: str) -> None:
         i = int(bad[0]) + 1
         rule = "duplicate timestamp" if d[i - 1] == 0 else "not sorted by time (earlier than the row before)"
         raise DataError(f"{source}: {_where(df, i)}: {rule}")
+
+
+def off_grid(open_time: np.ndarray, interval_ms: int) -> tuple[int, int | None]:
+    """How many open times are not a whole number of intervals after the first one, and the index of the
+    first of them (None when all are on the grid). A gap is a whole number of bars; a shifted candle is not."""
+    t = np.asarray(open_time, dtype=np.int64)
+    if len(t) < 2:
+        return 0, None
+    bad = np.flatnonzero((t - t[0]) % interval_ms)
+    return int(bad.size), (int(bad[0]) if bad.size else None)
+
+
+def grid_problem(open_time: np.ndarray, interval_ms: int, interval: str) -> str | None:
+    """The one line naming candles off the interval grid, or None."""
+    count, first = off_grid(open_time, interval_ms)
+    if not count:
+        return None
+    t = int(open_time[first])
+    return (f"{count} open time(s) off the {interval} grid (not a whole number of {interval} bars after the first "
+            f"candle at {format_time(int(open_time[0]))}); first at {format_time(t)}")

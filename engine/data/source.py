@@ -1,25 +1,14 @@
-"""Resolve a config's ``data`` section (or a ``--data`` override) into candles."""
+"""Resolve a :class:`~engine.data.spec.DataSpec` into candles: the embedded synthetic market,
+a candle file or a dataset."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
-from .candles import Candles
-from .errors import DataError
-from .config import Config, DataConfig
-from .timeutil import check_range, format_time, interval_to_ms, parse_time
-
-
-class DataSpec(DataConfig):
-    """Everything needed to load the same candles again, in another process or machine:
-    a config's ``data`` section, optionally with ``--data`` in place of its source."""
-
-    @classmethod
-    def from_config(cls, cfg: Config, override: str | None = None) -> "DataSpec":
-        fields = asdict(cfg.data)
-        if override:
-            fields["source"] = override
-        return cls(**fields)
+from ..candles import Candles
+from ..errors import DataError
+from ..timeutil import check_range, format_time, interval_to_ms, parse_time
+from .loader import load_candles
+from .spec import DataSpec
+from .synthetic import generate_candles
 
 
 def load_data(spec: DataSpec) -> Candles:
@@ -27,8 +16,6 @@ def load_data(spec: DataSpec) -> Candles:
     end = parse_time(spec.end, "data.end") if spec.end else None
     check_range(start, end, "data.start/data.end")
     if spec.source == "synthetic":
-        from .synthetic import generate_candles
-
         kwargs = {"interval_ms": interval_to_ms(spec.interval)} if spec.interval else {}
         candles = generate_candles(spec.synthetic_bars, seed=spec.seed, symbol=spec.symbol or "BTCUSDT", **kwargs)
         first, last = candles.open_time[0], candles.open_time[-1]
@@ -41,6 +28,5 @@ def load_data(spec: DataSpec) -> Candles:
                                 f"the {spec.synthetic_bars} synthetic bars run from "
                                 f"{format_time(int(first))} to {format_time(int(last))} UTC")
         return candles
-    from .loader import load_candles
-
-    return load_candles(spec.source, symbol=spec.symbol, interval=spec.interval, start=start, end=end)
+    return load_candles(spec.source, symbol=spec.symbol, interval=spec.interval, start=start, end=end,
+                        max_bytes=spec.max_input_bytes)

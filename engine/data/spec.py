@@ -1,0 +1,28 @@
+"""What to load: a config's ``data`` section, or the same with ``--data`` in its place.
+
+Standard library only: the config parser builds it, and a Batch shard rebuilds it from the
+config it is handed, so the same candles load again in another process or machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str = "synthetic"
+    symbol: str | None = None
+    interval: str | None = None
+    start: str | None = None
+    end: str | None = None
+    synthetic_bars: int = 70_080
+    seed: int = 42
+    max_input_bytes: int | None = None  # None: engine.data.candle_file.MAX_INPUT_BYTES
+
+    @classmethod
+    def from_config(cls, cfg: Any, override: str | None = None) -> "DataSpec":
+        """``cfg.data`` (a parsed config), with ``override`` (``--data``) as its source when given."""
+        spec: DataSpec = cfg.data
+        return replace(spec, source=override) if override else spec
