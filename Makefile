@@ -28,8 +28,11 @@ node_modules/.installed: package.json package-lock.json
 run: $(VENV)/.runtime
 	$(BIN)/backtest run
 
+# worksteal: a worker that runs out of tests takes some of the other's (property tests, end-to-end
+# runs and synths differ a lot in length). Fixtures that cost seconds are built once per run and
+# shared by both workers (tests/conftest.py), as is the compiled code (one numba cache).
 test: $(VENV)/.dev node_modules/.installed browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 # The report's browser test drives Debian's chromium through chromedriver (selenium is in
 # requirements-dev.txt). Installed here when missing and we are root with apt-get (as CI

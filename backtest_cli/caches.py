@@ -75,7 +75,7 @@ def seed(baked: Path, target: Path) -> None:
     """Copy a read-only cache to ``target`` (atomically: a killed copy leaves nothing behind).
 
     numba files a function's cache under ``<folder>_<sha1 of the source folder>``. Sources that
-    live inside the cache (the kernels engine.fast.specialize generates) move with the copy, so
+    live inside the cache (the units engine.fast.units generates) move with the copy, so
     their entries are renamed to the name numba computes for the new place.
     """
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))

@@ -127,23 +127,47 @@ def _observer(args, out: Path):
             gaps = candles.gaps.describe(candles.interval_ms) if candles.gaps else "no gaps"
             _step(f"data: {candles.source} · {candles.symbol} {candles.interval} · {len(candles):,} candles · {gaps}")
 
-        def compiling(self) -> None:
-            _step("compiling the kernels (first run on this machine only; later runs load them from the cache)…")
+        started_at = 0.0
+
+        def compile_started(self, what: str, why: str) -> None:
+            import time
+
+            self.started_at = time.perf_counter()
+            self._say(f"compiling {what}: {why}…")
+
+        def compile_finished(self, what: str, seconds: float) -> None:
+            if self.bar is not None:  # a compile mid-sweep: the bar's rate counts sweep time only
+                self.bar.start_t += seconds
+                self.bar.last_print_t += seconds
+            if seconds >= 2.0:
+                self._say(f"compiled {what} in {seconds:.1f} s")
 
         def compiled(self, seconds: float) -> None:
-            _step(f"compiled in {seconds:.1f} s")
+            _step(f"compiled in {seconds:.1f} s (cached for later runs)")
+
+        def _say(self, line: str) -> None:
+            if self.bar is not None:
+                self.bar.write(line, file=sys.stderr)
+            else:
+                _step(line)
 
         def sweep_started(self, total: int):
             if args.no_progress:
                 return None
             from tqdm import tqdm
 
+            # smoothing=0: the rate is combinations over the sweep's time (a compile mid-sweep is taken out)
             self.bar = tqdm(total=total, unit="combo", desc=f"{args.engine} sweep", file=sys.stderr,
-                            dynamic_ncols=True,
+                            dynamic_ncols=True, smoothing=0,
                             bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}, {rate_fmt}]")
             bar = self.bar
-            # The fast path reports fractions per time chunk; float sums may overshoot by an ulp.
-            return lambda done: bar.update(min(done, bar.total - bar.n))
+
+            def progress(done: float) -> None:
+                # The fast path reports fractions per time chunk; float sums may overshoot by an ulp.
+                bar.update(min(done, bar.total - bar.n))
+                if bar.n >= bar.total - 1e-6 and bar is self.bar:
+                    self.close()  # the sweep is over: the bar (and its rate) stop here
+            return progress
 
         def sweep_finished(self, seconds: float) -> None:
             self.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 REAL_15M = Path(__file__).resolve().parent.parent / "samples" / "BTCUSDT-15m-spot-2024-01-29_2025-03-21.csv.gz"
+#: the realistic research sweep (4 built-ins, both directions, take-profit, trailing, size, full validation)
+REALISTIC = Path(__file__).resolve().parent / "realistic.yaml"
 
 
 #: position rules a case may add to its grid (same combination count)

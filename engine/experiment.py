@@ -21,6 +21,7 @@ from .cpus import available_cpus
 from .data.source import load_data
 from .data.spec import DataSpec
 from .errors import ResourceError
+from .fast.announce import announce as announce_compiles
 from .grid import Grid, build_grid
 from .pipeline import STAGES, RunInputs, RunResults, run_stages, stages
 from .report.charts import ChartPool
@@ -51,6 +52,13 @@ class RunObserver:
 
     def compiled(self, seconds: float) -> None:
         """Compilation (announced by :meth:`compiling`) is over."""
+
+    def compile_started(self, what: str, why: str) -> None:
+        """Something starts compiling, before the sweep or during it: ``what`` (e.g. "trend_rsi's
+        rule (the rule, long entry scan)") and ``why`` (e.g. "its rule changed")."""
+
+    def compile_finished(self, what: str, seconds: float) -> None:
+        """The compile announced by :meth:`compile_started` is over."""
 
     def sweep_started(self, total: int) -> Progress | None:
         """The sweep of ``total`` combinations starts now; return a progress callback or None."""
@@ -94,6 +102,12 @@ def run_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engine: str =
     ``grid``: the config's expanded grid (expanded here when not given)."""
     obs = observer or RunObserver()
     grid = build_grid(cfg) if grid is None else grid
+    with announce_compiles(obs.compile_started, obs.compile_finished):
+        return _run(cfg, spec, out_root, engine, workers, run_id, candles, grid, obs)
+
+
+def _run(cfg: Config, spec: DataSpec, out_root: Path, engine: str, workers: int | None, run_id: str | None,
+         candles: Candles | None, grid: Grid, obs: RunObserver) -> ExperimentResult:
     t0 = time.perf_counter()
     # PNG charts render on worker processes forked now, before numba starts its threads.
     pool = ChartPool(workers or cfg.workers or available_cpus()) if cfg.report.png else nullcontext(None)

@@ -23,10 +23,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .indicators import ARGS, is_multiplier
 from .position_rules import RULE_COLUMNS, PositionRules
 from .strategies import Strategy, get_strategy
-from .strategies.base import coerce_param
+from .strategies.base import check_indicator_arguments, coerce_param
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +131,7 @@ def expand_grid(strategies: Sequence, rules: Mapping[str, Sequence[Any]]) -> Gri
         for pname, (ptype, default) in specs.items():
             bound = cls.bounds.get(pname)
             axes[pname] = [coerce_param(cls.name, pname, ptype, v, bound) for v in given.get(pname, [default])]
-        _check_indicator_arguments(cls, axes)
+        check_indicator_arguments(cls, axes)
         for column in RULE_COLUMNS:
             axes[column] = [math.nan if v is None else v for v in rules.get(column, (_DEFAULT_RULES[column],))]
         shape = [len(v) for v in axes.values()]
@@ -170,16 +169,3 @@ def _dtype(kind) -> type:
     if kind == "direction":
         return np.str_
     return np.float64
-
-
-def _check_indicator_arguments(cls: type[Strategy], axes: dict[str, list[Any]]) -> None:
-    """A parameter used as an indicator's period must be at least 1 (a multiplier at least 0)."""
-    for iname, ind in cls.indicators.items():
-        for arg, value in zip(ARGS[ind.kind], ind.args):
-            if not isinstance(value, str):
-                continue
-            low = 0 if is_multiplier(arg) else 1
-            bad = [v for v in axes[value] if v < low]
-            if bad:
-                raise ConfigError(f"strategies.{cls.name}.{value}: {bad[0]!r} is out of range; indicator "
-                                  f"{iname!r} needs {arg} >= {low}")

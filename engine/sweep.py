@@ -165,58 +165,33 @@ def _reference(cfg, grid, offset, local, candles, workers, progress) -> dict[str
     return _metric_columns(_pool_map(cfg, grid, candles, workers, _job, [int(i) + offset for i in local], progress))
 
 
-#: Synthetic candles a warm-up runs on: enough for the kernels' every code path to be compiled.
-PREPARE_BARS = 300
-
-
-def _first_compile_listener(callback: Callable[[], None] | None):
-    """A numba event listener that calls ``callback`` once, when numba starts compiling
-    anything (loading a kernel from its disk cache is not compiling)."""
-    from numba.core import event
-
-    class FirstCompile(event.Listener):
-        fired = False
-
-        def on_start(self, _event) -> None:
-            if not self.fired:
-                self.fired = True
-                if callback is not None:
-                    callback()
-
-        def on_end(self, _event) -> None:
-            pass
-
-    return FirstCompile()
-
-
 def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None] | None = None,
             grid: Grid | None = None) -> bool:
-    """Compile, or load from numba's disk cache, what the sweep of ``cfg`` (over ``grid``, default its own)
-    will run, on a few synthetic candles, so that the sweep itself starts computing at once.
+    """Compile, or load from the disk cache, what the sweep of ``cfg`` (over ``grid``, default its
+    own) and its detail runs will call, so that the sweep itself starts computing at once. Each
+    compile is announced as it starts through ``engine.fast.announce`` (the caller installs the
+    listener).
 
-    ``on_compile`` is called once, at the moment numba starts compiling: only when its
-    cache holds no usable copy (the first run on a machine, or after an edit of a rule).
-    Returns whether anything was compiled.
-    """
-    from numba.core import event
+    ``on_compile`` is called once, when the first compile starts: only when the cache holds no
+    usable copy (the first run on a machine, or after an edit of a rule or an indicator).
+    Returns whether anything was compiled."""
+    if engine != "fast":
+        return False
+    from .fast import runner
+    from .fast.announce import announce
 
-    from .data.synthetic import generate_candles
+    fired = []
 
-    candles = generate_candles(PREPARE_BARS, seed=1)
-    watch = _first_compile_listener(on_compile)
-    with event.install_listener("numba:compile", watch):
+    def started(what: str, why: str) -> None:
+        if not fired:
+            fired.append(what)
+            if on_compile is not None:
+                on_compile()
+
+    with announce(started):
         for sw in (build_grid(cfg) if grid is None else grid):
-            if engine == "fast":
-                from .fast import runner
-
-                variant = _variant(cfg, sw)
-                runner.sweep(sw, candles, cfg.execution, indices=np.arange(1), variant=variant)
-                runner.detail(sw, 0, candles, cfg.execution, variant=variant)
-                if cfg.validation is not None:  # the test windows' kernel
-                    runner.detail(sw, 0, candles, cfg.execution, variant=variant, test=True)
-            else:
-                reference_run(cfg, sw, 0, candles)
-    return watch.fired
+            runner.prepare(sw, moments=cfg.validation is not None, validated=cfg.validation is not None)
+    return bool(fired)
 
 
 def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engine: str = "fast",
@@ -227,21 +202,11 @@ def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engi
         from .fast import runner
 
         span = None if window is None else (window.a, window.b)
-        return runner.detail(sw, i, candles, cfg.execution, variant=_variant(cfg, sw), window=span, test=test)
+        return runner.detail(sw, i, candles, cfg.execution, window=span, test=test)
     return reference_run(cfg, sw, i, candles, window, test)
 
 
 # --- validated sweeps (docs/semantics.md, "Windows") -------------------------------------------------
-def _variant(cfg: Config, sw: StrategySweep):
-    """With validation on, every fast call of a run uses the kernel with the moment sums compiled
-    in (a single combination's sums cost nothing), so a run compiles one variant, not two."""
-    if cfg.validation is None:
-        return None
-    from .fast import runner
-
-    return runner.features(sw)._replace(moments=True)
-
-
 def _validated(cfg: Config, grid: Grid, plan: ValidationPlan, sw: StrategySweep, offset: int, local: np.ndarray,
                candles: Candles, engine: str, workers: int, progress: Progress | None):
     """Metric columns on the in-sample window (plus ``oos_*``) and the validation sums of ``local``."""
@@ -258,10 +223,9 @@ def _validated(cfg: Config, grid: Grid, plan: ValidationPlan, sw: StrategySweep,
         from .fast import runner
 
         numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
-        variant = _variant(cfg, sw)
 
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
-            return runner.sweep(sw, candles, cfg.execution, indices=local, progress=part(w), variant=variant,
+            return runner.sweep(sw, candles, cfg.execution, indices=local, progress=part(w),
                                 window=(w.a, w.b), test=test, moments=True, block_edges=blocks)
     else:
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:

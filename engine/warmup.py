@@ -1,18 +1,16 @@
-"""Compile (and disk-cache) the fast path for every built-in strategy.
+"""Compile (and disk-cache) the fast path for every built-in strategy and indicator.
 
-``python -m engine.warmup`` runs at image build time so containers do not
-spend their first seconds compiling. Each strategy gets its default kernel (long
-only, stop-loss); a sweep that uses other position rules (shorts, take-profit,
-trailing stop, time limit) compiles the kernel for its mix once (~10 s; with 32
-mixes, warming them all would cost more than it saves). One kernel serves both fill
-modes. A ``validation`` section (the default config has one) runs the kernels with the
-moment sums and the test-window ending compiled in, and the CSCV passes; warmup runs each
-built-in once through that whole path too (sweep, figures, top combinations on the
-in-sample bars). numba compiles one kernel per array layout: warmup feeds both layouts
-candles arrive in, the synthetic generator's and the one
-every loader (CSV, Parquet, awswrangler) produces through ``Candles.from_frame``.
-numba also keys its cache on the CPU; the image compiles for a portable target
-(``NUMBA_CPU_NAME=generic``) so a host with another CPU finds the kernels too.
+``python -m engine.warmup`` runs at image build time so containers compile nothing at run
+time: the loop (one for every strategy), every function of each built-in strategy's rule unit
+(its rule, the entry scans and hold loops of every direction, with and without the validation
+moment sums), both chunk functions of every built-in indicator definition, and the CSCV passes a
+``validation`` section runs (each built-in goes once through that whole path: sweep, figures, top
+combinations on the in-sample bars). numba compiles the loop once per array layout: warmup feeds
+both layouts candles arrive in, the synthetic generator's and the one every loader (CSV, Parquet,
+awswrangler) produces through ``Candles.from_frame``. numba also keys its cache on the CPU; the
+image compiles for a portable target (``NUMBA_CPU_NAME=generic``) so a host with another CPU finds
+the code too. A user strategy or indicator compiles its own small unit on first use (about a
+second), never the loop.
 """
 
 from __future__ import annotations
@@ -21,11 +19,13 @@ import numpy as np
 
 from .candles import Candles
 from .config import parse_config
+from .data.synthetic import generate_candles
+from .fast import rule_unit, units
 from .fast.runner import detail, sweep
 from .grid import build_grid
+from .indicators import DEFINITIONS
 from .pipeline import RunInputs, run_pipeline
-from .strategies import ALIASES
-from .data.synthetic import generate_candles
+from .strategies import ALIASES, get_strategy
 
 #: every window kind and the CSCV passes, on the warm-up's 600 bars
 VALIDATION = {"holdout": 0.3, "walk_forward": {"train": 200, "test": 100}, "cscv": {"blocks": 4}}
@@ -34,8 +34,11 @@ VALIDATION = {"holdout": 0.3, "walk_forward": {"train": 200, "test": 100}, "cscv
 def warm_up() -> list[str]:
     synthetic = generate_candles(600, seed=1)
     loaded = Candles.from_frame(synthetic.to_frame(), interval_ms=synthetic.interval_ms)
+    for d in DEFINITIONS:
+        units.indicator_functions(d, ["chunk1", "chunk4"])
     done = []
     for name in sorted(ALIASES):
+        units.rule_functions(get_strategy(name), ["bar", *rule_unit.LOOPS])
         cfg = parse_config({"strategies": {name: {}}, "risk": {"stop_loss": 0.02}})
         (sw,) = build_grid(cfg)
         ex = cfg.execution

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,35 @@ def real_15m_csv() -> Path:
 @pytest.fixture(scope="session")
 def real_5m_csv() -> Path:
     return _need(REAL_5M)
+
+
+#: .ci/run sets BACKTEST_TEST_PROFILE=ci: the property tests run their full number of examples there;
+#: a developer's `make test` runs fewer of each (the same properties, fewer random cases).
+CI = os.environ.get("BACKTEST_TEST_PROFILE") == "ci"
+
+
+def examples(ci: int, local: int) -> int:
+    """Hypothesis examples per property test: ``ci`` in CI, ``local`` elsewhere."""
+    return ci if CI else local
+
+
+def shared_tmp(tmp_path_factory) -> Path:
+    """A temp folder shared by every xdist worker of this test run (pytest rotates it away)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path):
+    """Cross-process lock, so that xdist workers build a shared fixture once whatever the scheduling."""
+    import fcntl
+
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # Fake Binance REST and data.binance.vision servers for the market-data tests (tests/fakes/).

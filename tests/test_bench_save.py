@@ -14,11 +14,16 @@ REPO = Path(__file__).resolve().parent.parent
 def test_results_are_written_only_with_save(tmp_path, monkeypatch, capsys):
     target = tmp_path / "results.json"
     monkeypatch.setattr(bench_run, "RESULTS", target)
-    monkeypatch.setattr(bench_run, "CASES", [])        # the cases themselves are what `make bench` times
+    # the cases themselves are what `make bench` times: none of them runs here, validation's included
+    monkeypatch.setattr(bench_run, "CASES", [])
+    monkeypatch.setattr(bench_run.validation, "CASES", [])
     assert bench_run.main([]) == 0
     assert not target.exists() and "SAVE=1" in capsys.readouterr().out
     assert bench_run.main(["--save"]) == 0
-    assert json.loads(target.read_text())["cases"] == []
+    saved = json.loads(target.read_text())
+    assert saved["cases"] == [] and saved["validation"] == []
+    # the figures name the machine they were taken on
+    assert saved["machine"]["cpu_model"] and isinstance(saved["machine"]["cpu_flags"], str)
 
 
 def test_make_passes_save_through():

@@ -441,7 +441,11 @@ def test_compile_step_is_announced_only_when_the_cache_is_cold(tmp_path):
     cfg = write_config(tmp_path)
     first = _cold_run(cfg, tmp_path / "r", tmp_path / "cache")
     assert first.returncode == 0, first.stderr
-    assert "compiling the kernels (first run on this machine only" in first.stderr
+    # each compile says what compiles and why, as it starts
+    assert "compiling the fast path's loop: first run on this machine, or the engine changed…" in first.stderr
+    assert "compiling ma_crossover's rule (rule, long scan, long hold): first use on this machine…" \
+        in first.stderr
+    assert "compiling indicator sma (" in first.stderr
     assert "compiled in " in first.stderr
     lines = first.stderr.splitlines()
     assert [i for i, x in enumerate(lines) if x.startswith("compiling")][0] < \

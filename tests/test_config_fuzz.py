@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtest_cli import main
+from conftest import examples
 
 SECTIONS = {
     "experiment": ["name"],
@@ -146,7 +147,7 @@ def emit(node, draw, anchors: list[str], counter: list[int] | None = None) -> st
     return anchor + text
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(ci=800, local=300), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(doc=documents(), data=st.data())
 def test_random_configs_exit_0_or_2_never_a_traceback(tmp_path_factory, doc, data):
     if data.draw(st.booleans()):

@@ -11,9 +11,13 @@ The reference ``BacktestingEngine``, the fast ``detail`` run and the fast
 boundaries) must give the same trades, equity curve and metrics: bars, sides
 and exit reasons equal, numbers to 1e-9 relative, None where the other is None.
 
-The fast runs use the kernel compiled with every feature (one compilation per
-strategy); ``test_kernel_variants_agree`` checks that the pruned variants a
-sweep normally picks give the same results.
+The fast path compiles one loop for every strategy and, per strategy, its rule's
+tight loops (engine/fast/rule_unit.py); ``test_hold_loop_variants_agree`` checks that
+the hold loops with and without the validation moment sums give the same metrics.
+
+Strategies drawn include user indicators (a definition written here, on an input
+series and a derived price, reading back ``lookback`` bars), indicators of
+indicators, derived prices as inputs and ``Lag`` crossovers.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from numba import njit
 
+from conftest import examples
 from engine.grid import build_grid
 from engine.candles import Candles
 from engine.config import parse_config
 from engine.execution import Execution
 from engine.fast import runner
-from engine.fast.specialize import ALL_FEATURES
-from engine.indicators import ATR, EMA, MACD, ROC, SMA, BollingerLower, BollingerUpper, MACDSignal, StdDev
+from engine.indicators import (ATR, EMA, MACD, ROC, RSI, SMA, BollingerLower, BollingerUpper, KeltnerLower,
+                               KeltnerUpper, Lag, MACDSignal, Param, StdDev, indicator)
 from engine.metrics import INT_METRICS
 from engine.reference import BacktestingEngine
 from engine.strategies import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, Strategy
@@ -110,6 +115,74 @@ class StatefulExit(Strategy):
     signal = staticmethod(stateful_signal)
 
 
+@njit
+def zscore_step(state, t, x, period):
+    """A user indicator: the z-score of x over the last ``period`` values (two-pass), with its
+    running sum in the state (reading back ``period`` bars to drop the value leaving it)."""
+    s = state[0] + x[t]
+    if t >= period:
+        s -= x[t - period]
+    state[0] = s
+    if t < period - 1:
+        return np.nan
+    m = s / period
+    q = 0.0
+    for i in range(t - period + 1, t + 1):
+        q += (x[i] - m) * (x[i] - m)
+    sd = math.sqrt(q / period)
+    return (x[t] - m) / sd if sd > 0.0 else 0.0
+
+
+ZScore = indicator("test_zscore", zscore_step, inputs={"input": "close"}, params={"period": int}, state=1,
+                   valid=lambda period: period - 1, lookback=lambda period: period)
+
+
+@njit
+def spread_step(state, t, a, b, scale):
+    """A user indicator with two indicator inputs and a float parameter: (a - b) * scale."""
+    return (a[t] - b[t]) * scale
+
+
+Spread = indicator("test_spread", spread_step, inputs={"a": None, "b": None}, params={"scale": Param(float)},
+                   order=("a", "b", "scale"))
+
+
+@njit
+def cross_signal(close, fast, slow, fast_prev, slow_prev, z, z_prev, band_hi, band_lo, spread, z_limit):
+    """Crossovers written with Lag: enter long when the fast average crosses above the slow one on
+    this bar, short on the cross below; exits on the z-score turning or a Keltner band."""
+    code = 0
+    if fast > slow and fast_prev <= slow_prev and z < z_limit:
+        code |= ENTER_LONG
+    if fast < slow and fast_prev >= slow_prev and z > -z_limit:
+        code |= ENTER_SHORT
+    if (z < z_prev and z > z_limit) or close > band_hi or spread < 0.0:
+        code |= EXIT_LONG
+    if (z > z_prev and z < -z_limit) or close < band_lo or spread > 0.0:
+        code |= EXIT_SHORT
+    return code
+
+
+class UserIndicators(Strategy):
+    """User definitions, indicators of indicators, derived prices as inputs and Lag crossovers."""
+
+    name = "test_user_indicators"
+    fast_n: int = 3
+    slow_n: int = 8
+    z_n: int = 5
+    k_n: int = 6
+    k_mult: float = 1.5
+    scale: float = 1.0
+    z_limit: float = 1.0
+
+    indicators = {"fast": EMA("fast_n", input="typical"), "slow": SMA("slow_n", input="hl2"),
+                  "fast_prev": Lag("fast", 1), "slow_prev": Lag("slow", 1),
+                  "z": ZScore("z_n", input=RSI("fast_n")), "z_prev": Lag("z", 2),
+                  "band_hi": KeltnerUpper("k_n", "k_mult"), "band_lo": KeltnerLower("k_n", "k_mult", "fast_n"),
+                  "spread": Spread("fast", "slow", "scale")}
+    signal = staticmethod(cross_signal)
+
+
 # --- generators ---------------------------------------------------------------------------------
 
 
@@ -168,7 +241,7 @@ def ohlc(draw) -> Candles:
 def strategy_grid(draw):
     """(strategy name, drawn params, a small grid of values per param that includes them)."""
     name = draw(st.sampled_from(["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion",
-                                 "eight", "stateful"]))
+                                 "eight", "stateful", "user"]))
     if name == "ma_crossover":
         short = draw(st.integers(1, 6))
         long_ = draw(st.integers(short + 1, 14))
@@ -199,6 +272,13 @@ def strategy_grid(draw):
                   "threshold": draw(st.sampled_from([0.0, 0.001]))}
         grid = {k: [v] for k, v in params.items()}
         grid["ema_period"] = [params["ema_period"], params["ema_period"] + 1]
+    elif name == "user":
+        name = f"{__name__}:UserIndicators"
+        params = {"fast_n": draw(st.integers(1, 5)), "slow_n": draw(st.integers(2, 10)), "z_n": draw(st.integers(1, 8)),
+                  "k_n": draw(st.integers(1, 8)), "k_mult": draw(st.sampled_from([0.0, 1.0, 2.5])),
+                  "scale": draw(st.sampled_from([1.0, -0.5])), "z_limit": draw(st.sampled_from([0.5, 1.5]))}
+        grid = {k: [v] for k, v in params.items()}
+        grid["slow_n"] = [params["slow_n"], params["slow_n"] + 2]
     else:
         name = f"{__name__}:StatefulExit"
         params = {"sma_period": draw(st.integers(1, 8)), "atr_period": draw(st.integers(1, 6)),
@@ -259,7 +339,7 @@ def row(cols: dict, i: int) -> dict:
 # --- the property ---------------------------------------------------------------------------------
 
 
-@settings(max_examples=600, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(ci=600, local=200), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(candles=ohlc(), strat=strategy_grid(), fill=st.sampled_from(["close", "next_open"]), slippage=costs,
        commission=costs, stop_loss=stops, take_profit=take_profits, trailing_stop=trailing_stops,
@@ -285,7 +365,7 @@ def test_fast_path_matches_reference(candles, strat, fill, slippage, commission,
 
     ex = Execution(CAPITAL, slippage, commission, fill)
     ref = BacktestingEngine(candles, sw.strategy(**params), ex, rules).run()
-    det = runner.detail(sw, i, candles, ex, variant=ALL_FEATURES)
+    det = runner.detail(sw, i, candles, ex)
 
     event(f"bars: {'1-5' if len(candles) <= 5 else '6-60' if len(candles) <= 60 else '61-400'}")
     event(f"closed trades: {min(ref.metrics['n_trades'], 3)}{'+' if ref.metrics['n_trades'] >= 3 else ''}")
@@ -304,18 +384,18 @@ def test_fast_path_matches_reference(candles, strat, fill, slippage, commission,
         _close(a, b, f"equity[{t}]")
     assert_same_metrics(ref.metrics, det.metrics, "detail")
 
-    whole = runner.sweep(sw, candles, ex, variant=ALL_FEATURES)
+    whole = runner.sweep(sw, candles, ex)
     assert_same_metrics(ref.metrics, row(whole, i), "sweep")
-    chunked = runner.sweep(sw, candles, ex, chunk=7, variant=ALL_FEATURES)
+    chunked = runner.sweep(sw, candles, ex, chunk=7)
     assert_same_metrics(ref.metrics, row(chunked, i), "sweep chunk=7")
-    subset = runner.sweep(sw, candles, ex, indices=np.array([i]), chunk=13, variant=ALL_FEATURES)
+    subset = runner.sweep(sw, candles, ex, indices=np.array([i]), chunk=13)
     assert_same_metrics(ref.metrics, row(subset, 0), "sweep indices=[i] chunk=13")
     # Every other combination of the grid streams to the same metrics in both chunkings.
     for j in range(len(sw)):
         assert_same_metrics(row(whole, j), row(chunked, j), f"combination {j} chunk=7 vs whole")
 
 
-@settings(max_examples=250, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(ci=250, local=100), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(candles=ohlc(), strat=strategy_grid(), fill=st.sampled_from(["close", "next_open"]), slippage=costs,
        commission=costs, stop_loss=stops, take_profit=take_profits, trailing_stop=trailing_stops,
@@ -343,7 +423,7 @@ def test_windows_and_validation_sums_match_reference(candles, strat, fill, slipp
     (i,) = [i for i in range(len(sw)) if sw.params(i) == params]
     ex = Execution(CAPITAL, slippage, commission, fill)
     ref = BacktestingEngine(candles, sw.strategy(**params), ex, sw.rules(i)).run((a, b), test)
-    det = runner.detail(sw, i, candles, ex, variant=ALL_FEATURES, window=(a, b), test=test)
+    det = runner.detail(sw, i, candles, ex, window=(a, b), test=test)
     event(f"window: {'whole' if (a, b) == (0, n) else 'inside'}, {'test' if test else 'train'}")
     if any(t.exit_reason == "window_end" for t in ref.trades):
         event("has window_end exit")
@@ -355,7 +435,7 @@ def test_windows_and_validation_sums_match_reference(candles, strat, fill, slipp
         _close(x, y, f"equity[{t}]")
     assert_same_metrics(ref.metrics, det.metrics, "detail")
 
-    streamed = runner.sweep(sw, candles, ex, variant=ALL_FEATURES, window=(a, b), test=test, moments=True,
+    streamed = runner.sweep(sw, candles, ex, window=(a, b), test=test, moments=True,
                             block_edges=edges, chunk=5)
     assert_same_metrics(ref.metrics, row({m: streamed[m] for m in ref.metrics}, i), "sweep")
     for k, (x, y) in enumerate(zip(power_sums(ref.equity), streamed[runner.POWER_SUMS][i])):
@@ -417,25 +497,24 @@ def test_whole_grid_matches_reference_on_one_series(name):
     {"risk": {"stop_loss": 0.02, "take_profit": 0.02, "max_bars": 25}},
     {"risk": {"stop_loss": 0.02, "trailing_stop": 0.015}, "portfolio": {"direction": "both", "size": 0.5}},
 ], ids=["default", "short", "tp-time", "trailing-both"])
-def test_kernel_variants_agree(rules):
-    """A kernel with every feature compiled in gives the same metrics as the pruned one a sweep
-    picks (the pruned code is dead for such a sweep; this checks nothing else differs)."""
+def test_hold_loop_variants_agree(rules):
+    """The hold loops with the validation moment sums compiled in give the same metrics as the
+    plain ones a sweep without validation uses (the sums add to the state, nothing else)."""
     cfg = parse_config({"strategies": {"ma_crossover": GRIDS["ma_crossover"]}, **rules})
     (sw,) = build_grid(cfg)
-    assert runner.features(sw) != ALL_FEATURES
     candles = _series(seed=11)
     for fill in ("close", "next_open"):
         ex = Execution(CAPITAL, 0.0005, 0.001, fill)
-        pruned = runner.sweep(sw, candles, ex)
-        full = runner.sweep(sw, candles, ex, variant=ALL_FEATURES)
+        plain = runner.sweep(sw, candles, ex)
+        with_moments = runner.sweep(sw, candles, ex, moments=True)
         for i in range(len(sw)):
-            assert_same_metrics(row(full, i), row(pruned, i), f"{fill} combination {i}")
+            assert_same_metrics(row(plain, i), row({m: with_moments[m] for m in plain}, i), f"{fill} combination {i}")
 
 
 @pytest.mark.parametrize("name", list(GRIDS))
 def test_whole_grid_on_windows_matches_reference(name):
     """Every combination of a grid on train and test windows of the fixed series, with the
-    kernel variants a validated sweep uses (moment sums on; test windows' last bar)."""
+    loops a validated sweep uses (moment sums on; test windows' last bar)."""
     candles = _series()
     ends = 0
     for fill, rules in (("close", {"risk": {"stop_loss": [None, 0.01]}}),
@@ -446,14 +525,13 @@ def test_whole_grid_on_windows_matches_reference(name):
                             "execution": {"commission": 0.001, "slippage": 0.0005, "fill": fill}})
         (sw,) = build_grid(cfg)
         ex = Execution(CAPITAL, 0.0005, 0.001, fill)
-        variant = runner.features(sw)._replace(moments=True)
         for (a, b), test in itertools.product([(37, 291), (20, 250)], (False, True)):
             edges = block_edges(b - a, 4)
-            cols = runner.sweep(sw, candles, ex, chunk=64, variant=variant, window=(a, b), test=test,
+            cols = runner.sweep(sw, candles, ex, chunk=64, window=(a, b), test=test,
                                 moments=True, block_edges=edges)
             for i in range(len(sw)):
                 ref = BacktestingEngine(candles, sw.instance(i), ex, sw.rules(i)).run((a, b), test)
-                det = runner.detail(sw, i, candles, ex, variant=variant, window=(a, b), test=test)
+                det = runner.detail(sw, i, candles, ex, window=(a, b), test=test)
                 ends += sum(t.exit_reason == "window_end" for t in ref.trades)
                 label = f"{fill} [{a}, {b}) {'test' if test else 'train'} {i}"
                 assert_same_trades(ref.trades, det.trades)

@@ -1,5 +1,5 @@
-"""Indicators: the reference incremental form and the fast chunked kernels are bit-identical,
-and both match an independent computation (pandas, or a direct loop written here)."""
+"""Indicators: the reference engine's candle-by-candle steps and the fast path's chunk loops are
+bit-identical, and both match an independent computation (pandas, or a direct loop written here)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.fast.indicators import OPS, compute_chunk, compute_full, encode, new_state
-from engine.indicators import (ATR, EMA, MACD, ROC, RSI, SMA, BollingerLower, BollingerMiddle, BollingerUpper,
-                               Highest, Indicator, Lowest, MACDSignal, StdDev, incremental)
+from engine.candles import Candles
+from engine.fast.runner import indicators as fast_indicators
+from numba import njit
 
-# Seven SMAs interleaved with other kinds: the fast path runs SMAs four to a pass,
+from engine.indicators import (ATR, EMA, MACD, ROC, RSI, SMA, BollingerLower, BollingerMiddle, BollingerUpper,
+                               Feed, Highest, KeltnerLower, KeltnerMiddle, KeltnerUpper, Lag, Lowest, MACDSignal,
+                               StdDev, indicator)
+
+# Seven SMAs interleaved with other kinds: the fast path runs an indicator four to a pass,
 # so this covers a full group, a remainder and the order of rows.
 SPECS = [SMA(1), SMA(2), SMA(5), SMA(30), SMA(3), SMA(11), SMA(40), EMA(1), EMA(2), EMA(9), EMA(50), RSI(2), RSI(5),
          RSI(14), Highest(1), Highest(3), Highest(20), Lowest(1), Lowest(4), Lowest(25), ATR(1), ATR(3), ATR(14),
@@ -38,23 +42,19 @@ def _series(n, seed):
 
 
 def reference(spec, o, h, lo, c):
-    calc = incremental(spec)
-    return np.array([calc.update(*bar) for bar in zip(o.tolist(), h.tolist(), lo.tolist(), c.tolist())])
+    feed = Feed([spec])
+    return np.array([feed.update(*bar)[0] for bar in zip(o.tolist(), h.tolist(), lo.tolist(), c.tolist())])
 
 
-def chunked(specs, h, lo, c, chunk, need=None):
+def _candles(o, h, lo, c):
     n = len(c)
-    e = encode(specs)
-    state = new_state(specs)
-    ring = np.zeros(e.ring_size, dtype=np.int64)
-    out = np.empty((len(specs), n))
-    need = np.ones(len(specs), dtype=np.bool_) if need is None else need
-    block = np.full((len(specs), chunk), -1.0)
-    for t0 in range(0, n, chunk):
-        t1 = min(n, t0 + chunk)
-        compute_chunk(e.kinds, e.periods, e.mult, e.ring_off, state, ring, need, h, lo, c, t0, t1, block)
-        out[:, t0:t1] = block[:, :t1 - t0]
-    return out
+    return Candles(open_time=np.arange(n, dtype=np.int64) * 900_000, open=np.ascontiguousarray(o, dtype=float),
+                   high=np.ascontiguousarray(h, dtype=float), low=np.ascontiguousarray(lo, dtype=float),
+                   close=np.ascontiguousarray(c, dtype=float), volume=np.ones(n), interval_ms=900_000)
+
+
+def chunked(specs, h, lo, c, chunk):
+    return fast_indicators(specs, _candles(c, h, lo, c), chunk=chunk)
 
 
 def wilder_rsi(close, n):
@@ -90,8 +90,11 @@ def wilder(values, n):
 
 def independent(spec, h, lo, c):
     a = spec.args
-    n = a[0]
     close = pd.Series(c)
+    if spec.kind in ("upper_band", "lower_band"):  # Bollinger: sma(n) +/- k * std(n)
+        mid, width = (independent(x, h, lo, c) for x in spec.inputs)
+        return mid + (1.0 if spec.kind == "upper_band" else -1.0) * a[0] * width
+    n = a[0]
     if spec.kind == "sma":
         return close.rolling(n).mean().to_numpy()
     if spec.kind == "ema":
@@ -104,15 +107,12 @@ def independent(spec, h, lo, c):
         prev = close.shift(1)
         tr = pd.concat([pd.Series(h - lo), (pd.Series(h) - prev).abs(), (pd.Series(lo) - prev).abs()], axis=1).max(axis=1)
         return wilder(tr.to_numpy(), n)
-    if spec.kind in ("std", "bb_upper", "bb_lower"):
+    if spec.kind == "std":
         # numpy's std over each window (pandas' rolling variance is a running update, less exact)
         sd = np.full(len(c), np.nan)
         if len(c) >= n:
             sd[n - 1:] = np.std(np.lib.stride_tricks.sliding_window_view(c, n), axis=1)
-        if spec.kind == "std":
-            return sd
-        sign = 1.0 if spec.kind == "bb_upper" else -1.0
-        return close.rolling(n).mean().to_numpy() + sign * a[1] * sd
+        return sd
     if spec.kind in ("macd", "macd_signal"):
         line = close.ewm(span=a[0], adjust=False).mean() - close.ewm(span=a[1], adjust=False).mean()
         out = line.ewm(span=a[2], adjust=False).mean().to_numpy() if spec.kind == "macd_signal" else line.to_numpy()
@@ -142,9 +142,9 @@ def data(request):
     return o, h, lo, c, ref
 
 
-def test_fast_full_is_bit_identical_to_reference(data):
+def test_fast_in_one_chunk_is_bit_identical_to_reference(data):
     o, h, lo, c, ref = data
-    assert_bit_identical(compute_full(SPECS, h, lo, c), ref)
+    assert_bit_identical(chunked(SPECS, h, lo, c, len(c)), ref)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 7, 16, 64, 1000])
@@ -153,12 +153,17 @@ def test_fast_chunked_is_bit_identical_to_reference(data, chunk):
     assert_bit_identical(chunked(SPECS, h, lo, c, chunk), ref)
 
 
-def test_only_needed_rows_are_computed(data):
-    o, h, lo, c, ref = data
-    need = np.array([k % 3 != 1 for k in range(len(SPECS))])
-    got = chunked(SPECS, h, lo, c, 16, need)
-    assert_bit_identical(got[need], ref[need])
-    assert (got[~need] == -1.0).all()  # rows nobody needs are left as they were
+def test_blocks_compute_only_what_their_combinations_read():
+    """A thread block computes the indicators its combinations' rules read and their inputs, no more."""
+    from engine.fast.plan import blocks
+
+    nodes = [SMA(2), SMA(3), StdDev(3), BollingerUpper(3, 1.0), EMA(4)]
+    index = {n: q for q, n in enumerate(nodes)}
+    slots = np.array([[index[SMA(2)]], [index[SMA(2)]], [index[BollingerUpper(3, 1.0)]], [index[EMA(4)]]])
+    lo, hi, need = blocks(slots, nodes, threads=2, per_thread=1, minimum=1)
+    assert lo.tolist() == [0, 2] and hi.tolist() == [2, 4]
+    assert need == [[index[SMA(2)]], sorted([index[SMA(3)], index[StdDev(3)], index[BollingerUpper(3, 1.0)],
+                                             index[EMA(4)]])]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
@@ -193,7 +198,7 @@ def test_short_series_is_all_nan():
     o, h, lo, c = _series(4, 9)
     specs = [SMA(5), EMA(5), RSI(4), Highest(4), Lowest(6), ATR(4), StdDev(5), BollingerUpper(5, 1.0), MACD(2, 5),
              MACDSignal(2, 3, 3), ROC(4)]
-    out = compute_full(specs, h, lo, c)
+    out = chunked(specs, h, lo, c, 4)
     assert np.isnan(out).all()
     for k, s in enumerate(specs):
         assert np.isnan(reference(s, o, h, lo, c)).all()
@@ -277,40 +282,39 @@ def test_rolling_extremes_match_a_naive_scan(shape, n):
 
 def test_rolling_extremes_are_amortised_constant_on_a_monotone_series():
     """Highest(1000) over a 1M-bar falling series: each bar enters and leaves the deque once, so
-    the deque operations are at most 2 per bar in both engines. (The rescanning algorithm this
-    replaced did ~1000 comparisons per bar on such a series.)"""
+    the deque operations (state slot 2) are at most 2 per bar in both engines. (The rescanning
+    algorithm this replaced did ~1000 comparisons per bar on such a series.)"""
     n = 1_000_000
     falling = np.linspace(2e6, 1e6, n)
     for spec in (Highest(1000), Lowest(1000)):
         src = falling if spec.kind == "highest" else falling[::-1].copy()
-        e = encode([spec])
-        state = new_state([spec])
-        out = np.empty((1, n))
-        compute_chunk(e.kinds, e.periods, e.mult, e.ring_off, state, np.zeros(e.ring_size, dtype=np.int64),
-                      np.ones(1, dtype=np.bool_), src, src, src, 0, n, out)
-        ops = state[0, OPS]
+        out, (state,) = fast_indicators([spec], _candles(src, src, src, src), states=True)
+        ops = state[2]
         assert n // 2 <= ops <= 2 * n, ops  # every bar leaves once: ~n evictions
         t = np.arange(1000, n, 77_777)
-        np.testing.assert_array_equal(out[0, t], src[t - 1000] if spec.kind == "highest" else src[t - 1000])
-    calc = incremental(Highest(1000))
-    for x in falling.tolist():
-        calc.update(x, x, x, x)
-    assert n // 2 <= calc.ops <= 2 * n
+        np.testing.assert_array_equal(out[0, t], src[t - 1000])
+    feed = Feed([Highest(1000)])
+    for x in falling[:200_000].tolist():
+        feed.update(x, x, x, x)
+    ops = feed.nodes[0].state[2]
+    assert 200_000 // 2 <= ops <= 2 * 200_000
 
 
 def test_indicator_spec_validation():
-    with pytest.raises(ValueError):
-        Indicator("vwap", (3,))
+    with pytest.raises(ValueError, match="not a price"):
+        SMA(3, input="vwap").resolve()
     with pytest.raises(ValueError):
         SMA(0)
     with pytest.raises(ValueError):
         SMA(2.5)
     with pytest.raises(ValueError):
         BollingerUpper(20, -1.0)
-    with pytest.raises(ValueError):
-        Indicator("macd", (12,))  # the second period is missing
-    assert str(EMA(7)) == "ema(7)" and SMA(3) == Indicator("sma", (3,))
-    assert BollingerUpper(20, 2) == Indicator("bb_upper", (20, 2.0))
+    with pytest.raises(ValueError, match="needs its 'slow' argument"):
+        MACD(12)  # the second period is missing
+    with pytest.raises(ValueError, match="did you mean 'period'"):
+        SMA(perod=3)
+    assert str(EMA(7)) == "ema(7)" and SMA(3) == SMA(period=3)
+    assert BollingerUpper(20, 2) == BollingerUpper(20, 2.0)
 
 
 def test_templates_resolve_parameter_names():
@@ -319,3 +323,110 @@ def test_templates_resolve_parameter_names():
     assert t.resolve({"period": 20, "k": 2}) == BollingerUpper(20, 2.0)
     assert MACDSignal("f", 26, "g").resolve({"f": 12, "g": 9}) == MACDSignal(12, 26, 9)
     assert not SMA(5).template and SMA(5).resolve({}) == SMA(5)
+
+
+# --- derived prices, Lag, Keltner, indicators of indicators, user definitions ------------------------
+
+
+def test_derived_prices_lag_and_keltner_hand_computed():
+    o = np.array([10.0, 10.0, 11.0, 12.0, 11.0])
+    h = np.array([10.5, 12.0, 12.5, 12.0, 13.5])
+    lo = np.array([9.5, 10.0, 11.5, 10.0, 11.0])
+    c = np.array([10.0, 11.0, 12.0, 11.0, 13.0])
+    nan = np.nan
+    typical = [(10.5 + 9.5 + 10.0) / 3, (12 + 10 + 11) / 3, (12.5 + 11.5 + 12) / 3, (12 + 10 + 11) / 3, (13.5 + 11 + 13) / 3]
+    assert typical == [10.0, 11.0, 12.0, 11.0, 12.5]
+    np.testing.assert_array_equal(reference(SMA(1, input="typical"), o, h, lo, c), typical)
+    np.testing.assert_array_equal(reference(SMA(1, input="hl2"), o, h, lo, c), [10.0, 11.0, 12.0, 11.0, 12.25])
+    # ohlc4, bar 4: (11 + 13.5 + 11 + 13)/4 = 12.125
+    np.testing.assert_array_equal(reference(SMA(1, input="ohlc4"), o, h, lo, c)[4], 12.125)
+    # Lag(close, 2): bar t is close[t - 2], valid from bar 2
+    np.testing.assert_array_equal(reference(Lag("close", 2), o, h, lo, c), [nan, nan, 10.0, 11.0, 12.0])
+    # Lag(SMA(2), 1): SMA(2) = nan, 10.5, 11.5, 11.5, 12 (valid from 1), lagged one bar: valid from 2
+    np.testing.assert_array_equal(reference(Lag(SMA(2), 1), o, h, lo, c), [nan, nan, 10.5, 11.5, 11.5])
+    # Keltner(2, k=1): EMA(2) of typical (alpha 2/3): 10, 10 + 2/3*(11-10) = 32/3, then
+    # 2/3*12 + 1/3*32/3 = 104/9, 2/3*11 + 1/3*104/9 = 302/27, 2/3*12.5 + 1/3*302/27 = 977/81; valid from 1.
+    # ATR(2) as in test_new_indicators_hand_computed: valid from 2: 1.75, 1.875, 2.1875. The bands are
+    # valid from max(1, 2) = 2.
+    mid = [nan, 32 / 3, 104 / 9, 302 / 27, 977 / 81]
+    np.testing.assert_allclose(reference(KeltnerMiddle(2), o, h, lo, c), mid, rtol=1e-15)
+    atr = [nan, nan, 1.75, 1.875, 2.1875]
+    np.testing.assert_allclose(reference(KeltnerUpper(2, 1.0), o, h, lo, c), np.add(mid, atr), rtol=1e-15)
+    np.testing.assert_allclose(reference(KeltnerLower(2, 2.0), o, h, lo, c), np.subtract(mid, np.multiply(2, atr)),
+                               rtol=1e-15)
+    for spec in (SMA(1, input="typical"), Lag(SMA(2), 1), KeltnerUpper(2, 1.0), KeltnerLower(2, 2.0, 1)):
+        spec = spec.resolve()
+        assert_bit_identical(chunked([spec], h, lo, c, 2)[0], reference(spec, o, h, lo, c))
+
+
+def test_an_indicator_of_an_indicator_starts_where_its_input_is_valid():
+    """EMA(2) of RSI(2): the RSI is valid from bar 2, so the EMA is seeded with the RSI at bar 2 and
+    valid from bar 2 + 1 = 3."""
+    c = np.array([10.0, 11.0, 12.0, 11.0, 13.0])
+    nan = np.nan
+    # RSI(2) (test_hand_computed_values): nan, nan, 100, 50, 100 - 100/6 = 250/3
+    rsi = [nan, nan, 100.0, 50.0, 250 / 3]
+    np.testing.assert_allclose(reference(RSI(2), c, c, c, c), rsi)
+    spec = EMA(2, input=RSI(2))
+    assert (spec.start, spec.valid_from) == (2, 3)
+    # seeded at bar 2 with 100; bar 3: 2/3*50 + 1/3*100 = 200/3; bar 4: 2/3*250/3 + 1/3*200/3 = 700/9
+    np.testing.assert_allclose(reference(spec, c, c, c, c), [nan, nan, nan, 200 / 3, 700 / 9], rtol=1e-15)
+    assert_bit_identical(chunked([spec], c, c, c, 1)[0], reference(spec, c, c, c, c))
+
+
+@njit
+def range_step(state, t, high, low, period):
+    """Highest high minus lowest low of the last ``period`` bars, this one included (a user definition)."""
+    hi, lw = high[t], low[t]
+    for i in range(max(0, t - period + 1), t):
+        hi = max(hi, high[i])
+        lw = min(lw, low[i])
+    state[0] += 1.0  # bars seen: the state is carried from bar to bar
+    return hi - lw + 0.0 * state[0]
+
+
+RangeWidth = indicator("test_range", range_step, inputs={"high": "high", "low": "low"}, params={"period": int},
+                       state=1, valid=lambda period: period - 1, lookback=lambda period: period - 1)
+
+
+@njit
+def peek_step(state, t, x, k):
+    return x[t - k] if t >= k else np.nan
+
+
+TooFarBack = indicator("test_peek", peek_step, inputs={"input": "close"}, params={"k": int}, lookback=1)
+
+
+def test_a_user_definition_hand_computed_on_both_engines():
+    h = np.array([10.5, 12.0, 12.5, 12.0, 13.5])
+    lo = np.array([9.5, 10.0, 11.5, 10.0, 11.0])
+    c = np.array([10.0, 11.0, 12.0, 11.0, 13.0])
+    # width of the last 2 bars: bar 1 max(10.5, 12) - min(9.5, 10) = 2.5; bar 2 12.5 - 10 = 2.5;
+    # bar 3 12.5 - 10 = 2.5; bar 4 13.5 - 10 = 3.5
+    want = [np.nan, 2.5, 2.5, 2.5, 3.5]
+    np.testing.assert_array_equal(reference(RangeWidth(2), c, h, lo, c), want)
+    for chunk in (1, 2, 5):
+        np.testing.assert_array_equal(chunked([RangeWidth(2)], h, lo, c, chunk)[0], want)
+    assert str(RangeWidth(2, low="close")) == "test_range(2, low=close)"
+
+
+def test_reading_beyond_the_declared_lookback_is_an_error_on_the_reference_engine():
+    """The fast path keeps only `lookback` earlier values of an input, so the reference engine
+    refuses a step that reads further back (rather than agreeing with itself only)."""
+    c = np.arange(1.0, 6.0)
+    np.testing.assert_array_equal(reference(TooFarBack(1), c, c, c, c), [np.nan, 1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(IndexError, match="test_peek read an input more than its lookback of 1 bars back"):
+        reference(TooFarBack(2), c, c, c, c)
+
+
+def test_a_definition_is_checked_when_it_is_made():
+    @njit
+    def local_step(state, t, x, period):
+        return x[t]
+
+    with pytest.raises(ValueError, match="must be defined at the top level of its module"):
+        indicator("local", local_step, inputs={"input": "close"}, params={"period": int})
+    with pytest.raises(ValueError, match="must take"):
+        indicator("bad", range_step, inputs={"input": "close"}, params={"period": int})
+    with pytest.raises(ValueError, match="must be a numba @njit function"):
+        indicator("plain", range_step.py_func, inputs={"high": "high", "low": "low"}, params={"period": int})

@@ -25,7 +25,6 @@ from numba import njit
 from engine.candles import Candles
 from engine.execution import Execution
 from engine.fast import runner
-from engine.fast.specialize import ALL_FEATURES
 from engine.grid import StrategySweep
 from engine.position_rules import RULE_COLUMNS, PositionRules
 from engine.reference import BacktestingEngine
@@ -92,10 +91,9 @@ def run(engine, candles, cls=Threshold, *, fill="close", slippage=0.0, commissio
     if engine == "reference":
         return BacktestingEngine(candles, cls(**params), ex, rules).run()
     sw = one_combination(cls, params, rules)
-    # One kernel per strategy, with every feature compiled in (a sweep compiles out what it does
-    # not use; tests/test_equivalence.py checks those variants agree with this one).
-    res = runner.detail(sw, 0, candles, ex, variant=ALL_FEATURES)
-    streamed = runner.sweep(sw, candles, ex, variant=ALL_FEATURES)
+    # The recording run (every bar through the full bar) and the sweep (the tight loops) agree.
+    res = runner.detail(sw, 0, candles, ex)
+    streamed = runner.sweep(sw, candles, ex)
     for k, v in res.metrics.items():
         s = streamed[k][0].item()
         s = None if isinstance(s, float) and math.isnan(s) else s

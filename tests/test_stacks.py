@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
 import stacks  # noqa: E402
+from conftest import exclusive, shared_tmp  # noqa: E402
 from engine import storage_layout  # noqa: E402
 from engine.data.binance import INTERVALS  # noqa: E402
 from stacks.batch_stack import RETRY_ON  # noqa: E402
@@ -42,22 +42,6 @@ STACK_NAMES = ("BacktestStorage", "BacktestAlerts", "BacktestIngest", "BacktestB
 SERIES = "symbol=BTCUSDT/interval=15m/"
 
 BUCKET_LEVEL_ACTIONS = {"s3:ListBucket"}
-
-
-@contextmanager
-def _exclusive(lock_path: Path):
-    """Cross-process lock, so that xdist workers share one synth whatever the scheduling."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: every worker synthesizes on its own
-        yield
-        return
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def cli_env(home: Path | None = None) -> dict[str, str]:
@@ -77,13 +61,11 @@ def cdk_out(tmp_path_factory) -> Path:
     """`cdk synth` of the real app (cdk.json, default context) into a temp dir shared by all workers."""
     if not CDK_CLI.exists():
         pytest.fail(f"{CDK_CLI} is missing: run `npm ci` (make test does)")
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
+    shared = shared_tmp(tmp_path_factory)
     out = shared / "cdk-cli-out"
     home = shared / "cdk-empty-home"
     home.mkdir(exist_ok=True)
-    with _exclusive(shared / "cdk-cli-out.lock"):
+    with exclusive(shared / "cdk-cli-out.lock"):
         if not (out / "manifest.json").exists():
             proc = subprocess.run(
                 [str(CDK_CLI), "synth", "--quiet", "--no-notices", "-o", str(out)],
@@ -719,7 +701,7 @@ def test_image_asset_context_is_the_code_only(synth):
                    "backtest_cli", "configs"}
     files = [p for p in staged.rglob("*") if p.is_file()]
     assert not any("__pycache__" in p.parts or p.suffix == ".pyc" for p in files)
-    assert (staged / "engine" / "fast" / "kernel.py").is_file()
+    assert (staged / "engine" / "fast" / "loop.py").is_file()
 
 
 def test_job_commands_match_the_submitter_contract():

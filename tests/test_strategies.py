@@ -15,8 +15,7 @@ from engine.candles import Candles
 from engine.errors import ConfigError
 from engine.execution import Execution
 from engine.fast import runner
-from engine.fast import specialize
-from engine.fast.specialize import binding_source
+from engine.fast import rule_unit, unit_names
 from engine.indicators import ATR, EMA, RSI, SMA, BollingerLower, BollingerUpper, Highest, Lowest
 from engine.reference import BacktestingEngine
 from engine.strategies import (ALIASES, ENTER_LONG, EXIT_LONG, REGISTRY, BollingerReversion, Bound, DonchianBreakout,
@@ -132,8 +131,8 @@ def test_binding_follows_the_rule_signature():
                            ("indicator", "ema"), ("param", "momentum_spread"))
     assert b.indicators == ("sma_short", "sma_long", "ema") and b.params == ("momentum_spread",)
     assert not b.stateful
-    src = binding_source(MACrossover)
-    assert "return signal_fn(c[t], V[0][t - t0], V[1][t - t0], V[2][t - t0], P[0])" in src
+    src = rule_unit.source(MACrossover)
+    assert "    return signal_fn(c[t], V0[t], V1[t], V2[t], P0)" in src
 
 
 # --- registry and import ----------------------------------------------------------------------------
@@ -249,7 +248,7 @@ def _strategy(rule, indicators=None, **attrs):
     (lambda: _strategy(good_rule, indicators={"rsi": RSI("perod")}),
      "indicator 'rsi' reads parameter 'perod', which is not declared; did you mean 'period'?"),
     (lambda: _strategy(good_rule, indicators={"rsi": RSI("level")}),
-     "indicator 'rsi' needs an integer n, but parameter 'level' is float"),
+     "indicator 'rsi' needs an integer period for rsi, but parameter 'level' is float"),
     (lambda: _strategy(good_rule, indicators={"rsi": 14}), "indicator 'rsi' is 14, not an engine.indicators"),
     (lambda: _strategy(clash_rule, indicators={}, annotations={"close": float}, close=1.0),
      "'close' is both a price and a parameter"),
@@ -371,33 +370,19 @@ def test_a_float_where_the_rule_shifts_bits_would_not_compile():
         six_rule.py_func(5.0, 100.0, 1.0, 1.0, 3.0, 5.0, 4.0, 5.0, 2.0)
 
 
-# --- the generated kernel ------------------------------------------------------------------------
+# --- the generated rule unit ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("marker", [specialize.RULE_MARKER, specialize.FEATURES_MARKER, specialize.BINDING_START,
-                                    specialize.BINDING_END])
-def test_a_template_without_its_marker_is_refused(marker):
-    template = specialize._TEMPLATE.read_text()
-    assert template.count(marker) == 1
-    with pytest.raises(RuntimeError, match="refusing to build a kernel"):
-        specialize.specialised_source(MACrossover, specialize.Features(), template.replace(marker, "# gone"))
-
-
-def test_the_placeholder_rule_fails_loudly():
-    from engine.fast._placeholder_signal import signal_fn
-
-    with pytest.raises(RuntimeError, match="placeholder rule ran"):
-        signal_fn(1.0)
-    with pytest.raises(RuntimeError, match="placeholder rule ran"):
-        signal_fn.py_func(1.0)
-
-
-def test_the_generated_source_binds_the_rule_and_the_features():
-    src = specialize.specialised_source(MACrossover, specialize.Features(short=True, trailing=True))
-    assert "_placeholder_signal" not in src
-    assert "from engine.strategies.ma_crossover import ma_crossover_signal as _rule  # specialised" in src
-    assert ("SHORT, TAKE_PROFIT, TRAILING, MAX_BARS, BEST_TRACKED, MOMENTS, WINDOW_END = "
-            "True, False, True, False, False, False, False") in src
+def test_the_generated_source_binds_the_rule_and_its_loops():
+    src = rule_unit.source(MACrossover)
+    assert "from engine.strategies.ma_crossover import ma_crossover_signal as _rule" in src
+    for fn in ("bar", *rule_unit.LOOPS):
+        assert f"\ndef {fn}(ctx_p, j, " in src
+    # each loop tests its own signal mask, a constant: the long scan never looks at the short codes
+    assert "def scan_long(ctx_p, j, u, t1):" in src and "    m = ENTER_LONG\n" in src
+    assert "    m = EXIT_SHORT | ENTER_LONG\n" in src  # hold_short_both: an opposite entry closes too
+    assert "mark(e, t + 1, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, " \
+           "dd_gate, sum_r3, sum_r4, True)" in src  # the moment sums in the _m hold loops only
 
 
 HELPER_MODULE = '''
@@ -442,9 +427,44 @@ def test_the_kernel_name_covers_every_function_the_rule_calls(tmp_path, monkeypa
         sys.modules.pop("helper_pkg.mod", None)
         importlib.invalidate_caches()
         mod = importlib.import_module("helper_pkg.mod")
-        names[version] = specialize.kernel_name(mod.WithHelper, specialize.Features())
+        names[version] = unit_names.rule_unit_name(mod.WithHelper)
     sys.modules.pop("helper_pkg.mod", None)
     sys.modules.pop("helper_pkg", None)
     # editing a function two calls deep, or a constant it reads, makes a new kernel
     assert names["v1"] != names["deep_helper_edited"] != names["constant_edited"]
     assert names["constant_edited"] == names["same_again"]
+
+
+# --- indicators that read other indicators by name ---------------------------------------------------
+
+
+@njit
+def cross_rule(fast_prev, slow, level):
+    return ENTER_LONG if fast_prev > slow + level else 0
+
+
+def test_an_indicator_read_only_by_another_is_used():
+    from engine.indicators import Lag
+
+    cls = _strategy(cross_rule, indicators={"fast": SMA("period"), "fast_prev": Lag("fast", 1), "slow": SMA(9)})
+    b = cls.binding()
+    assert b.indicators == ("fast_prev", "slow")  # the rule's own arguments, in declaration order
+    assert cls.indicator_parameters("fast_prev") == ("period",)
+    assert cls(period=3).indicator_specs()["fast_prev"] == Lag(SMA(3), 1)
+    assert cls.resolve_indicator("fast_prev", {"period": 4}).valid_from == 4  # SMA(4) from bar 3, one bar later
+
+
+@pytest.mark.parametrize("indicators,needle", [
+    ({"fast": SMA("period"), "fast_prev": "Lag:fsat", "slow": SMA(9)},
+     "indicator 'fast_prev' reads 'fsat', which is not a price (open, high, low, close, volume), a derived price "
+     "(typical, hl2, ohlc4) or a declared indicator; did you mean 'fast'?"),
+    ({"fast_prev": "Lag:slow", "slow": "Lag:fast_prev"}, "indicator 'fast_prev' reads itself through"),
+    ({"typical": SMA(3), "fast_prev": SMA(2), "slow": SMA(4)}, "indicator name 'typical' is a derived price"),
+])
+def test_indicator_references_are_checked_when_loaded(indicators, needle):
+    from engine.indicators import Lag
+
+    indicators = {k: Lag(v.split(":")[1], 1) if isinstance(v, str) else v for k, v in indicators.items()}
+    with pytest.raises(ConfigError) as exc:
+        _strategy(cross_rule, indicators=indicators).binding()
+    assert needle in str(exc.value), str(exc.value)

@@ -7,6 +7,8 @@ import os
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from fakes.cli_process import run_console
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -69,3 +71,42 @@ def test_a_local_file_never_shadows_an_installed_package(tmp_path):
     done = run_console(["validate-config", "cfg.yaml"], cwd=tmp_path, env=clean_env())
     assert done.returncode == 0, done.stderr
     assert "OK, 2 combination(s)" in done.stdout
+
+
+def test_editing_the_readme_indicator_or_rule_then_rerunning_runs_the_edit(tmp_path):
+    """No stale compiled code: edit the user indicator's step, rerun, and the results are the edited
+    indicator's (equal to the reference engine's on the edited code), after a compile of that one
+    definition announced as such; then the same for the rule."""
+    (tmp_path / "mypkg").mkdir()
+    source = tmp_path / "mypkg" / "zcross.py"
+    source.write_text(readme_block("python", "class ZCross"))
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(readme_block("yaml", "mypkg.zcross:ZCross") + "data: {synthetic_bars: 4000, seed: 5}\n")
+    env = {**clean_env(), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run(run_id: str, *extra: str):
+        done = run_console(["run", "--config", cfg.name, "--out", "results", "--no-progress", "--run-id", run_id,
+                            *extra], cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stderr, pd.read_csv(tmp_path / "results" / run_id / "summary.csv")
+
+    _, first = run("v1")
+    text = source.read_text()
+    step_line = "    return (x[t] - m) / sd if sd > 0.0 else 0.0\n"
+    assert text.count(step_line) == 1
+    source.write_text(text.replace(step_line, "    return 0.25 * (x[t] - m) / sd if sd > 0.0 else 0.0\n"))
+    err, edited = run("v2")
+    assert "compiling indicator zscore (one at a time): its step changed…" in err
+    assert "compiling the fast path's loop" not in err and "zcross's rule" not in err  # that one definition only
+    _, reference = run("v2-reference", "--engine", "reference")
+    pd.testing.assert_frame_equal(edited, reference, rtol=1e-9, atol=0)
+    assert not edited["n_trades"].equals(first["n_trades"])  # a quarter of the z-score lets more entries through
+
+    text = source.read_text()
+    assert text.count("and z < z_max:") == 1
+    source.write_text(text.replace("and z < z_max:", "and z < z_max - 1.0:"))
+    err, rule_edited = run("v3")
+    assert "compiling zcross's rule (rule, long scan, long hold): its rule changed…" in err
+    _, reference = run("v3-reference", "--engine", "reference")
+    pd.testing.assert_frame_equal(rule_edited, reference, rtol=1e-9, atol=0)
+    assert not rule_edited["n_trades"].equals(edited["n_trades"])

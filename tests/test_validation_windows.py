@@ -15,7 +15,6 @@ import pytest
 
 from engine.execution import Execution
 from engine.fast import runner
-from engine.fast.specialize import ALL_FEATURES
 from engine.position_rules import PositionRules
 from engine.reference import BacktestingEngine
 from test_semantics import Threshold, bars, check_trade, one_combination
@@ -47,8 +46,8 @@ def run(engine, candles, window, test, *, fill="close", direction="long", **para
     if engine == "reference":
         return BacktestingEngine(candles, Threshold(**params), ex, rules).run(window, test)
     sw = one_combination(Threshold, params, rules)
-    res = runner.detail(sw, 0, candles, ex, variant=ALL_FEATURES, window=window, test=test)
-    streamed = runner.sweep(sw, candles, ex, variant=ALL_FEATURES, window=window, test=test)
+    res = runner.detail(sw, 0, candles, ex, window=window, test=test)
+    streamed = runner.sweep(sw, candles, ex, window=window, test=test)
     for k, v in res.metrics.items():
         s = streamed[k][0].item()
         s = None if isinstance(s, float) and math.isnan(s) else s

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pandas as pd
 import pytest
 
 from backtest_cli import main
+from conftest import exclusive, shared_tmp
 from engine.data.loader import load_candles
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,27 +40,36 @@ def read_only(root: Path) -> None:
         p.chmod(0o555 if p.is_dir() else 0o444)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def warm(tmp_path_factory, real_15m_csv):
-    """A numba cache filled by the warmup alone, and a read-only Parquet dataset of the real candles."""
-    # Not under pytest's 0700 basetemp: the other-user check below must be able to read it.
-    root = Path(tempfile.mkdtemp(prefix="warmup-test-"))
-    root.chmod(0o755)
+    """A numba cache filled by the warmup alone, and a read-only Parquet dataset of the real candles:
+    built once per test run, shared by the xdist workers."""
+    root = shared_tmp(tmp_path_factory) / "warmup"
     cache = root / "numba"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(NUMBA_CACHE_DIR=str(cache), MPLCONFIGDIR=str(root / "mpl"))
-    done = subprocess.run([sys.executable, "-m", "engine.warmup"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert done.returncode == 0, done.stderr
-    assert snapshot(cache), "the warmup cached nothing"
     dataset = root / "dataset"
-    assert main(["data", "build", "--input", str(real_15m_csv), "--symbol", "BTCUSDT", "--interval", "15m",
-                 "--out", str(dataset)]) == 0
-    read_only(dataset)
+    with exclusive(root.with_name("warmup.lock")):
+        if not (root / "done").exists():
+            if root.exists():
+                restore(root)
+                shutil.rmtree(root)
+            root.mkdir()
+            root.chmod(0o755)
+            done = subprocess.run([sys.executable, "-m", "engine.warmup"], cwd=REPO, env=env,
+                                  capture_output=True, text=True, timeout=900)
+            assert done.returncode == 0, done.stderr
+            assert snapshot(cache), "the warmup cached nothing"
+            assert main(["data", "build", "--input", str(real_15m_csv), "--symbol", "BTCUSDT", "--interval", "15m",
+                         "--out", str(dataset)]) == 0
+            read_only(dataset)
+            (root / "done").touch()
     yield root, cache, dataset, env
+
+
+def restore(root: Path) -> None:
     for p in [root, *root.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
-    shutil.rmtree(root)
 
 
 def test_loaders_hand_the_kernels_one_writeable_contiguous_layout(warm, real_15m_csv):
@@ -126,5 +135,4 @@ def test_a_read_only_baked_cache_is_copied_privately_and_nothing_recompiles(warm
         assert "Matplotlib created a temporary" not in done.stderr
         assert (private / "matplotlib").is_dir() == (os.getuid() != 0)
     finally:
-        for p in [cache, *cache.rglob("*")]:
-            p.chmod(0o755 if p.is_dir() else 0o644)
+        restore(cache)

@@ -1,98 +1,53 @@
-"""The pandas-facing side of the fast path: unwrap, call the kernels, re-wrap.
+"""The pandas-facing side of the fast path: unwrap, call the compiled loop, re-wrap.
 
-``sweep`` evaluates many combinations of one strategy in one streaming pass
-over time chunks and returns every metric per combination; ``detail`` re-runs
-one combination recording its equity curve and trades (used for the top-K).
+``sweep`` evaluates many combinations of one strategy in one streaming pass over time chunks and
+returns every metric per combination; ``detail`` re-runs one combination recording its equity
+curve and trades (used for the top-K). ``prepare`` compiles (or loads) what a sweep will call.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..candles import Candles
 from ..execution import Execution
 from ..grid import StrategySweep
-from ..indicators import Indicator
 from ..result import BLOCK_R, BLOCK_R2, POWER_SUMS, RunResult
-from ..signals import DIRECTIONS, entry_mask, exit_masks
 from ..timeutil import periods_per_year
 from ..trade import EXIT_REASONS, Trade
+from . import plan as P
 from . import state as S
-from .indicators import compute_full, encode, new_state
-from .specialize import Features, kernel_for, param_layout
+from .units import compiled_loop, indicator_functions, rule_functions
 
 #: Bars per time chunk. The indicator block for a chunk stays cache-resident
 #: while every combination streams over it.
 CHUNK = 4096
+#: A sweep makes at most this many parallel calls (they drive the progress bar)…
+SEGMENTS = 16
+#: …each worth at least this many candle·strategies: a call costs a thread hand-off.
+SEGMENT_WORK = 8_000_000
+#: Large sweeps split into up to this many blocks per thread, of at least BLOCK_MIN
+#: combinations, handed out one at a time: a thread slowed by other load on its core takes
+#: fewer (with one block per thread the sweep waits for the slowest). Small sweeps keep one
+#: block per thread: each block computes the indicators it needs, once per chunk.
+BLOCKS_PER_THREAD, BLOCK_MIN = 4, 256
 
 
-@dataclass(frozen=True)
-class _Plan:
-    specs: list[Indicator]  # the distinct indicators, rows of the indicator block
-    slots: np.ndarray  # (m, K) each combination's rows, in the strategy's declared order
-    fparams: np.ndarray  # (m, nf) float parameters the rule reads
-    iparams: np.ndarray  # (m, ni) integer and boolean ones
-    start_bar: np.ndarray  # (m,) first bar on which every indicator of the combination is valid
-    rules: np.ndarray  # (m, NR) stop, take-profit, trailing fractions (inf: off), size
-    masks: np.ndarray  # (m, ND) entry / exit-long / exit-short masks, max_bars (NO_LIMIT: off)
-    features: Features
+#: Below this many candle·strategies a sweep runs on the calling thread: handing blocks to other
+#: threads costs more than it saves.
+POOL_WORK = 1_000_000
+_pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def features(sweep: StrategySweep) -> Features:
-    """The features the whole sweep uses (not a subset's, so sweep and detail share one kernel)."""
-    col = sweep.columns
-    return Features(short=bool(np.isin(col["direction"], ("short", "both")).any()),
-                    take_profit=bool((~np.isnan(col["take_profit"])).any()),
-                    trailing=bool((~np.isnan(col["trailing_stop"])).any()),
-                    max_bars=bool((~np.isnan(col["max_bars"])).any()),
-                    best_price=bool((~np.isnan(col["trailing_stop"])).any())
-                    or "best_price" in sweep.strategy.binding().position_fields)
-
-
-def _plan(sweep: StrategySweep, indices: np.ndarray, variant: Features | None = None) -> _Plan:
-    cls = sweep.strategy
-    binding = cls.binding()
-    m = len(indices)
-    index: dict[Indicator, int] = {}
-    slots = np.zeros((m, len(binding.indicators)), dtype=np.int64)
-    start_bar = np.zeros(m, dtype=np.int64)
-    for k, name in enumerate(binding.indicators):
-        template = cls.indicators[name]
-        names = template.parameters
-        # the distinct argument tuples among these combinations, resolved once each
-        if names:
-            cols = np.stack([sweep.columns[p][indices].astype(np.float64) for p in names], axis=1)
-            uniq, inverse = np.unique(cols, axis=0, return_inverse=True)
-        else:
-            uniq, inverse = np.zeros((1, 0)), np.zeros(m, dtype=np.int64)
-        rows, valid = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)
-        for u, values in enumerate(uniq.tolist()):
-            spec = template.resolve(dict(zip(names, values)))
-            rows[u] = index.setdefault(spec, len(index))
-            valid[u] = spec.valid_from
-        slots[:, k] = rows[inverse.ravel()]
-        start_bar = np.maximum(start_bar, valid[inverse.ravel()])
-    layout = param_layout(cls)
-    fparams = np.zeros((m, sum(s.array == "f" for s in layout)))
-    iparams = np.zeros((m, sum(s.array == "i" for s in layout)), dtype=np.int64)
-    for s in layout:
-        (fparams if s.array == "f" else iparams)[:, s.column] = sweep.columns[s.name][indices]
-    col = {k: v[indices] for k, v in sweep.columns.items()}
-    rules = np.empty((m, S.NR))
-    for c, name in ((S.R_STOP, "stop_loss"), (S.R_TAKE_PROFIT, "take_profit"), (S.R_TRAILING, "trailing_stop")):
-        rules[:, c] = np.where(np.isnan(col[name]), np.inf, col[name])  # off: the level is out of reach
-    rules[:, S.R_SIZE] = col["size"]
-    masks = np.empty((m, S.ND), dtype=np.int64)
-    for d, direction in enumerate(DIRECTIONS, start=1):
-        rows = col["direction"] == direction
-        masks[rows, S.D_ENTRY] = entry_mask(d)
-        masks[rows, S.D_EXIT_LONG], masks[rows, S.D_EXIT_SHORT] = exit_masks(d)
-    masks[:, S.D_MAX_BARS] = np.where(np.isnan(col["max_bars"]), S.NO_LIMIT,
-                                      np.nan_to_num(col["max_bars"])).astype(np.int64)
-    return _Plan(list(index), slots, fparams, iparams, start_bar, rules, masks, variant or features(sweep))
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads, kept for the next sweep (threads cost ~0.1 ms each to start)."""
+    pool = _pools.get(workers)
+    if pool is None:
+        pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="sweep")
+    return pool
 
 
 def _init_state(m: int, capital: float) -> tuple[np.ndarray, np.ndarray]:
@@ -105,37 +60,82 @@ def _init_state(m: int, capital: float) -> tuple[np.ndarray, np.ndarray]:
     return F, I
 
 
-#: A sweep makes at most this many parallel calls (they drive the progress bar)…
-SEGMENTS = 16
-#: …each worth at least this many candle·strategies: a call costs a thread hand-off.
-SEGMENT_WORK = 8_000_000
+_FUNCTIONS: dict[tuple[StrategySweep, bool], tuple[np.ndarray, dict]] = {}
 
 
-#: Large sweeps split into up to this many blocks per thread, of at least BLOCK_MIN
-#: combinations, handed out one at a time: a thread slowed by other load on its core takes
-#: fewer (with one block per thread the sweep waits for the slowest). Small sweeps keep one
-#: block per thread: each block computes the indicators it needs, once per chunk.
-BLOCKS_PER_THREAD, BLOCK_MIN = 4, 256
+def _functions(sweep: StrategySweep, moments: bool) -> tuple[np.ndarray, dict]:
+    """The rule's function table (by address) and each indicator definition's chunk functions,
+    compiled or loaded for everything the whole sweep may call."""
+    done = _FUNCTIONS.get((sweep, moments))
+    if done is None:
+        done = _FUNCTIONS[sweep, moments] = _compile_functions(sweep, moments)
+        if len(_FUNCTIONS) > 64:  # sweeps come and go (tests): keep the table small
+            _FUNCTIONS.pop(next(iter(_FUNCTIONS)))
+    return done
 
 
-def _blocks(plan: _Plan, threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Contiguous combination blocks and which indicators each needs."""
-    m, k = len(plan.start_bar), len(plan.specs)
-    nb = max(1, min(m, threads * max(1, min(BLOCKS_PER_THREAD, m // (threads * BLOCK_MIN)))))
-    edges = (np.arange(nb + 1) * m) // nb
-    need = np.zeros((nb, k), dtype=np.bool_)
-    for b in range(nb):
-        need[b, plan.slots[edges[b]:edges[b + 1]].ravel()] = True
-    return edges[:-1].copy(), edges[1:].copy(), need
+def _compile_functions(sweep: StrategySweep, moments: bool) -> tuple[np.ndarray, dict]:
+    addr = rule_functions(sweep.strategy, P.rule_functions(sweep, moments))
+    fns = np.zeros(S.NA, dtype=np.int64)
+    for name, a in addr.items():
+        fns[_SLOT[name.removesuffix("_m")]] = a
+    chunks = {d: indicator_functions(d, names) for d, names in P.chunk_functions(sweep).items()}
+    return fns, chunks
+
+
+_SLOT = {"bar": S.A_BAR, "scan_long": S.A_SCAN_LONG, "scan_short": S.A_SCAN_SHORT, "scan_both": S.A_SCAN_BOTH,
+         "hold_long": S.A_HOLD_LONG, "hold_long_both": S.A_HOLD_LONG_BOTH, "hold_short": S.A_HOLD_SHORT,
+         "hold_short_both": S.A_HOLD_SHORT_BOTH}
+
+
+class _Blocks:
+    """Per-block buffers, state, frames and contexts (the contexts hold the others' addresses, so
+    this object must outlive every call that uses them)."""
+
+    def __init__(self, p: P.Plan, lay: P.Layout, need: list[list[int]], chunks: dict, candles: Candles):
+        nb = len(need)
+        self.bufs = np.full((nb, lay.buf_len), np.nan)
+        self.states = np.zeros((nb, lay.state_len))
+        self.frames = np.zeros((nb, S.HF))
+        self.iframes = np.zeros((nb, S.HI), dtype=np.int64)
+        tables = [P.groups(p.nodes, q, chunks) for q in need]
+        self.groups = np.zeros((nb, max(len(t) for t in tables), S.GROUP_COLS), dtype=np.int64)
+        self.ngroups = np.zeros(nb, dtype=np.int64)
+        for b, t in enumerate(tables):
+            self.groups[b, :len(t)] = t
+            self.ngroups[b] = int((t[:, S.G_COUNT] > 0).sum())
+        moves = [[q for q in qs if lay.margin[q] > 0] for qs in need]
+        self.moves = np.zeros((nb, max(1, max(map(len, moves)))), dtype=np.int64)
+        self.nmoves = np.array([len(x) for x in moves], dtype=np.int64)
+        for b, x in enumerate(moves):
+            self.moves[b, :len(x)] = x
+        self.keep = (p, lay, candles)
+        self.ctxs = np.zeros((nb, S.CTX_SIZE), dtype=np.int64)
+        c = candles
+        for b in range(nb):
+            x = self.ctxs[b]
+            x[S.X_O], x[S.X_H], x[S.X_L], x[S.X_C], x[S.X_V] = (a.ctypes.data for a in (c.open, c.high, c.low,
+                                                                                        c.close, c.volume))
+            x[S.X_N] = len(c)
+            x[S.X_BUF], x[S.X_STATE] = self.bufs[b].ctypes.data, self.states[b].ctypes.data
+            x[S.X_NODES], x[S.X_NPAR], x[S.X_K] = lay.table.ctypes.data, lay.npar.ctypes.data, len(lay.table)
+            x[S.X_GROUPS] = self.groups[b].ctypes.data
+            x[S.X_SLOTS], x[S.X_KI] = p.slots.ctypes.data, p.slots.shape[1]
+            x[S.X_FP], x[S.X_NFP] = p.fparams.ctypes.data, p.fparams.shape[1]
+            x[S.X_IP], x[S.X_NIP] = p.iparams.ctypes.data, p.iparams.shape[1]
+            x[S.X_FRAME], x[S.X_IFRAME] = self.frames[b].ctypes.data, self.iframes[b].ctypes.data
+
+
+def _contiguous(candles: Candles) -> None:
+    for a in (candles.open, candles.high, candles.low, candles.close, candles.volume):
+        if not (a.flags.c_contiguous and a.dtype == np.float64):
+            raise ValueError("the fast path needs C-contiguous float64 price arrays")
 
 
 def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indices: np.ndarray | None = None,
-          chunk: int = CHUNK, progress=None, variant: Features | None = None, window: tuple[int, int] | None = None,
-          test: bool = False, moments: bool = False, block_edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
+          chunk: int = CHUNK, progress=None, window: tuple[int, int] | None = None, test: bool = False,
+          moments: bool = False, block_edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every metric for the combinations ``indices`` of ``sweep`` (default: all), as arrays.
-
-    ``variant`` picks the compiled kernel (default: the features the sweep uses); any
-    variant with at least those features gives the same results.
 
     Research validation (docs/semantics.md, "Windows"): ``window = (a, b)`` runs on bars
     [a, b) (indicators warm from bar 0), ``test`` makes it a test window. ``moments`` adds
@@ -144,20 +144,20 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     of the running sums at segment ends placed on the block edges (no extra work per bar)."""
     import numba
 
+    _contiguous(candles)
     indices = np.arange(len(sweep)) if indices is None else np.asarray(indices, dtype=np.int64)
-    plan = _plan(sweep, indices, variant)
+    p = P.plan(sweep, indices)
     m = len(indices)
     F, I = _init_state(m, execution.capital)
-    kern = kernel_for(sweep.strategy, plan.features._replace(moments=moments or plan.features.moments,
-                                                             window_end=test))
+    fns, chunks = _functions(sweep, moments)
     c = candles
     a, n = (0, len(c)) if window is None else (int(window[0]), int(window[1]))
-    chunk = max(1, min(chunk, n - a))
-    lo, hi, need = _blocks(plan, numba.get_num_threads())
-    e = encode(plan.specs)
-    ind_state = np.stack([new_state(plan.specs) for _ in range(len(lo))])
-    rings = np.zeros((len(lo), e.ring_size), dtype=np.int64)
-    bars = max(-(-(n - a) // SEGMENTS), SEGMENT_WORK // m)
+    chunk = max(1, min(chunk, n))
+    lay = P.layout(p.nodes, chunk)
+    threads = numba.get_num_threads()
+    lo, hi, need = P.blocks(p.slots, p.nodes, threads, BLOCKS_PER_THREAD, BLOCK_MIN)
+    blk = _Blocks(p, lay, need, chunks, candles)
+    bars = max(-(-(n - a) // SEGMENTS), SEGMENT_WORK // max(m, 1))
     segment = chunk * max(1, -(-bars // chunk))
     cuts = set(range(a, n, segment)) | {n}
     if block_edges is not None:
@@ -167,24 +167,31 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     cuts = sorted(cuts)
 
     def call(t0, t1, blocks_hi):
-        kern.sweep_segment(t0, t1, n, chunk, c.open, c.high, c.low, c.close, c.volume, e.kinds, e.periods,
-                           e.mult, e.ring_off, ind_state, rings, need, lo, blocks_hi, plan.slots, plan.fparams,
-                           plan.iparams, plan.start_bar, plan.rules, plan.masks, execution.slippage,
-                           execution.commission, execution.next_open, F, I)
+        args = (t0, t1, n, chunk, blk.ctxs, blk.frames, blk.iframes, blk.groups, blk.ngroups, blk.moves,
+                blk.nmoves, lo, blocks_hi, fns, c.open, c.high, c.low, c.close, p.start_bar, p.rules, p.masks,
+                execution.slippage, execution.commission, execution.next_open, test, moments, F, I)
+        if pool is None:
+            for b in range(len(lo)):
+                block(b, *args)
+        else:  # blocks one at a time, to whichever thread is free
+            for f in [pool.submit(block, b, *args) for b in range(len(lo))]:
+                f.result()
 
-    previous_chunksize = numba.set_parallel_chunksize(1)  # blocks one at a time, to whichever thread is free
-    try:
-        # Indicators only over [0, a): no combination simulates there (empty blocks), so they are warm at a.
-        for t0 in range(0, a, max(segment, chunk)):
-            call(t0, min(a, t0 + max(segment, chunk)), lo)
-        for t0, t1 in zip(cuts[:-1], cuts[1:]):
-            call(t0, t1, hi)
-            if block_edges is not None and t1 in block_ends:
-                snaps[block_ends[t1], 0], snaps[block_ends[t1], 1] = F[:, S.SUM_R], F[:, S.SUM_R2]
-            if progress is not None:
-                progress(m * (t1 - t0) / (n - a))
-    finally:
-        numba.set_parallel_chunksize(previous_chunksize)
+    block = compiled_loop("sweep_block", 0, 0, 1, n, chunk, blk.ctxs, blk.frames, blk.iframes, blk.groups,
+                          blk.ngroups, blk.moves, blk.nmoves, lo, lo, fns, c.open, c.high, c.low, c.close,
+                          p.start_bar, p.rules, p.masks, execution.slippage, execution.commission,
+                          execution.next_open, test, moments, F, I)
+    workers = min(threads, len(lo)) if m * (n - a) >= POOL_WORK else 1
+    pool = _pool(workers) if workers > 1 else None
+    # Indicators only over [0, a): no combination simulates there (empty blocks), so they are warm at a.
+    for t0 in range(0, a, max(segment, chunk)):
+        call(t0, min(a, t0 + max(segment, chunk)), lo)
+    for t0, t1 in zip(cuts[:-1], cuts[1:]):
+        call(t0, t1, hi)
+        if block_edges is not None and t1 in block_ends:
+            snaps[block_ends[t1], 0], snaps[block_ends[t1], 1] = F[:, S.SUM_R], F[:, S.SUM_R2]
+        if progress is not None:
+            progress(m * (t1 - t0) / (n - a))
     cols = finalize(F, I, (a, n), candles, periods_per_year(candles.interval_ms), execution.capital)
     if moments:
         cols[POWER_SUMS] = F[:, [S.SUM_R, S.SUM_R2, S.SUM_R3, S.SUM_R4]].copy()
@@ -195,22 +202,25 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
 
 
 def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution, *,
-           variant: Features | None = None, window: tuple[int, int] | None = None, test: bool = False) -> RunResult:
+           window: tuple[int, int] | None = None, test: bool = False) -> RunResult:
     """Re-simulate combination ``i`` recording its equity curve and trade list (on bars
     [a, b) of ``window``, a test window if ``test``)."""
-    plan = _plan(sweep, np.array([i]), variant)
+    _contiguous(candles)
+    p = P.plan(sweep, np.array([i]))
     F, I = _init_state(1, execution.capital)
-    kern = kernel_for(sweep.strategy, plan.features._replace(window_end=test))
     c = candles
     a, n = (0, len(c)) if window is None else (int(window[0]), int(window[1]))
-    # the kernel reads bar t's indicators at column t - t0 (t0 = a)
-    ind = np.ascontiguousarray(compute_full(plan.specs, c.high, c.low, c.close)[:, a:])
+    fns = np.zeros(S.NA, dtype=np.int64)
+    fns[S.A_BAR] = rule_functions(sweep.strategy, ["bar"])["bar"]
+    chunks = {d: indicator_functions(d, ["chunk1"]) for d in {node.definition for node in p.nodes}}
+    lay = P.layout(p.nodes, max(n, 1))
+    blk = _Blocks(p, lay, [list(range(len(p.nodes)))], chunks, candles)
     eq = np.empty(len(c))
     tri = np.empty((n - a + 1, 4), dtype=np.int64)
     trf = np.empty((n - a + 1, 6))
-    kern.simulate(0, a, n, n, c.open, c.high, c.low, c.close, c.volume, ind, plan.slots, plan.fparams, plan.iparams,
-                  plan.start_bar, plan.rules, plan.masks, execution.slippage, execution.commission,
-                  execution.next_open, F, I, True, eq, tri, trf)
+    compiled_loop("run_detail", a, n, blk.ctxs[0], blk.frames[0], blk.iframes[0], blk.groups[0], blk.ngroups[0], fns,
+              c.open, c.high, c.low, c.close, p.start_bar, p.rules, p.masks, execution.slippage,
+              execution.commission, execution.next_open, test, False, F, I, eq, tri, trf)
     t = c.open_time
     k = I[0, S.N_REC]
     trades = list(map(Trade, tri[:k, 0].tolist(), tri[:k, 1].tolist(), t[tri[:k, 0]].tolist(), t[tri[:k, 1]].tolist(),
@@ -227,6 +237,42 @@ def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution,
                             float(entry_fee), float(pnl), float(pnl / cost), "open", "long" if side == 1 else "short"))
     metrics = _row(finalize(F, I, (a, n), candles, periods_per_year(c.interval_ms), execution.capital), 0)
     return RunResult(np.concatenate([[execution.capital], eq[a:n]]), trades, metrics)
+
+
+def indicators(specs: list, candles: Candles, *, chunk: int = CHUNK, states: bool = False):
+    """The fast path's values of the concrete indicators ``specs`` over ``candles`` (len(specs), n),
+    computed chunk by chunk as a sweep computes them (tests compare them with the reference);
+    with ``states``, also each spec's state array at the end."""
+    _contiguous(candles)
+    specs = [spec.resolve() for spec in specs]  # derived prices become indicators
+    nodes: list = []
+    for spec in specs:
+        nodes += [x for x in spec.nodes() if x not in nodes]
+    n = len(candles)
+    lay = P.layout(nodes, max(1, min(chunk, n)))
+    chunks = {d: indicator_functions(d, ["chunk1", "chunk4"]) for d in {x.definition for x in nodes}}
+    p = P.Plan(nodes, np.zeros((1, 0), dtype=np.int64), np.zeros((1, 0)), np.zeros((1, 0), dtype=np.int64),
+               np.zeros(1, dtype=np.int64), np.zeros((1, S.NR)), np.zeros((1, S.ND), dtype=np.int64))
+    blk = _Blocks(p, lay, [list(range(len(nodes)))], chunks, candles)
+    out = np.empty((len(specs), n))
+    wanted = np.array([nodes.index(s) for s in specs], dtype=np.int64)
+    compiled_loop("run_indicators", n, max(1, min(chunk, n)), blk.ctxs[0], blk.groups[0], blk.ngroups[0],
+                  blk.moves[0], blk.nmoves[0], wanted, out)
+    if not states:
+        return out
+    table = lay.table
+    return out, [blk.states[0, table[q, S.N_STATE]:table[q, S.N_STATE] + table[q, S.N_SIZE]].copy() for q in wanted]
+
+
+def prepare(sw: StrategySweep, *, moments: bool = False, validated: bool = False) -> None:
+    """Compile, or load from the disk cache, everything a sweep of ``sw`` and its detail runs
+    will call, announcing each compile (``engine.fast.announce``)."""
+    from ..data.synthetic import generate_candles
+
+    candles = generate_candles(64, seed=1)
+    ex = Execution()
+    sweep(sw, candles, ex, indices=np.arange(1), moments=moments)
+    detail(sw, 0, candles, ex, test=validated)
 
 
 def _row(cols: dict[str, np.ndarray], i: int) -> dict:

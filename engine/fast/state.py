@@ -1,5 +1,6 @@
-"""Column layout of the per-combination simulation state carried between time chunks,
-and of the per-combination inputs (position rules)."""
+"""Layouts shared by the compiled loop and the code generated for each rule and indicator:
+the per-combination state carried between time chunks, the per-combination inputs (position
+rules), the block context the called-by-address functions read, and the indicator tables."""
 
 # float state: the position (cash, qty > 0, entry fill, entry fee, cost basis, stop level,
 # take-profit level, best price since the entry), then the metric accumulators
@@ -24,3 +25,41 @@ TR_ENTRY_PRICE, TR_EXIT_PRICE, TR_QTY, TR_FEES, TR_PNL, TR_RET = range(6)
 # exit reasons, indexing engine.trade.EXIT_REASONS
 REASON_SIGNAL, REASON_STOP, REASON_TRAILING, REASON_TAKE_PROFIT, REASON_TIME, REASON_BUST = range(6)
 REASON_WINDOW_END = 7  # after "open", which only the end of a run reports
+
+# --- the block context: an int64 array per thread block, read by every called-by-address function
+# price arrays (addresses), bars in the data; the chunk being computed
+X_O, X_H, X_L, X_C, X_V, X_N, X_T0, X_T1 = range(8)
+# this block's indicator buffer and state (addresses), the node and group tables (addresses, rows)
+X_BUF, X_STATE, X_NODES, X_NPAR, X_K, X_GROUPS = range(8, 14)
+# the rule's view: each combination's indicator nodes (m, KI) and parameters (m, NFP) / (m, NIP)
+X_SLOTS, X_KI, X_FP, X_NFP, X_IP, X_NIP = range(14, 20)
+# the hold loops' frame (addresses)
+X_FRAME, X_IFRAME = range(20, 22)
+CTX_SIZE = 22
+
+# --- the hold loops' frame: the caller's position and accumulators, handed over in memory
+H_LEVEL, H_TP_LEVEL, H_BEST, H_TRAIL_K, H_ENTRY_PRICE, H_CASH, H_QTY, H_PREV, H_PEAK, H_SUM_R, H_SUM_R2, H_DOWN2, \
+    H_MAX_DD, H_MAX_DD_ABS, H_DD_GATE, H_SUM_R3, H_SUM_R4 = range(17)
+HF = 17
+HI_END_BAR, HI_ENTRY_BAR, HI_PEAK_I, HI_AT_PEAK, HI_MAX_DUR = range(5)
+HI = 5
+
+# --- indicator nodes (one row each, the same for every block): where the step first runs, the
+# first bar with a value, the row's position of the chunk's first bar in the buffer, the margin of
+# earlier values kept before it, the state's offset and size, the inputs (a price: -1 - its index in
+# engine.indicators.PRICES; a node: its row), the integer parameters
+N_START, N_VALID, N_ROW, N_MARGIN, N_STATE, N_SIZE = range(6)
+N_IN = 6  # inputs: columns N_IN .. N_IN + MAX_INPUTS - 1
+MAX_INPUTS = 6
+N_IPAR = N_IN + MAX_INPUTS  # integer parameters, then their float counterparts in the NPAR table
+MAX_PARAMS = 8
+NODE_COLS = N_IPAR + MAX_PARAMS
+# a group of nodes of one definition computed in one pass: how many, the nodes, the chunk function
+G_COUNT, G_Q0, G_Q1, G_Q2, G_Q3, G_ADDR = range(6)
+GROUP_COLS = 6
+GROUP_MAX = 4
+
+# --- the functions of a strategy's rule, by address (one table per sweep)
+A_BAR, A_SCAN_LONG, A_SCAN_SHORT, A_SCAN_BOTH, A_HOLD_LONG, A_HOLD_LONG_BOTH, A_HOLD_SHORT, A_HOLD_SHORT_BOTH = \
+    range(8)
+NA = 8

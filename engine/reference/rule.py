@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from ..indicators import incremental
+from ..indicators import Feed
 from ..strategies import PRICES, Strategy
 
 
@@ -27,8 +27,9 @@ class RuleRunner:
         binding = type(strategy).binding()
         self.rule = binding.rule.py_func  # plain Python: a division by zero raises here
         specs = strategy.indicator_specs()
-        self.calcs = [incremental(specs[name]) for name in binding.indicators]
-        self.start = max((s.valid_from for s in specs.values()), default=0)
+        read = [specs[name] for name in binding.indicators]
+        self.feed = Feed(read)
+        self.start = max((s.valid_from for s in read), default=0)
         params = [getattr(strategy, p) for p in binding.params]
         # every bar's values in one list: prices, indicators, parameters, the position view
         slots = {name: k for k, name in enumerate(PRICES)}
@@ -42,9 +43,9 @@ class RuleRunner:
 
     def step(self, candle, view: PositionView) -> int:
         """Advance the indicators by ``candle`` and return the rule's code at its close (0 before they are valid)."""
-        o, h, lo, c = candle.open, candle.high, candle.low, candle.close
-        values = [calc.update(o, h, lo, c) for calc in self.calcs]
+        o, h, lo, c, v = candle.open, candle.high, candle.low, candle.close, candle.volume
+        values = self.feed.update(o, h, lo, c, v)
         if candle.index < self.start:
             return 0
-        bar = [o, h, lo, c, candle.volume, *values, *self.params, *view]
+        bar = [o, h, lo, c, v, *values, *self.params, *view]
         return int(self.rule(*[bar[i] for i in self.index]))

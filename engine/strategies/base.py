@@ -3,8 +3,10 @@
 A strategy is written once and runs on both engines:
 
 * typed class attributes are its parameters (``short_window: int = 10``);
-* ``indicators`` maps a name to an indicator from ``engine.indicators``, whose
-  arguments are numbers or parameter names (``{"rsi": RSI("rsi_period")}``); each
+* ``indicators`` maps a name to an indicator (``engine.indicators``: a built-in or a user
+  definition), whose arguments are numbers or parameter names and whose inputs are prices,
+  derived prices, other indicators or the names of other declared indicators
+  (``{"rsi": RSI("rsi_period"), "fast": SMA("n"), "fast_prev": Lag("fast", 1)}``); each
   distinct indicator is computed once per sweep;
 * ``signal`` is a numba ``@njit`` function whose argument *names* say what it
   reads: bar prices (``open high low close volume``), declared indicators,
@@ -12,7 +14,7 @@ A strategy is written once and runs on both engines:
   position view (``position entry_price bars_held unrealised_return
   best_price``). It returns a bitwise OR of ``ENTER_LONG``, ``EXIT_LONG``,
   ``ENTER_SHORT``, ``EXIT_SHORT`` (``engine.signals``) and is called only once
-  every indicator is valid.
+  every indicator it reads is valid.
 
 ``binding()`` checks all of this when the strategy is loaded (``get_strategy``),
 so a misspelt name is a one-line config error, never a failure mid-run.
@@ -29,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from ..errors import ConfigError
-from ..indicators import ARGS, Indicator, is_multiplier
+from ..indicators import PRICES as INPUT_PRICES
+from ..indicators import Indicator, derived_prices
 
 PRICES = ("open", "high", "low", "close", "volume")
 #: the position view: +1 long / -1 short / 0 flat, the entry fill, t - entry bar,
@@ -71,7 +74,7 @@ class Binding:
 
     rule: Any  # the numba dispatcher
     arguments: tuple[tuple[str, str], ...]  # (source, name) in signature order; source: price|indicator|param|position
-    indicators: tuple[str, ...]  # declared indicator names, in declaration order
+    indicators: tuple[str, ...]  # the declared indicators the rule reads, in declaration order
     params: tuple[str, ...]  # the parameters the rule reads, in signature order
 
     @property
@@ -136,7 +139,37 @@ class Strategy:
     def indicator_specs(self) -> dict[str, Indicator]:
         """This combination's concrete indicators, by declared name."""
         params = self.params
-        return {k: spec.resolve(params) for k, spec in self.indicators.items()}
+        return {k: spec.resolve(params, self.indicators) for k, spec in self.indicators.items()}
+
+    @classmethod
+    def indicator_parameters(cls, name: str) -> tuple[str, ...]:
+        """The parameters declared indicator ``name`` reads, through the indicators it names too."""
+        memo = cls.__dict__.get("_indicator_parameters")
+        if memo is None:
+            memo = {n: cls._parameters_of(n) for n in cls.indicators}
+            cls._indicator_parameters = memo
+        return memo[name]
+
+    @classmethod
+    def _parameters_of(cls, name: str) -> tuple[str, ...]:
+        out: list[str] = []
+        todo, seen = [name], set()
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            ind = cls.indicators[n]
+            out += [p for p in ind.parameters if p not in out]
+            todo += [r for r in ind.references() if r in cls.indicators]
+        return tuple(out)
+
+    @classmethod
+    def resolve_indicator(cls, name: str, params: dict[str, Any]) -> Indicator:
+        """Declared indicator ``name`` made concrete with parameter values ``params``."""
+        specs = cls.param_specs()
+        values = {p: specs[p][0](v) for p, v in params.items()}
+        return cls.indicators[name].resolve(values, cls.indicators)
 
     @classmethod
     def binding(cls) -> Binding:
@@ -165,19 +198,35 @@ class Strategy:
         specs = cls.param_specs()
         if not isinstance(cls.indicators, dict):
             raise ConfigError(f"{where}: `indicators` must be a dict of name -> indicator")
+        derived = derived_prices()
         for iname, ind in cls.indicators.items():
             if not isinstance(ind, Indicator):
                 raise ConfigError(f"{where}: indicator {iname!r} is {ind!r}, not an engine.indicators indicator")
-            for arg, value in zip(ARGS[ind.kind], ind.args):
+            if iname in derived:
+                raise ConfigError(f"{where}: indicator name {iname!r} is a derived price; rename the indicator")
+            for definition, arg, spec, value in ind.arguments():
                 if not isinstance(value, str):
                     continue
                 if value not in specs:
                     raise ConfigError(f"{where}: indicator {iname!r} reads parameter {value!r}, which is not "
                                       f"declared{did_you_mean(value, specs)}")
                 ptype = specs[value][0]
-                if ptype is bool or (ptype is not int and not is_multiplier(arg)):
-                    raise ConfigError(f"{where}: indicator {iname!r} needs an integer {arg}, but parameter "
-                                      f"{value!r} is {getattr(ptype, '__name__', ptype)}")
+                if ptype is bool or (spec.type is int and ptype is not int) or ptype not in (int, float):
+                    raise ConfigError(f"{where}: indicator {iname!r} needs an integer {arg} for "
+                                      f"{definition.name}, but parameter {value!r} is "
+                                      f"{getattr(ptype, '__name__', ptype)}")
+            for ref in ind.references():
+                if ref not in cls.indicators:
+                    raise ConfigError(f"{where}: indicator {iname!r} reads {ref!r}, which is not a price "
+                                      f"({', '.join(INPUT_PRICES)}), a derived price ({', '.join(derived)}) or "
+                                      f"a declared indicator{did_you_mean(ref, [*cls.indicators, *derived])}")
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            for ref in cls.indicators[name].references():
+                if ref in path:
+                    raise ConfigError(f"{where}: indicator {ref!r} reads itself through {' -> '.join(path + (ref,))}")
+                visit(ref, path + (ref,))
+        for iname in cls.indicators:
+            visit(iname, (iname,))
         sources: dict[str, str] = {}
         labels = {"price": "a price", "position": "a position field", "indicator": "an indicator",
                   "param": "a parameter"}
@@ -206,11 +255,12 @@ class Strategy:
                                   f"{getattr(specs[p.name][0], '__name__', specs[p.name][0])}; a rule takes "
                                   "int, float or bool parameters")
         read = {n for _, n in arguments}
-        unread = [n for n in cls.indicators if n not in read]
+        used = read | {r for ind in cls.indicators.values() for r in ind.references()}
+        unread = [n for n in cls.indicators if n not in used]
         if unread:
             raise ConfigError(f"{where}: indicator {unread[0]!r} is declared but rule {py.__name__} does not "
-                              "read it; add it to the rule's arguments or remove it")
-        return Binding(rule, tuple(arguments), tuple(cls.indicators),
+                              "read it (nor does another indicator); add it to the rule's arguments or remove it")
+        return Binding(rule, tuple(arguments), tuple(n for n in cls.indicators if n in read),
                        tuple(n for s, n in arguments if s == "param"))
 
 
@@ -231,3 +281,16 @@ def coerce_param(strategy: str, pname: str, ptype: type, value: Any, bound: Boun
     if bound is not None and not bound.allows(value):
         raise ConfigError(f"{key}: {value!r} is out of range; expected {bound}")
     return value
+
+
+def check_indicator_arguments(cls: type[Strategy], axes: dict[str, list[Any]]) -> None:
+    """A parameter used as an indicator's argument must respect its lower bound (a period is at
+    least 1, a band's multiplier at least 0), for every value the grid gives it."""
+    for iname, ind in cls.indicators.items():
+        for definition, arg, spec, value in ind.arguments():
+            if not isinstance(value, str) or spec.low is None:
+                continue
+            bad = [v for v in axes[value] if v < spec.low]
+            if bad:
+                raise ConfigError(f"strategies.{cls.name}.{value}: {bad[0]!r} is out of range; indicator {iname!r} "
+                                  f"needs {definition.name} {arg} >= {spec.low:g}")

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 #: combinations per tile: a tile's block sums stay in a core's cache while every
 #: split of a thread's share streams over them
@@ -103,12 +104,12 @@ def cscv(stats: BlockStats) -> CscvResult:
     best = np.full(P, -1, dtype=np.int64)
     best_is = np.full(P, -np.inf)
     edges = _chunk_edges(P)
-    _argmax_pass(ins, n_in.astype(np.float64), d1, d2, shift, edges, best, best_is)
+    _in_threads(_argmax_pass, edges, ins, n_in.astype(np.float64), d1, d2, shift, best, best_is)
     best[best < 0] = 0  # every in-sample Sharpe was NaN: the first combination, by the tie rule
     target = np.array([_one_sharpe(outs[p], n_out[p], d1[:, j], d2[:, j], shift[j]) for p, j in enumerate(best)])
     less = np.zeros(P, dtype=np.int64)
     equal = np.zeros(P, dtype=np.int64)
-    _rank_pass(outs, n_out.astype(np.float64), d1, d2, shift, edges, best, target, less, equal)
+    _in_threads(_rank_pass, edges, outs, n_out.astype(np.float64), d1, d2, shift, best, target, less, equal)
     rank = less + (equal + 1) / 2.0  # equal counts n* itself: the average rank of its tie group
     omega = rank / (C + 1)
     logits = np.log(omega / (1.0 - omega))
@@ -145,6 +146,21 @@ def _chunk_edges(P: int) -> np.ndarray:
     return (np.arange(nch + 1) * P) // nch
 
 
+def _in_threads(kernel, edges: np.ndarray, *args) -> None:
+    """``kernel(*args, lo, hi)`` for each chunk [lo, hi) of splits, on a pool of threads (the kernels
+    release the GIL; each chunk writes its own splits). A numba parallel region would do the same,
+    but compiling one costs seconds on a machine's first run."""
+    chunks = list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    threads = min(numba.get_num_threads(), len(chunks))
+    if threads <= 1:
+        for lo, hi in chunks:
+            kernel(*args, lo, hi)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(kernel, *args, lo, hi) for lo, hi in chunks]:
+            f.result()
+
+
 # --- kernels ---------------------------------------------------------------------------------------
 # error_model="numpy": no zero test (and possible raise) on every division, so the
 # per-combination loops vectorise; each loop below does one simple thing for that reason.
@@ -178,46 +194,45 @@ def _split_sharpes(sets, p, n, d1, d2, shift, c0, w, a, b, sr):
         sr[j] = _sharpe(a[j], b[j], inv_n, inv_n1, shift[c0 + j])
 
 
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _argmax_pass(sets, n, d1, d2, shift, edges, best, best_v):
+@njit(cache=True, nogil=True, error_model="numpy")
+def _argmax_pass(sets, n, d1, d2, shift, best, best_v, lo, hi):
+    """n* and its in-sample Sharpe for the splits [lo, hi)."""
     C = d1.shape[1]
-    for ch in prange(len(edges) - 1):
-        a = np.empty(TILE)
-        b = np.empty(TILE)
-        sr = np.empty(TILE)
-        for c0 in range(0, C, TILE):
-            w = min(TILE, C - c0)
-            for p in range(edges[ch], edges[ch + 1]):
-                _split_sharpes(sets, p, n, d1, d2, shift, c0, w, a, b, sr)
-                bv, bj = best_v[p], best[p]
-                for j in range(w):
-                    if sr[j] > bv:  # strict: ties go to the lowest index (tiles run in order)
-                        bv, bj = sr[j], c0 + j
-                best_v[p], best[p] = bv, bj
+    a = np.empty(TILE)
+    b = np.empty(TILE)
+    sr = np.empty(TILE)
+    for c0 in range(0, C, TILE):
+        w = min(TILE, C - c0)
+        for p in range(lo, hi):
+            _split_sharpes(sets, p, n, d1, d2, shift, c0, w, a, b, sr)
+            bv, bj = best_v[p], best[p]
+            for j in range(w):
+                if sr[j] > bv:  # strict: ties go to the lowest index (tiles run in order)
+                    bv, bj = sr[j], c0 + j
+            best_v[p], best[p] = bv, bj
 
 
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _rank_pass(sets, n, d1, d2, shift, edges, best, target, less, equal):
-    """Count, per split, the combinations whose Sharpe is below / equal to ``target``
-    (n*'s own, which counts as equal to itself whatever the rounding)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def _rank_pass(sets, n, d1, d2, shift, best, target, less, equal, lo, hi):
+    """Count, for the splits [lo, hi), the combinations whose Sharpe is below / equal to
+    ``target`` (n*'s own, which counts as equal to itself whatever the rounding)."""
     C = d1.shape[1]
-    for ch in prange(len(edges) - 1):
-        a = np.empty(TILE)
-        b = np.empty(TILE)
-        sr = np.empty(TILE)
-        for c0 in range(0, C, TILE):
-            w = min(TILE, C - c0)
-            for p in range(edges[ch], edges[ch + 1]):
-                _split_sharpes(sets, p, n, d1, d2, shift, c0, w, a, b, sr)
-                v = target[p]
-                lt = 0
-                eq = 0
-                for j in range(w):
-                    lt += sr[j] < v
-                    eq += sr[j] == v
-                me = best[p] - c0
-                if 0 <= me < w:
-                    lt -= sr[me] < v
-                    eq += 1 - (sr[me] == v)
-                less[p] += lt
-                equal[p] += eq
+    a = np.empty(TILE)
+    b = np.empty(TILE)
+    sr = np.empty(TILE)
+    for c0 in range(0, C, TILE):
+        w = min(TILE, C - c0)
+        for p in range(lo, hi):
+            _split_sharpes(sets, p, n, d1, d2, shift, c0, w, a, b, sr)
+            v = target[p]
+            lt = 0
+            eq = 0
+            for j in range(w):
+                lt += sr[j] < v
+                eq += sr[j] == v
+            me = best[p] - c0
+            if 0 <= me < w:
+                lt -= sr[me] < v
+                eq += 1 - (sr[me] == v)
+            less[p] += lt
+            equal[p] += eq
