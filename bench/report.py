@@ -1,7 +1,7 @@
 """`make bench` (report part): what writing the report costs after a warm sweep, and the run folder's size.
 
-Warm numba cache. For the default config and for a realistic sweep (the four built-ins,
-``direction: both``, take-profit, trailing stop, two sizes, full validation: 528
+Warm numba cache. For the default config and for the realistic sweep (bench/realistic.yaml: the
+four built-ins, ``direction: both``, take-profit, trailing stop, two sizes, full validation: 528
 combinations on the real 15m sample), prints medians of several repetitions of:
 
 * the warm sweep (the pipeline's ``sweep`` and ``validate`` stages);
@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.cases import REAL_15M
-from engine.config import DEFAULT_CONFIG, load_config, parse_config
+from bench.cases import REALISTIC
+from engine.config import DEFAULT_CONFIG, load_config
 from engine.data.source import load_data
 from engine.data.spec import DataSpec
 from engine.grid import build_grid
@@ -34,23 +34,6 @@ from engine.sweep import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 REPEATS = 5
-
-#: 66 parameter combinations x 8 position-rule combinations = 528
-REALISTIC = {
-    "experiment": {"name": "realistic"},
-    "data": {"source": str(REAL_15M)},
-    "portfolio": {"direction": "both", "size": [0.5, 1.0]},
-    "risk": {"stop_loss": 0.02, "take_profit": [None, 0.03], "trailing_stop": [None, 0.02]},
-    "strategies": {
-        "ma_crossover": {"short_window": [5, 10, 20, 30], "long_window": [50, 80, 100, 120, 150, 200]},
-        "rsi_reversion": {"rsi_period": [7, 14, 21], "oversold": [20, 25, 30], "overbought": [70, 80]},
-        "donchian_breakout": {"entry_window": [10, 20, 40, 60], "exit_window": [5, 10, 20]},
-        "bollinger_reversion": {"bb_period": [10, 20, 30, 40], "bb_k": [1.5, 2.0, 2.5]},
-    },
-    "report": {"top_k": 10},
-    "validation": {"holdout": 0.3, "walk_forward": {"train": "60d", "test": "30d"}, "cscv": {"blocks": 16}},
-}
-
 
 def _bytes(folder: Path) -> dict[str, int]:
     parts: dict[str, int] = {}
@@ -98,7 +81,7 @@ def case(name: str, cfg, limit_mb: float, tmp: Path) -> None:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         case("default", load_config(DEFAULT_CONFIG), 8, Path(tmp))
-        case("realistic", parse_config(REALISTIC), 20, Path(tmp))
+        case("realistic", load_config(REALISTIC), 20, Path(tmp))
         walls = []
         for i in range(REPEATS):
             done = subprocess.run([sys.executable, "-c", "import time, sys; t = time.perf_counter(); "
