@@ -14,7 +14,10 @@ Standard library only: every package may use it.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import secrets
+from pathlib import Path
 
 _KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 _ENCODED = re.compile(r"%([0-9A-F]{2})")
@@ -47,3 +50,21 @@ def text_of(name: str) -> str:
     if "~" in name:
         raise ValueError(f"{name!r} is a shortened name: its text is not all in it")
     return _ENCODED.sub(lambda m: chr(int(m[1], 16)), name).encode("latin-1").decode("utf-8", "surrogatepass")
+
+
+def create_temp_beside(target: Path) -> tuple[int, Path]:
+    """A new, empty temporary file in ``target``'s folder, open for writing: (descriptor, path).
+
+    Its name (``.<target name>.<12 random hex>.tmp``) cannot be guessed, it is created with
+    ``O_EXCL`` and ``O_NOFOLLOW`` (never an existing file or a planted link), and it gets the usual
+    permissions, 0666 less the umask (``tempfile.mkstemp`` would give 0600: a dataset another
+    user or a container uid reads must stay readable). The caller renames it over ``target``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{target}: no free temporary name")  # pragma: no cover - 100 collisions of 48 bits

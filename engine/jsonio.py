@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .filenames import create_temp_beside
 
 #: One encoder for every record line: ``json.dumps`` with options builds a new encoder per call.
 _ONE_LINE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
@@ -67,16 +68,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     The temporary file gets a random name and is created with ``O_EXCL`` (never an existing
     file or a planted link), with the usual permissions (0666 less the umask)."""
     path = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-        break
-    else:  # pragma: no cover - 100 collisions of 48 random bits
-        raise FileExistsError(f"{path}: no free temporary name")
+    fd, tmp = create_temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -268,3 +268,22 @@ def test_reading_an_unknown_series_names_what_there_is(tmp_path):
     with pytest.raises(UserError, match=r"no interval=1h in the dataset \(found: 15m\)"):
         read_candle_dataset(str(tmp_path), symbol="BTCUSDT", interval="1h")
     assert isinstance(read_candle_dataset(str(tmp_path), symbol="BTCUSDT", interval="15m")[0], pd.DataFrame)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Partitions and JSON documents are created 0666 less the umask, like any file: a dataset built
+    by one user (or a container's uid) stays readable by another (the image runs under --user)."""
+    import os
+    import stat
+
+    from engine.jsonio import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        upsert_candles(str(tmp_path / "ds"), "BTCUSDT", "15m", synthetic_klines(T0, 50))
+        write_json_atomic(tmp_path / "doc.json", {"a": 1})
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "ds").rglob("*.parquet")] + [tmp_path / "doc.json"]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in files), \
+        {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}

@@ -1,8 +1,8 @@
 """Local writes: files that appear whole, in a destination folder that exists.
 
 A file is written as a temporary file made with ``O_EXCL`` under an unpredictable name in the
-target's own folder (``tempfile.mkstemp``), written through its descriptor, fsynced, then
-renamed over the target.
+target's own folder (``engine.filenames.create_temp_beside``; 0666 less the umask, as any file),
+written through its descriptor, fsynced, then renamed over the target.
 
 No step opens a path an attacker could plant beforehand: a symlink at the target's name is
 replaced by the rename, never followed, and the temporary name cannot be guessed. The
@@ -13,12 +13,12 @@ them and a writer holding the series lock clears those an interrupted writer lef
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import UserError
+from ..filenames import create_temp_beside
 
 
 def is_temp_file(name: str) -> bool:
@@ -31,8 +31,7 @@ def staged(target: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """A new temporary file beside ``target``: yields (binary file, its path). It is fsynced and closed
     when the block ends; the caller renames it (:func:`os.replace`). An exception removes it."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(name)
+    fd, tmp = create_temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh, tmp
