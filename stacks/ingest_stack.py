@@ -74,6 +74,7 @@ ENGINE_MODULES = (
     "engine/timeutil.py",
     "engine/storage_layout.py",
     "engine/candles.py",
+    "engine/filenames.py",
 )
 CODE_EXCLUDE = [
     "*",
