@@ -41,3 +41,26 @@ def symbol(text: str) -> str:
     if not is_symbol(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a Binance symbol (pattern {SYMBOL_PATTERN}, like BTCUSDT)")
     return value
+
+
+def _listed(text: str, one, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {what} separated by commas, none empty")
+    values = [one(t) for t in items]
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:
+        raise argparse.ArgumentTypeError(f"{repeated} is listed twice; each series is swept once")
+    return values
+
+
+def symbol_list(text: str) -> list[str] | str:
+    """``A,B,C`` (upper-cased Binance symbols, none twice), or ``all``."""
+    if text.strip().lower() == "all":
+        return "all"
+    return _listed(text, symbol, "symbols")
+
+
+def interval_list(text: str) -> list[str]:
+    """``15m,1h`` (Binance intervals, none twice)."""
+    return _listed(text, interval, "intervals")

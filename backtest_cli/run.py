@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--data", help="candles: a CSV/Parquet file, a dataset folder or s3:// URI (overrides data.source)")
     p.add_argument("--symbol", type=argtypes.symbol, help="data.symbol: the symbol to read from a dataset")
     p.add_argument("--interval", type=argtypes.interval, help="data.interval: the interval to read, e.g. 15m, 1h")
+    p.add_argument("--symbols", type=argtypes.symbol_list,
+                   help="data.symbols: a universe, e.g. BTCUSDT,ETHUSDT (or all: every symbol of the dataset)")
+    p.add_argument("--intervals", type=argtypes.interval_list, help="data.intervals: a universe, e.g. 15m,1h")
     p.add_argument("--start", type=_time, help="data.start: first candle time, e.g. 2024-01-01 (UTC, inclusive)")
     p.add_argument("--end", type=_time, help="data.end: end time, e.g. 2025-01-01 (UTC, exclusive)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results root (default: results/)")
@@ -194,7 +197,7 @@ def _observer(args, out: Path):
 
 def _overrides(args) -> dict:
     given = {"data.symbol": args.symbol, "data.interval": args.interval, "data.start": args.start,
-             "data.end": args.end}
+             "data.end": args.end, "data.symbols": args.symbols, "data.intervals": args.intervals}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -222,6 +225,10 @@ def cmd_run(args) -> int:
     workers = _workers(args, cfg)
     spec = DataSpec.from_config(cfg, args.data)
     steps = _observer(args, out)
+    if spec.is_universe:
+        from .universe import run_universe_cli
+
+        return run_universe_cli(args, cfg, spec, grid, out, workers, steps)
     try:
         res = run_experiment(cfg, spec, out, engine=args.engine, workers=workers, run_id=args.run_id,
                              grid=grid, observer=steps)

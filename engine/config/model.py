@@ -21,6 +21,8 @@ from ..timeutil import ms_to_interval
 
 #: ``report.runs``: which combinations get a ``runs/<id>.json`` file (params, metrics, trades)
 RUNS_CHOICES = ("top", "all", "none")
+#: ``report.aggregate``: what a universe run ranks by, over the series (``engine.universe.aggregate``)
+AGGREGATES = ("median", "mean", "min")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class ReportConfig:
     png: bool = False
     #: per-combination JSON: the top K (default), every combination, or none
     runs: str = "top"
+    #: a universe run ranks by this aggregate of ``rank_by`` over its series
+    aggregate: str = "median"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class ValidationConfig:
     walk_forward: WalkForwardConfig | None = None
     cscv: CscvConfig | None = None
     trials: int | None = None
+    #: a universe run: the cross-sectional PBO over splits of its series
+    cross_series: bool = False
 
 
 # --- the whole config ------------------------------------------------------------------------------

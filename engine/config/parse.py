@@ -23,7 +23,7 @@ from ..position_rules import RULE_COLUMNS
 from ..strategies import Strategy, did_you_mean, get_strategy, strategy_path
 from ..strategies.base import coerce_param
 from ..timeutil import check_range, parse_time
-from . import checks
+from . import checks, universe_checks
 from ..data.spec import DataSpec
 from .model import (Config, CscvConfig, LimitsConfig, ReportConfig, StrategyGrid, ValidationConfig,
                     WalkForwardConfig)
@@ -125,6 +125,10 @@ def check_value(key: Key, value: Any) -> Any:
         return checks.symbol(p, value)
     if t == "span":
         return checks.span(p, value)
+    if t == "symbols":
+        return universe_checks.symbols(p, value)
+    if t == "intervals":
+        return universe_checks.intervals(p, value)
     raise AssertionError(f"no check for type {t!r}")
 
 
@@ -192,6 +196,7 @@ def _joint_checks(d: _Document, values: dict[str, Any]) -> None:
         if (step.bars is not None) == (test.bars is not None) and checks.span_size(step) < checks.span_size(test):
             raise ConfigError(f"{key}.step: {step.text} is shorter than test {test.text}; the test windows would "
                               "overlap and the stitched out-of-sample equity would count bars twice")
+    universe_checks.joint(values, d.section("validation") is not None)
     rank_by = values["report.rank_by"]
     if rank_by in SHARPE_TESTS and d.section("validation") is None:
         raise ConfigError(f"report.rank_by: {rank_by} needs a validation section (validation: {{}} is enough)")
@@ -277,11 +282,12 @@ def _build(doc: dict, v: dict[str, Any], axes: dict[str, tuple], grids: tuple[St
            defaults: frozenset[str]) -> Config:
     data = DataSpec(source=v["data.source"], symbol=v["data.symbol"], interval=v["data.interval"],
                     start=v["data.start"], end=v["data.end"], synthetic_bars=v["data.synthetic_bars"],
-                    seed=v["data.seed"], max_input_bytes=v["data.max_input_bytes"])
+                    seed=v["data.seed"], max_input_bytes=v["data.max_input_bytes"], symbols=v["data.symbols"],
+                    intervals=v["data.intervals"])
     execution = Execution(capital=v["portfolio.capital"], commission=v["execution.commission"],
                           slippage=v["execution.slippage"], fill=v["execution.fill"])
     report = ReportConfig(top_k=v["report.top_k"], rank_by=v["report.rank_by"], min_trades=v["report.min_trades"],
-                          png=v["report.png"], runs=v["report.runs"])
+                          png=v["report.png"], runs=v["report.runs"], aggregate=v["report.aggregate"])
     validation = None
     if d.section("validation") is not None:
         wf = cscv = None
@@ -292,7 +298,7 @@ def _build(doc: dict, v: dict[str, Any], axes: dict[str, tuple], grids: tuple[St
         if d.section("validation.cscv") is not None:
             cscv = CscvConfig(blocks=v["validation.cscv.blocks"])
         validation = ValidationConfig(holdout=v["validation.holdout"], walk_forward=wf, cscv=cscv,
-                                      trials=v["validation.trials"])
+                                      trials=v["validation.trials"], cross_series=v["validation.cross_series"])
     rules = {"stop_loss": axes["risk.stop_loss"], "take_profit": axes["risk.take_profit"],
              "trailing_stop": axes["risk.trailing_stop"], "max_bars": axes["risk.max_bars"],
              "direction": axes["portfolio.direction"], "size": axes["portfolio.size"]}

@@ -19,7 +19,7 @@ from ..execution import FILL_MODES
 from ..grid_budget import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING
 from ..metrics import RANKABLE
 from ..signals import DIRECTIONS
-from .model import RUNS_CHOICES
+from .model import AGGREGATES, RUNS_CHOICES
 
 
 class _Required:
@@ -97,6 +97,9 @@ KEYS: tuple[Key, ...] = (
     Key("data.symbol", "symbol", doc="the symbol to read from a dataset holding several",
         off="the data's only symbol"),
     Key("data.interval", "interval", doc="the interval to read", off="inferred from the data"),
+    Key("data.symbols", "symbols", doc="a universe: a list of symbols, or all (every symbol of the dataset)",
+        off="one series: data.symbol"),
+    Key("data.intervals", "intervals", doc="a universe: a list of intervals", off="data.interval"),
     Key("data.start", "time", doc="first candle time, UTC, inclusive", off="from the first candle"),
     Key("data.end", "time", doc="end time, UTC, exclusive", off="to the last candle"),
     Key("data.synthetic_bars", "int", 70_080, low=2, high=SYNTHETIC_BARS_MAX, nullable=False,
@@ -128,6 +131,8 @@ KEYS: tuple[Key, ...] = (
         doc="combinations drawn in detail (charts, trades)"),
     Key("report.rank_by", "choice", "sharpe", choices=RANKABLE, nullable=False,
         doc="any metric; psr and dsr need a validation section"),
+    Key("report.aggregate", "choice", "median", choices=AGGREGATES, nullable=False,
+        doc="a universe run ranks by this aggregate of rank_by over its series"),
     Key("report.min_trades", "int", 1, low=0, nullable=False, doc="fewer closed trades: left unranked"),
     Key("report.png", "bool", False, nullable=False, doc="also PNG charts in plots/"),
     Key("report.runs", "choice", "top", choices=RUNS_CHOICES, nullable=False,
@@ -143,6 +148,8 @@ KEYS: tuple[Key, ...] = (
         doc="true: every train window starts at the first bar"),
     Key("validation.cscv.blocks", "int", 16, low=MIN_BLOCKS, high=MAX_BLOCKS, even=True, nullable=False,
         doc="S: half the blocks form each in-sample set"),
+    Key("validation.cross_series", "bool", False, nullable=False,
+        doc="a universe of 4 or more series: the cross-sectional PBO over splits of the series"),
     Key("validation.trials", "int", None, low=2, high=MAX_TRIALS, doc="N for the deflated Sharpe",
         off="the number of combinations"),
 )

@@ -20,6 +20,13 @@ class DataSpec:
     synthetic_bars: int = 70_080
     seed: int = 42
     max_input_bytes: int | None = None  # None: engine.data.candle_file.MAX_INPUT_BYTES
+    #: a universe (``engine.universe.series``): the symbols ("all": every one of the dataset), the intervals
+    symbols: tuple[str, ...] | str | None = None
+    intervals: tuple[str, ...] | None = None
+
+    @property
+    def is_universe(self) -> bool:
+        return self.symbols is not None or self.intervals is not None
 
     @classmethod
     def from_config(cls, cfg: Any, override: str | None = None) -> "DataSpec":

@@ -1,0 +1,45 @@
+"""``backtest run`` on a universe: the run, then the top table by the aggregate and the validation block."""
+
+from __future__ import annotations
+
+import sys
+
+TOP_ROWS = 5
+
+
+def top_table(ranked, rank_by: str, aggregate: str, rows: int = TOP_ROWS) -> str:
+    """The best ``rows``: rank, strategy, the aggregate, M_min, profitable_share and n_trades summed over series."""
+    key = f"{rank_by}_{aggregate}"
+    cols = ["rank", "strategy_id", key, *([f"{rank_by}_min"] if aggregate != "min" else []), "profitable_share",
+            "n_trades"]
+    return ranked[ranked[key].notna()].head(rows)[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}",
+                                                                  na_rep="—")
+
+
+def run_universe_cli(args, cfg, spec, grid, out, workers, steps) -> int:
+    from engine.universe.experiment import run_universe_experiment
+
+    try:
+        res = run_universe_experiment(cfg, spec, out, engine=args.engine, workers=workers, run_id=args.run_id,
+                                      grid=grid, observer=steps)
+    finally:
+        steps.close()
+    u = res.results
+    for notice in sorted({n for r in u.runs for n in r.notices}):
+        print(f"note: {notice}", file=sys.stderr)
+    rank_by, aggregate = cfg.report.rank_by, cfg.report.aggregate
+    defined = int(u.ranked[u.rank_key].notna().sum())
+    where = " on the in-sample bars" if cfg.validation is not None and cfg.validation.holdout else ""
+    print(f"\nTop {min(TOP_ROWS, defined)} of {len(u.ranked)} by {aggregate} {rank_by} over {len(u.runs)} series"
+          f"{where}:")
+    if defined:
+        print(top_table(u.ranked, rank_by, aggregate))
+    if cfg.validation is not None:
+        from engine.universe.validation import text_block
+
+        print()
+        print("\n".join(text_block(u)))
+    print(f"\nreport:  {res.run_dir / 'report.html'}")
+    print(f"by series: {res.run_dir / 'summary_by_series.csv'}")
+    print(f"results: {res.run_dir}")
+    return 0
