@@ -17,7 +17,7 @@ def top_table(ranked, rank_by: str, aggregate: str, rows: int = TOP_ROWS) -> str
 
 
 def run_universe_cli(args, cfg, spec, grid, out, workers, steps) -> int:
-    from engine.universe.experiment import run_universe_experiment
+    from engine.universe_experiment import run_universe_experiment
 
     try:
         res = run_universe_experiment(cfg, spec, out, engine=args.engine, workers=workers, run_id=args.run_id,
@@ -35,7 +35,7 @@ def run_universe_cli(args, cfg, spec, grid, out, workers, steps) -> int:
     if defined:
         print(top_table(u.ranked, rank_by, aggregate))
     if cfg.validation is not None:
-        from engine.universe.validation import text_block
+        from engine.report.universe_validation import text_block
 
         print()
         print("\n".join(text_block(u)))

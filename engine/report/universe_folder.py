@@ -23,7 +23,7 @@ from ..strategies import strategy_path
 from ..timeutil import format_time, utc_now_iso
 from ..universe.aggregate import SUMMARY_BY_SERIES_CSV
 from ..universe.runner import UniverseResults
-from ..universe.validation import document as validation_document
+from .universe_validation import document as validation_document
 from .run_folder import RunFolder
 from .universe_html import write_universe_html
 from .validation import VALIDATION_JSON

@@ -4,7 +4,7 @@
 * :mod:`.runner`: every combination on every series through the run pipeline, each series loaded once;
 * :mod:`.aggregate`: ``summary_by_series`` and the cross-series aggregates and ranking (pure);
 * :mod:`.cross_pbo`: the cross-sectional PBO over splits of the series (pure);
-* :mod:`.validation`: the per-series validation figures and their cross-series summary.
+The report of a universe run is ``engine.report.universe_*``; the run end to end ``engine.universe_experiment``.
 
 The rules are docs/semantics.md's "Universe sweeps".
 """

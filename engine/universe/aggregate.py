@@ -10,6 +10,7 @@ undefined last, ties to the lower combination index.
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -55,10 +56,8 @@ def aggregates(M: np.ndarray, total_return: np.ndarray, n_trades: np.ndarray, me
     """The aggregate columns, one row per combination (grid order)."""
     defined = np.isfinite(M)
     count = defined.sum(axis=0)
+    masked = np.where(defined, M, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        masked = np.where(defined, M, np.nan)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a combination undefined on every series: NaN
             out = {f"{metric}_median": np.nanmedian(masked, axis=0), f"{metric}_mean": np.nanmean(masked, axis=0),

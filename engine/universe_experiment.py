@@ -6,18 +6,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config
-from ..data.spec import DataSpec
-from ..errors import ResourceError
-from ..experiment import RunObserver
-from ..fast.announce import announce as announce_compiles
-from ..grid import Grid, build_grid
-from ..report.index import write_index
-from ..report.universe_folder import write_universe_folder
-from ..run_id import new_run_id
-from ..run_store import is_disk_full, store_run
-from ..sweep import prepare
-from .runner import UniverseResults, finish_universe, load_universe, run_universe
+from .config import Config
+from .data.spec import DataSpec
+from .errors import ResourceError
+from .experiment import RunObserver
+from .fast.announce import announce as announce_compiles
+from .grid import Grid, build_grid
+from .report.index import write_index
+from .report.universe_folder import write_universe_folder
+from .run_id import new_run_id
+from .run_store import is_disk_full, store_run
+from .sweep import prepare
+from .universe.runner import UniverseResults, finish_universe, load_universe, run_universe
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import math
 import numpy as np
 
 from ..jsonio import clean
-from ..report import validation as vr
-from .runner import UniverseResults
+from . import validation as vr
+from ..universe.runner import UniverseResults
 
 
 def _median(values: list[float]) -> float | None:
