@@ -64,3 +64,8 @@ def symbol_list(text: str) -> list[str] | str:
 def interval_list(text: str) -> list[str]:
     """``15m,1h`` (Binance intervals, none twice)."""
     return _listed(text, interval, "intervals")
+
+
+def symbol_names(text: str) -> list[str]:
+    """``A,B,C``: upper-cased Binance symbols, none twice (no ``all``: a download names what it fetches)."""
+    return _listed(text, symbol, "symbols")

@@ -31,7 +31,7 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_inspect)
 
     q = dsub.add_parser("fetch", help="download new closed klines from the Binance REST API into a dataset")
-    _series_args(q)
+    _many_series_args(q)
     q.add_argument("--start", required=True, help="first open time: ISO date/time (UTC) or epoch ms")
     q.add_argument("--end", help="stop before this open time (default: now)")
     q.add_argument("--out", required=True, type=_location, help="dataset folder or s3://bucket/candles/")
@@ -42,10 +42,10 @@ def register(sub) -> None:
     q.add_argument("--max-retry-after", type=_seconds, default=120.0,
                    help="longest Retry-After to wait; a longer one stops the fetch (default: 120)")
     _lock_arg(q)
-    q.set_defaults(func=cmd_fetch)
+    q.set_defaults(func=_each_series(cmd_fetch))
 
     q = dsub.add_parser("backfill", help="merge data.binance.vision monthly/daily kline zips into a dataset")
-    _series_args(q)
+    _many_series_args(q)
     q.add_argument("--start", required=True, help="first month or day: YYYY-MM or YYYY-MM-DD")
     q.add_argument("--end", help="last month or day, included: YYYY-MM or YYYY-MM-DD (default: yesterday)")
     q.add_argument("--source", default=None, help="base URL or local mirror folder (default: https://data.binance.vision)")
@@ -54,7 +54,7 @@ def register(sub) -> None:
     out.add_argument("--to", type=_location, help="dataset on S3, like s3://BUCKET/candles/")
     q.add_argument("--timeout", type=_seconds, help="give up after this many seconds in all (default: no limit)")
     _lock_arg(q)
-    q.set_defaults(func=cmd_backfill)
+    q.set_defaults(func=_each_series(cmd_backfill))
 
     q = dsub.add_parser("build", help="build a dataset from raw candle files (a later file wins)")
     q.add_argument("--input", nargs="+", required=True, type=_location,
@@ -129,6 +129,27 @@ def _say(message: str) -> None:
 def _series_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--symbol", required=True, type=argtypes.symbol, help="like BTCUSDT")
     q.add_argument("--interval", required=True, type=argtypes.interval, help="like 15m")
+
+
+def _many_series_args(q: argparse.ArgumentParser) -> None:
+    """One series (--symbol, --interval) or several (--symbols A,B --intervals 15m,1h: every pair)."""
+    sym = q.add_mutually_exclusive_group(required=True)
+    sym.add_argument("--symbol", type=argtypes.symbol, help="like BTCUSDT")
+    sym.add_argument("--symbols", type=argtypes.symbol_names, help="several, like BTCUSDT,ETHUSDT")
+    ivs = q.add_mutually_exclusive_group(required=True)
+    ivs.add_argument("--interval", type=argtypes.interval, help="like 15m")
+    ivs.add_argument("--intervals", type=argtypes.interval_list, help="several, like 15m,1h")
+
+
+def _each_series(command):
+    """``command`` once per (symbol, interval) pair of --symbols × --intervals, in that order."""
+    def run(args: argparse.Namespace) -> int:
+        for symbol in args.symbols or [args.symbol]:
+            for interval in args.intervals or [args.interval]:
+                command(argparse.Namespace(**{**vars(args), "symbol": symbol, "interval": interval}))
+        return 0
+
+    return run
 
 
 def _month_ms(m: re.Match, after: int = 0) -> int:

@@ -161,3 +161,24 @@ def test_futures_style_header_row_is_skipped(tmp_path):
                             "taker_buy_volume,taker_buy_quote_volume,ignore\n" + rows)
     df = read_vision_zip("x.zip", buf.getvalue())
     assert df.open_time.tolist() == k.open_time.tolist()
+
+
+def test_backfill_cli_takes_several_symbols_and_intervals(tmp_path, capsys):
+    """--symbols A,B --intervals 15m,1h backfills every pair, each into its own series."""
+    k15 = synthetic_klines(NOV_2024, 30 * 96)
+    k1h = synthetic_klines(NOV_2024, 30 * 24, interval="1h", seed=8)
+    mirror = tmp_path / "mirror"
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        build_vision_tree(mirror, k15, symbol=sym, interval="15m", months=["2024-11"])
+        build_vision_tree(mirror, k1h, symbol=sym, interval="1h", months=["2024-11"])
+    out = tmp_path / "ds"
+    code, stdout, err = run_cli(["data", "backfill", "--symbols", "BTCUSDT,ETHUSDT", "--intervals", "15m,1h",
+                                 "--start", "2024-11", "--end", "2024-11", "--source", mirror, "--out", out], capsys)
+    assert code == 0, err
+    assert stdout.count("backfilled") == 4
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        assert_same(stored(out, sym, "15m"), k15)
+        assert_same(stored(out, sym, "1h"), k1h)
+    code, _, err = run_cli(["data", "backfill", "--symbols", "BTCUSDT,BTCUSDT", "--interval", "15m",
+                            "--start", "2024-11", "--source", mirror, "--out", out], capsys)
+    assert code == 2 and "listed twice" in err
