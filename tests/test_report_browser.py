@@ -327,3 +327,59 @@ def test_default_run_shows_its_validation(browser, default_run):
     assert len(holdout["x"]) == len(both) == 64
     np.testing.assert_allclose(sorted(holdout["y"]), sorted(both["oos_sharpe"]), rtol=1e-5)  # 6 significant digits
     assert _severe(browser) == []
+
+
+UNIVERSE = """
+experiment: {name: uni}
+data: {source: synthetic, symbols: [BTCUSDT, ETHUSDT, SOLUSDT, BNBUSDT], synthetic_bars: 1500}
+risk: {stop_loss: 0.02}
+strategies:
+  ma_crossover: {short_window: [5, 10], long_window: [30, 60], ema_period: 50}
+report: {top_k: 2}
+validation: {holdout: 0.3, cscv: {blocks: 4}, cross_series: true}
+"""
+
+
+def test_universe_report_heatmap_and_series_selector(browser, tmp_path):
+    """A universe run's report: the heatmap holds M of every (top combination, series) pair as
+    summary_by_series.csv has it, the selector redraws the equity of the chosen series, and the
+    validation part lists every series and one λ per split."""
+    from backtest_cli import main
+    from selenium.webdriver.support.ui import Select
+
+    cfg = tmp_path / "u.yaml"
+    cfg.write_text(UNIVERSE)
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--no-progress", "--run-id", "u"]) == 0
+    run = tmp_path / "out" / "u"
+    browser.get((run / "report.html").resolve().as_uri())
+    assert browser.execute_script("return document.readyState") == "complete"
+    assert _severe(browser) == []
+    by_series = pd.read_csv(run / "summary_by_series.csv")
+    cells = browser.execute_script("return [...document.querySelectorAll('#heatmap rect.cell')].map((r) => "
+                                   "[r.dataset.combination, r.dataset.series, r.dataset.value])")
+    assert len(cells) == 4 * 4
+    for sid, key, value in cells:
+        symbol, interval = key.split("/")
+        row = by_series[(by_series.strategy_id == sid) & (by_series.symbol == symbol) & (by_series.interval == interval)]
+        assert float(value) == pytest.approx(float(row["sharpe"].iloc[0]), rel=1e-5)
+    ranking = pd.read_csv(run / "summary.csv")
+    first_row = browser.execute_script("return [...document.querySelectorAll('#table tr')][1].cells[1].textContent")
+    assert first_row == ranking["strategy_id"][0]
+    select = Select(browser.find_element("id", "series-select"))
+    assert [o.text for o in select.options] == ["BNBUSDT/15m", "BTCUSDT/15m", "ETHUSDT/15m", "SOLUSDT/15m"]
+    shown = lambda: browser.execute_script(  # noqa: E731
+        "const s = document.getElementById('equity-chart'); return [s.dataset.series, "
+        "[...s.querySelectorAll('polyline.curve')].map((p) => p.getAttribute('points'))]")
+    before = shown()
+    select.select_by_visible_text("SOLUSDT/15m")
+    after = shown()
+    assert before[0] == "BNBUSDT/15m" and after[0] == "SOLUSDT/15m"
+    assert len(after[1]) == 2 and after[1] != before[1]
+    rows = browser.execute_script("return [...document.querySelectorAll('#validation-series tr')].slice(1)"
+                                  ".map((r) => r.cells[0].textContent)")
+    assert rows == ["BNBUSDT/15m", "BTCUSDT/15m", "ETHUSDT/15m", "SOLUSDT/15m"]
+    bins = browser.execute_script("return [...document.querySelectorAll('#lambda-hist rect.bin')]"
+                                  ".map((r) => +r.dataset.count)")
+    assert sum(bins) == 6  # C(4, 2) splits
+    dots = browser.execute_script("return document.querySelectorAll('#strip circle.dot').length")
+    assert dots == 2 * 4  # top K = 2, each on 4 series
