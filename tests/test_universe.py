@@ -241,3 +241,19 @@ def test_cross_series_needs_four_and_aggregate_choices(tmp_path, capsys):
                    "report: {aggregate: max}\n")
     code, _, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "out"], capsys)
     assert code == 2 and "report.aggregate" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_runs_and_compare_understand_a_universe_run(universe_run):
+    from engine.report.compare import compare_runs
+    from engine.report.index import list_runs
+
+    folder, _ = universe_run
+    (info,) = list_runs(folder.parent)
+    assert info.symbol == "BNBUSDT,BTCUSDT,ETHUSDT,SOLUSDT" and info.interval == "15m"
+    assert info.best["metric"] == "sharpe_median" and info.rows == 4 * 1500
+    c = compare_runs(folder, folder)
+    assert c.config == [] and c.data == []
+    sharpe = next(m for m in c.moves if m.metric == "sharpe")
+    by_series = pd.read_csv(folder / "summary_by_series.csv")
+    assert sharpe.a.count == by_series["sharpe"].notna().sum() == 16
+    assert sharpe.a.median == pytest.approx(float(np.median(by_series["sharpe"].dropna())), rel=1e-12)

@@ -55,7 +55,9 @@ def load_run(folder: Path) -> Run:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-        summary = pd.read_csv(folder / "summary.csv")
+        # a universe run: every (combination, series) pair's metrics
+        by_series = folder / "summary_by_series.csv"
+        summary = pd.read_csv(by_series if "universe" in manifest and by_series.is_file() else folder / "summary.csv")
     except FileNotFoundError as exc:
         raise UserError(f"{folder}: not a complete run folder ({Path(exc.filename).name} is missing)") from None
     except (ValueError, yaml.YAMLError, pd.errors.ParserError) as exc:
@@ -82,7 +84,16 @@ def config_diff(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
 def data_diff(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
     da, db = a.get("data") or {}, b.get("data") or {}
     keys = ("source", "symbol", "interval", "first_open_time", "last_open_time", "rows", "gaps", "fingerprint")
+    da, db = {**da, **_series_prints(da)}, {**db, **_series_prints(db)}
+    keys += ("series",)
     return [(k, da.get(k, MISSING), db.get(k, MISSING)) for k in keys if da.get(k, MISSING) != db.get(k, MISSING)]
+
+
+def _series_prints(data: dict) -> dict:
+    """A universe run's series, each with the start of its fingerprint: two runs on the same candles match."""
+    if "series" not in data:
+        return {}
+    return {"series": ", ".join(f"{s['series']} ({s['fingerprint'][:12]})" for s in data["series"])}
 
 
 @dataclass(frozen=True)

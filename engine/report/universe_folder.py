@@ -40,7 +40,7 @@ def universe_data(res: UniverseResults) -> dict:
               for r in res.runs]
     symbols = list(dict.fromkeys(s["symbol"] for s in series))
     intervals = list(dict.fromkeys(s["interval"] for s in series))
-    return {"source": res.cfg.data.source, "symbol": ",".join(symbols), "interval": ",".join(intervals),
+    return {"source": res.runs[0].series.spec.source, "symbol": ",".join(symbols), "interval": ",".join(intervals),
             "rows": sum(s["rows"] for s in series), "first_open_time": min(s["first_open_time"] for s in series),
             "last_open_time": max(s["last_open_time"] for s in series), "series": series}
 
