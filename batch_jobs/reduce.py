@@ -36,6 +36,7 @@ from engine.validation.plan import resolve
 from .aws import content_type, get_bytes, list_objects, parallel_map, put_bytes, session_or_default
 from .contract import RunTarget, shard_bounds
 from .shardfile import ShardHeader, from_bytes, read_run
+from .universe import run_universe_reduce
 
 #: How many missing shard indices an error message lists before "…".
 LIST_MISSING = 20
@@ -105,6 +106,9 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
     grid = build_grid(cfg)
     total = len(grid)
     summary, headers = load_shards(s3, run)
+    if cfg.data.is_universe:
+        uri, units, files, best = run_universe_reduce(run, cfg, grid, summary, headers, s3, upload_folder)
+        return ReduceResult(uri, units, files, best, round(time.perf_counter() - t0, 3))
     fingerprint = check_shards(run, headers, summary, cfg.digest(), total)
     summary = summary.sort_values("combination", kind="stable").reset_index(drop=True)
     t_shards = time.perf_counter()

@@ -26,6 +26,7 @@ from engine.sweep import run_sweep
 from .aws import content_type, put_bytes, session_or_default
 from .contract import ShardTask, shard_bounds
 from .shardfile import ShardHeader, read_run, to_bytes
+from .universe import run_universe_shard
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,13 @@ def run_shard(task: ShardTask, *, workers: int | None = None, session: Any = Non
     s3 = session_or_default(session).client("s3")
     cfg = read_run(s3, run)
     grid = build_grid(cfg)
+    workers = workers or available_cpus()
+    if cfg.data.is_universe:  # shards over (series × combination blocks)
+        first, stop, total, n_candles, etag = run_universe_shard(task, cfg, grid, s3, workers)
+        return ShardResult(s3_uri(run.bucket, shard_key(run.run_id, task.index)), task.index, first, stop, total,
+                           n_candles, etag, workers, round(time.perf_counter() - t0, 3))
     total = len(grid)
     first, stop = shard_bounds(task.index, run.array_size, total)
-    workers = workers or available_cpus()
     spec = DataSpec.from_config(cfg)
     if stop > first:
         # Candles come through the engine loader (awswrangler, default session and endpoint).

@@ -25,6 +25,7 @@ from engine.storage_layout import (is_s3_uri, parse_s3_uri, report_prefix, run_c
                                    submission_key)
 
 from .aws import object_exists, put_bytes, session_or_default
+from .universe import universe_series
 from .contract import (REDUCE_COMMAND, SHARD_COMMAND, Deployment, RunTarget, check_array_size, check_run_id,
                        job_environment)
 from .strategy_code import bundle_strategies
@@ -92,6 +93,8 @@ def submit_run(config_path: Path, deploy: Deployment, array_size: int, *, run_id
                session: Any = None) -> Submission:
     cfg, body = read_config(config_path)
     total = len(build_grid(cfg))
+    if cfg.data.is_universe:  # the work is every combination on every series (batch_jobs.universe)
+        total *= len(universe_series(cfg))
     check_array_size(array_size, total)
     notes = data_notes(cfg, deploy.bucket)
     if deploy.job_queue is None or deploy.job_definition is None:

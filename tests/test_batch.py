@@ -223,3 +223,66 @@ def test_batch_sweep_with_validation_matches_a_local_run(aws, tmp_path, capsys):
     header = files["summary.csv"].decode().splitlines()[0].split(",")
     assert header[-6:] == ["oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades", "psr", "dsr"]
     assert not any(c.startswith("_v.") for c in header)
+
+
+UNIVERSE_CONFIG = """\
+experiment: {{name: batch_universe}}
+data:
+  source: "s3://{bucket}/candles/"
+  symbols: [ETHUSDT, BTCUSDT]
+  interval: 15m
+  start: "2023-01-15"
+  end: "2023-03-01"
+risk: {{stop_loss: [0.02, 0.05]}}
+strategies:
+  ma_crossover: {{short_window: [5, 10, 20], long_window: [30, 60], ema_period: 50}}
+  donchian_breakout: {{entry_window: [10, 20], exit_window: 5}}
+report: {{top_k: 2, rank_by: sharpe}}
+validation:
+  holdout: 0.25
+  cscv: {{blocks: 8}}
+"""
+
+
+def test_batch_universe_matches_a_local_run(aws, tmp_path, capsys):
+    """A universe on Batch: 2 series × 16 combinations = 32 units in 3 shards ([0, 10), [10, 21), [21, 32):
+    the middle one spans both series); each shard reads only its series; reduce's folder equals a local
+    run's byte for byte (but the manifest and report.html's run element)."""
+    from engine.data.synthetic import generate_candles
+
+    bucket = aws.new_bucket()
+    for symbol, seed in (("BTCUSDT", 11), ("ETHUSDT", 12)):
+        upsert_candles(f"s3://{bucket}/candles/", symbol, "15m", generate_candles(8_000, seed=seed).to_frame())
+    res = aws.batch_resources(bucket)
+    cfg = tmp_path / "universe.yaml"
+    cfg.write_text(UNIVERSE_CONFIG.format(bucket=bucket))
+    code, out, err = run_cli(["submit", "--config", cfg, "--array-size", N, "--bucket", bucket,
+                              "--job-queue", res.job_queue, "--job-definition", res.job_definition], capsys)
+    assert code == 0, err
+    assert "combinations: 32 in 3 shard(s)" in out
+    run_id = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("run: "))
+    _, job_env = _submitted_env(aws, bucket, run_id)
+    _wait(_shard_processes(aws, job_env, range(N)))
+    from batch_jobs.shardfile import from_bytes
+
+    s3 = aws.client("s3")
+    read = [from_bytes(s3.get_object(Bucket=bucket, Key=shard_key(run_id, i))["Body"].read(), "shard")
+            for i in range(N)]
+    # series in universe order: 0 = BTCUSDT/15m, 1 = ETHUSDT/15m; each shard read only the series it sweeps
+    assert [sorted(set(df["series"])) for df, _ in read] == [[0], [0, 1], [1]]
+    assert [len(h.data_fingerprint.split(";")) for _, h in read] == [1, 2, 1]
+    with pytest.MonkeyPatch.context() as mp:
+        for k in ("RUN_ID", "BUCKET_NAME", "CONFIG_URI", "ARRAY_SIZE"):
+            mp.setenv(k, job_env[k])
+        code, out, err = run_cli(["batch", "reduce"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["results", run_id, "--bucket", bucket, "--out", tmp_path / "downloads"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "local", "--run-id", "local",
+                              "--no-progress"], capsys)
+    assert code == 0, err
+    remote, local = stable_tree(tmp_path / "downloads" / run_id), stable_tree(tmp_path / "local" / "local")
+    assert sorted(remote) == sorted(local)
+    assert {"summary.csv", "summary_by_series.csv", "validation.json", "report.html"} <= set(remote)
+    assert {k for k in remote if remote[k] != local[k]} == set()
+    assert len(local["summary_by_series.csv"].decode().splitlines()) == 32 + 1

@@ -22,7 +22,6 @@ HEATMAP_ROWS = 50
 TABLE_ROWS = 200
 #: points per equity curve at most
 EQUITY_POINTS = 1_000
-_VOLATILE_ID = "run"
 
 
 def _num(x):
@@ -101,7 +100,7 @@ th{background:#f4f4f4}td:nth-child(2){text-align:left}section{margin:2em 0}
 <section id="equity"><h2>Equity per series</h2>
 <label>series <select id="series-select"></select></label> <svg id="equity-chart" width="900" height="320"></svg></section>
 <section id="validation"><h2>Validation</h2><div id="validation-body"></div><svg id="lambda-hist"></svg></section>
-<script id="run" type="application/json">{{RUN}}</script>
+<script id="report-run" type="application/json">{{RUN}}</script>
 <script id="data" type="application/json">{{DATA}}</script>
 <script>
 "use strict";
