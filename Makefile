@@ -50,6 +50,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run $(if $(SAVE),--save,)
 	$(BIN)/python bench/parquet_vs_csv.py
 	$(BIN)/python -m bench.report
+	$(BIN)/python -m bench.universe
 
 # Re-takes docs/report.png, the README's screenshot of the default run's report.html.
 screenshot: $(VENV)/.dev browser
