@@ -142,6 +142,13 @@ def _run(cfg: Config, spec: DataSpec, out_root: Path, engine: str, workers: int 
 
         run_dir, folder = store_run(out_root, run_id or new_run_id(cfg.name), write, started=obs.report_started,
                                     abandon=charts.close if charts is not None else None)
+    refresh_index(out_root, run_dir)
+    obs.report_finished(time.perf_counter() - t_swept)
+    return ExperimentResult(run_dir, done[0], folder.manifest["timings"], folder.manifest)
+
+
+def refresh_index(out_root: Path, run_dir: Path) -> None:
+    """Rebuild ``out_root/index.html`` after ``run_dir`` is published; a full disk is one ResourceError."""
     try:
         write_index(out_root)
     except OSError as exc:
@@ -149,5 +156,3 @@ def _run(cfg: Config, spec: DataSpec, out_root: Path, engine: str, workers: int 
             raise
         raise ResourceError(f"{out_root}: run {run_dir.name} is complete, but index.html could not be updated "
                             f"({(exc.strerror or str(exc)).lower()}); the next run refreshes it") from None
-    obs.report_finished(time.perf_counter() - t_swept)
-    return ExperimentResult(run_dir, done[0], folder.manifest["timings"], folder.manifest)

@@ -8,14 +8,12 @@ from pathlib import Path
 
 from .config import Config
 from .data.spec import DataSpec
-from .errors import ResourceError
-from .experiment import RunObserver
+from .experiment import RunObserver, refresh_index
 from .fast.announce import announce as announce_compiles
 from .grid import Grid, build_grid
-from .report.index import write_index
 from .report.universe_folder import write_universe_folder
 from .run_id import new_run_id
-from .run_store import is_disk_full, store_run
+from .run_store import store_run
 from .sweep import prepare
 from .universe.runner import UniverseResults, finish_universe, load_universe, run_universe
 
@@ -51,13 +49,7 @@ def run_universe_experiment(cfg: Config, spec: DataSpec, out_root: Path, *, engi
         run_dir, folder = store_run(out_root, run_id or new_run_id(cfg.name),
                                     lambda path, rid: write_universe_folder(path, res, run_id=rid, timings=timings),
                                     started=obs.report_started)
-    try:
-        write_index(out_root)
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        raise ResourceError(f"{out_root}: run {run_dir.name} is complete, but index.html could not be updated "
-                            f"({(exc.strerror or str(exc)).lower()}); the next run refreshes it") from None
+    refresh_index(out_root, run_dir)
     obs.report_finished(time.perf_counter() - t_swept)
     return UniverseExperiment(run_dir, res, folder.manifest["timings"], folder.manifest)
 

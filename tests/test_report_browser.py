@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from fakes.cli import run_cli
+from fakes.universe import SMALL_UNIVERSE
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -329,16 +330,6 @@ def test_default_run_shows_its_validation(browser, default_run):
     assert _severe(browser) == []
 
 
-UNIVERSE = """
-experiment: {name: uni}
-data: {source: synthetic, symbols: [BTCUSDT, ETHUSDT, SOLUSDT, BNBUSDT], synthetic_bars: 1500}
-risk: {stop_loss: 0.02}
-strategies:
-  ma_crossover: {short_window: [5, 10], long_window: [30, 60], ema_period: 50}
-report: {top_k: 2}
-validation: {holdout: 0.3, cscv: {blocks: 4}, cross_series: true}
-"""
-
 
 def test_universe_report_heatmap_and_series_selector(browser, tmp_path):
     """A universe run's report: the heatmap holds M of every (top combination, series) pair as
@@ -348,7 +339,7 @@ def test_universe_report_heatmap_and_series_selector(browser, tmp_path):
     from selenium.webdriver.support.ui import Select
 
     cfg = tmp_path / "u.yaml"
-    cfg.write_text(UNIVERSE)
+    cfg.write_text(SMALL_UNIVERSE)
     assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--no-progress", "--run-id", "u"]) == 0
     run = tmp_path / "out" / "u"
     browser.get((run / "report.html").resolve().as_uri())

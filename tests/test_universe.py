@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakes.cli import run_cli
+from fakes.universe import SMALL_UNIVERSE
 
 from engine.config import parse_config
 from engine.data.source import load_data
@@ -28,15 +29,7 @@ NAN = float("nan")
 M = [[1.0, 0.5, 2.0], [2.0, 0.5, -2.0], [-1.0, 0.5, 1.0], [0.5, NAN, 3.0]]
 TR = [[0.1, 0.01, 0.3], [0.2, -0.02, -0.2], [-0.1, 0.03, 0.1], [0.05, 0.0, 0.4]]
 
-UNIVERSE = """
-experiment: {name: uni}
-data: {source: synthetic, symbols: [BTCUSDT, ETHUSDT, SOLUSDT, BNBUSDT], synthetic_bars: 1500}
-risk: {stop_loss: 0.02}
-strategies:
-  ma_crossover: {short_window: [5, 10], long_window: [30, 60], ema_period: 50}
-report: {top_k: 2}
-validation: {holdout: 0.3, cscv: {blocks: 4}, cross_series: true}
-"""
+UNIVERSE = SMALL_UNIVERSE
 
 
 def _example_frames():
