@@ -205,7 +205,9 @@ VALIDATION_TABLE_COLUMNS = ("oos_sharpe", "dsr")
 def top_table(ranked, rank_by: str, rows: int = TOP_ROWS) -> str:
     """The best ``rows`` ranked combinations: rank, strategy, the rank metric, trades and the headline
     metrics; after a validated sweep also the holdout's Sharpe and the deflated Sharpe."""
-    top = ranked[ranked["rank"].notna()].head(rows)
+    from engine.validation.trials import first_of_groups
+
+    top = first_of_groups(ranked[ranked["rank"].notna()]).head(rows)
     cols = ["rank", "strategy_id", rank_by, *(m for m in TABLE_METRICS if m != rank_by)]
     cols += [c for c in VALIDATION_TABLE_COLUMNS if c in top.columns and c != rank_by]
     return top[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="—")
@@ -230,21 +232,31 @@ def cmd_run(args) -> int:
     for notice in res.results.notices:
         print(f"note: {notice}", file=sys.stderr)
     ranked = res.ranked
-    n_ranked = int(ranked["rank"].notna().sum())
+    from engine.validation.trials import first_of_groups
+
+    n_ranked = len(first_of_groups(ranked[ranked["rank"].notna()]))
     top = min(TOP_ROWS, n_ranked)
     rank_by, min_trades = cfg.report.rank_by, cfg.report.min_trades
-    unranked = len(ranked) - n_ranked
+    unranked = len(ranked) - int(ranked["rank"].notna().sum())
     note = (f"; {unranked} with fewer than {min_trades} trade{'s' if min_trades != 1 else ''} unranked"
             if unranked else "")
     where = " on the in-sample bars" if "oos_sharpe" in ranked.columns else ""
-    print(f"\nTop {top} of {len(ranked)} by {rank_by}{where}{note}:")
+    dups = len(ranked) - len(first_of_groups(ranked))
+    if dups:
+        note += f"; {dups} with the same returns as a better-placed one not shown (duplicate_of)"
     if top:
+        print(f"\nTop {top} of {len(ranked)} by {rank_by}{where}{note}:")
         print(top_table(ranked, rank_by))
+    else:
+        print(f"\nNo combination of {len(ranked)} is ranked: none has {min_trades} or more closed trades "
+              f"(report.min_trades){where}.")
     if res.validation is not None:
         from engine.report.validation import text_block
 
         print()
-        print("\n".join(text_block(res.validation, ranked)))
+        from engine.timeutil import periods_per_year
+
+        print("\n".join(text_block(res.validation, ranked, periods_per_year(res.results.candles.interval_ms))))
     print(f"\nreport:  {res.run_dir / 'report.html'}")
     print(f"all runs: {out / 'index.html'}  (backtest runs --out {out})")
     print(f"results: {res.run_dir}")

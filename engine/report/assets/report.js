@@ -490,7 +490,9 @@
     const m = el("div", { cls: "metrics" });
     const params = Object.keys(t.params).sort().map((p) => [p, t.params[p]]);
     for (const [k, v] of params) m.append(el("div", null, [el("span", { text: k }), fmt(v, k)]));
-    m.append(el("div", null, [el("span", { text: "stop_loss" }), fmt(t.stop_loss, "stop_loss")]));
+    // every position rule (swept or not), then the out-of-sample evidence beside the in-sample metrics
+    for (const k of Object.keys(t.rules || {})) m.append(el("div", null, [el("span", { text: k }), fmt(t.rules[k], k)]));
+    for (const k of Object.keys(t.evidence || {})) m.append(el("div", { cls: "evidence" }, [el("span", { text: k }), fmt(t.evidence[k], k)]));
     for (const k of METRICS) m.append(el("div", null, [el("span", { text: k }), fmt(t.metrics[k], k)]));
     inner.append(m);
     const trades = tradeColumns(t);
@@ -555,6 +557,16 @@
 
   // --- validation and config ----------------------------------------------------------------
 
+  // the verdict leads the page: a banner coloured by its level (engine.validation.verdict)
+  function renderVerdict() {
+    const v = D.validation;
+    if (!v || !v.level) return;
+    const b = document.getElementById("verdict");
+    b.classList.add("verdict-" + v.level);
+    b.append(el("strong", { cls: "verdict-level", text: v.level.toUpperCase() }), el("span", { text: " " + v.summary.slice(v.level.length + 2) }));
+    b.hidden = false;
+  }
+
   function renderValidation() {
     const v = D.validation;
     if (!v) return;
@@ -578,6 +590,7 @@
     }
   }
 
+  renderVerdict();
   renderHeader();
   renderTable();
   renderHeatmaps();
