@@ -215,3 +215,27 @@ def test_without_validation_nothing_changes(tmp_path):
     summary = pd.read_csv(d / "summary.csv")
     assert list(summary.columns[-2:]) == ["final_equity", "duplicate_of"]
     assert "validation" not in json.loads((d / "manifest.json").read_text())
+
+
+def test_compare_and_runs_show_the_validation(run, capsys):
+    """compare covers the holdout's columns, PSR, DSR and the run-level figures (from validation.json);
+    runs and index.html show the verdict's level."""
+    d = run["dir"]
+    doc = json.loads((d / "validation.json").read_text())
+    capsys.readouterr()
+    assert main(["compare", str(d), str(d), "--out", str(run["root"] / "results")]) == 0
+    out = capsys.readouterr().out
+    for col in ("oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades", "psr", "dsr"):
+        line = next(x for x in out.splitlines() if x.startswith(col + " "))
+        assert line.split()[4] == "same", line
+    figures = out.split("validation (A → B):")[1]
+    level = next(x for x in figures.splitlines() if x.startswith("verdict level"))
+    assert level.split()[-2:] == [doc["level"]] * 2
+    pbo = next(x for x in figures.splitlines() if x.startswith("PBO "))
+    assert pbo.split()[-1] == f"{doc['pbo']['pbo']:.4g}"
+    eff = next(x for x in figures.splitlines() if x.startswith("effective trials"))
+    assert eff.split()[-1] == f"{doc['trials']['effective']:,}"
+    assert main(["runs", "--out", str(run["root"] / "results")]) == 0
+    row = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("a "))
+    assert row.split()[1] == doc["level"]
+    assert f'<span class="verdict-{doc["level"]}">' in (run["root"] / "results" / "index.html").read_text()
