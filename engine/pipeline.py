@@ -64,6 +64,7 @@ class RunState:
     details: Mapping[int, RunResult] = field(default_factory=dict)
     top: tuple[int, ...] = ()  # the top K combinations, best first
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per stage run
+    holdout_details: Mapping[int, RunResult] = field(default_factory=dict)  # the top K on the holdout
 
     def results(self) -> "RunResults":
         """The finished run (every stage has run)."""
@@ -71,7 +72,8 @@ class RunState:
         return RunResults(cfg=i.cfg, grid=i.grid, candles=i.candles, view=_view(i.candles, self.outcome),
                           engine=i.engine, summary=self.summary, ranked=self.ranked,
                           notices=self.sweep.notices if self.sweep is not None else (), outcome=self.outcome,
-                          details=dict(self.details), top=self.top, timings=dict(self.timings))
+                          details=dict(self.details), top=self.top, timings=dict(self.timings),
+                          holdout_details=dict(self.holdout_details))
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class RunResults:
     details: Mapping[int, RunResult]  # combination -> detail run; the top K's keep their equity curves
     top: tuple[int, ...]  # the top K combinations, best first
     timings: Mapping[str, float]  # seconds per stage
+    #: the top K's runs on the holdout (a test window: flat at its start, closed at its end), for the charts
+    holdout_details: Mapping[int, RunResult] = field(default_factory=dict)
 
     def param_names(self, strategy: str) -> tuple[str, ...]:
         """The parameters of the strategy named ``strategy``, as the sweep declared them."""
@@ -137,7 +141,13 @@ def _detail(state: RunState, progress: Progress | None) -> RunState:
                 sw, k = i.grid.locate(g)
                 res = run_detail(i.cfg, sw, k, view, engine=i.engine)
                 details[g] = RunResult(np.empty(0), res.trades, res.metrics)  # its equity curve is not drawn
-    return replace(state, details=details)
+    holdout = state.outcome.plan.holdout if state.outcome is not None else None
+    oos: dict[int, RunResult] = {}
+    if holdout is not None:  # the charts go on past the cut
+        for g in state.top:
+            sw, k = i.grid.locate(g)
+            oos[g] = run_detail(i.cfg, sw, k, i.candles, engine=i.engine, window=holdout, test=True)
+    return replace(state, details=details, holdout_details=oos)
 
 
 STAGES: tuple[Stage, ...] = (Stage("sweep", _sweep), Stage("validate", _validate), Stage("rank", _rank),

@@ -219,8 +219,10 @@ def _top(top: TopCombination, k: int) -> dict:
 
 def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[str]], candles: Candles,
                   capital: float, top: Sequence[TopCombination], rank_by: str, config_text: str,
-                  validation: dict | None = None) -> dict:
+                  validation: dict | None = None, cut: int | None = None) -> dict:
     """Everything the page draws, as plain JSON-able values (deterministic for the same inputs).
+
+    ``cut``: the first holdout bar of ``candles`` (the charts shade from there on), or None.
 
     ``swept``: per strategy, the parameters that take more than one value (heatmap axes).
     """
@@ -252,6 +254,7 @@ def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[s
         "top": [_top(t, ke) for t in top],
         "config_text": config_text,
         "validation": validation,
+        "holdout_from": None if cut is None else int(c.open_time[cut]),
     }
 
 

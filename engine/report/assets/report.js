@@ -408,6 +408,20 @@
 
   // --- top combinations ---------------------------------------------------------------------
 
+  // the held-out bars: shaded from the cut to the end, the cut marked and labelled
+  function holdoutShading(layout) {
+    if (D.holdout_from == null) return;
+    const x0 = D.holdout_from;
+    const times = arr(D.equity.time);
+    layout.shapes = [
+      { type: "rect", xref: "x", yref: "paper", x0: x0, x1: times[times.length - 1],
+        y0: 0, y1: 1, fillcolor: "rgba(255,193,7,0.15)", line: { width: 0 }, layer: "below", name: "holdout" },
+      { type: "line", xref: "x", yref: "paper", x0: x0, x1: x0, y0: 0, y1: 1, line: { color: "#b9770e", width: 1.5, dash: "dash" } },
+    ];
+    layout.annotations = [{ x: x0, xref: "x", y: 1, yref: "paper", text: "out of sample (holdout) →", showarrow: false,
+      xanchor: "left", yanchor: "bottom", font: { color: "#b9770e" } }];
+  }
+
   function drawEquity(div, t, log) {
     const x = arr(D.equity.time);
     const dd = arr(t.drawdown);
@@ -427,6 +441,7 @@
       yaxis: { domain: [0.36, 1], title: { text: "Equity" }, type: log ? "log" : "linear" },
       yaxis2: { domain: [0, 0.28], title: { text: "Drawdown" }, ticksuffix: "%" },
     };
+    holdoutShading(layout);
     return window.Plotly.react(div, traces, layout, PLOT_CONFIG);
   }
 
@@ -456,6 +471,7 @@
       height: 480, margin: { l: 80, r: 20, t: 40, b: 40 }, legend: { orientation: "h", x: 0, y: 1.1 },
       xaxis: { type: "date", rangeslider: { visible: false } }, yaxis: { title: { text: "Price" } },
     };
+    holdoutShading(layout);
     return window.Plotly.react(div, traces, layout, PLOT_CONFIG);
   }
 
