@@ -365,10 +365,14 @@ def test_top_table_shows_the_rank_metric_and_trades(tmp_path, capsys):
     summary = pd.read_csv(only_run_dir(tmp_path / "r") / "summary.csv")
     lines = out.splitlines()
     at = lines.index("Top 5 of 6 by calmar:")
-    assert lines[at + 1].split() == ["rank", "strategy_id", "calmar", "n_trades", "sharpe", "total_return",
-                                     "max_drawdown", "win_rate", "profit_factor"]
+    assert lines[at + 1].split() == ["rank", "calmar", "trades", "sharpe", "return", "max_dd", "win_rate", "pf",
+                                     "combination"]
     first = lines[at + 2].split()
-    assert first[:4] == ["1", summary["strategy_id"][0], f"{summary['calmar'][0]:.4f}", str(summary["n_trades"][0])]
+    assert first[:3] == ["1", f"{summary['calmar'][0]:.4f}", str(summary["n_trades"][0])]
+    # the combination in short: only its swept values (SMALL sweeps short_window and long_window)
+    row = summary.iloc[0]
+    assert first[-2:] == [f"ma_crossover(short={row['short_window']},", f"long={row['long_window']})"]
+    assert all(len(line) <= 120 for line in lines)
 
 
 def test_data_overrides_pick_one_series_of_a_dataset(tmp_path, capsys):

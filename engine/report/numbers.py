@@ -17,6 +17,15 @@ def format_sig(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits - 1}e}"
 
 
+def format_fixed(x: float | None, decimals: int = 4) -> str:
+    """``decimals`` places, but a nonzero value too small for them keeps 2 significant digits (never "0.0000")."""
+    if x is None or not math.isfinite(x):
+        return "—"
+    if x != 0 and abs(x) < 0.5 * 10.0 ** -decimals:
+        return f"{x:.1e}"
+    return f"{x:.{decimals}f}"
+
+
 def format_duration(bars: int | None, interval_ms: int) -> str:
     """``18,925 bars (197 d)``: a bar count and the time it spans (d, h or min)."""
     if bars is None:

@@ -8,6 +8,7 @@ ranked summary and the candles, so a local run and a Batch ``reduce`` write the 
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
@@ -140,11 +141,17 @@ def walk_forward_frame(outcome: ValidationOutcome, grid: Grid, candles: Candles)
 
 
 def _num(v, fmt: str = ".3f") -> str:
-    return "—" if v is None else format(v, fmt)
+    """``fmt``, but a nonzero value it would print as 0 keeps 2 significant digits."""
+    if v is None:
+        return "—"
+    text = format(v, fmt)
+    return f"{v:.1e}" if v != 0 and float(text) == 0 else text
 
 
-def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float | None = None) -> list[str]:
-    """The lines ``backtest run`` prints. ``per_year``: bars per year, to annualise per-bar Sharpes."""
+def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float | None = None,
+               width: int | None = None) -> list[str]:
+    """The lines ``backtest run`` prints. ``per_year``: bars per year, to annualise per-bar Sharpes;
+    ``width``: wrap the lines to it (the verdict's sentences)."""
     plan, d = outcome.plan, outcome.deflated
     top = _top(outcome, ranked)
     where = f"in-sample bars 0–{plan.in_sample.b - 1:,}"
@@ -161,7 +168,7 @@ def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float
     if top is not None:
         sr0 = _clean(d.SR0)
         yearly = "" if sr0 is None or not per_year else f", {sr0 * np.sqrt(per_year):.2f} annualised"
-        lines.append(f"  top {top['strategy_id']}: PSR {_num(top['psr'])} · DSR {_num(top['dsr'])} "
+        lines.append(f"  top (rank 1): PSR {_num(top['psr'])} · DSR {_num(top['dsr'])} "
                      f"(N={d.N:,}; SR0 {format_sig(sr0)} per bar{yearly})")
     h = outcome.holdout
     if h is not None and top is not None:
@@ -174,7 +181,9 @@ def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float
         lines.append(f"  walk-forward ({len(wf.folds)} folds): out-of-sample return {m['total_return']:+.2%} · "
                      f"Sharpe {_num(m['sharpe'])} · efficiency {eff}")
     lines.append(f"  verdict: {verdict(outcome, top).sentence}")
-    return lines
+    if width is None:
+        return lines
+    return [w for line in lines for w in textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False)]
 
 
 def charts(outcome: ValidationOutcome, folder: Path, ranked: pd.DataFrame) -> list[tuple]:

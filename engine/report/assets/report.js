@@ -54,9 +54,22 @@
     if (typeof v === "boolean") return String(v);
     if (PERCENT.has(col)) return (v * 100).toFixed(2) + "%";
     if (MONEY.has(col)) return money.format(v);
+    if (DURATIONS.has(col)) return duration(v);
     if (INTS.has(col)) return int.format(v);
     if (Math.abs(v) >= 1e9) return v.toExponential(4);
+    if (v !== 0 && Math.abs(v) < 1e-3) return v.toPrecision(3);  // never a small value shown as 0
     return num.format(v);
+  }
+
+  // bars and the time they span: "18,925 bars (197 d)"
+  const DURATIONS = new Set(["max_drawdown_duration", "avg_bars_held"]);
+  function duration(bars) {
+    const m = /^(\d+)([mhdwM])$/.exec((H.data && H.data.interval) || "");
+    if (!m) return int.format(bars) + " bars";
+    const minutes = bars * Number(m[1]) * { m: 1, h: 60, d: 1440, w: 10080, M: 43200 }[m[2]];
+    const span = minutes >= 1440 ? int.format(Math.round(minutes / 1440)) + " d"
+      : minutes >= 60 ? int.format(Math.round(minutes / 60)) + " h" : int.format(Math.round(minutes)) + " min";
+    return int.format(Math.round(bars)) + " bars (" + span + ")";
   }
 
   function iso(ms) {
