@@ -9,7 +9,9 @@
   returns, by leader clustering in grid order: a series joins the first leader it correlates with
   at ρ ≥ ``CLUSTER_RHO`` (0.8), otherwise it leads a new cluster. The count of clusters is the
   number of trials that are not near-copies of each other. Series with zero variance form one
-  cluster of their own.
+  cluster of their own. Series longer than ``POINTS`` (2,000) bars are correlated on their
+  returns summed over 2,000 contiguous blocks (as ``numpy.array_split`` cuts them): the cost stays
+  bounded, and the correlation of block sums tracks that of the bar returns.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import numpy as np
 
 CLUSTER_RHO = 0.8
 #: above this many distinct series, effective_trials is not computed (each needs its returns simulated)
-MAX_CLUSTERED = 1_000
+MAX_CLUSTERED = 500
+#: longer series are correlated on their returns summed over this many contiguous blocks of bars
+POINTS = 2_000
 
 
 def duplicate_of(fingerprint: np.ndarray) -> np.ndarray:
@@ -41,20 +45,29 @@ def distinct(dup: np.ndarray) -> np.ndarray:
 
 def effective_trials(series: Iterable[np.ndarray], rho: float = CLUSTER_RHO) -> int:
     """Leader clustering of return series by Pearson correlation (see the module's doc)."""
-    leaders: list[np.ndarray] = []
+    leaders: np.ndarray | None = None  # (capacity, T): the leaders' standardised series, one row each
+    k = 0
     flat = False
     for r in series:
-        r = np.asarray(r, dtype=np.float64)
-        d = r - r.mean()
+        d = np.asarray(r, dtype=np.float64)
+        if len(d) > POINTS:  # sums over POINTS contiguous blocks of bars (numpy.array_split's)
+            d = np.add.reduceat(d, np.cumsum([0] + [len(b) for b in np.array_split(d, POINTS)[:-1]]))
+        d = d - d.mean()
         norm = float(np.sqrt(d @ d))
         if not norm > 0:
             flat = True
             continue
         z = d / norm
-        if any(float(lead @ z) >= rho for lead in leaders):
+        if k and float((leaders[:k] * z).sum(axis=1).max()) >= rho:  # no BLAS: its threads fight the sweep's
             continue
-        leaders.append(z)
-    return len(leaders) + int(flat)
+        if leaders is None or k == len(leaders):
+            grown = np.empty((max(8, 2 * k), len(z)))
+            if k:
+                grown[:k] = leaders[:k]
+            leaders = grown
+        leaders[k] = z
+        k += 1
+    return k + int(flat)
 
 
 def count_effective(heads: np.ndarray, returns_of: Callable[[int], np.ndarray]) -> int | None:
