@@ -213,7 +213,7 @@ def top_table(ranked, rank_by: str, rows: int = TOP_ROWS, swept: dict | None = N
     Sharpe, and each combination's short label (its swept values; ``swept``: per strategy, its swept
     columns; default the full strategy_id). The label is the last column when the lines fit in
     ``width`` characters, else listed below the table by rank."""
-    from engine.labels import short_label
+    from engine.report.labels import short_label
     from engine.validation.trials import first_of_groups
 
     top = first_of_groups(ranked[ranked["rank"].notna()]).head(rows).copy()

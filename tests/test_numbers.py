@@ -1,6 +1,6 @@
 """Numbers as printed: significant digits for small values, durations in bars and time, short labels."""
 
-from engine.labels import short_label
+from engine.report.labels import short_label
 from engine.report.numbers import format_duration, format_fixed, format_sig
 
 
