@@ -11,6 +11,8 @@ from . import argtypes
 #: Columns of the printed top table after rank, strategy and the rank metric.
 TABLE_METRICS = ("n_trades", "sharpe", "total_return", "max_drawdown", "win_rate", "profit_factor")
 TOP_ROWS = 5
+#: the printed tables fit in this many columns
+WIDTH = 120
 
 
 def register(sub) -> None:
@@ -203,15 +205,37 @@ def _overrides(args) -> dict:
 
 #: shown after the headline metrics when a validated sweep has them
 VALIDATION_TABLE_COLUMNS = ("oos_sharpe", "dsr")
+#: narrower headers, so the table fits in 120 columns
+SHORT_HEADERS = {"n_trades": "trades", "total_return": "return", "max_drawdown": "max_dd",
+                 "profit_factor": "pf", "win_rate": "win_rate"}
 
 
-def top_table(ranked, rank_by: str, rows: int = TOP_ROWS) -> str:
-    """The best ``rows`` ranked combinations: rank, strategy, the rank metric, trades and the headline
-    metrics; after a validated sweep also the holdout's Sharpe and the deflated Sharpe."""
-    top = ranked[ranked["rank"].notna()].head(rows)
-    cols = ["rank", "strategy_id", rank_by, *(m for m in TABLE_METRICS if m != rank_by)]
+def top_table(ranked, rank_by: str, rows: int = TOP_ROWS, swept: dict | None = None, width: int = WIDTH) -> str:
+    """The best ``rows`` ranked combinations (one per group of identical returns): rank, the rank metric,
+    trades and the headline metrics, after a validated sweep also the holdout's Sharpe and the deflated
+    Sharpe, and each combination's short label (its swept values; ``swept``: per strategy, its swept
+    columns; default the full strategy_id). The label is the last column when the lines fit in
+    ``width`` characters, else listed below the table by rank."""
+    from engine.report.labels import short_label
+    from engine.validation.trials import first_of_groups
+
+    top = first_of_groups(ranked[ranked["rank"].notna()]).head(rows).copy()
+    if swept is not None:
+        labels = [short_label(r["strategy"], swept.get(r["strategy"], ()), r) for r in top.to_dict("records")]
+    else:
+        labels = [str(x) for x in top["strategy_id"]]
+    cols = ["rank", rank_by, *(m for m in TABLE_METRICS if m != rank_by)]
     cols += [c for c in VALIDATION_TABLE_COLUMNS if c in top.columns and c != rank_by]
-    return top[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="—")
+    from engine.report.numbers import format_fixed
+
+    table = top[cols].rename(columns=SHORT_HEADERS).to_string(index=False, float_format=format_fixed,
+                                                              na_rep="—").splitlines()
+    longest = max((len(x) for x in labels), default=0)
+    if max(len(line) for line in table) + 2 + max(longest, len("combination")) <= width:
+        return "\n".join(line + "  " + lab for line, lab in zip(table, ["combination", *labels]))
+    ranks = [str(r) for r in top["rank"]]
+    w = max(len(r) for r in ranks)
+    return "\n".join(table + [""] + [f"{r.rjust(w)}  {lab}" for r, lab in zip(ranks, labels)])
 
 
 def cmd_run(args) -> int:
@@ -237,21 +261,32 @@ def cmd_run(args) -> int:
     for notice in res.results.notices:
         print(f"note: {notice}", file=sys.stderr)
     ranked = res.ranked
-    n_ranked = int(ranked["rank"].notna().sum())
+    from engine.validation.trials import first_of_groups
+
+    n_ranked = len(first_of_groups(ranked[ranked["rank"].notna()]))
     top = min(TOP_ROWS, n_ranked)
     rank_by, min_trades = cfg.report.rank_by, cfg.report.min_trades
-    unranked = len(ranked) - n_ranked
+    unranked = len(ranked) - int(ranked["rank"].notna().sum())
     note = (f"; {unranked} with fewer than {min_trades} trade{'s' if min_trades != 1 else ''} unranked"
             if unranked else "")
     where = " on the in-sample bars" if "oos_sharpe" in ranked.columns else ""
-    print(f"\nTop {top} of {len(ranked)} by {rank_by}{where}{note}:")
+    dups = len(ranked) - len(first_of_groups(ranked))
+    if dups:
+        note += f"; {dups} with the same returns as a better-placed one not shown (duplicate_of)"
     if top:
-        print(top_table(ranked, rank_by))
+        print(f"\nTop {top} of {len(ranked)} by {rank_by}{where}{note}:")
+        print(top_table(ranked, rank_by, swept={sw.strategy.name: sw.swept for sw in grid}))
+    else:
+        print(f"\nNo combination of {len(ranked)} is ranked: none has {min_trades} or more closed trades "
+              f"(report.min_trades){where}.")
     if res.validation is not None:
         from engine.report.validation import text_block
 
         print()
-        print("\n".join(text_block(res.validation, ranked)))
+        from engine.timeutil import periods_per_year
+
+        print("\n".join(text_block(res.validation, ranked, periods_per_year(res.results.candles.interval_ms),
+                                    width=WIDTH)))
     print(f"\nreport:  {res.run_dir / 'report.html'}")
     print(f"all runs: {out / 'index.html'}  (backtest runs --out {out})")
     print(f"results: {res.run_dir}")

@@ -38,9 +38,10 @@ def cmd_runs(args) -> int:
     if not runs:
         print(f"no runs under {args.out}/ yet (backtest run --out {args.out} writes one)")
         return 0
-    rows = [[r.folder.name, r.experiment, r.data, f"{r.combinations:,}", r.best_text, r.created_at] for r in runs]
-    print(_table(["id", "experiment", "data", "combinations", "best", "created"], rows, right={3}))
-    print(f"\n{len(runs)} run(s) · index: {args.out / 'index.html'}")
+    rows = [[r.folder.name, r.level or "—", r.experiment, r.data, f"{r.combinations:,}", r.best_text, r.created_at]
+            for r in reversed(runs)]  # newest first, as in index.html
+    print(_table(["id", "verdict", "experiment", "data", "combinations", "best", "created"], rows, right={4}))
+    print(f"\n{len(runs)} run(s), newest first · index: {args.out / 'index.html'}")
     return 0
 
 
@@ -91,4 +92,16 @@ def cmd_compare(args) -> int:
                      _num(mv.a.best), _num(mv.b.best)])
     print(_table(["metric", "A median", "B median", "change", "median is", "A p25 … p75", "B p25 … p75", "A best",
                   "B best"], rows, right={1, 2, 3, 7, 8}))
+    if cmp.validation:
+        print("\nvalidation (A → B):")
+        shown = [[label, _shown(va), _shown(vb)] for label, va, vb in cmp.validation]
+        print(_table(["figure", "A", "B"], shown, right={1, 2}))
     return 0
+
+
+def _shown(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
+    return str(v)

@@ -32,11 +32,12 @@ import pandas as pd
 from .candles import Candles
 from .config import Config
 from .grid import Grid
-from .metrics import OOS_METRICS, SHARPE_TESTS
+from .metrics import METRICS, OOS_METRICS, SHARPE_TESTS
 from .ranking import rank, top_combinations
 from .result import RunResult
 from .sweep import Progress, SweepResult, run_detail, run_sweep
 from .validation.evaluate import ValidationOutcome, evaluate
+from .validation.trials import duplicate_of, first_of_groups
 from .validation.windows import Window
 
 
@@ -63,6 +64,7 @@ class RunState:
     details: Mapping[int, RunResult] = field(default_factory=dict)
     top: tuple[int, ...] = ()  # the top K combinations, best first
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per stage run
+    holdout_details: Mapping[int, RunResult] = field(default_factory=dict)  # the top K on the holdout
 
     def results(self) -> "RunResults":
         """The finished run (every stage has run)."""
@@ -70,7 +72,8 @@ class RunState:
         return RunResults(cfg=i.cfg, grid=i.grid, candles=i.candles, view=_view(i.candles, self.outcome),
                           engine=i.engine, summary=self.summary, ranked=self.ranked,
                           notices=self.sweep.notices if self.sweep is not None else (), outcome=self.outcome,
-                          details=dict(self.details), top=self.top, timings=dict(self.timings))
+                          details=dict(self.details), top=self.top, timings=dict(self.timings),
+                          holdout_details=dict(self.holdout_details))
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class RunResults:
     details: Mapping[int, RunResult]  # combination -> detail run; the top K's keep their equity curves
     top: tuple[int, ...]  # the top K combinations, best first
     timings: Mapping[str, float]  # seconds per stage
+    #: the top K's runs on the holdout (a test window: flat at its start, closed at its end), for the charts
+    holdout_details: Mapping[int, RunResult] = field(default_factory=dict)
 
     def param_names(self, strategy: str) -> tuple[str, ...]:
         """The parameters of the strategy named ``strategy``, as the sweep declared them."""
@@ -109,7 +114,10 @@ def _sweep(state: RunState, progress: Progress | None) -> RunState:
 def _validate(state: RunState, progress: Progress | None) -> RunState:
     sweep = state.sweep
     if sweep.plan is None:
-        return replace(state, summary=sweep.summary)
+        summary = sweep.summary.copy()
+        if len(summary):
+            summary["duplicate_of"] = duplicate_of(summary[list(METRICS)].to_numpy(np.float64))
+        return replace(state, summary=summary)
     summary, outcome = validation_figures(state.inputs, sweep)
     return replace(state, summary=summary, outcome=outcome)
 
@@ -117,7 +125,7 @@ def _validate(state: RunState, progress: Progress | None) -> RunState:
 def _rank(state: RunState, progress: Progress | None) -> RunState:
     report = state.inputs.cfg.report
     ranked = rank(state.summary, report.rank_by, report.min_trades)
-    return replace(state, ranked=ranked, top=tuple(top_combinations(ranked, report.top_k)))
+    return replace(state, ranked=ranked, top=tuple(top_combinations(first_of_groups(ranked), report.top_k)))
 
 
 def _detail(state: RunState, progress: Progress | None) -> RunState:
@@ -133,7 +141,13 @@ def _detail(state: RunState, progress: Progress | None) -> RunState:
                 sw, k = i.grid.locate(g)
                 res = run_detail(i.cfg, sw, k, view, engine=i.engine)
                 details[g] = RunResult(np.empty(0), res.trades, res.metrics)  # its equity curve is not drawn
-    return replace(state, details=details)
+    holdout = state.outcome.plan.holdout if state.outcome is not None else None
+    oos: dict[int, RunResult] = {}
+    if holdout is not None:  # the charts go on past the cut
+        for g in state.top:
+            sw, k = i.grid.locate(g)
+            oos[g] = run_detail(i.cfg, sw, k, i.candles, engine=i.engine, window=holdout, test=True)
+    return replace(state, details=details, holdout_details=oos)
 
 
 STAGES: tuple[Stage, ...] = (Stage("sweep", _sweep), Stage("validate", _validate), Stage("rank", _rank),
@@ -191,15 +205,24 @@ def validation_figures(inputs: RunInputs, sweep: SweepResult) -> tuple[pd.DataFr
     combos = summary["combination"].to_numpy()
     if not np.array_equal(combos, np.arange(len(combos))):
         raise ValueError("validation needs the summary of the whole grid, in grid order")
+    view = candles.slice(0, plan.in_sample.b)
+
+    def returns_of(g: int) -> np.ndarray:
+        sw, i = grid.locate(g)
+        e = run_detail(cfg, sw, i, view, engine=inputs.engine).equity
+        return np.diff(e) / e[:-1]
+
     in_sample = None if rank_by in SHARPE_TESTS else summary[rank_by].to_numpy(np.float64)
     outcome = evaluate(plan, sweep.validation, candles, rank_by=rank_by, in_sample_rank=in_sample,
-                       trials=plan.trials, capital=cfg.execution.capital, simulate_test=simulate_test)
+                       trials=plan.trials, capital=cfg.execution.capital, simulate_test=simulate_test,
+                       fingerprint=summary[list(METRICS)].to_numpy(np.float64), returns_of=returns_of)
     out = summary[[c for c in summary.columns if c not in OOS_METRICS and c not in SHARPE_TESTS]].copy()
     for c in OOS_METRICS:
         if c in summary:
             out[c] = summary[c]
     out["psr"] = outcome.deflated.psr
     out["dsr"] = outcome.deflated.dsr
+    out["duplicate_of"] = outcome.duplicate_of
     return out, outcome
 
 

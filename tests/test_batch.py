@@ -221,7 +221,8 @@ def test_batch_sweep_with_validation_matches_a_local_run(aws, tmp_path, capsys):
     assert doc["inputs"]["deflated_sharpe"]["N"] == 16
     assert len(doc["inputs"]["walk_forward"]["folds"]) >= 3
     header = files["summary.csv"].decode().splitlines()[0].split(",")
-    assert header[-6:] == ["oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades", "psr", "dsr"]
+    assert header[-7:] == ["oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades", "psr", "dsr",
+                           "duplicate_of"]
     assert not any(c.startswith("_v.") for c in header)
 
 

@@ -248,10 +248,10 @@ def test_default_config_sweep(tmp_path, capsys):
     assert not (d / "plots").exists()           # PNG charts only with report.png: true
     size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
     assert size <= 8_000_000, f"the default run folder holds {size:,} bytes"
-    assert "Top 5 of 64 by sharpe on the in-sample bars:" in out and f"results: {d}" in out
+    assert "Top 5 of 64 by sharpe on the in-sample bars" in out and f"results: {d}" in out
     # the default config validates: the table shows the holdout's Sharpe and DSR, then the block and verdict
     assert "oos_sharpe" in out and "dsr" in out.split("Top 5")[1].splitlines()[1]
-    assert "Validation (in-sample bars 0–49,055, holdout 49,056–70,079; 64 combinations):" in out
+    assert "Validation (in-sample bars 0–49,055, holdout 49,056–70,079; 64 combinations, " in out
     assert "PBO " in out and "  verdict: " in out
 
 
@@ -323,8 +323,10 @@ report: {{top_k: 4}}
     n = len(shorts) * len(longs) * len(stops)
     summary = pd.read_csv(d / "summary.csv")
     assert len(summary) == n and summary["combination"].nunique() == n
-    assert sorted(p.name for p in (d / "runs").iterdir()) == sorted(f"{i}.json" for i in summary["strategy_id"][:4])
-    assert sorted(p.name for p in (d / "trades").iterdir()) == sorted(f"{i}.csv" for i in summary["strategy_id"][:4])
+    # the top K are the first of each group of identical returns (a stop that never fires repeats a row)
+    heads = summary[summary["duplicate_of"] == summary["combination"]]["strategy_id"][:4]
+    assert sorted(p.name for p in (d / "runs").iterdir()) == sorted(f"{i}.json" for i in heads)
+    assert sorted(p.name for p in (d / "trades").iterdir()) == sorted(f"{i}.csv" for i in heads)
     assert (d / "summary.parquet").exists() == parquet
     if parquet:
         pd.testing.assert_frame_equal(pd.read_parquet(d / "summary.parquet"), summary, check_dtype=False)
@@ -363,10 +365,14 @@ def test_top_table_shows_the_rank_metric_and_trades(tmp_path, capsys):
     summary = pd.read_csv(only_run_dir(tmp_path / "r") / "summary.csv")
     lines = out.splitlines()
     at = lines.index("Top 5 of 6 by calmar:")
-    assert lines[at + 1].split() == ["rank", "strategy_id", "calmar", "n_trades", "sharpe", "total_return",
-                                     "max_drawdown", "win_rate", "profit_factor"]
+    assert lines[at + 1].split() == ["rank", "calmar", "trades", "sharpe", "return", "max_dd", "win_rate", "pf",
+                                     "combination"]
     first = lines[at + 2].split()
-    assert first[:4] == ["1", summary["strategy_id"][0], f"{summary['calmar'][0]:.4f}", str(summary["n_trades"][0])]
+    assert first[:3] == ["1", f"{summary['calmar'][0]:.4f}", str(summary["n_trades"][0])]
+    # the combination in short: only its swept values (SMALL sweeps short_window and long_window)
+    row = summary.iloc[0]
+    assert first[-2:] == [f"ma_crossover(short={row['short_window']},", f"long={row['long_window']})"]
+    assert all(len(line) <= 120 for line in lines[at:at + 7])
 
 
 def test_data_overrides_pick_one_series_of_a_dataset(tmp_path, capsys):

@@ -102,6 +102,8 @@ def test_fill_open():
 
 def test_rank_by_unknown_metric():
     rejects(cfg(report={"rank_by": "alpha"}), "report.rank_by", "'alpha'")
+    rejects(cfg(report={"rank_by": "shrpe"}), "report.rank_by", "(did you mean sharpe?)")
+    rejects(cfg(report={"rank_by": "max_drawdwn"}), "(did you mean max_drawdown?)")
 
 
 def test_strategy_param_out_of_bounds():

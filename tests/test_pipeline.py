@@ -47,13 +47,18 @@ def test_a_run_started_from_its_sweep_equals_a_whole_run():
     resumed = finish_run(i, swept.sweep)
     pd.testing.assert_frame_equal(resumed.ranked, whole.ranked)
     assert resumed.top == whole.top and len(whole.top) == 3
-    assert list(whole.ranked["combination"][:3]) == list(whole.top)  # the top K, best first
+    # the top K, best first, one per group of identical returns
+    heads = whole.ranked[whole.ranked["duplicate_of"] == whole.ranked["combination"]]
+    assert list(heads["combination"][:3]) == list(whole.top)
+    for g in whole.top:  # a duplicate's rows equal its head's in every metric
+        dups = whole.ranked[whole.ranked["duplicate_of"] == g]
+        assert (dups["sharpe"] == dups["sharpe"].iloc[0]).all()
     for g in whole.top:
         assert resumed.details[g].trades == whole.details[g].trades
         np.testing.assert_array_equal(resumed.details[g].equity, whole.details[g].equity)
     assert resumed.outcome.cscv.pbo == whole.outcome.cscv.pbo
     assert resumed.outcome.walk_forward.metrics == whole.outcome.walk_forward.metrics
-    assert list(whole.summary.columns[-2:]) == ["psr", "dsr"]
+    assert list(whole.summary.columns[-3:]) == ["psr", "dsr", "duplicate_of"]
     assert len(whole.view) == 2250  # the detail runs are on the in-sample bars: floor(3000 * 0.75)
     assert set(whole.timings) == {"sweep", "validate", "rank", "detail"}
 

@@ -169,26 +169,39 @@ def test_default_report_in_a_real_browser(browser, default_run):
         " first: [c.x[0], c.open[0], c.high[0], c.low[0], c.close[0]],"
         " last: [c.x[c.x.length - 1], c.close[c.x.length - 1]]};")
     assert cd["type"] == "candlestick" and cd["n"] > 1000 and cd["boxes"] > 0
-    # The default config holds out the last 30%: the top combinations are drawn on the 49,056
-    # in-sample bars, shown as candles of 25 bars (at most 2,000), aggregated here independently.
+    # The default config holds out the last 30%: the charts cover the whole series, 70,080 bars as
+    # candles of 36 bars (at most 2,000), aggregated here independently; the cut at bar 49,056 is marked.
     from engine.data.synthetic import generate_candles
 
     cut = 70_080 * 7 // 10
     assert json.loads((default_run / "validation.json").read_text())["inputs"]["in_sample"]["bars"] == [0, cut]
-    raw = generate_candles(70_080, seed=42).slice(0, cut)
-    k = -(-cut // 2000)
-    assert k == 25 and cd["n"] == -(-cut // k)
+    raw = generate_candles(70_080, seed=42)
+    k = -(-70_080 // 2000)
+    assert k == 36 and cd["n"] == -(-70_080 // k)
     assert cd["first"][0] == raw.open_time[0] and cd["last"][0] == raw.open_time[(cd["n"] - 1) * k]
     np.testing.assert_allclose(cd["first"][1:], [raw.open[0], raw.high[:k].max(), raw.low[:k].min(), raw.close[k - 1]],
                                rtol=1e-7)
     assert cd["last"][1] == pytest.approx(raw.close[-1], rel=1e-7)
-    # the equity line ends at the final equity; the drawdown panel reaches the maximum drawdown
+    # the equity line goes on past the cut: the in-sample final equity grown by the holdout's return
+    # (summary.csv's oos_total_return, from the sweep); the drawdown panel is at least the in-sample one
     ends = browser.execute_script(
         "const d = document.getElementById('equity-1').data;"
         "return [d[1].y[d[1].y.length - 1], Math.min(...d[2].y)];")
     metrics = json.loads((default_run / "runs" / f"{top_id}.json").read_text())["metrics"]
-    assert ends[0] == pytest.approx(metrics["final_equity"], rel=1e-6)
-    assert ends[1] == pytest.approx(-100 * metrics["max_drawdown"], rel=1e-5)
+    grown = metrics["final_equity"] * (1 + summary["oos_total_return"][0])
+    assert ends[0] == pytest.approx(grown, rel=1e-6)
+    assert ends[1] <= -100 * metrics["max_drawdown"] * (1 - 1e-5)
+    # the held-out part is shaded on both charts, from the cut's open time, and the shading is drawn
+    for chart in ("equity-1", "candles-1"):
+        shade = browser.execute_script(
+            "const g = document.getElementById(arguments[0]);"
+            "const r = g.layout.shapes.find((s) => s.type === 'rect');"
+            "const drawn = [...g.querySelectorAll('.layer-below .shapelayer path')]"
+            "  .filter((p) => p.getBoundingClientRect().width > 50);"
+            "return {x0: r.x0, fill: r.fillcolor, drawn: drawn.length,"
+            " label: [...g.querySelectorAll('.annotation-text')].map((a) => a.textContent)};", chart)
+        assert shade["x0"] == raw.open_time[cut] and shade["drawn"] >= 1, (chart, shade)
+        assert shade["label"] == ["out of sample (holdout) →"]
     # Trade markers sit at the exact times and prices of the JSON trade list.
     doc = json.loads((default_run / "runs" / f"{top_id}.json").read_text())
     markers = browser.execute_script(
@@ -312,8 +325,16 @@ def test_default_run_shows_its_validation(browser, default_run):
     _open(browser, default_run / "report.html")
     section = browser.find_element("id", "validation")
     assert section.is_displayed()
-    assert doc["verdict"] in section.text and doc["verdict"].startswith("PBO ")
-    assert "PBO" in section.text and "top DSR" in section.text
+    assert doc["verdict"] in section.text and doc["verdict"].startswith(doc["level"] + ": ")
+    assert "CSCV · PBO" in section.text and "top · DSR" in section.text
+    # the verdict leads the page: a coloured banner above the header, with its level
+    banner = browser.find_element("id", "verdict")
+    assert banner.is_displayed() and banner.text.startswith(doc["level"].upper())
+    header = browser.find_element("id", "header")
+    assert banner.location["y"] < header.location["y"] and banner.location["y"] < 100
+    colour = browser.execute_script("return getComputedStyle(arguments[0]).backgroundColor", banner)
+    assert colour == {"fails": "rgb(176, 58, 46)", "weak": "rgb(185, 119, 14)",
+                      "promising": "rgb(30, 132, 73)"}[doc["level"]]
     titles = [h.text for h in section.find_elements("css selector", "h3")]
     assert any(t.startswith("λ over 12,870 CSCV splits") for t in titles), titles
     plots = browser.execute_script(

@@ -107,7 +107,9 @@ report: {min_trades: 100000}
     cfg.write_text(text)
     code, out, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "r", "--no-progress"], capsys)
     assert code == 0, err
-    assert "Top 0 of 2 by sharpe; 2 with fewer than 100000 trades unranked:" in out
+    # one sentence, no empty table
+    assert "No combination of 2 is ranked: none has 100000 or more closed trades (report.min_trades)." in out
+    assert "Top 0" not in out and "strategy_id" not in out
     (d,) = [p for p in (tmp_path / "r").iterdir() if p.is_dir()]
     assert json.loads((d / "manifest.json").read_text())["best"] is None
     assert not list((d / "trades").iterdir()) and page_data(d / "report.html")["top"] == []

@@ -98,19 +98,20 @@ def test_index_runs_and_compare(three_runs, capsys):
     index = (results / "index.html").read_text()
     assert index.count("· Batch") == 1
 
-    # backtest runs: one line per run, oldest first, with its data, size and best combination.
+    # backtest runs: one line per run, newest first (as index.html), with its data, size and best combination.
     code, out, err = run_cli(["runs", "--out", results], capsys)
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["id", "experiment", "data", "combinations", "best", "created"]
+    assert lines[0].split() == ["id", "verdict", "experiment", "data", "combinations", "best", "created"]
     rows = [line for line in lines[2:] if line.startswith("index_demo-")]
-    assert [r.split()[0] for r in rows] == ids
-    for row, run_id in zip(rows, ids):
+    assert [r.split()[0] for r in rows] == ids[::-1]
+    assert all(r.split()[1] == "—" for r in rows)  # not validated: no verdict
+    for row, run_id in zip(rows, ids[::-1]):
         summary = pd.read_csv(results / run_id / "summary.csv")
         best = summary.loc[summary["rank"] == 1].iloc[0]
         assert "index_demo" in row and "BTCUSDT 15m" in row and " 12 " in row
         assert f"{best['strategy_id']} (total_return {best['total_return']:.4g})" in row
-    assert "2023-01-10 → 2023-02-28" in rows[1] and "2023-02-01 → 2023-02-28" in rows[2]
+    assert "2023-01-10 → 2023-02-28" in rows[1] and "2023-02-01 → 2023-02-28" in rows[0]
     assert lines[-1].startswith("3 run(s)")
 
     # compare: the Batch run and the local run of the same config moved nothing.

@@ -468,3 +468,14 @@ def test_indicator_references_are_checked_when_loaded(indicators, needle):
     with pytest.raises(ConfigError) as exc:
         _strategy(cross_rule, indicators=indicators).binding()
     assert needle in str(exc.value), str(exc.value)
+
+
+@pytest.mark.parametrize("reserved", ["signal", "name", "indicators", "bounds"])
+def test_a_parameter_named_like_a_reserved_attribute_fails_in_one_line(reserved):
+    """A typed class attribute is a parameter: one named like Strategy's own attributes would replace
+    them (the rule, the name, the indicators), so the strategy is refused, naming the word."""
+    cls = type("Clash", (Strategy,), {"__annotations__": {reserved: int, "period": int}, reserved: 3, "period": 5})
+    with pytest.raises(ConfigError) as exc:
+        cls.param_specs()
+    msg = str(exc.value)
+    assert f"parameter {reserved!r} is a reserved attribute of Strategy" in msg and "\n" not in msg

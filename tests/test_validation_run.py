@@ -67,11 +67,11 @@ def test_files_and_columns(run):
     for name in ("validation.json", "walk_forward.csv", "summary.csv", "report.html", "manifest.json"):
         assert (d / name).is_file(), name
     summary = pd.read_csv(d / "summary.csv")
-    assert list(summary.columns[-6:]) == ["oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades",
-                                          "psr", "dsr"]
+    assert list(summary.columns[-7:]) == ["oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades",
+                                          "psr", "dsr", "duplicate_of"]
     assert len(summary) == 8
     manifest = json.loads((d / "manifest.json").read_text())
-    assert manifest["validation"]["summary"].startswith("PBO ")
+    assert manifest["validation"]["summary"].startswith(manifest["validation"]["level"] + ": ")
 
 
 def test_in_sample_and_holdout_columns_equal_the_reference_engine(run):
@@ -101,8 +101,13 @@ def test_psr_dsr_and_pbo_equal_a_materialised_recomputation(run):
     doc = json.loads((d / "validation.json").read_text())
     cut = math.floor(BARS * 0.75)
     R = np.array([returns(reference(run, g, (0, cut), False).equity) for g in range(8)])  # (8, T) in sample
+    # identical return series (the reference engine's) are one trial: the lowest index stands for them
+    first = [next(h for h in range(8) if np.array_equal(R[h], R[g])) for g in range(8)]
+    summary_order = summary["duplicate_of"].tolist()
+    assert summary_order == first and len(set(first)) < 8  # the stop never fires on some: duplicates exist
+    assert doc["trials"]["distinct"] == len(set(first)) and doc["trials"]["combinations"] == 8
     srs = R.mean(axis=1) / R.std(axis=1, ddof=1)
-    V = np.var(srs, ddof=1)
+    V = np.var(srs[sorted(set(first))], ddof=1)
     N = 40  # validation.trials
     sr0 = math.sqrt(V) * ((1 - np.euler_gamma) * ss.norm.ppf(1 - 1 / N) + np.euler_gamma * ss.norm.ppf(1 - 1 / (N * math.e)))
     assert doc["deflated_sharpe"]["SR0"] == pytest.approx(sr0, rel=1e-9)
@@ -152,14 +157,18 @@ def test_walk_forward_by_brute_force(run):
     assert wf["stitched"]["total_return"] == pytest.approx(stitched - 1, rel=1e-9)
     cagr = stitched ** (P_15M / 4500) - 1
     assert wf["stitched"]["cagr"] == pytest.approx(cagr, rel=1e-9)
-    assert wf["efficiency"] == pytest.approx(cagr / np.mean(is_cagr), rel=1e-9)
+    if np.mean(is_cagr) > 0:
+        assert wf["efficiency"] == pytest.approx(cagr / np.mean(is_cagr), rel=1e-9)
+    else:  # a ratio over an in-sample loss is no efficiency
+        assert wf["efficiency"] is None and wf["efficiency_text"] == "n/a (in-sample CAGR ≤ 0)"
 
 
 def test_report_html_has_the_validation_section(run):
     from test_report_html import page_data
 
     v = page_data(run["dir"] / "report.html")["validation"]
-    assert v["title"] == "Validation" and v["summary"].startswith("PBO ")
+    assert v["title"] == "Validation" and v["summary"].startswith(v["level"] + ": ")
+    assert v["level"] in ("fails", "weak", "promising")
     assert {c["title"].split(":")[0] for c in v["charts"]} >= {"Walk-forward"}
     # λ histogram, the CSCV splits' IS vs OOS, every combination's in-sample vs holdout Sharpe, walk-forward
     assert len(v["charts"]) == 4 and v["tables"][0]["title"] == "Walk-forward folds"
@@ -174,8 +183,9 @@ def test_printed_block_and_reproducibility(run, capsys):
     capsys.readouterr()
     assert main(["run", "--config", str(run["cfg_path"]), "--out", str(out), "--run-id", "b", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "Validation (in-sample bars 0–4,499, holdout 4,500–5,999; 8 combinations):" in printed
-    assert "PBO " in printed and "walk-forward (9 folds)" in printed and "verdict: PBO " in printed
+    assert "Validation (in-sample bars 0–4,499, holdout 4,500–5,999; 8 combinations, 4 distinct return series" \
+        in printed
+    assert "PBO " in printed and "walk-forward (9 folds)" in printed and "verdict: fails: " in printed
     a, b = stable_tree(out / "a"), stable_tree(out / "b")
     assert a.keys() == b.keys() and {k for k in a if a[k] != b[k]} == set()
 
@@ -194,7 +204,7 @@ def test_reference_engine_gives_the_same_figures(run):
 
 
 def test_without_validation_nothing_changes(tmp_path):
-    """No validation section: no validation file, no extra column (the outputs are today's)."""
+    """No validation section: no validation file, no validation column (duplicate_of stays: it needs none)."""
     plain = CONFIG.split("validation:")[0]
     cfg_path = tmp_path / "plain.yaml"
     cfg_path.write_text(plain)
@@ -203,5 +213,29 @@ def test_without_validation_nothing_changes(tmp_path):
     d = tmp_path / "r" / "p"
     assert not (d / "validation.json").exists() and not (d / "walk_forward.csv").exists()
     summary = pd.read_csv(d / "summary.csv")
-    assert summary.columns[-1] == "final_equity"
+    assert list(summary.columns[-2:]) == ["final_equity", "duplicate_of"]
     assert "validation" not in json.loads((d / "manifest.json").read_text())
+
+
+def test_compare_and_runs_show_the_validation(run, capsys):
+    """compare covers the holdout's columns, PSR, DSR and the run-level figures (from validation.json);
+    runs and index.html show the verdict's level."""
+    d = run["dir"]
+    doc = json.loads((d / "validation.json").read_text())
+    capsys.readouterr()
+    assert main(["compare", str(d), str(d), "--out", str(run["root"] / "results")]) == 0
+    out = capsys.readouterr().out
+    for col in ("oos_sharpe", "oos_total_return", "oos_max_drawdown", "oos_n_trades", "psr", "dsr"):
+        line = next(x for x in out.splitlines() if x.startswith(col + " "))
+        assert line.split()[4] == "same", line
+    figures = out.split("validation (A → B):")[1]
+    level = next(x for x in figures.splitlines() if x.startswith("verdict level"))
+    assert level.split()[-2:] == [doc["level"]] * 2
+    pbo = next(x for x in figures.splitlines() if x.startswith("PBO "))
+    assert pbo.split()[-1] == f"{doc['pbo']['pbo']:.4g}"
+    eff = next(x for x in figures.splitlines() if x.startswith("effective trials"))
+    assert eff.split()[-1] == f"{doc['trials']['effective']:,}"
+    assert main(["runs", "--out", str(run["root"] / "results")]) == 0
+    row = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("a "))
+    assert row.split()[1] == doc["level"]
+    assert f'<span class="verdict-{doc["level"]}">' in (run["root"] / "results" / "index.html").read_text()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.trade import Trade
-from engine.validation.walk_forward import choose, efficiency, stitch
+from engine.validation.walk_forward import choose, efficiency, efficiency_text, stitch
 from engine.validation.windows import Fold, Window, plan_folds
 
 
@@ -36,6 +36,11 @@ def test_stitch_chains_the_folds_from_the_capital():
 def test_efficiency():
     assert efficiency(0.2, [0.4, 0.2]) == pytest.approx(0.2 / 0.3)
     assert efficiency(-0.1, [0.5]) == pytest.approx(-0.2)
+    # issue 21: two negatives made a positive 1.39; a mean in-sample CAGR <= 0 gives none
+    assert efficiency(-0.71, [-0.5, -0.52]) is None
+    assert efficiency_text(None, [-0.5, -0.52]) == "n/a (in-sample CAGR ≤ 0)"
+    assert efficiency_text(None, [0.5, None]) == "n/a"
+    assert efficiency_text(0.5, [0.2]) == "0.50"
     assert efficiency(None, [0.4]) is None
     assert efficiency(0.2, [0.4, None]) is None
     assert efficiency(0.2, [0.1, -0.1]) is None  # mean 0

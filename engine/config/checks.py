@@ -6,6 +6,8 @@ value converted (an int, a float, a tuple of axis values...).
 
 from __future__ import annotations
 
+import difflib
+
 import math
 import re
 from typing import Any
@@ -75,7 +77,9 @@ def string(key: str, value: Any) -> str:
 
 def choice(key: str, value: Any, choices: tuple[str, ...], *, listed: bool = False) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{key}: {_show(value)}; expected one of {', '.join(choices)}"
+        near = difflib.get_close_matches(value, choices, n=1, cutoff=0.6) if isinstance(value, str) else []
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise ConfigError(f"{key}: {_show(value)}{hint}; expected one of {', '.join(choices)}"
                           + (" (or a list)" if listed else ""))
     return value
 

@@ -13,12 +13,14 @@ import pandas as pd
 import yaml
 
 from ..errors import UserError
-from ..metrics import ASCENDING, METRICS
+from ..metrics import ASCENDING, METRICS, OOS_METRICS, VALIDATION_COLUMNS
 from .index import MANIFEST, list_runs
 
 MISSING = object()
 #: Metrics without a better direction: their change is only higher or lower.
-NEUTRAL = frozenset({"n_trades", "exposure", "avg_bars_held", "buy_and_hold_return"})
+NEUTRAL = frozenset({"n_trades", "exposure", "avg_bars_held", "buy_and_hold_return", "oos_n_trades"})
+#: Every summary column compared: the metrics, then the holdout's and the Sharpe tests (validated runs).
+COMPARED = (*METRICS, *VALIDATION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def distribution(values: pd.Series, metric: str) -> Distribution:
     if not v.size:
         return Distribution(0, None, None, None, None)
     p25, med, p75 = (float(x) for x in np.percentile(v, [25, 50, 75]))
-    best = float(v.min() if metric in ASCENDING else v.max())
+    best = float(v.min() if _ascending(metric) else v.max())
     return Distribution(int(v.size), p25, med, p75, best)
 
 
@@ -139,10 +141,16 @@ class MetricMove:
             return "same"
         if self.metric in NEUTRAL:
             return "higher" if d > 0 else "lower"
-        return "better" if (d < 0) == (self.metric in ASCENDING) else "worse"
+        return "better" if (d < 0) == _ascending(self.metric) else "worse"
 
 
-def metric_moves(a: pd.DataFrame, b: pd.DataFrame, metrics: tuple[str, ...] = METRICS) -> list[MetricMove]:
+def _ascending(metric: str) -> bool:
+    """Lower is better: drawdowns and fees, in sample or on the holdout."""
+    return OOS_METRICS.get(metric, metric) in ASCENDING
+
+
+def metric_moves(a: pd.DataFrame, b: pd.DataFrame, metrics: tuple[str, ...] = COMPARED) -> list[MetricMove]:
+    metrics = tuple(m for m in metrics if m in METRICS or m in a or m in b)
     return [MetricMove(m, distribution(a[m], m) if m in a else distribution(pd.Series(dtype=float), m),
                        distribution(b[m], m) if m in b else distribution(pd.Series(dtype=float), m))
             for m in metrics]
@@ -155,9 +163,44 @@ class Comparison:
     config: list[tuple[str, Any, Any]]
     data: list[tuple[str, Any, Any]]
     moves: list[MetricMove]
+    validation: list[tuple[str, Any, Any]]  # run-level figures (verdict level, PBO, trials, ...), A then B
 
 
 def compare_runs(a: Path, b: Path) -> Comparison:
     ra, rb = load_run(a), load_run(b)
     return Comparison(ra, rb, config_diff(ra.config, rb.config), data_diff(ra.manifest, rb.manifest),
-                      metric_moves(ra.summary, rb.summary))
+                      metric_moves(ra.summary, rb.summary), validation_figures(ra, rb))
+
+
+#: The run-level validation figures compared, as (label, path in validation.json)
+RUN_FIGURES = (("verdict level", ("level",)), ("PBO", ("pbo", "pbo")), ("P(OOS Sharpe < 0)", ("pbo", "prob_oos_loss")),
+               ("top's DSR", ("top", "dsr")), ("top's oos_sharpe", ("top", "oos_sharpe")),
+               ("combinations", ("trials", "combinations")), ("distinct return series", ("trials", "distinct")),
+               ("effective trials", ("trials", "effective")), ("DSR's N", ("trials", "dsr_N")),
+               ("holdout Spearman", ("holdout", "spearman")),
+               ("walk-forward return", ("walk_forward", "stitched", "total_return")),
+               ("walk-forward efficiency", ("walk_forward", "efficiency")))
+
+
+def _validation_doc(run: Run) -> dict | None:
+    try:
+        doc = json.loads((run.folder / "validation.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _dig(doc: dict | None, path: tuple[str, ...]):
+    for k in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(k)
+    return doc
+
+
+def validation_figures(a: Run, b: Run) -> list[tuple[str, Any, Any]]:
+    """Each run-level figure in A and B (None where a run has none); empty when neither validated."""
+    da, db = _validation_doc(a), _validation_doc(b)
+    if da is None and db is None:
+        return []
+    return [(label, _dig(da, path), _dig(db, path)) for label, path in RUN_FIGURES]

@@ -145,15 +145,19 @@ def _column(series: pd.Series, name: str) -> list:
 
 #: Shown right after the rank metric, so the table's first screen answers "how good, how often".
 HEADLINE = ("n_trades", "total_return", "max_drawdown")
+#: After a validated sweep, the out-of-sample evidence next to the headline (issue 21).
+EVIDENCE = ("oos_sharpe", "psr", "dsr")
 
 
 def _columns(ranked: pd.DataFrame, rank_by: str) -> list[str]:
     """rank, id, the rank metric and the headline metrics, the parameters, the other metrics, strategy."""
     first = ["rank", "strategy_id", rank_by, *(m for m in HEADLINE if m != rank_by)]
+    first += [c for c in EVIDENCE if c in ranked.columns and c not in first]  # out of sample, beside in sample
     params = [c for c in ranked.columns if c not in METRICS and c not in SUMMARY_COLUMNS and c not in first
-              and c not in ("combination", "strategy")]
+              and c not in ("combination", "strategy", "duplicate_of")]
     extra = [c for c in SUMMARY_COLUMNS if c in ranked.columns and c not in first]  # validation's
-    return first + params + [m for m in METRICS if m not in first] + extra + ["strategy"]
+    dup = ["duplicate_of"] if "duplicate_of" in ranked.columns else []
+    return first + params + [m for m in METRICS if m not in first] + extra + dup + ["strategy"]
 
 
 def _table(ranked: pd.DataFrame, limit: int | None, rank_by: str) -> dict:
@@ -204,6 +208,8 @@ def _top(top: TopCombination, k: int) -> dict:
         "strategy": str(row["strategy"]),
         "params": {p: _scalar(row[p], 12) for p in top.params},
         **{rule: _scalar(row[rule], 12) for rule in RULE_COLUMNS},  # stop_loss, direction, size, ...
+        "rules": {rule: _scalar(row[rule], 12) for rule in RULE_COLUMNS},
+        "evidence": {c: _scalar(row[c], 12) for c in EVIDENCE if c in row},
         "metrics": {m: _scalar(res.metrics[m], 12) for m in METRICS},
         "equity": _shown(display.band_buckets(res.equity, k).last),
         "drawdown": _shown(display.band_buckets(display.drawdown(res.equity), k).high),
@@ -213,8 +219,10 @@ def _top(top: TopCombination, k: int) -> dict:
 
 def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[str]], candles: Candles,
                   capital: float, top: Sequence[TopCombination], rank_by: str, config_text: str,
-                  validation: dict | None = None) -> dict:
+                  validation: dict | None = None, cut: int | None = None) -> dict:
     """Everything the page draws, as plain JSON-able values (deterministic for the same inputs).
+
+    ``cut``: the first holdout bar of ``candles`` (the charts shade from there on), or None.
 
     ``swept``: per strategy, the parameters that take more than one value (heatmap axes).
     """
@@ -246,6 +254,7 @@ def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[s
         "top": [_top(t, ke) for t in top],
         "config_text": config_text,
         "validation": validation,
+        "holdout_from": None if cut is None else int(c.open_time[cut]),
     }
 
 

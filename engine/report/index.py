@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..jsonio import write_text_atomic
 from ..run_store import MANIFEST, results_lock
+from ..validation.verdict import LEVELS
 from .html import REPORT
 
 INDEX = "index.html"
@@ -39,6 +40,7 @@ class RunInfo:
     best: dict | None  # strategy_id, metric, value
     batch: bool
     has_report: bool
+    level: str | None = None  # the validation verdict's level (fails, weak, promising), when validated
 
     @property
     def data(self) -> str:
@@ -87,7 +89,13 @@ def read_run(folder: Path) -> RunInfo | None:
         interval=data.get("interval"), first=str(data.get("first_open_time", "")),
         last=str(data.get("last_open_time", "")), rows=int(data.get("rows", 0)),
         combinations=int(m.get("combinations", 0)), rank_by=rank_by, best=best, batch="batch" in m,
-        has_report=(folder / REPORT).exists())
+        has_report=(folder / REPORT).exists(), level=_level(m))
+
+
+def _level(manifest: dict) -> str | None:
+    v = manifest.get("validation")
+    level = v.get("level") if isinstance(v, dict) else None
+    return level if level in LEVELS else None
 
 
 def list_runs(out_root: Path) -> list[RunInfo]:
@@ -105,10 +113,11 @@ def render_index(runs: list[RunInfo]) -> str:
         name = html.escape(r.folder.name)
         link = f'<a href="{html.escape(r.folder.name, quote=True)}/{REPORT}">{name}</a>' if r.has_report else name
         engine = r.engine + (" · Batch" if r.batch else "")
-        cells = (link, html.escape(r.experiment), html.escape(r.data), f"{r.combinations:,}", html.escape(r.best_text),
-                 html.escape(r.created_at), html.escape(engine))
+        verdict = f'<span class="verdict-{r.level}">{r.level}</span>' if r.level else "—"
+        cells = (link, verdict, html.escape(r.experiment), html.escape(r.data), f"{r.combinations:,}",
+                 html.escape(r.best_text), html.escape(r.created_at), html.escape(engine))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    body = "\n".join(rows) if rows else '<tr><td colspan="7">No runs yet.</td></tr>'
+    body = "\n".join(rows) if rows else '<tr><td colspan="8">No runs yet.</td></tr>'
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -121,13 +130,17 @@ th, td {{ padding: 6px 12px; border-bottom: 1px solid #e3e7ee; text-align: left;
 th {{ background: #eef2f8; }}
 tr:hover {{ background: #f1f6ff; }}
 a {{ color: #1f5fa8; }}
+.verdict-fails, .verdict-weak, .verdict-promising {{ color: #fff; padding: 2px 8px; border-radius: 4px; }}
+.verdict-fails {{ background: #b03a2e; }}
+.verdict-weak {{ background: #b9770e; }}
+.verdict-promising {{ background: #1e8449; }}
 </style>
 </head>
 <body>
 <h1>Backtest runs</h1>
 <p>{len(runs):,} run(s), newest first. Compare two with <code>backtest compare RUN_A RUN_B</code>.</p>
 <table id="runs">
-<thead><tr><th>run</th><th>experiment</th><th>data</th><th>combinations</th><th>best</th><th>created (UTC)</th>
+<thead><tr><th>run</th><th>verdict</th><th>experiment</th><th>data</th><th>combinations</th><th>best</th><th>created (UTC)</th>
 <th>engine</th></tr></thead>
 <tbody>
 {body}

@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import __version__
@@ -22,6 +23,7 @@ from ..candles import Candles
 from ..jsonio import write_json
 from ..pipeline import RunResults
 from ..ranking import ranked_rows
+from ..result import RunResult
 from ..run_store import MANIFEST
 from ..strategies import strategy_path
 from ..timeutil import format_time, utc_now_iso
@@ -99,6 +101,16 @@ def _write_validation(out: Path, res: RunResults, pool: ChartPool | None) -> dic
     return vr.html_section(outcome, ranked, folds_frame)
 
 
+def whole_series(in_sample: RunResult, holdout: RunResult | None, capital: float) -> RunResult:
+    """The equity to draw: in sample, then (with a holdout) the holdout run's equity scaled to go on from
+    where the in-sample run ended. Trades and metrics stay the in-sample run's."""
+    if holdout is None:
+        return in_sample
+    scale = in_sample.equity[-1] / capital
+    return RunResult(np.concatenate([in_sample.equity, holdout.equity[1:] * scale]), in_sample.trades,
+                     in_sample.metrics)
+
+
 def _compact(section: dict) -> dict:
     """What the manifest keeps of a report.html section: everything but chart data."""
     return {k: v for k, v in section.items() if k != "charts"}
@@ -131,11 +143,15 @@ def write_run_folder(out: Path, res: RunResults, *, run_id: str, timings: dict |
         if res.outcome is not None:
             validation = _write_validation(out, res, pool)
         t_html = time.perf_counter()
-        top = [TopCombination(row, res.param_names(row["strategy"]), res.details[int(row["combination"])])
-               for row in ranked[ranked["combination"].isin(res.top)].to_dict("records")]
-        payload = build_payload(header=_header(res, data), ranked=ranked, swept=swept_axes(res), candles=res.view,
-                                capital=cfg.execution.capital, top=top, rank_by=cfg.report.rank_by,
-                                config_text=config_text(cfg.raw), validation=validation)
+        top = [TopCombination(row, res.param_names(row["strategy"]),
+                              whole_series(res.details[g], res.holdout_details.get(g), cfg.execution.capital))
+               for row in ranked[ranked["combination"].isin(res.top)].to_dict("records")
+               for g in [int(row["combination"])]]
+        cut = len(res.view) if res.holdout_details else None  # the charts cover the holdout too, shaded
+        payload = build_payload(header=_header(res, data), ranked=ranked, swept=swept_axes(res),
+                                candles=res.candles if cut else res.view, capital=cfg.execution.capital, top=top,
+                                rank_by=cfg.report.rank_by, config_text=config_text(cfg.raw), validation=validation,
+                                cut=cut)
         del top[:]  # the equity curves are no longer needed
         write_html_report(out, payload, {"run_id": run_id, "created_at": created_at, "timings": dict(timings or {})})
         t_html = time.perf_counter() - t_html

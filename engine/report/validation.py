@@ -8,6 +8,7 @@ ranked summary and the candles, so a local run and a Batch ``reduce`` write the 
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,8 +21,13 @@ from ..jsonio import clean as _clean
 from ..metrics import METRICS, OOS_METRICS
 from ..timeutil import iso_time
 from ..validation.evaluate import ValidationOutcome
+from ..validation.trials import CLUSTER_RHO
+from ..validation.verdict import Evidence, Verdict
+from ..validation.verdict import verdict as judge
+from ..validation.walk_forward import efficiency_text
 from ..validation.windows import Window
 from .display import envelope_indices
+from .numbers import format_sig
 
 VALIDATION_JSON = "validation.json"
 WALK_FORWARD_CSV = "walk_forward.csv"
@@ -34,33 +40,20 @@ def window_times(candles: Candles, w: Window) -> list[str]:
     return [iso_time(candles.open_time[w.a]), iso_time(candles.open_time[w.b - 1] + candles.interval_ms)]
 
 
-def verdict(outcome: ValidationOutcome, top: dict | None) -> str:
-    """One plain sentence a researcher can act on: what PBO says about the ranking, then
-    what the deflated Sharpe says about the top combination."""
-    N = outcome.deflated.N
-    sr = None if top is None else top["sharpe_per_bar"]
-    dsr = None if top is None else top["dsr"]
-    parts = []
-    if outcome.cscv is not None:
-        p = outcome.cscv.pbo
-        if p >= 0.5:
-            parts.append(f"PBO {p:.2f}: the top combination is more likely than not to fall below the median "
-                         "out of sample")
-        elif p >= 0.2:
-            parts.append(f"PBO {p:.2f}: the top combination usually stays above the median out of sample, "
-                         "but overfitting is plausible")
-        else:
-            parts.append(f"PBO {p:.2f}: the in-sample ranking mostly holds out of sample")
-    if sr is not None and sr <= 0:
-        parts.append("the top combination loses money even in sample (Sharpe below 0): nothing here is "
-                     "worth trading")
-    elif dsr is not None:
-        sig = "significant" if dsr >= DSR_LEVEL else "not significant"
-        whose = "its" if parts else "the top combination's"
-        parts.append(f"{whose} Sharpe is {sig} after {N:,} trials (DSR {dsr:.2f})")
-    elif not parts:
-        parts.append("DSR undefined: too few returns or combinations to judge the top combination")
-    return "; ".join(parts)
+def evidence(outcome: ValidationOutcome, top: dict | None) -> Evidence:
+    """The figures the verdict reads, from the outcome and the top combination."""
+    c, wf = outcome.cscv, outcome.walk_forward
+    return Evidence(
+        ranked=top is not None, top_sharpe=None if top is None else top["sharpe_per_bar"],
+        dsr=None if top is None else top["dsr"], trials=outcome.deflated.N,
+        cscv=c is not None, pbo=None if c is None else c.pbo, prob_oos_loss=None if c is None else c.prob_oos_loss,
+        holdout=outcome.holdout is not None, holdout_sharpe=None if top is None else top.get("oos_sharpe"),
+        walk_forward=wf is not None, wf_return=None if wf is None else _clean(wf.metrics["total_return"]))
+
+
+def verdict(outcome: ValidationOutcome, top: dict | None) -> Verdict:
+    """The level and its sentences (engine.validation.verdict)."""
+    return judge(evidence(outcome, top))
 
 
 def _top(outcome: ValidationOutcome, ranked: pd.DataFrame) -> dict | None:
@@ -101,7 +94,9 @@ def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
                        "train_utc": window_times(candles, f.train), "test_utc": window_times(candles, f.test)}
                       for f in plan.folds]},
     }
-    doc = {"verdict": verdict(outcome, top), "inputs": inputs, "top": top}
+    v = verdict(outcome, top)
+    doc = {"verdict": v.sentence, "level": v.level, "inputs": inputs, "top": top,
+           "trials": trials_doc(outcome)}
     c = outcome.cscv
     doc["pbo"] = None if c is None else {
         "pbo": c.pbo, "prob_oos_loss": c.prob_oos_loss,
@@ -117,9 +112,16 @@ def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
     wf = outcome.walk_forward
     doc["walk_forward"] = None if wf is None else {
         "folds": len(wf.folds), "efficiency": _clean(wf.efficiency),
+        "efficiency_text": efficiency_text(wf.efficiency, [fo.in_sample_cagr for fo in wf.folds]),
         "stitched": {m: _clean(wf.metrics[m]) for m in METRICS},
     }
     return doc
+
+
+def trials_doc(outcome: ValidationOutcome) -> dict:
+    """The trial counts: combinations, distinct return series, clusters, and the DSR's N."""
+    return {"combinations": len(outcome.deflated.sharpe), "distinct": outcome.distinct_trials,
+            "effective": outcome.effective_trials, "cluster_rho": CLUSTER_RHO, "dsr_N": outcome.deflated.N}
 
 
 def walk_forward_frame(outcome: ValidationOutcome, grid: Grid, candles: Candles) -> pd.DataFrame:
@@ -138,38 +140,50 @@ def walk_forward_frame(outcome: ValidationOutcome, grid: Grid, candles: Candles)
     return pd.DataFrame(rows)
 
 
-def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame) -> list[str]:
-    """The lines ``backtest run`` prints."""
+def _num(v, fmt: str = ".3f") -> str:
+    """``fmt``, but a nonzero value it would print as 0 keeps 2 significant digits."""
+    if v is None:
+        return "—"
+    text = format(v, fmt)
+    return f"{v:.1e}" if v != 0 and float(text) == 0 else text
+
+
+def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float | None = None,
+               width: int | None = None) -> list[str]:
+    """The lines ``backtest run`` prints. ``per_year``: bars per year, to annualise per-bar Sharpes;
+    ``width``: wrap the lines to it (the verdict's sentences)."""
     plan, d = outcome.plan, outcome.deflated
     top = _top(outcome, ranked)
     where = f"in-sample bars 0–{plan.in_sample.b - 1:,}"
     if plan.holdout is not None:
         where += f", holdout {plan.holdout.a:,}–{plan.holdout.b - 1:,}"
-    lines = [f"Validation ({where}; {len(d.sharpe):,} combinations):"]
+    t = trials_doc(outcome)
+    eff = "—" if t["effective"] is None else f"{t['effective']:,}"
+    lines = [f"Validation ({where}; {t['combinations']:,} combinations, {t['distinct']:,} distinct return "
+             f"series, {eff} effective trials at ρ ≥ {CLUSTER_RHO}):"]
     c = outcome.cscv
     if c is not None:
-        slope = "—" if c.slope is None else f"{c.slope:.2f}"
-        lines.append(f"  PBO {c.pbo:.3f} (CSCV, S={c.blocks}, {c.splits:,} splits) · P(OOS Sharpe < 0) "
-                     f"{c.prob_oos_loss:.3f} · degradation slope {slope}")
+        lines.append(f"  CSCV: PBO {c.pbo:.3f} (S={c.blocks}, {c.splits:,} splits) · P(OOS Sharpe < 0) "
+                     f"{c.prob_oos_loss:.3f} · degradation slope {_num(_clean(c.slope), '.2f')}")
     if top is not None:
-        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-        lines.append(f"  top {top['strategy_id']}: PSR {fmt(top['psr'])} · DSR {fmt(top['dsr'])} "
-                     f"(N={d.N:,}, SR0 {fmt(_clean(d.SR0))}/bar)")
+        sr0 = _clean(d.SR0)
+        yearly = "" if sr0 is None or not per_year else f", {sr0 * np.sqrt(per_year):.2f} annualised"
+        lines.append(f"  top (rank 1): PSR {_num(top['psr'])} · DSR {_num(top['dsr'])} "
+                     f"(N={d.N:,}; SR0 {format_sig(sr0)} per bar{yearly})")
     h = outcome.holdout
     if h is not None and top is not None:
-        rho = "—" if h.spearman is None else f"{h.spearman:.3f}"
-        oos = top.get("oos_sharpe")
-        lines.append(f"  holdout: Spearman of in/out-of-sample {h.metric} {rho} · top's out-of-sample Sharpe "
-                     f"{'—' if oos is None else f'{oos:.3f}'}")
+        lines.append(f"  holdout: Spearman of in/out-of-sample {h.metric} {_num(h.spearman)} · top's "
+                     f"out-of-sample Sharpe {_num(top.get('oos_sharpe'))}")
     wf = outcome.walk_forward
     if wf is not None:
         m = wf.metrics
-        eff = "—" if wf.efficiency is None else f"{wf.efficiency:.2f}"
-        sharpe = "—" if m["sharpe"] is None else f"{m['sharpe']:.3f}"
+        eff = efficiency_text(wf.efficiency, [fo.in_sample_cagr for fo in wf.folds])
         lines.append(f"  walk-forward ({len(wf.folds)} folds): out-of-sample return {m['total_return']:+.2%} · "
-                     f"Sharpe {sharpe} · efficiency {eff}")
-    lines.append(f"  verdict: {verdict(outcome, top)}")
-    return lines
+                     f"Sharpe {_num(m['sharpe'])} · efficiency {eff}")
+    lines.append(f"  verdict: {verdict(outcome, top).sentence}")
+    if width is None:
+        return lines
+    return [w for line in lines for w in textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False)]
 
 
 def charts(outcome: ValidationOutcome, folder: Path, ranked: pd.DataFrame) -> list[tuple]:
@@ -218,20 +232,31 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
     top = _top(outcome, ranked)
     d, c, h, wf = outcome.deflated, outcome.cscv, outcome.holdout, outcome.walk_forward
     metrics: dict = {}
+    t = trials_doc(outcome)
     if c is not None:
-        metrics.update({"PBO": c.pbo, "P(OOS Sharpe < 0)": c.prob_oos_loss, "degradation slope": _clean(c.slope),
-                        "CSCV blocks (S)": c.blocks, "CSCV splits": c.splits})
+        metrics.update({"CSCV · PBO": c.pbo, "CSCV · P(OOS Sharpe < 0)": c.prob_oos_loss,
+                        "CSCV · degradation slope": _clean(c.slope), "CSCV · blocks (S)": c.blocks,
+                        "CSCV · splits": c.splits})
     if top is not None:
-        metrics.update({"top combination": top["strategy_id"], "top PSR": top["psr"], "top DSR": top["dsr"]})
-    metrics.update({"trials (N)": d.N, "SR0 per bar": _clean(d.SR0), "V (Sharpe variance)": _clean(d.V),
-                    "returns (T)": outcome.plan.T})
+        metrics.update({"top · combination": top["strategy_id"], "top · PSR": top["psr"], "top · DSR": top["dsr"]})
+    metrics.update({"trials · combinations": t["combinations"], "trials · distinct return series": t["distinct"],
+                    f"trials · effective (clusters at ρ ≥ {CLUSTER_RHO})": t["effective"],
+                    "trials · DSR's N": d.N, "DSR · SR0 (per bar)": format_sig(_clean(d.SR0)),
+                    "DSR · V (variance of per-bar Sharpes)": format_sig(_clean(d.V)),
+                    "DSR · returns (T)": outcome.plan.T})
     if h is not None:
-        metrics[f"holdout Spearman ({h.metric})"] = _clean(h.spearman)
+        metrics[f"holdout · Spearman ({h.metric})"] = _clean(h.spearman)
+        if top is not None:
+            metrics["holdout · top's out-of-sample Sharpe"] = top.get("oos_sharpe")
     if wf is not None:
-        metrics.update({"walk-forward folds": len(wf.folds), "walk-forward efficiency": _clean(wf.efficiency),
-                        "total_return": wf.metrics["total_return"], "cagr": wf.metrics["cagr"],
-                        "walk-forward Sharpe": wf.metrics["sharpe"], "max_drawdown": wf.metrics["max_drawdown"]})
-    section = {"title": "Validation", "summary": verdict(outcome, top),
+        metrics.update({"walk-forward · folds": len(wf.folds),
+                        "walk-forward · efficiency": efficiency_text(wf.efficiency,
+                                                                     [fo.in_sample_cagr for fo in wf.folds]),
+                        "walk-forward · total_return": wf.metrics["total_return"],
+                        "walk-forward · cagr": wf.metrics["cagr"], "walk-forward · Sharpe": wf.metrics["sharpe"],
+                        "walk-forward · max_drawdown": wf.metrics["max_drawdown"]})
+    v = verdict(outcome, top)
+    section = {"title": "Validation", "summary": v.sentence, "level": v.level,
                "metrics": metrics, "tables": [], "charts": []}
     if folds is not None and len(folds):
         cols = ["fold", "test_from", "test_to", "strategy_id", f"is_{outcome.rank_by}", "oos_sharpe",

@@ -137,7 +137,7 @@ def swept_axes(results: RunResults) -> dict[str, list[str]]:
     declaration order (as the sweep declared them), then the other settings (stop_loss, ...) in
     summary order."""
     ranked = results.ranked
-    ids = {"rank", "combination", "strategy_id", "strategy", *METRICS, *VALIDATION_COLUMNS}
+    ids = {"rank", "combination", "strategy_id", "strategy", "duplicate_of", *METRICS, *VALIDATION_COLUMNS}
     out = {}
     for name, group in ranked.groupby("strategy", sort=True):
         params = list(results.param_names(str(name)))

@@ -121,11 +121,15 @@ class Strategy:
     def _collect_param_specs(cls) -> dict[str, tuple[type, Any]]:
         hints = typing.get_type_hints(cls)
         specs: dict[str, tuple[type, Any]] = {}
+        reserved = {a for a in vars(Strategy) if not a.startswith("_")}
         for klass in reversed(cls.__mro__):
             for pname in getattr(klass, "__annotations__", {}):
                 hint = hints.get(pname)
                 if typing.get_origin(hint) is ClassVar or hint is ClassVar or pname.startswith("_"):
                     continue
+                if klass is not Strategy and pname in reserved:
+                    raise ConfigError(f"strategies.{cls.name or cls.__name__}: parameter {pname!r} is a reserved "
+                                      f"attribute of Strategy ({', '.join(sorted(reserved))}); rename the parameter")
                 specs[pname] = (hint, getattr(cls, pname))
         return specs
 

@@ -24,6 +24,7 @@ from .cscv import BlockStats, CscvResult, cscv
 from .plan import ValidationPlan
 from .rank_stats import spearman
 from .sharpe_stats import Deflated, deflated_sharpe, moments_from_sums
+from .trials import count_effective, distinct, duplicate_of
 from .walk_forward import choose, efficiency, stitch
 from .windows import Fold, Window
 
@@ -65,13 +66,26 @@ class ValidationOutcome:
     cscv: CscvResult | None
     holdout: HoldoutOutcome | None
     walk_forward: WalkForwardOutcome | None
+    duplicate_of: np.ndarray | None = None  # per combination, the lowest index with the same returns
+    distinct_trials: int | None = None  # distinct return series (the DSR's N unless ``trials`` is set)
+    effective_trials: int | None = None  # clusters of correlated series (engine.validation.trials)
 
 
 def evaluate(plan: ValidationPlan, cols: ValidationColumns, candles: Candles, *, rank_by: str,
              in_sample_rank: np.ndarray | None, trials: int | None, capital: float,
-             simulate_test: SimulateTest) -> ValidationOutcome:
-    """``in_sample_rank``: the sweep's ``rank_by`` column in grid order (None for psr/dsr)."""
-    deflated = deflated_sharpe(_moments(plan.T, cols.power_sums), trials)
+             simulate_test: SimulateTest, fingerprint: np.ndarray | None = None,
+             returns_of: Callable[[int], np.ndarray] | None = None) -> ValidationOutcome:
+    """``in_sample_rank``: the sweep's ``rank_by`` column in grid order (None for psr/dsr).
+    ``fingerprint``: more per-combination columns that identify a return series (the metrics);
+    ``returns_of(g)``: combination g's in-sample bar returns, for the effective trials."""
+    cols_fp = cols.to_frame().to_numpy(np.float64)
+    fp = cols_fp if fingerprint is None else np.column_stack([cols_fp, np.asarray(fingerprint, np.float64)])
+    dup = duplicate_of(fp)
+    heads = distinct(dup)
+    keep = dup == np.arange(len(dup))
+    eff = None if returns_of is None else count_effective(heads, returns_of)
+    trials = len(heads) if trials is None else trials
+    deflated = deflated_sharpe(_moments(plan.T, cols.power_sums), trials, keep=keep)
     result = None
     if plan.blocks is not None:
         result = cscv(BlockStats(np.diff(plan.block_edges), cols.block_r, cols.block_r2))
@@ -81,7 +95,7 @@ def evaluate(plan: ValidationPlan, cols: ValidationColumns, candles: Candles, *,
         oos_values = rank_values(rank_by, cols.holdout_rank, cols.holdout_power_sums, len(plan.holdout), trials)
         holdout = HoldoutOutcome(plan.holdout, rank_by, spearman(is_values, oos_values))
     wf = _walk_forward(plan, cols, candles, rank_by, trials, capital, simulate_test) if plan.folds else None
-    return ValidationOutcome(plan, rank_by, deflated, result, holdout, wf)
+    return ValidationOutcome(plan, rank_by, deflated, result, holdout, wf, dup, len(heads), eff)
 
 
 def rank_values(rank_by: str, values: np.ndarray | None, power_sums: np.ndarray, T: int,

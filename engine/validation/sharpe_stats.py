@@ -127,10 +127,11 @@ class Deflated:
     SR0: float
 
 
-def deflated_sharpe(m: Moments, trials: int | None = None) -> Deflated:
-    """PSR against 0 and DSR against SR0 for every combination; N = ``trials`` or the combinations."""
+def deflated_sharpe(m: Moments, trials: int | None = None, keep: np.ndarray | None = None) -> Deflated:
+    """PSR against 0 and DSR against SR0 for every combination; N = ``trials`` or the combinations.
+    ``keep``: the combinations whose Sharpe ratios make V (default all; duplicates left out)."""
     sr = m.sharpe
-    defined = sr[np.isfinite(sr)]
+    defined = sr[np.isfinite(sr) & (True if keep is None else np.asarray(keep, dtype=bool))]
     V = float(np.var(defined, ddof=1)) if len(defined) >= 2 else math.nan
     N = int(trials) if trials is not None else len(sr)
     sr0 = expected_max_sharpe(V, N)

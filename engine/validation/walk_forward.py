@@ -46,9 +46,19 @@ def stitch(curves: Sequence[np.ndarray], trades: Sequence[Sequence[Trade]],
 
 def efficiency(stitched_cagr: float | None, in_sample_cagrs: Sequence[float | None]) -> float | None:
     """Stitched out-of-sample CAGR / mean in-sample CAGR of the chosen combinations
-    (None when a CAGR is undefined or the mean is 0)."""
+    (None when a CAGR is undefined or the mean is ≤ 0: a ratio over a loss in sample says nothing)."""
     if stitched_cagr is None or not in_sample_cagrs or any(c is None or not math.isfinite(c)
                                                            for c in in_sample_cagrs):
         return None
     mean = float(np.mean(in_sample_cagrs))
-    return float(stitched_cagr) / mean if mean != 0 else None
+    return float(stitched_cagr) / mean if mean > 0 else None
+
+
+def efficiency_text(eff: float | None, in_sample_cagrs: Sequence[float | None]) -> str:
+    """The efficiency as printed: the ratio, or why there is none."""
+    if eff is not None:
+        return f"{eff:.2f}"
+    known = [c for c in in_sample_cagrs if c is not None and math.isfinite(c)]
+    if known and len(known) == len(in_sample_cagrs) and float(np.mean(known)) <= 0:
+        return "n/a (in-sample CAGR ≤ 0)"
+    return "n/a"

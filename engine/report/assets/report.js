@@ -54,9 +54,22 @@
     if (typeof v === "boolean") return String(v);
     if (PERCENT.has(col)) return (v * 100).toFixed(2) + "%";
     if (MONEY.has(col)) return money.format(v);
+    if (DURATIONS.has(col)) return duration(v);
     if (INTS.has(col)) return int.format(v);
     if (Math.abs(v) >= 1e9) return v.toExponential(4);
+    if (v !== 0 && Math.abs(v) < 1e-3) return v.toPrecision(3);  // never a small value shown as 0
     return num.format(v);
+  }
+
+  // bars and the time they span: "18,925 bars (197 d)"
+  const DURATIONS = new Set(["max_drawdown_duration", "avg_bars_held"]);
+  function duration(bars) {
+    const m = /^(\d+)([mhdwM])$/.exec((H.data && H.data.interval) || "");
+    if (!m) return int.format(bars) + " bars";
+    const minutes = bars * Number(m[1]) * { m: 1, h: 60, d: 1440, w: 10080, M: 43200 }[m[2]];
+    const span = minutes >= 1440 ? int.format(Math.round(minutes / 1440)) + " d"
+      : minutes >= 60 ? int.format(Math.round(minutes / 60)) + " h" : int.format(Math.round(minutes)) + " min";
+    return int.format(Math.round(bars)) + " bars (" + span + ")";
   }
 
   function iso(ms) {
@@ -408,6 +421,20 @@
 
   // --- top combinations ---------------------------------------------------------------------
 
+  // the held-out bars: shaded from the cut to the end, the cut marked and labelled
+  function holdoutShading(layout) {
+    if (D.holdout_from == null) return;
+    const x0 = D.holdout_from;
+    const times = arr(D.equity.time);
+    layout.shapes = [
+      { type: "rect", xref: "x", yref: "paper", x0: x0, x1: times[times.length - 1],
+        y0: 0, y1: 1, fillcolor: "rgba(255,193,7,0.15)", line: { width: 0 }, layer: "below", name: "holdout" },
+      { type: "line", xref: "x", yref: "paper", x0: x0, x1: x0, y0: 0, y1: 1, line: { color: "#b9770e", width: 1.5, dash: "dash" } },
+    ];
+    layout.annotations = [{ x: x0, xref: "x", y: 1, yref: "paper", text: "out of sample (holdout) →", showarrow: false,
+      xanchor: "left", yanchor: "bottom", font: { color: "#b9770e" } }];
+  }
+
   function drawEquity(div, t, log) {
     const x = arr(D.equity.time);
     const dd = arr(t.drawdown);
@@ -427,6 +454,7 @@
       yaxis: { domain: [0.36, 1], title: { text: "Equity" }, type: log ? "log" : "linear" },
       yaxis2: { domain: [0, 0.28], title: { text: "Drawdown" }, ticksuffix: "%" },
     };
+    holdoutShading(layout);
     return window.Plotly.react(div, traces, layout, PLOT_CONFIG);
   }
 
@@ -456,6 +484,7 @@
       height: 480, margin: { l: 80, r: 20, t: 40, b: 40 }, legend: { orientation: "h", x: 0, y: 1.1 },
       xaxis: { type: "date", rangeslider: { visible: false } }, yaxis: { title: { text: "Price" } },
     };
+    holdoutShading(layout);
     return window.Plotly.react(div, traces, layout, PLOT_CONFIG);
   }
 
@@ -490,7 +519,9 @@
     const m = el("div", { cls: "metrics" });
     const params = Object.keys(t.params).sort().map((p) => [p, t.params[p]]);
     for (const [k, v] of params) m.append(el("div", null, [el("span", { text: k }), fmt(v, k)]));
-    m.append(el("div", null, [el("span", { text: "stop_loss" }), fmt(t.stop_loss, "stop_loss")]));
+    // every position rule (swept or not), then the out-of-sample evidence beside the in-sample metrics
+    for (const k of Object.keys(t.rules || {})) m.append(el("div", null, [el("span", { text: k }), fmt(t.rules[k], k)]));
+    for (const k of Object.keys(t.evidence || {})) m.append(el("div", { cls: "evidence" }, [el("span", { text: k }), fmt(t.evidence[k], k)]));
     for (const k of METRICS) m.append(el("div", null, [el("span", { text: k }), fmt(t.metrics[k], k)]));
     inner.append(m);
     const trades = tradeColumns(t);
@@ -555,6 +586,16 @@
 
   // --- validation and config ----------------------------------------------------------------
 
+  // the verdict leads the page: a banner coloured by its level (engine.validation.verdict)
+  function renderVerdict() {
+    const v = D.validation;
+    if (!v || !v.level) return;
+    const b = document.getElementById("verdict");
+    b.classList.add("verdict-" + v.level);
+    b.append(el("strong", { cls: "verdict-level", text: v.level.toUpperCase() }), el("span", { text: " " + v.summary.slice(v.level.length + 2) }));
+    b.hidden = false;
+  }
+
   function renderValidation() {
     const v = D.validation;
     if (!v) return;
@@ -578,6 +619,7 @@
     }
   }
 
+  renderVerdict();
   renderHeader();
   renderTable();
   renderHeatmaps();
