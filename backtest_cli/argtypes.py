@@ -41,3 +41,19 @@ def symbol(text: str) -> str:
     if not is_symbol(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a Binance symbol (pattern {SYMBOL_PATTERN}, like BTCUSDT)")
     return value
+
+
+def path(text: str):
+    """A path that is not empty (``--out ""`` would otherwise mean the working folder)."""
+    from pathlib import Path
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
+def text(value: str) -> str:
+    """A value that is not empty (``--data ""`` would otherwise fall back to the config's source)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("expected a value, got an empty string")
+    return value
