@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from engine.errors import UserError
+from engine.errors import StrategyError, UserError
 
 from .caches import ensure_writable_caches
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cloud, data, run, runs
 
     parser = _Parser(prog="backtest", description="Config-driven grid backtester for Binance candles.")
+    parser.add_argument("--debug", action="store_true", help="on an error, also print the full traceback")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run.register(sub)
     runs.register(sub)
@@ -40,17 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     _import_from_cwd()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv  # a global flag, read before the rest so a failure in parsing obeys it too
+    argv = [a for a in argv if a != "--debug"]
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as exc:
+        _traceback(debug)
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER
+    except StrategyError as exc:  # the user's strategy code failed during the run
+        _traceback(debug)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _traceback(debug: bool) -> None:
+    """With ``--debug``, the full traceback (the user's code included) before the one-line error."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _import_from_cwd() -> None:

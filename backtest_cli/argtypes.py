@@ -69,3 +69,19 @@ def interval_list(text: str) -> list[str]:
 def symbol_names(text: str) -> list[str]:
     """``A,B,C``: upper-cased Binance symbols, none twice (no ``all``: a download names what it fetches)."""
     return _listed(text, symbol, "symbols")
+
+
+def path(text: str):
+    """A path that is not empty (``--out ""`` would otherwise mean the working folder)."""
+    from pathlib import Path
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
+def text(value: str) -> str:
+    """A value that is not empty (``--data ""`` would otherwise fall back to the config's source)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("expected a value, got an empty string")
+    return value

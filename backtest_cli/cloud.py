@@ -42,7 +42,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("results", help="download a finished run's report to OUT/RUN_ID/")
     p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--out", type=Path, default=Path("results"), help="results root (default: results/)")
+    p.add_argument("--out", type=argtypes.path, default=Path("results"), help="results root (default: results/)")
     _deployment_flags(p, c)
     p.set_defaults(func=cmd_results)
 

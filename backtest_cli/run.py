@@ -18,7 +18,7 @@ WIDTH = 120
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a config's parameter sweep and write a results folder")
     p.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml on synthetic data)")
-    p.add_argument("--data", help="candles: a CSV/Parquet file, a dataset folder or s3:// URI (overrides data.source)")
+    p.add_argument("--data", type=argtypes.text, help="candles: a CSV/Parquet file, a dataset folder or s3:// URI (overrides data.source)")
     p.add_argument("--symbol", type=argtypes.symbol, help="data.symbol: the symbol to read from a dataset")
     p.add_argument("--interval", type=argtypes.interval, help="data.interval: the interval to read, e.g. 15m, 1h")
     p.add_argument("--symbols", type=argtypes.symbol_list,
@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--intervals", type=argtypes.interval_list, help="data.intervals: a universe, e.g. 15m,1h")
     p.add_argument("--start", type=_time, help="data.start: first candle time, e.g. 2024-01-01 (UTC, inclusive)")
     p.add_argument("--end", type=_time, help="data.end: end time, e.g. 2025-01-01 (UTC, exclusive)")
-    p.add_argument("--out", type=Path, default=Path("results"), help="results root (default: results/)")
+    p.add_argument("--out", type=argtypes.path, default=Path("results"), help="results root (default: results/)")
     p.add_argument("--workers", type=argtypes.positive_int, help="parallel workers (default: parallel.workers or all CPUs)")
     p.add_argument("--engine", choices=("fast", "reference"), default="fast",
                    help="fast: compiled numba path (default); reference: the event-driven engine")
@@ -238,6 +238,16 @@ def top_table(ranked, rank_by: str, rows: int = TOP_ROWS, swept: dict | None = N
     return "\n".join(table + [""] + [f"{r.rjust(w)}  {lab}" for r, lab in zip(ranks, labels)])
 
 
+def _warn_skipped(out: Path) -> None:
+    """The run folders index.html left out (a malformed manifest), one warning each."""
+    from engine.report.index import list_runs
+
+    skipped: list[str] = []
+    list_runs(out, skipped)
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def cmd_run(args) -> int:
     from engine.data.spec import DataSpec
     from engine.experiment import run_experiment
@@ -260,6 +270,7 @@ def cmd_run(args) -> int:
         steps.close()
     for notice in res.results.notices:
         print(f"note: {notice}", file=sys.stderr)
+    _warn_skipped(out)
     ranked = res.ranked
     from engine.validation.trials import first_of_groups
 

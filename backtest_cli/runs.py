@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+from . import argtypes
 
 
 def register(sub) -> None:
     p = sub.add_parser("runs", help="list the runs under a results folder")
-    p.add_argument("--out", type=Path, default=Path("results"), help="results root (default: results/)")
+    p.add_argument("--out", type=argtypes.path, default=Path("results"), help="results root (default: results/)")
     p.set_defaults(func=cmd_runs)
 
     c = sub.add_parser("compare", help="how two runs' configs differ and how their metric distributions moved")
     c.add_argument("run_a", metavar="RUN_A", help="a run id under --out (or a unique prefix), or a run folder")
     c.add_argument("run_b", metavar="RUN_B", help="the run to compare with RUN_A")
-    c.add_argument("--out", type=Path, default=Path("results"), help="results root (default: results/)")
+    c.add_argument("--out", type=argtypes.path, default=Path("results"), help="results root (default: results/)")
     c.set_defaults(func=cmd_compare)
 
 
@@ -34,7 +37,10 @@ def cmd_runs(args) -> int:
 
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out}: not a folder")
-    runs = list_runs(args.out)
+    skipped: list[str] = []
+    runs = list_runs(args.out, skipped)
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
     if not runs:
         print(f"no runs under {args.out}/ yet (backtest run --out {args.out} writes one)")
         return 0

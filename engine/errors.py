@@ -27,3 +27,7 @@ class DataError(UserError):
 
 class ResourceError(UserError):
     """The input needs more than the machine can give: disk space, memory, file size."""
+
+
+class StrategyError(Exception):
+    """A strategy's own code failed during a run (its rule raised): one line, exit code 1."""

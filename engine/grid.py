@@ -147,7 +147,10 @@ def expand_grid(strategies: Sequence, rules: Mapping[str, Sequence[Any]]) -> Gri
                 ok = np.asarray(c.check(view), dtype=bool)
             except ValueError as exc:
                 raise ConfigError(f"strategies.{cls.name}: constraint {c.description!r} must use array "
-                                  f"operators (&, |) ({exc})") from None
+                                  f"operators (&, |) ({exc})") from exc
+            except Exception as exc:  # the user's code: one line naming the strategy and the constraint
+                raise ConfigError(f"strategies.{cls.name}: constraint {c.description!r} raised "
+                                  f"{type(exc).__name__}: {exc}") from exc
             mask &= np.broadcast_to(ok, mask.shape)
         if not mask.any():
             broken = ", ".join(c.description for c in cls.constraints)

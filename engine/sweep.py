@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,6 +26,7 @@ from .candles import Candles
 from .child_process import bind_to_parent
 from .config import Config
 from .cpus import available_cpus
+from .errors import StrategyError
 from .grid import Grid, StrategySweep, build_grid
 from .metrics import METRICS, OOS_METRICS, SHARPE_TESTS
 from .position_rules import RULE_COLUMNS
@@ -110,7 +112,25 @@ def _fast(sw, local, candles, cfg, workers, progress) -> dict[str, np.ndarray]:
     from .fast import runner
 
     numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
-    return runner.sweep(sw, candles, cfg.execution, indices=local, progress=progress)
+    with _rule_errors(cfg, sw, local, candles):
+        return runner.sweep(sw, candles, cfg.execution, indices=local, progress=progress)
+
+
+@contextmanager
+def _rule_errors(cfg: Config, sw: StrategySweep, indices, candles: Candles, window: Window | None = None):
+    """A rule that raised on the fast path, reported as the reference engine reports it: the
+    strategy, the error and the bar (found by re-running the first combinations there)."""
+    from .fast.rule_errors import RuleRaised
+
+    try:
+        yield
+    except RuleRaised as raised:
+        for i in list(np.asarray(indices).tolist())[:8]:
+            try:
+                reference_run(cfg, sw, int(i), candles, window)
+            except StrategyError as exc:
+                raise StrategyError(str(exc)) from None
+        raise StrategyError(f"strategy {sw.strategy.name} raised {raised} on the fast path") from None
 
 
 # --- reference engine pool ------------------------------------------------
@@ -202,7 +222,8 @@ def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engi
         from .fast import runner
 
         span = None if window is None else (window.a, window.b)
-        return runner.detail(sw, i, candles, cfg.execution, window=span, test=test)
+        with _rule_errors(cfg, sw, [i], candles, window):
+            return runner.detail(sw, i, candles, cfg.execution, window=span, test=test)
     return reference_run(cfg, sw, i, candles, window, test)
 
 
@@ -225,8 +246,9 @@ def _validated(cfg: Config, grid: Grid, plan: ValidationPlan, sw: StrategySweep,
         numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
 
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
-            return runner.sweep(sw, candles, cfg.execution, indices=local, progress=part(w),
-                                window=(w.a, w.b), test=test, moments=True, block_edges=blocks)
+            with _rule_errors(cfg, sw, local, candles, w):
+                return runner.sweep(sw, candles, cfg.execution, indices=local, progress=part(w),
+                                    window=(w.a, w.b), test=test, moments=True, block_edges=blocks)
     else:
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
             return _reference_window(cfg, grid, offset, local, candles, workers, part(w), w, test, blocks)

@@ -75,7 +75,7 @@ def test_nesting_through_aliases_counts_the_expanded_depth():
     ("a: &a {b: *a}", "an alias refers to a collection that contains it"),
     ("a: &a {<<: *a}", "an alias refers to a collection that contains it"),
     ("1: x", "a key must be text, got '1' (quote it)"),
-    ("yes: x", "a key must be text, got 'yes' (quote it)"),
+    ("true: x", "a key must be text, got 'true' (quote it)"),
     ("~: x", "a key must be text, got '~'"),
     ("[1]: x", "a key must be text, got a list"),
     ("{a: 1}: x", "a key must be text, got a mapping"),

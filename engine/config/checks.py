@@ -63,9 +63,20 @@ def _bound(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+#: YAML 1.1's other booleans: text in a config, refused where a boolean is expected
+YAML11_BOOLEANS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
+
+
+def boolean_hint(value: Any) -> str:
+    """A hint for yes/no/on/off given as a boolean: write true or false."""
+    if isinstance(value, str) and value.strip().lower() in YAML11_BOOLEANS:
+        return f" (write {str(YAML11_BOOLEANS[value.strip().lower()]).lower()}: yes/no/on/off are not booleans here)"
+    return ""
+
+
 def boolean(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {_show(value)}")
+        raise ConfigError(f"{key}: expected true or false, got {_show(value)}{boolean_hint(value)}")
     return value
 
 

@@ -117,11 +117,14 @@ def _describe(node) -> str:
     return "a list" if node.id == "sequence" else "a mapping"
 
 
-# Dates stay strings; "1e6" is a float (YAML 1.2).
+# Dates stay strings; "1e6" is a float (YAML 1.2); only true and false are booleans (YAML 1.2):
+# yes/no/on/off stay text, which a boolean key refuses with a hint (``checks.boolean``).
+_BOOL = "tag:yaml.org,2002:bool"
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_TIMESTAMP, _BOOL)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
 
@@ -130,8 +133,9 @@ def load_yaml(text: str, source: str = "config") -> Any:
     """Parse ``text`` (one YAML document) within the limits above; any failure is a one-line ConfigError."""
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{source}: {len(text):,} characters; a config may hold at most {MAX_BYTES:,}")
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # the reader refuses NUL and other control characters here
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -146,7 +150,8 @@ def load_yaml(text: str, source: str = "config") -> Any:
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a constructor on a bad value
         raise ConfigError(f"{source}: invalid YAML: {_one_line(str(exc)) or type(exc).__name__}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _one_line(text: str, limit: int = 200) -> str:

@@ -20,6 +20,7 @@ from ..timeutil import periods_per_year
 from ..trade import EXIT_REASONS, Trade
 from . import plan as P
 from . import state as S
+from .rule_errors import watch
 from .units import compiled_loop, indicator_functions, rule_functions
 
 #: Bars per time chunk. The indicator block for a chunk stays cache-resident
@@ -170,12 +171,13 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
         args = (t0, t1, n, chunk, blk.ctxs, blk.frames, blk.iframes, blk.groups, blk.ngroups, blk.moves,
                 blk.nmoves, lo, blocks_hi, fns, c.open, c.high, c.low, c.close, p.start_bar, p.rules, p.masks,
                 execution.slippage, execution.commission, execution.next_open, test, moments, F, I)
-        if pool is None:
-            for b in range(len(lo)):
-                block(b, *args)
-        else:  # blocks one at a time, to whichever thread is free
-            for f in [pool.submit(block, b, *args) for b in range(len(lo))]:
-                f.result()
+        with watch():
+            if pool is None:
+                for b in range(len(lo)):
+                    block(b, *args)
+            else:  # blocks one at a time, to whichever thread is free
+                for f in [pool.submit(block, b, *args) for b in range(len(lo))]:
+                    f.result()
 
     block = compiled_loop("sweep_block", 0, 0, 1, n, chunk, blk.ctxs, blk.frames, blk.iframes, blk.groups,
                           blk.ngroups, blk.moves, blk.nmoves, lo, lo, fns, c.open, c.high, c.low, c.close,
@@ -218,9 +220,10 @@ def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution,
     eq = np.empty(len(c))
     tri = np.empty((n - a + 1, 4), dtype=np.int64)
     trf = np.empty((n - a + 1, 6))
-    compiled_loop("run_detail", a, n, blk.ctxs[0], blk.frames[0], blk.iframes[0], blk.groups[0], blk.ngroups[0], fns,
-              c.open, c.high, c.low, c.close, p.start_bar, p.rules, p.masks, execution.slippage,
-              execution.commission, execution.next_open, test, False, F, I, eq, tri, trf)
+    with watch():
+        compiled_loop("run_detail", a, n, blk.ctxs[0], blk.frames[0], blk.iframes[0], blk.groups[0], blk.ngroups[0],
+                      fns, c.open, c.high, c.low, c.close, p.start_bar, p.rules, p.masks, execution.slippage,
+                      execution.commission, execution.next_open, test, False, F, I, eq, tri, trf)
     t = c.open_time
     k = I[0, S.N_REC]
     trades = list(map(Trade, tri[:k, 0].tolist(), tri[:k, 1].tolist(), t[tri[:k, 0]].tolist(), t[tri[:k, 1]].tolist(),
@@ -271,8 +274,9 @@ def prepare(sw: StrategySweep, *, moments: bool = False, validated: bool = False
 
     candles = generate_candles(64, seed=1)
     ex = Execution()
-    sweep(sw, candles, ex, indices=np.arange(1), moments=moments)
-    detail(sw, 0, candles, ex, test=validated)
+    with watch(ignore=True):  # a rule that raises is reported by the sweep, on the real candles
+        sweep(sw, candles, ex, indices=np.arange(1), moments=moments)
+        detail(sw, 0, candles, ex, test=validated)
 
 
 def _row(cols: dict[str, np.ndarray], i: int) -> dict:

@@ -39,8 +39,14 @@ from typing import Any, Callable, Mapping, NamedTuple, Union
 PRICES = ("open", "high", "low", "close", "volume")
 
 
+#: The largest integer argument an indicator takes (a period, a lag): beyond it the fast path's
+#: state and warm-up arithmetic leave the kernels' range; 10^8 bars is 190 years of 1-minute candles.
+MAX_INT_ARGUMENT = 100_000_000
+
+
 class Param(NamedTuple):
-    """A definition's parameter: ``int`` or ``float``, with an inclusive lower bound."""
+    """A definition's parameter: ``int`` or ``float``, with an inclusive lower bound (and, for an
+    ``int``, at most :data:`MAX_INT_ARGUMENT`)."""
 
     type: type
     low: float | None = None
@@ -132,6 +138,8 @@ def _check_arg(kind: str, name: str, spec: Param, value):
         if value != int(value):
             raise ValueError(f"{kind} {name} must be an integer, got {value!r}")
         value = int(value)
+        if value > MAX_INT_ARGUMENT:
+            raise ValueError(f"{kind} {name} must be at most {MAX_INT_ARGUMENT:,}, got {value!r}")
     else:
         value = float(value)
     if spec.low is not None and value < spec.low:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from typing import NamedTuple
 
+from ..errors import StrategyError
 from ..indicators import Feed
 from ..strategies import PRICES, Strategy
+from ..timeutil import format_time
 
 
 class PositionView(NamedTuple):
@@ -40,6 +44,7 @@ class RuleRunner:
         slots.update({name: base + k for k, name in enumerate(PositionView._fields)})
         self.index = [slots[name] for _, name in binding.arguments]
         self.params = params
+        self.name = type(strategy).name
 
     def step(self, candle, view: PositionView) -> int:
         """Advance the indicators by ``candle`` and return the rule's code at its close (0 before they are valid)."""
@@ -48,4 +53,13 @@ class RuleRunner:
         if candle.index < self.start:
             return 0
         bar = [o, h, lo, c, v, *values, *self.params, *view]
-        return int(self.rule(*[bar[i] for i in self.index]))
+        try:
+            code = self.rule(*[bar[i] for i in self.index])
+        except Exception as exc:  # the user's code: one line naming the strategy, the error and the bar
+            raise StrategyError(f"strategy {self.name} raised {type(exc).__name__}: {exc} at bar {candle.index} "
+                                f"({format_time(candle.open_time)})") from exc
+        if isinstance(code, (bool, np.bool_)) or not isinstance(code, (int, np.integer)):
+            raise StrategyError(f"strategy {self.name}: its rule returned {type(code).__name__} {code!r} at bar "
+                                f"{candle.index}; a rule returns an integer, a bitwise OR of ENTER_LONG, EXIT_LONG, "
+                                "ENTER_SHORT and EXIT_SHORT")
+        return int(code)

@@ -72,24 +72,43 @@ def _best_from_summary(folder: Path, rank_by: str) -> dict | None:
     return {"strategy_id": row.get("strategy_id", "?"), "metric": rank_by, "value": value}
 
 
+class MalformedRun(ValueError):
+    """A run folder whose manifest.json is not a run's manifest: skipped, with this reason."""
+
+
 def read_run(folder: Path) -> RunInfo | None:
-    """The run in ``folder``, or None if it is not a complete run folder."""
+    """The run in ``folder``; None if it is not a complete run folder (no manifest yet);
+    :class:`MalformedRun` if its manifest is unreadable or not a run's."""
     try:
-        m = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
+        text = (folder / MANIFEST).read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:
+        raise MalformedRun(f"{MANIFEST} is unreadable ({type(exc).__name__})") from None
+    try:
+        m = json.loads(text)
+    except ValueError:
+        raise MalformedRun(f"{MANIFEST} is not JSON") from None
     if not isinstance(m, dict) or "run_id" not in m:
-        return None
-    data = m.get("data") or {}
-    rank_by = m.get("rank_by", "sharpe")
-    best = m["best"] if "best" in m else _best_from_summary(folder, rank_by)
-    return RunInfo(
-        run_id=str(m["run_id"]), folder=folder, experiment=str(m.get("experiment", "")),
-        created_at=str(m.get("created_at", "")), engine=str(m.get("engine", "")), symbol=data.get("symbol"),
-        interval=data.get("interval"), first=str(data.get("first_open_time", "")),
-        last=str(data.get("last_open_time", "")), rows=int(data.get("rows", 0)),
-        combinations=int(m.get("combinations", 0)), rank_by=rank_by, best=best, batch="batch" in m,
-        has_report=(folder / REPORT).exists(), level=_level(m))
+        raise MalformedRun(f"{MANIFEST} is not a run's manifest (no run_id)")
+    try:
+        data = m.get("data") or {}
+        rank_by = str(m.get("rank_by", "sharpe"))
+        best = m["best"] if "best" in m else _best_from_summary(folder, rank_by)
+        if best is not None and not (isinstance(best, dict) and isinstance(best.get("value"), (int, float, type(None)))
+                                     and "strategy_id" in best and "metric" in best):
+            raise ValueError("best")
+        info = RunInfo(
+            run_id=str(m["run_id"]), folder=folder, experiment=str(m.get("experiment", "")),
+            created_at=str(m.get("created_at", "")), engine=str(m.get("engine", "")), symbol=data.get("symbol"),
+            interval=data.get("interval"), first=str(data.get("first_open_time", "")),
+            last=str(data.get("last_open_time", "")), rows=int(data.get("rows", 0)),
+            combinations=int(m.get("combinations", 0)), rank_by=rank_by, best=best, batch="batch" in m,
+            has_report=(folder / REPORT).exists(), level=_level(m))
+        info.data, info.best_text  # noqa: B018 - what the listing shows must render
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError):
+        raise MalformedRun(f"{MANIFEST} has a field of the wrong type") from None
+    return info
 
 
 def _level(manifest: dict) -> str | None:
@@ -98,16 +117,28 @@ def _level(manifest: dict) -> str | None:
     return level if level in LEVELS else None
 
 
-def list_runs(out_root: Path) -> list[RunInfo]:
-    """Every complete run directly under ``out_root``, oldest first."""
+def list_runs(out_root: Path, skipped: list[str] | None = None) -> list[RunInfo]:
+    """Every complete run directly under ``out_root``, oldest first. A folder with a malformed
+    manifest is left out, never fatal; ``skipped`` (when given) receives one line for each."""
     root = Path(out_root)
     if not root.is_dir():
         return []
-    runs = [read_run(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return sorted((r for r in runs if r is not None), key=lambda r: (r.created_at, r.run_id))
+    runs = []
+    for p in sorted(root.iterdir()):
+        if not p.is_dir() or p.name.startswith("."):
+            continue
+        try:
+            r = read_run(p)
+        except MalformedRun as exc:
+            if skipped is not None:
+                skipped.append(f"{p}: skipped, {exc}")
+            continue
+        if r is not None:
+            runs.append(r)
+    return sorted(runs, key=lambda r: (r.created_at, r.run_id))
 
 
-def render_index(runs: list[RunInfo]) -> str:
+def render_index(runs: list[RunInfo], skipped: list[str] = ()) -> str:
     rows = []
     for r in reversed(runs):  # newest first
         name = html.escape(r.folder.name)
@@ -118,6 +149,7 @@ def render_index(runs: list[RunInfo]) -> str:
                  html.escape(r.best_text), html.escape(r.created_at), html.escape(engine))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     body = "\n".join(rows) if rows else '<tr><td colspan="8">No runs yet.</td></tr>'
+    skipped_html = "".join(f'<p class="skipped">{html.escape(line)}</p>\n' for line in skipped)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -139,6 +171,7 @@ a {{ color: #1f5fa8; }}
 <body>
 <h1>Backtest runs</h1>
 <p>{len(runs):,} run(s), newest first. Compare two with <code>backtest compare RUN_A RUN_B</code>.</p>
+{skipped_html}
 <table id="runs">
 <thead><tr><th>run</th><th>verdict</th><th>experiment</th><th>data</th><th>combinations</th><th>best</th><th>created (UTC)</th>
 <th>engine</th></tr></thead>
@@ -157,5 +190,7 @@ def write_index(out_root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / INDEX
     with results_lock(root):
-        write_text_atomic(path, render_index(list_runs(root)))
+        skipped: list[str] = []
+        runs = list_runs(root, skipped)
+        write_text_atomic(path, render_index(runs, skipped))
     return path

@@ -17,6 +17,7 @@ from .bollinger_reversion import BollingerReversion
 from .donchian_breakout import DonchianBreakout
 from .ma_crossover import MACrossover
 from .rsi_reversion import RSIReversion
+from .rule_types import check_rule_types
 
 BUILTINS: tuple[type[Strategy], ...] = (MACrossover, RSIReversion, DonchianBreakout, BollingerReversion)
 
@@ -41,6 +42,8 @@ def get_strategy(key: str) -> type[Strategy]:
             raise ConfigError(f"strategies: unknown strategy {key!r}{did_you_mean(key, ALIASES)}; expected one of "
                               f"{', '.join(sorted(ALIASES))} or package.module:ClassName")
         cls = _import(path)
+        cls.binding()
+        check_rule_types(cls)  # a user rule: its types, once, at load
     cls.binding()
     REGISTRY.setdefault(strategy_path(cls), cls)
     return cls
@@ -53,7 +56,10 @@ def _import(path: str) -> type[Strategy]:
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"strategies: cannot import strategy {path!r} ({exc})") from None
     except Exception as exc:  # the module itself failed: a plugin's error is the user's to fix
-        raise ConfigError(f"strategies: importing {path!r} failed: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(f"strategies: importing {path!r} failed: {type(exc).__name__}: {exc}") from exc
+    except SystemExit as exc:  # sys.exit() on import would end the run silently, having run nothing
+        raise ConfigError(f"strategies: importing {path!r} called sys.exit({exc.code!r}); a strategy module must "
+                          "not exit") from exc
     if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not cls.name:
         raise ConfigError(f"strategies: {path!r} is not a Strategy subclass with a name")
     return cls

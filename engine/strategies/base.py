@@ -33,6 +33,7 @@ from typing import Any, Callable, ClassVar
 from ..errors import ConfigError
 from ..indicators import PRICES as INPUT_PRICES
 from ..indicators import Indicator, derived_prices
+from ..indicators.protocol import MAX_INT_ARGUMENT
 
 PRICES = ("open", "high", "low", "close", "volume")
 #: the position view: +1 long / -1 short / 0 flat, the entry fill, t - entry bar,
@@ -281,7 +282,9 @@ def coerce_param(strategy: str, pname: str, ptype: type, value: Any, bound: Boun
         value = float(value)
     elif ptype is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+            hint = " (write true or false: yes/no/on/off are not booleans here)" if isinstance(value, str) \
+                and value.strip().lower() in ("yes", "no", "on", "off", "y", "n") else ""
+            raise ConfigError(f"{key}: expected true or false, got {value!r}{hint}")
     if bound is not None and not bound.allows(value):
         raise ConfigError(f"{key}: {value!r} is out of range; expected {bound}")
     return value
@@ -292,7 +295,14 @@ def check_indicator_arguments(cls: type[Strategy], axes: dict[str, list[Any]]) -
     least 1, a band's multiplier at least 0), for every value the grid gives it."""
     for iname, ind in cls.indicators.items():
         for definition, arg, spec, value in ind.arguments():
-            if not isinstance(value, str) or spec.low is None:
+            if not isinstance(value, str):
+                continue
+            if spec.type is int:
+                big = [v for v in axes[value] if v > MAX_INT_ARGUMENT]
+                if big:
+                    raise ConfigError(f"strategies.{cls.name}.{value}: {big[0]!r} is out of range; indicator "
+                                      f"{iname!r} takes {definition.name} {arg} <= {MAX_INT_ARGUMENT:,}")
+            if spec.low is None:
                 continue
             bad = [v for v in axes[value] if v < spec.low]
             if bad:
