@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .timeutil import format_time, ms_to_interval
+
+if TYPE_CHECKING:
+    from .perp.series import PerpData
 
 #: Columns of a candle frame, in order. ``open_time`` is UTC epoch milliseconds.
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
@@ -28,6 +32,8 @@ class Candles:
     symbol: str = "unknown"  # never guessed: a dataset partition, a Binance file name or data.symbol
     source: str = ""
     gaps: "GapReport | None" = field(default=None)
+    #: a perp symbol's mark klines and funding (``engine.perp.series.PerpData``); None for spot
+    perp: "PerpData | None" = field(default=None)
 
     def __len__(self) -> int:
         return len(self.open_time)
@@ -55,7 +61,8 @@ class Candles:
         t = self.open_time[start:stop]
         return Candles(t, self.open[start:stop], self.high[start:stop], self.low[start:stop],
                        self.close[start:stop], self.volume[start:stop], self.interval_ms,
-                       self.symbol, self.source, gap_report(t, self.interval_ms))
+                       self.symbol, self.source, gap_report(t, self.interval_ms),
+                       None if self.perp is None else self.perp.slice(start, stop))
 
     def fingerprint(self) -> str:
         """SHA-256 of the exact arrays the engine sees (times, OHLCV)."""
@@ -64,6 +71,8 @@ class Candles:
         h = hashlib.sha256()
         for c in CANDLE_COLUMNS:
             h.update(np.ascontiguousarray(getattr(self, c)).tobytes())
+        for a in () if self.perp is None else self.perp.fingerprint_arrays():
+            h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
 

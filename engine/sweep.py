@@ -27,6 +27,7 @@ from .config import Config
 from .cpus import available_cpus
 from .grid import Grid, StrategySweep, build_grid
 from .metrics import METRICS, OOS_METRICS, SHARPE_TESTS
+from .perp.inputs import inputs_for
 from .position_rules import RULE_COLUMNS
 from .reference.engine import BacktestingEngine
 from .result import BLOCK_R, BLOCK_R2, POWER_SUMS, RunResult
@@ -110,7 +111,8 @@ def _fast(sw, local, candles, cfg, workers, progress) -> dict[str, np.ndarray]:
     from .fast import runner
 
     numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
-    return runner.sweep(sw, candles, cfg.execution, indices=local, progress=progress)
+    return runner.sweep(sw, candles, cfg.execution, indices=local, progress=progress,
+                        perp=inputs_for(cfg.perp, candles))
 
 
 # --- reference engine pool ------------------------------------------------
@@ -127,7 +129,8 @@ def _init_worker(cfg: Config, grid: Grid, candles: Candles, parent_pid: int | No
 def reference_run(cfg: Config, sw: StrategySweep, i: int, candles: Candles, window: Window | None = None,
                   test: bool = False) -> RunResult:
     span = None if window is None else (window.a, window.b)
-    return BacktestingEngine(candles, sw.instance(i), cfg.execution, sw.rules(i)).run(span, test)
+    return BacktestingEngine(candles, sw.instance(i), cfg.execution, sw.rules(i),
+                             inputs_for(cfg.perp, candles)).run(span, test)
 
 
 def _job(g: int) -> dict:
@@ -202,7 +205,8 @@ def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engi
         from .fast import runner
 
         span = None if window is None else (window.a, window.b)
-        return runner.detail(sw, i, candles, cfg.execution, window=span, test=test)
+        return runner.detail(sw, i, candles, cfg.execution, window=span, test=test,
+                             perp=inputs_for(cfg.perp, candles))
     return reference_run(cfg, sw, i, candles, window, test)
 
 
@@ -226,7 +230,8 @@ def _validated(cfg: Config, grid: Grid, plan: ValidationPlan, sw: StrategySweep,
 
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
             return runner.sweep(sw, candles, cfg.execution, indices=local, progress=part(w),
-                                window=(w.a, w.b), test=test, moments=True, block_edges=blocks)
+                                window=(w.a, w.b), test=test, moments=True, block_edges=blocks,
+                                perp=inputs_for(cfg.perp, candles))
     else:
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
             return _reference_window(cfg, grid, offset, local, candles, workers, part(w), w, test, blocks)

@@ -20,6 +20,7 @@ class DataSpec:
     synthetic_bars: int = 70_080
     seed: int = 42
     max_input_bytes: int | None = None  # None: engine.data.candle_file.MAX_INPUT_BYTES
+    market: str = "spot"  # or um: USDⓈ-M perpetual futures
 
     @classmethod
     def from_config(cls, cfg: Any, override: str | None = None) -> "DataSpec":
