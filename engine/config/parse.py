@@ -25,7 +25,7 @@ from ..strategies.base import coerce_param
 from ..timeutil import check_range, parse_time
 from . import checks
 from ..data.spec import DataSpec
-from ..perp.brackets import parse_brackets
+from ..perp.brackets import brackets_for, parse_brackets
 from ..perp.config import PerpConfig
 from .model import (Config, CscvConfig, LimitsConfig, ReportConfig, StrategyGrid, ValidationConfig,
                     WalkForwardConfig)
@@ -301,22 +301,28 @@ def _build(doc: dict, v: dict[str, Any], axes: dict[str, tuple], grids: tuple[St
              "trailing_stop": axes["risk.trailing_stop"], "max_bars": axes["risk.max_bars"],
              "direction": axes["portfolio.direction"], "size": axes["portfolio.size"],
              "leverage": axes["portfolio.leverage"]}
-    perp = _perp(d, v)
+    perp = _perp(d, v, axes)
     return Config(name=v["experiment.name"], data=data, execution=execution, strategies=grids,
                   workers=v["parallel.workers"], report=report, limits=LimitsConfig(v["limits.max_combinations"]),
                   validation=validation, raw=doc, defaults=defaults, perp=perp, **rules)
 
 
-def _perp(d: _Document, v: dict[str, Any]) -> PerpConfig | None:
+def _perp(d: _Document, v: dict[str, Any], axes: dict[str, tuple]) -> PerpConfig | None:
     """The perp section under data.market: um (its defaults when absent); refused under spot."""
     market = v["data.market"]
     if market != "um":
+        if any(x != 1.0 for x in axes["portfolio.leverage"]):
+            raise ConfigError("portfolio.leverage: leverage needs data.market: um (spot positions are unlevered)")
         if d.section("perp") is not None:
             raise ConfigError("perp: a perp section needs data.market: um")
         return None
     if d.section("perp") is None:
-        return PerpConfig()
-    if v["perp.margin"] == "cross":
-        raise ConfigError("perp.margin: cross is not supported yet; give isolated")
-    return PerpConfig(margin=v["perp.margin"], brackets=v["perp.brackets"], liquidation_price=v["perp.liquidation_price"],
-                      funding=v["perp.funding"])
+        cfg = PerpConfig()
+    else:
+        if v["perp.margin"] == "cross":
+            raise ConfigError("perp.margin: cross is not supported yet; give isolated")
+        cfg = PerpConfig(margin=v["perp.margin"], brackets=v["perp.brackets"],
+                         liquidation_price=v["perp.liquidation_price"], funding=v["perp.funding"])
+    if v["data.symbol"] is not None:
+        brackets_for(v["data.symbol"], cfg.brackets)  # a symbol without a default needs perp.brackets
+    return cfg
