@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .timeutil import format_time, ms_to_interval
-
-if TYPE_CHECKING:
-    from .perp.series import PerpData
 
 #: Columns of a candle frame, in order. ``open_time`` is UTC epoch milliseconds.
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
@@ -33,7 +30,7 @@ class Candles:
     source: str = ""
     gaps: "GapReport | None" = field(default=None)
     #: a perp symbol's mark klines and funding (``engine.perp.series.PerpData``); None for spot
-    perp: "PerpData | None" = field(default=None)
+    perp: Any = field(default=None)
 
     def __len__(self) -> int:
         return len(self.open_time)
