@@ -16,7 +16,7 @@ def perp_header(cfg, candles: Candles) -> dict | None:
         "market": "um",
         "leverage": list(cfg.leverage),
         "margin": p.margin,
-        "brackets": [b._asdict() for b in brackets_for(candles.symbol, p.brackets)],
+        "brackets": [{k: float(v) for k, v in b._asdict().items()} for b in brackets_for(candles.symbol, p.brackets)],
         "brackets_source": "perp.brackets" if p.brackets is not None else "committed default",
         "liquidation_price": basis_of(p, candles),
         "funding": p.funding,
