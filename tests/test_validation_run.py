@@ -203,5 +203,5 @@ def test_without_validation_nothing_changes(tmp_path):
     d = tmp_path / "r" / "p"
     assert not (d / "validation.json").exists() and not (d / "walk_forward.csv").exists()
     summary = pd.read_csv(d / "summary.csv")
-    assert summary.columns[-1] == "final_equity"
+    assert list(summary.columns[-3:]) == ["final_equity", "total_funding", "n_liquidations"]  # no oos_* after
     assert "validation" not in json.loads((d / "manifest.json").read_text())
