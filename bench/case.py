@@ -65,7 +65,7 @@ def main() -> None:
     rules = sys.argv[6] if len(sys.argv) > 6 else ""
     load_start = os.getloadavg()[0]
     t = time.perf_counter()
-    from bench.cases import REALISTIC, data_spec, grid, peak_rss_mb
+    from bench.cases import REALISTIC, data_spec, grid, peak_rss_mb, perp_candles
     from engine.config import load_config, parse_config
     from engine.data.source import load_data
     from engine.data.spec import DataSpec
@@ -81,9 +81,9 @@ def main() -> None:
     out: dict = {"engine": engine, "data": kind, "rules": "bench/realistic.yaml" if kind == "realistic"
                  else rules or "long, stop", "imports_s": round(imports, 3)}
     with tempfile.TemporaryDirectory() as tmp:
-        if engine == "fast":
+        if engine == "fast" and kind != "perp":
             out["cold"] = _whole_run(cfg, spec, Path(tmp) / "cold")
-        data = load_data(spec)
+        data = perp_candles(n) if kind == "perp" else load_data(spec)
         t = time.perf_counter()
         res = run_sweep(cfg, data, engine=engine)  # the fast path has compiled everything by now
         first = time.perf_counter() - t
@@ -93,7 +93,7 @@ def main() -> None:
             run_sweep(cfg, data, engine=engine)
             warm.append(time.perf_counter() - t)
         best = min(warm) if warm else first
-        if engine == "fast":
+        if engine == "fast" and kind != "perp":
             out["warm_run"] = _whole_run(cfg, spec, Path(tmp) / "warm")
     out.update({
         "candles": len(data), "combinations": len(res.summary),

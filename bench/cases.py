@@ -13,6 +13,8 @@ REALISTIC = Path(__file__).resolve().parent / "realistic.yaml"
 RULES = {
     "": {},
     "both-tp-trailing": {"portfolio": {"direction": "both"}, "risk": {"take_profit": 0.03, "trailing_stop": 0.015}},
+    # USDⓈ-M perps at 3x on the mark price, funding every 32 bars (data "perp": bench.cases.perp_candles)
+    "perp-3x": {"data": {"market": "um", "symbol": "BTCUSDT"}, "portfolio": {"leverage": 3.0}},
 }
 
 
@@ -42,7 +44,7 @@ def grid(combos: int, rules: str = "") -> dict:
         "report": {"top_k": 10},
     }
     for section, values in RULES[rules].items():
-        doc[section].update(values)
+        doc.setdefault(section, {}).update(values)
     if rules:
         doc["experiment"]["name"] += f"_{rules}"
     n = len(shorts) * len(longs) * len(spreads) * len(stops)
@@ -57,6 +59,8 @@ def data_spec(kind: str, n: int = 0):
 
     if kind == "real":
         return DataSpec(source=str(REAL_15M))
+    if kind == "perp":
+        return DataSpec(source="synthetic", synthetic_bars=int(n), seed=7, market="um", symbol="BTCUSDT")
     return DataSpec(source="synthetic", synthetic_bars=int(n), seed=7)
 
 
@@ -66,3 +70,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+
+
+def perp_candles(n: int):
+    """``n`` synthetic 15m candles with their synthetic mark klines, and funding every 32 bars (8h)."""
+    import dataclasses
+
+    import numpy as np
+
+    from engine.data.source import load_data
+
+    c = load_data(data_spec("perp", n))
+    p = c.perp
+    times = c.open_time[::32].copy()
+    k = len(times)
+    perp = dataclasses.replace(p, funding_time=times, funding_rate=0.0001 + 0.0002 * np.sin(np.arange(k) / 9.0),
+                               funding_mark=np.full(k, np.nan), interval_hours=np.full(k, 8, dtype=np.int64))
+    return dataclasses.replace(c, perp=perp)

@@ -33,6 +33,7 @@ CASES = [
     ("fast", "synthetic", 1_000_000, 64, 5, ""),
     ("fast", "synthetic", 1_000_000, 4096, 2, ""),
     ("fast", "synthetic", 1_000_000, 4096, 2, "both-tp-trailing"),
+    ("fast", "perp", 1_000_000, 4096, 2, "perp-3x"),  # against the spot case on the same grid: >= 80%
     ("fast", "realistic", 0, 0, 5, ""),  # bench/realistic.yaml: 528 combinations, validated
     ("reference", "real", 0, 64, 0, ""),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,8 @@ class Candles:
     symbol: str = "unknown"  # never guessed: a dataset partition, a Binance file name or data.symbol
     source: str = ""
     gaps: "GapReport | None" = field(default=None)
+    #: a perp symbol's mark klines and funding (``engine.perp.series.PerpData``); None for spot
+    perp: Any = field(default=None)
 
     def __len__(self) -> int:
         return len(self.open_time)
@@ -55,7 +58,8 @@ class Candles:
         t = self.open_time[start:stop]
         return Candles(t, self.open[start:stop], self.high[start:stop], self.low[start:stop],
                        self.close[start:stop], self.volume[start:stop], self.interval_ms,
-                       self.symbol, self.source, gap_report(t, self.interval_ms))
+                       self.symbol, self.source, gap_report(t, self.interval_ms),
+                       None if self.perp is None else self.perp.slice(start, stop))
 
     def fingerprint(self) -> str:
         """SHA-256 of the exact arrays the engine sees (times, OHLCV)."""
@@ -64,6 +68,8 @@ class Candles:
         h = hashlib.sha256()
         for c in CANDLE_COLUMNS:
             h.update(np.ascontiguousarray(getattr(self, c)).tobytes())
+        for a in () if self.perp is None else self.perp.fingerprint_arrays():
+            h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
 

@@ -19,6 +19,7 @@ from .candles import Candles
 from .config import Config
 from .cpus import available_cpus
 from .data.source import load_data
+from .perp.inputs import check_perp_run
 from .data.spec import DataSpec
 from .errors import ResourceError
 from .fast.announce import announce as announce_compiles
@@ -117,6 +118,8 @@ def _run(cfg: Config, spec: DataSpec, out_root: Path, engine: str, workers: int 
         t_load = time.perf_counter()
         if cfg.validation is not None:  # windows against the data: a one-line error before the sweep
             resolve_validation(cfg.validation, len(candles), candles.interval_ms)
+        if cfg.perp is not None:  # brackets, liquidation basis, funding coverage: one line, before the sweep
+            check_perp_run(cfg.perp, candles)
         compiled = prepare(cfg, engine=engine, on_compile=obs.compiling, grid=grid)
         t_compile = time.perf_counter()
         if compiled:

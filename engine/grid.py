@@ -60,7 +60,8 @@ class StrategySweep:
         return PositionRules(direction=str(self.columns["direction"][i]), size=float(self.columns["size"][i]),
                              stop_loss=self.stop_loss(i), take_profit=self._optional("take_profit", i),
                              trailing_stop=self._optional("trailing_stop", i),
-                             max_bars=None if max_bars is None else int(max_bars))
+                             max_bars=None if max_bars is None else int(max_bars),
+                             leverage=float(self.columns["leverage"][i]))
 
     def instance(self, i: int) -> Strategy:
         """A strategy object without re-validation (the values were validated once)."""

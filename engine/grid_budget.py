@@ -10,9 +10,9 @@ Bytes per combination, by where they live:
 
 * grid columns: one int64/float64 per axis in the expanded grid, plus the index
   array it is built from (2 words per axis);
-* kernel state (``engine/fast/state.py``): 22 float and 12 integer state words,
-  4 indicator slots, 4 rule parameters, 4 float and 4 integer position-rule words and a
-  start bar (51 words);
+* kernel state (``engine/fast/state.py``): 32 float and 13 integer state words (the perp
+  account included), 4 indicator slots, 4 rule parameters, 5 float and 4 integer
+  position-rule words and a start bar (63 words);
 * summary rows: every metric, the combination index, the strategy name and id
   columns, in three copies at the peak (metric arrays, the frame, the ranked frame);
   the parameter columns, again in three copies; the strategy id string (~100 bytes).
@@ -20,7 +20,8 @@ Bytes per combination, by where they live:
 Measured on this machine before the position rules (``ma_crossover``, 5 axes, 400
 candles, fast path through ranking and ``summary.csv``): 1,104 bytes per combination at
 500,000 combinations and 981 at 2,000,000, where this estimate gave 1,196. With the six
-position-rule columns (10 axes) it gives 1,484.
+position-rule columns (10 axes) it gave 1,484; with leverage (11 axes), the perp state
+and the two perp metrics it gives 1,668, so the default limit is 3,500,000 (5.8 GB).
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from .metrics import METRICS
 
 WORD = 8
 GRID_WORDS_PER_AXIS = 2
-KERNEL_STATE_WORDS = 22 + 12 + 4 + 4 + 4 + 4 + 1
+KERNEL_STATE_WORDS = 32 + 13 + 4 + 4 + 5 + 4 + 1
 SUMMARY_COPIES = 3
 STRATEGY_ID_BYTES = 100
 
 #: Default of ``limits.max_combinations``: about 6 GB for a four-parameter strategy and the
 #: six position rules, a quarter of this 24 GB machine, leaving room for the candles,
 #: indicators and charts.
-DEFAULT_MAX_COMBINATIONS = 4_000_000
+DEFAULT_MAX_COMBINATIONS = 3_500_000
 #: Highest value ``limits.max_combinations`` accepts.
 MAX_COMBINATIONS_CEILING = 1_000_000_000
 

@@ -26,6 +26,8 @@ avg_bars_held           mean of exit bar - entry bar          None if no trades
 total_fees              every fee paid, the open trade's entry fee included
 buy_and_hold_return     close_last/close_first - 1
 final_equity            E_T
+total_funding           net funding received, every trade (the open one too)  (perp; 0 for spot)
+n_liquidations          trades closed by liquidation                          (perp; 0 for spot)
 ======================  ===================================================
 
 An open position at the end counts in the equity-based metrics only. A run that
@@ -45,8 +47,8 @@ from .trade import Trade
 METRICS = ("sharpe", "sortino", "total_return", "pnl", "cagr", "calmar", "max_drawdown", "max_drawdown_abs",
            "max_drawdown_duration", "n_trades", "win_rate", "profit_factor", "avg_trade_return", "best_trade",
            "worst_trade", "expectancy", "exposure", "avg_bars_held", "total_fees", "buy_and_hold_return",
-           "final_equity")
-INT_METRICS = frozenset({"max_drawdown_duration", "n_trades"})
+           "final_equity", "total_funding", "n_liquidations")
+INT_METRICS = frozenset({"max_drawdown_duration", "n_trades", "n_liquidations"})
 #: Metrics where smaller is better: they rank lowest first, and a fall is an improvement.
 ASCENDING = frozenset({"max_drawdown", "max_drawdown_abs", "max_drawdown_duration", "total_fees"})
 
@@ -122,4 +124,6 @@ def compute_metrics(equity: np.ndarray, trades: Sequence[Trade], *, periods_per_
         "total_fees": float(sum(t.fees for t in trades)),
         "buy_and_hold_return": float(close_last / close_first - 1.0),
         "final_equity": float(E[-1]),
+        "total_funding": float(sum(t.funding for t in trades)),
+        "n_liquidations": sum(t.exit_reason == "liquidation" for t in trades),
     }

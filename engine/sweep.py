@@ -29,6 +29,7 @@ from .cpus import available_cpus
 from .errors import StrategyError
 from .grid import Grid, StrategySweep, build_grid
 from .metrics import METRICS, OOS_METRICS, SHARPE_TESTS
+from .perp.inputs import inputs_for
 from .position_rules import RULE_COLUMNS
 from .reference.engine import BacktestingEngine
 from .result import BLOCK_R, BLOCK_R2, POWER_SUMS, RunResult
@@ -113,7 +114,8 @@ def _fast(sw, local, candles, cfg, workers, progress) -> dict[str, np.ndarray]:
 
     numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
     with _rule_errors(cfg, sw, local, candles):
-        return runner.sweep(sw, candles, cfg.execution, indices=local, progress=progress)
+        return runner.sweep(sw, candles, cfg.execution, indices=local, progress=progress,
+                            perp=inputs_for(cfg.perp, candles))
 
 
 @contextmanager
@@ -147,7 +149,8 @@ def _init_worker(cfg: Config, grid: Grid, candles: Candles, parent_pid: int | No
 def reference_run(cfg: Config, sw: StrategySweep, i: int, candles: Candles, window: Window | None = None,
                   test: bool = False) -> RunResult:
     span = None if window is None else (window.a, window.b)
-    return BacktestingEngine(candles, sw.instance(i), cfg.execution, sw.rules(i)).run(span, test)
+    return BacktestingEngine(candles, sw.instance(i), cfg.execution, sw.rules(i),
+                             inputs_for(cfg.perp, candles)).run(span, test)
 
 
 def _job(g: int) -> dict:
@@ -223,7 +226,8 @@ def run_detail(cfg: Config, sw: StrategySweep, i: int, candles: Candles, *, engi
 
         span = None if window is None else (window.a, window.b)
         with _rule_errors(cfg, sw, [i], candles, window):
-            return runner.detail(sw, i, candles, cfg.execution, window=span, test=test)
+            return runner.detail(sw, i, candles, cfg.execution, window=span, test=test,
+                                 perp=inputs_for(cfg.perp, candles))
     return reference_run(cfg, sw, i, candles, window, test)
 
 
@@ -248,7 +252,8 @@ def _validated(cfg: Config, grid: Grid, plan: ValidationPlan, sw: StrategySweep,
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
             with _rule_errors(cfg, sw, local, candles, w):
                 return runner.sweep(sw, candles, cfg.execution, indices=local, progress=part(w),
-                                    window=(w.a, w.b), test=test, moments=True, block_edges=blocks)
+                                    window=(w.a, w.b), test=test, moments=True, block_edges=blocks,
+                                    perp=inputs_for(cfg.perp, candles))
     else:
         def run(w: Window, test: bool = False, blocks: np.ndarray | None = None) -> dict[str, np.ndarray]:
             return _reference_window(cfg, grid, offset, local, candles, workers, part(w), w, test, blocks)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 #: every exit_reason, in the order of the fast path's codes
-EXIT_REASONS = ("signal", "stop", "trailing_stop", "take_profit", "time", "bust", "open", "window_end")
+EXIT_REASONS = ("signal", "stop", "trailing_stop", "take_profit", "time", "bust", "open", "window_end",
+                "liquidation")
 
 
 # A NamedTuple rather than a frozen dataclass: just as immutable, and built ~10x faster
@@ -20,9 +21,11 @@ class Trade(NamedTuple):
     qty: float  # always positive; see direction
     fees: float  # entry fee + exit fee
     pnl: float  # net of both fees
-    ret: float  # pnl / (qty * entry_price + entry fee)
+    ret: float  # pnl / (qty * entry_price / leverage + entry fee)
     exit_reason: str  # one of EXIT_REASONS
     direction: str = "long"  # or "short"
+    funding: float = 0.0  # net funding received while held (perp; included in pnl)
+    leverage: float = 1.0  # perp: the combination's leverage; spot: 1
 
     @property
     def closed(self) -> bool:

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("strategies", ("engine.strategies",)),
     ("indicators", ("engine.indicators",)),
     ("data", ("engine.data",)),
+    ("perp", ("engine.perp",)),
     ("run store", ("engine.run_store",)),
     ("foundation", ("engine",)),
 )

@@ -108,10 +108,10 @@ CONFIG_CASES = [
     ("range-1e300-values", sub("[5, 10]", "{start: 1, stop: 1e300, step: 1e-300}"),
      "the grid has at least 1,000,000,000,000,000,000 combinations"),
     ("too-many-combinations", sub("[5, 10]", "{start: 1, stop: 100000}").replace("[30, 60]", "{start: 1, stop: 1000}"),
-     "the grid has 100,000,000 combinations (estimated memory to sweep them: 148.4 GB), above "
-     "limits.max_combinations = 4,000,000"),
+     "the grid has 100,000,000 combinations (estimated memory to sweep them: 166.8 GB), above "
+     "limits.max_combinations = 3,500,000"),
     ("below-own-limit", SMALL + "limits: {max_combinations: 3}\n",
-     "the grid has 4 combinations (estimated memory to sweep them: 5.9 KB), above limits.max_combinations = 3"),
+     "the grid has 4 combinations (estimated memory to sweep them: 6.7 KB), above limits.max_combinations = 3"),
     ("limit-not-a-number", SMALL + "limits: {max_combinations: lots}\n", "limits.max_combinations: expected an int"),
     ("limit-above-ceiling", SMALL + "limits: {max_combinations: 1e12}\n", "limits.max_combinations: 1000000000000 is"),
     ("deep-nesting", sub("ema_period: 50", "ema_period: " + "[" * 5000 + "]" * 5000), "nested more than 32 levels"),

@@ -29,18 +29,18 @@ def rejects(doc, *fragments):
 
 
 def test_bytes_per_combination_by_hand():
-    # ma_crossover: 4 parameters + 6 position rules = 10 axes.
-    # grid 2 x 10 = 20 words; kernel state 22 + 12 + 4 + 4 + 4 + 4 + 1 = 51 words;
-    # summary (21 metrics + combination, strategy, id + 10 axes) x 3 copies = 102 words; + 100-byte id string
-    assert bytes_per_combination(10) == (20 + 51 + 102) * 8 + 100 == 1484
-    assert estimate_bytes(1_000_000, 10) == 1_484_000_000
-    assert human_bytes(1_484_000_000) == "1.5 GB" and human_bytes(512) == "512 bytes"
+    # ma_crossover: 4 parameters + 7 position rules (leverage included) = 11 axes.
+    # grid 2 x 11 = 22 words; kernel state 32 + 13 + 4 + 4 + 5 + 4 + 1 = 63 words;
+    # summary (23 metrics + combination, strategy, id + 11 axes) x 3 copies = 111 words; + 100-byte id string
+    assert bytes_per_combination(11) == (22 + 63 + 111) * 8 + 100 == 1668
+    assert estimate_bytes(1_000_000, 11) == 1_668_000_000
+    assert human_bytes(1_668_000_000) == "1.7 GB" and human_bytes(512) == "512 bytes"
     assert human_bytes(10**30) == "more than 1,000,000 TB"
 
 
 def test_the_default_limit_fits_this_machine():
-    # a quarter of 24 GB for the widest built-in strategy (ma_crossover: 4 parameters, 6 position rules)
-    assert estimate_bytes(DEFAULT_MAX_COMBINATIONS, 10) < 24e9 / 4
+    # a quarter of 24 GB for the widest built-in strategy (ma_crossover: 4 parameters, 7 position rules)
+    assert estimate_bytes(DEFAULT_MAX_COMBINATIONS, 11) < 24e9 / 4
 
 
 def test_grid_is_counted_before_it_is_built():
@@ -48,12 +48,12 @@ def test_grid_is_counted_before_it_is_built():
                                            "long_window": {"start": 1, "stop": 10**7}}}}
     tracemalloc.start()
     try:
-        msg = rejects(doc, "the grid has 100,000,000,000,000 combinations", "limits.max_combinations = 4,000,000")
+        msg = rejects(doc, "the grid has 100,000,000,000,000 combinations", "limits.max_combinations = 3,500,000")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 20_000_000, peak  # nothing of the size of the grid was allocated
-    assert "estimated memory to sweep them: 148,400.0 TB" in msg  # 1e14 x 1,484 bytes
+    assert "estimated memory to sweep them: 166,800.0 TB" in msg  # 1e14 x 1,668 bytes
 
 
 def test_the_limit_is_a_config_key_and_counts_before_constraints():
@@ -162,8 +162,8 @@ def test_validate_config_prints_the_memory_estimate(tmp_path, capsys):
     p.write_text("strategies: {ma_crossover: {short_window: [5, 10, 30], long_window: [20, 25]}}\n")
     code, out, _ = run_cli(["validate-config", p], capsys)
     assert code == 0
-    # 6 combinations before constraints (2 filtered), 10 axes: 6 x 1,484 bytes
-    assert "OK, 4 combination(s) (2 filtered by constraints); the grid needs about 8.9 KB of memory" in out
+    # 6 combinations before constraints (2 filtered), 11 axes: 6 x 1,668 bytes
+    assert "OK, 4 combination(s) (2 filtered by constraints); the grid needs about 10.0 KB of memory" in out
 
 
 def test_workers_above_the_cpu_count_are_clamped_with_a_notice(tmp_path, capsys):

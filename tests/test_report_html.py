@@ -131,7 +131,8 @@ def test_trades_csv_has_every_field_exactly(tmp_path):
     write_trades_csv(path, trades)
     back = pd.read_csv(path, dtype=str)
     assert list(back.columns) == ["entry_bar", "exit_bar", "entry_time", "exit_time", "entry_price", "exit_price",
-                                  "qty", "fees", "pnl", "return", "exit_reason", "direction"]
+                                  "qty", "fees", "pnl", "return", "exit_reason", "direction", "funding",
+                                  "leverage"]
     assert back["entry_time"].tolist() == ["2024-01-01T00:00:00Z", "2024-01-01T03:00:00Z"]
     assert back["exit_time"].tolist() == ["2024-01-01T01:30:00Z", "2024-01-01T03:45:00Z"]
     for i, t in enumerate(trades):

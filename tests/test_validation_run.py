@@ -213,7 +213,7 @@ def test_without_validation_nothing_changes(tmp_path):
     d = tmp_path / "r" / "p"
     assert not (d / "validation.json").exists() and not (d / "walk_forward.csv").exists()
     summary = pd.read_csv(d / "summary.csv")
-    assert list(summary.columns[-2:]) == ["final_equity", "duplicate_of"]
+    assert list(summary.columns[-4:]) == ["final_equity", "total_funding", "n_liquidations", "duplicate_of"]
     assert "validation" not in json.loads((d / "manifest.json").read_text())
 
 

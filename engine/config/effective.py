@@ -78,6 +78,8 @@ def _section_on(cfg: Config, path: str) -> bool:
         return cfg.validation is not None and cfg.validation.walk_forward is not None
     if path == "validation.cscv":
         return cfg.validation is not None and cfg.validation.cscv is not None
+    if path == "perp":
+        return cfg.perp is not None
     return True
 
 

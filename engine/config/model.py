@@ -15,6 +15,7 @@ from typing import Any
 from ..data.spec import DataSpec
 from ..errors import ConfigError
 from ..execution import Execution
+from ..perp.config import PerpConfig
 from ..grid_budget import DEFAULT_MAX_COMBINATIONS
 from ..position_rules import RULE_COLUMNS
 from ..timeutil import ms_to_interval
@@ -115,11 +116,14 @@ class Config:
     max_bars: tuple[int | None, ...] = (None,)
     direction: tuple[str, ...] = ("long",)
     size: tuple[float, ...] = (1.0,)
+    leverage: tuple[float, ...] = (1.0,)
     strategies: tuple[StrategyGrid, ...] = ()
     workers: int | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     validation: ValidationConfig | None = None
+    #: data.market: um: the perp section (its defaults when absent); None for spot
+    perp: PerpConfig | None = None
     #: the document as written (overrides included): what the run folder's config.yaml holds
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     #: the keys (``section.key``) that took their default because the document did not give them

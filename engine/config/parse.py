@@ -25,6 +25,8 @@ from ..strategies.base import coerce_param
 from ..timeutil import check_range, parse_time
 from . import checks, universe_checks
 from ..data.spec import DataSpec
+from ..perp.brackets import brackets_for, parse_brackets
+from ..perp.config import PerpConfig
 from .model import (Config, CscvConfig, LimitsConfig, ReportConfig, StrategyGrid, ValidationConfig,
                     WalkForwardConfig)
 from .read import decode_config, read_config_bytes
@@ -125,6 +127,8 @@ def check_value(key: Key, value: Any) -> Any:
         return checks.symbol(p, value)
     if t == "span":
         return checks.span(p, value)
+    if t == "brackets":
+        return parse_brackets(p, value)
     if t == "symbols":
         return universe_checks.symbols(p, value)
     if t == "intervals":
@@ -283,7 +287,7 @@ def _build(doc: dict, v: dict[str, Any], axes: dict[str, tuple], grids: tuple[St
     data = DataSpec(source=v["data.source"], symbol=v["data.symbol"], interval=v["data.interval"],
                     start=v["data.start"], end=v["data.end"], synthetic_bars=v["data.synthetic_bars"],
                     seed=v["data.seed"], max_input_bytes=v["data.max_input_bytes"], symbols=v["data.symbols"],
-                    intervals=v["data.intervals"])
+                    intervals=v["data.intervals"], market=v["data.market"])
     execution = Execution(capital=v["portfolio.capital"], commission=v["execution.commission"],
                           slippage=v["execution.slippage"], fill=v["execution.fill"])
     report = ReportConfig(top_k=v["report.top_k"], rank_by=v["report.rank_by"], min_trades=v["report.min_trades"],
@@ -301,7 +305,30 @@ def _build(doc: dict, v: dict[str, Any], axes: dict[str, tuple], grids: tuple[St
                                       trials=v["validation.trials"], cross_series=v["validation.cross_series"])
     rules = {"stop_loss": axes["risk.stop_loss"], "take_profit": axes["risk.take_profit"],
              "trailing_stop": axes["risk.trailing_stop"], "max_bars": axes["risk.max_bars"],
-             "direction": axes["portfolio.direction"], "size": axes["portfolio.size"]}
+             "direction": axes["portfolio.direction"], "size": axes["portfolio.size"],
+             "leverage": axes["portfolio.leverage"]}
+    perp = _perp(d, v, axes)
     return Config(name=v["experiment.name"], data=data, execution=execution, strategies=grids,
                   workers=v["parallel.workers"], report=report, limits=LimitsConfig(v["limits.max_combinations"]),
-                  validation=validation, raw=doc, defaults=defaults, **rules)
+                  validation=validation, raw=doc, defaults=defaults, perp=perp, **rules)
+
+
+def _perp(d: _Document, v: dict[str, Any], axes: dict[str, tuple]) -> PerpConfig | None:
+    """The perp section under data.market: um (its defaults when absent); refused under spot."""
+    market = v["data.market"]
+    if market != "um":
+        if any(x != 1.0 for x in axes["portfolio.leverage"]):
+            raise ConfigError("portfolio.leverage: leverage needs data.market: um (spot positions are unlevered)")
+        if d.section("perp") is not None:
+            raise ConfigError("perp: a perp section needs data.market: um")
+        return None
+    if d.section("perp") is None:
+        cfg = PerpConfig()
+    else:
+        if v["perp.margin"] == "cross":
+            raise ConfigError("perp.margin: cross is not supported yet; give isolated")
+        cfg = PerpConfig(margin=v["perp.margin"], brackets=v["perp.brackets"],
+                         liquidation_price=v["perp.liquidation_price"], funding=v["perp.funding"])
+    if v["data.symbol"] is not None:
+        brackets_for(v["data.symbol"], cfg.brackets)  # a symbol without a default needs perp.brackets
+    return cfg

@@ -18,6 +18,7 @@ from typing import Any
 from ..execution import FILL_MODES
 from ..grid_budget import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING
 from ..metrics import RANKABLE
+from ..perp.config import BASES, MARGIN_MODES
 from ..signals import DIRECTIONS
 from .model import AGGREGATES, RUNS_CHOICES
 
@@ -29,6 +30,9 @@ class _Required:
 
 #: The default of a key that must be given when its section is.
 REQUIRED = _Required()
+
+#: ``data.market``: spot, or USDⓈ-M perpetual futures
+MARKETS = ("spot", "um")
 
 #: Bounds on values that size work or memory, or that overflow later arithmetic.
 CAPITAL_MAX = 1e15
@@ -85,6 +89,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("parallel"),
     Section("report"),
     Section("limits"),
+    Section("perp", optional=True, doc="USDⓈ-M perpetual futures (data.market: um); absent: the defaults"),
     Section("validation", optional=True, doc="out-of-sample evidence; absent: none"),
     Section("validation.walk_forward", optional=True),
     Section("validation.cscv", optional=True),
@@ -105,6 +110,8 @@ KEYS: tuple[Key, ...] = (
     Key("data.synthetic_bars", "int", 70_080, low=2, high=SYNTHETIC_BARS_MAX, nullable=False,
         doc="synthetic data only: number of candles"),
     Key("data.seed", "int", 42, low=0, nullable=False, doc="synthetic data only: its random seed"),
+    Key("data.market", "choice", "spot", choices=MARKETS, nullable=False,
+        doc="spot, or um: USDⓈ-M perpetual futures (leverage, funding, liquidation)"),
     Key("data.max_input_bytes", "int", None, low=1, high=2**50, doc="a candle file's size once decompressed",
         off="1 GiB"),
     Key("execution.commission", "float", 0.001, low=0, high=0.1, high_open=True, nullable=False,
@@ -116,6 +123,8 @@ KEYS: tuple[Key, ...] = (
     Key("portfolio.direction", "choice", "long", choices=DIRECTIONS, sweep=True, nullable=False),
     Key("portfolio.size", "float", 1.0, low=0, low_open=True, high=1, sweep=True, nullable=False,
         doc="fraction of equity committed per entry"),
+    Key("portfolio.leverage", "float", 1.0, low=1, high=125, sweep=True, nullable=False,
+        doc="data.market: um only: position notional per unit of margin"),
     Key("risk.stop_loss", "float", None, low=0, low_open=True, high=1, high_open=True, sweep=True,
         zero_is_none=True, doc="fraction below a long's (above a short's) entry fill; null or 0: none",
         off="no stop-loss"),
@@ -126,6 +135,13 @@ KEYS: tuple[Key, ...] = (
     Key("risk.max_bars", "int", None, low=1, sweep=True, doc="bars a position is held at most",
         off="no time limit"),
     Key("strategies", "strategies", REQUIRED, nullable=False),
+    Key("perp.margin", "choice", "isolated", choices=MARGIN_MODES, nullable=False,
+        doc="isolated (cross is not supported yet)"),
+    Key("perp.brackets", "brackets", None, doc="[{max_notional, mmr, cum}, ...], increasing",
+        off="the committed table for BTCUSDT and ETHUSDT"),
+    Key("perp.liquidation_price", "choice", None, choices=BASES, doc="the price liquidation is checked on",
+        off="mark when mark klines exist, else last"),
+    Key("perp.funding", "bool", True, nullable=False, doc="false: no funding (said in the report's header)"),
     Key("parallel.workers", "int", None, low=1, off="every CPU"),
     Key("report.top_k", "int", 10, low=1, high=TOP_K_MAX, nullable=False,
         doc="combinations drawn in detail (charts, trades)"),

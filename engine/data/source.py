@@ -9,6 +9,8 @@ from ..timeutil import check_range, format_time, interval_to_ms, parse_time
 from .loader import load_candles
 from .spec import DataSpec
 from .synthetic import generate_candles
+from ..perp.synthetic import with_perp
+from .perp_source import load_perp
 
 
 def load_data(spec: DataSpec) -> Candles:
@@ -27,6 +29,10 @@ def load_data(spec: DataSpec) -> Candles:
                 raise DataError(f"synthetic data: no candle in data.start/data.end ({spec.start} .. {spec.end}); "
                                 f"the {spec.synthetic_bars} synthetic bars run from "
                                 f"{format_time(int(first))} to {format_time(int(last))} UTC")
+        if spec.market == "um":
+            candles = with_perp(candles, spec.seed)
         return candles
+    if spec.market == "um":
+        return load_perp(spec, start, end)
     return load_candles(spec.source, symbol=spec.symbol, interval=spec.interval, start=start, end=end,
                         max_bytes=spec.max_input_bytes)

@@ -20,6 +20,7 @@ class DataSpec:
     synthetic_bars: int = 70_080
     seed: int = 42
     max_input_bytes: int | None = None  # None: engine.data.candle_file.MAX_INPUT_BYTES
+    market: str = "spot"  # or um: USDⓈ-M perpetual futures
     #: a universe (``engine.universe.series``): the symbols ("all": every one of the dataset), the intervals
     symbols: tuple[str, ...] | str | None = None
     intervals: tuple[str, ...] | None = None

@@ -8,10 +8,11 @@ from numba import njit
 
 
 @njit(nogil=True, error_model="numpy", inline="always")
-def enter(side, price, cash, size, comm, stop_k, tp_k):
+def enter(side, price, cash, size, comm, stop_k, tp_k, inv_lev):
     """Commit ``size`` of the cash at a slipped ``price``: qty, fee, cash after, cost basis,
-    stop level, take-profit level. A rule that is off (k = inf) puts its level out of reach."""
-    qty = size * cash / (price * (1.0 + comm))
+    stop level, take-profit level. A rule that is off (k = inf) puts its level out of reach.
+    ``inv_lev`` is 1/L (1.0 for spot: qty = size·cash / (price·(1 + c)))."""
+    qty = size * cash / (price * (inv_lev + comm))
     fee = comm * qty * price
     if side == 1:
         return qty, fee, cash - qty * price - fee, qty * price + fee, price * (1.0 - stop_k), price * (1.0 + tp_k)
@@ -49,3 +50,25 @@ def mark(e, i, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd
                 max_dd, max_dd_abs = dd, peak - e
                 dd_gate = peak * (1.0 - max_dd) * (1.0 + 1e-12)
     return e, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def liq_price(side, qty, entry, wb, mmr, cum):
+    """P4: LP = (WB + cum − s·qty·entry) / (qty·mmr − s·qty) (engine.perp.brackets.liquidation_price)."""
+    if side == 1:
+        return (wb + cum - qty * entry) / (qty * mmr - qty)
+    return (wb + cum + qty * entry) / (qty * mmr + qty)
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def perp_open(side, qty, price, fee, cash_before, lev, brm, brr, brc):
+    """P1, P4 at an entry: initial margin M, free cash, the bracket's (mmr, cum) for the entry
+    notional and the liquidation price."""
+    margin = qty * price / lev
+    free = cash_before - margin - fee
+    notional = qty * price
+    k = 0
+    while k < brm.shape[0] - 1 and notional > brm[k]:
+        k += 1
+    mmr, cum = brr[k], brc[k]
+    return margin, free, mmr, cum, liq_price(side, qty, price, margin, mmr, cum)

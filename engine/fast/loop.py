@@ -35,7 +35,7 @@ Why threads (numba ``prange``) rather than processes, measured on this project's
 import numpy as np
 from numba import njit
 
-from engine.fast.account import enter, mark
+from engine.fast.account import enter, liq_price, mark, perp_open
 from engine.fast.native import call_bar, call_chunk, call_loop, float_ptr, int_ptr
 from engine.fast.state import (A_BAR, A_HOLD_LONG, A_HOLD_LONG_BOTH, A_HOLD_SHORT, A_HOLD_SHORT_BOTH, A_SCAN_BOTH,
                                A_SCAN_LONG, A_SCAN_SHORT, AT_PEAK, BEST, BEST_PRICE, CASH, D_ENTRY, D_EXIT_LONG,
@@ -46,6 +46,8 @@ from engine.fast.state import (A_BAR, A_HOLD_LONG, A_HOLD_LONG_BOTH, A_HOLD_SHOR
                                HI_MAX_DUR, HI_PEAK_I, LEVEL, LOSS_PNL, MAX_DD, MAX_DD_ABS, MAX_DUR, N_CLOSED,
                                N_MARGIN, N_REC, N_ROW, N_WINS, NODE_COLS, PEAK, PEAK_I, PENDING, PNL_SUM, POS,
                                PREV_E, QTY, R_SIZE, R_STOP, R_TAKE_PROFIT, R_TRAILING, REASON_BUST, REASON_SIGNAL,
+                               CUM, FREE, LIQ_PRICE, MARGIN, MMR, N_LIQ, R_LEVERAGE, REASON_LIQUIDATION,
+                               TOTAL_FUNDING, TRADE_FUNDING, WB,
                                REASON_STOP, REASON_TAKE_PROFIT, REASON_TIME, REASON_TRAILING, REASON_WINDOW_END,
                                RET_SUM, RUINED, SUM_DOWN2, SUM_R, SUM_R2, SUM_R3, SUM_R4, TP_LEVEL, WIN_PNL, WORST,
                                X_BUF, X_NODES, X_T0, X_T1)
@@ -95,13 +97,20 @@ def hold(addr, ctx, fr, ifr, j, t, t1, level, tp_level, best, trail_k, end_bar, 
 # array argument, a quarter of a 64-combination sweep's time (measured).
 @njit(nogil=True, error_model="numpy", _nrt=False)
 def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip, comm, next_open, window_end,
-             moments, F, I, record, eq_out, tr_i, tr_f):
-    """Advance combination ``j`` over bars [t0, t1) (the chunk whose indicators ``ctx`` holds)."""
+             moments, F, I, record, eq_out, tr_i, tr_f, perp, lh, ll, fund, nfund, brm, brr, brc):
+    """Advance combination ``j`` over bars [t0, t1) (the chunk whose indicators ``ctx`` holds).
+
+    ``perp``: USDⓈ-M rules P1-P5 (``lh``/``ll`` the range liquidation is checked on, ``fund`` each
+    bar's F_t, ``nfund`` the next bar with funding, ``brm``/``brr``/``brc`` the brackets). The cash
+    of a perp position is ``free + WB − s·qty·entry``, so equity is ``cash ± qty·close`` as for spot."""
     cash, qty, entry_price, entry_fee, entry_cost, level, tp_level, best = F[j, CASH], F[j, QTY], \
         F[j, ENTRY_PRICE], F[j, ENTRY_FEE], F[j, ENTRY_COST], F[j, LEVEL], F[j, TP_LEVEL], F[j, BEST_PRICE]
     prev, peak, sum_r, sum_r2, down2, max_dd, max_dd_abs = F[j, PREV_E], F[j, PEAK], F[j, SUM_R], \
         F[j, SUM_R2], F[j, SUM_DOWN2], F[j, MAX_DD], F[j, MAX_DD_ABS]
     sum_r3, sum_r4 = F[j, SUM_R3], F[j, SUM_R4]
+    wb, free, margin, lp, mmr, cum, tfund, totfund = F[j, WB], F[j, FREE], F[j, MARGIN], F[j, LIQ_PRICE], \
+        F[j, MMR], F[j, CUM], F[j, TRADE_FUNDING], F[j, TOTAL_FUNDING]
+    n_liq = I[j, N_LIQ]
     win_pnl, loss_pnl, ret_sum, best_ret, worst_ret, pnl_sum, fees = F[j, WIN_PNL], F[j, LOSS_PNL], \
         F[j, RET_SUM], F[j, BEST], F[j, WORST], F[j, PNL_SUM], F[j, FEES]
     pos, entry_bar, pending, peak_i, at_peak, max_dur = I[j, POS], I[j, ENTRY_BAR], I[j, PENDING], \
@@ -110,6 +119,8 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
         I[j, N_REC], I[j, RUINED]
     sb = start_bar[j]
     stop_k, tp_k, trail_k, size = R[j, R_STOP], R[j, R_TAKE_PROFIT], R[j, R_TRAILING], R[j, R_SIZE]
+    lev = R[j, R_LEVERAGE]
+    inv_lev = 1.0 / lev
     entries, exit_long, exit_short, max_bars = D[j, D_ENTRY], D[j, D_EXIT_LONG], D[j, D_EXIT_SHORT], D[j, D_MAX_BARS]
     # the rule's loops for this combination's direction (engine.signals.entry_mask / exit_masks)
     scan = fns[A_SCAN_LONG] if entries == ENTER_LONG else fns[A_SCAN_SHORT] if entries == ENTER_SHORT \
@@ -146,8 +157,19 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
             # comes within reach, the time limit or a bust arrives, or the exit rule fires;
             # that bar goes through the full bar below.
             else:
+                lim = t_hold
+                if perp:  # the hold loop stops short of the next funding and of the liquidation price
+                    lim = min(lim, nfund[t])
+                    u = t
+                    if pos == 1:
+                        while u < lim and ll[u] > lp:
+                            u += 1
+                    else:
+                        while u < lim and lh[u] < lp:
+                            u += 1
+                    lim = u
                 prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, \
-                    sum_r4, best, u = hold(hold_long if pos == 1 else hold_short, ctx, fr, ifr, j, t, t_hold, level,
+                    sum_r4, best, u = hold(hold_long if pos == 1 else hold_short, ctx, fr, ifr, j, t, lim, level,
                                            tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar,
                                            cash, qty, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
                                            max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4)
@@ -159,13 +181,32 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
         filled = False
         exit_price = 0.0
         reason = -1
+        # 0. perp: the bar's funding, to a position held at the previous close (P3); a wallet
+        # balance at or below 0 is liquidated at once (P4).
+        if perp and pos != 0 and fund[t] != 0.0:
+            amt = qty * fund[t]
+            if pos == 1:
+                amt = -amt
+            wb += amt
+            cash += amt
+            tfund += amt
+            totfund += amt
+            lp = liq_price(pos, qty, entry_price, wb, mmr, cum)
+            if wb <= 0.0:
+                exit_price, reason = lp, REASON_LIQUIDATION
         # 1. next_open: yesterday's decision fills at today's open.
-        if pending == EXIT_ORDER:
+        if reason >= 0:
+            pass
+        elif pending == EXIT_ORDER:
             exit_price, reason = o[t] * (down if pos == 1 else up), REASON_SIGNAL
         elif pending != 0 and not (window_end and t == n - 1):  # no entry on a test window's last bar
             entry_price = o[t] * (up if pending == 1 else down)
+            cash0 = cash
             qty, entry_fee, cash, entry_cost, level, tp_level = enter(pending, entry_price, cash, size, comm,
-                                                                      stop_k, tp_k)
+                                                                      stop_k, tp_k, inv_lev)
+            if perp:
+                margin, free, mmr, cum, lp = perp_open(pending, qty, entry_price, entry_fee, cash0, lev, brm, brr, brc)
+                wb, tfund = margin, 0.0
             fees += entry_fee
             best = entry_price
             entry_bar, pos, filled = t, pending, True
@@ -174,7 +215,9 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
             # 2. the levels, before the strategy acts: the open decides a gap first; within the
             # bar an adverse level beats take-profit; the nearer of stop and trailing fills
             # (the stop on a tie).
-            if pos == 1:
+            if perp and (ll[t] <= lp if pos == 1 else lh[t] >= lp):  # P4: liquidation beats every level
+                exit_price, reason = lp, REASON_LIQUIDATION
+            elif pos == 1:
                 adverse, why = level, REASON_STOP
                 if trailing:
                     trail = best * (1.0 - trail_k)
@@ -206,7 +249,7 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
                 # 3. the best price since the entry takes in this bar.
                 best = max(best, h[t]) if pos == 1 else min(best, lo[t])
                 # 4. at the close: a short's bust, then the time limit.
-                if pos == -1 and cash - qty * c[t] <= 0.0:
+                if pos == -1 and not perp and cash - qty * c[t] <= 0.0:
                     exit_price, reason = c[t] * up, REASON_BUST
                 elif t >= entry_bar + max_bars:
                     exit_price, reason = c[t] * (down if pos == 1 else up), REASON_TIME
@@ -227,19 +270,27 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
             exit_price, reason = c[t] * (down if pos == 1 else up), REASON_WINDOW_END
         if reason >= 0:
             # --- accumulators: the closed trade (every exit is booked here, once) ---------------
-            fee = comm * qty * exit_price
-            if pos == 1:
-                cash = cash + qty * exit_price - fee
-                pnl = qty * exit_price - fee - entry_cost
+            if reason == REASON_LIQUIDATION:  # P4: the whole WB is lost, free cash gains nothing
+                fee = 0.0
+                cash = free
+                pnl = -(margin + entry_fee)
+                n_liq += 1
             else:
-                cash = cash - qty * exit_price - fee
-                pnl = qty * (entry_price - exit_price) - entry_fee - fee
+                fee = comm * qty * exit_price
+                if pos == 1:
+                    cash = cash + qty * exit_price - fee
+                    pnl = qty * exit_price - fee - entry_cost
+                else:
+                    cash = cash - qty * exit_price - fee
+                    pnl = qty * (entry_price - exit_price) - entry_fee - fee
+                if perp:
+                    pnl = pnl + tfund
             fees += fee
-            ret = pnl / entry_cost
+            ret = pnl / (margin + entry_fee) if perp else pnl / entry_cost
             if record:
                 tr_i[n_rec, 0], tr_i[n_rec, 1], tr_i[n_rec, 2], tr_i[n_rec, 3] = entry_bar, t, reason, pos
                 tr_f[n_rec, 0], tr_f[n_rec, 1], tr_f[n_rec, 2] = entry_price, exit_price, qty
-                tr_f[n_rec, 3], tr_f[n_rec, 4], tr_f[n_rec, 5] = entry_fee + fee, pnl, ret
+                tr_f[n_rec, 3], tr_f[n_rec, 4], tr_f[n_rec, 5], tr_f[n_rec, 6] = entry_fee + fee, pnl, ret, tfund
                 n_rec += 1
             n_closed += 1
             held_sum += t - entry_bar
@@ -265,8 +316,13 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
                         pending = side
                 elif not filled:
                     entry_price = c[t] * (up if side == 1 else down)
+                    cash0 = cash
                     qty, entry_fee, cash, entry_cost, level, tp_level = enter(side, entry_price, cash, size, comm,
-                                                                              stop_k, tp_k)
+                                                                              stop_k, tp_k, inv_lev)
+                    if perp:
+                        margin, free, mmr, cum, lp = perp_open(side, qty, entry_price, entry_fee, cash0, lev, brm, brr,
+                                                               brc)
+                        wb, tfund = margin, 0.0
                     fees += entry_fee
                     best = entry_price
                     entry_bar, pos, filled = t, side, True
@@ -290,6 +346,9 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
     F[j, WIN_PNL], F[j, LOSS_PNL], F[j, RET_SUM], F[j, BEST], F[j, WORST], F[j, PNL_SUM], F[j, FEES] = \
         win_pnl, loss_pnl, ret_sum, best_ret, worst_ret, pnl_sum, fees
     F[j, SUM_R3], F[j, SUM_R4] = sum_r3, sum_r4
+    F[j, WB], F[j, FREE], F[j, MARGIN], F[j, LIQ_PRICE], F[j, MMR], F[j, CUM], F[j, TRADE_FUNDING], \
+        F[j, TOTAL_FUNDING] = wb, free, margin, lp, mmr, cum, tfund, totfund
+    I[j, N_LIQ] = n_liq
     I[j, POS], I[j, ENTRY_BAR], I[j, PENDING], I[j, PEAK_I], I[j, AT_PEAK], I[j, MAX_DUR] = \
         pos, entry_bar, pending, peak_i, at_peak, max_dur
     I[j, N_CLOSED], I[j, N_WINS], I[j, HELD_SUM], I[j, EXPO], I[j, N_REC], I[j, RUINED] = \
@@ -302,11 +361,12 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
 # parallel region would do the same, but compiling one costs seconds on every machine.
 @njit(cache=True, nogil=True, error_model="numpy")
 def sweep_block(b, t0, t1, n, chunk, ctxs, frames, iframes, groups, ngroups, moves, nmoves, block_lo, block_hi, fns,
-                o, h, lo, c, start_bar, R, D, slip, comm, next_open, window_end, moments, F, I):
+                o, h, lo, c, start_bar, R, D, slip, comm, next_open, window_end, moments, F, I, perp, lh, ll, fund,
+                nfund, brm, brr, brc):
     ctx = ctxs[b]
     eq = np.empty(0)
     tri = np.empty((0, 4), dtype=np.int64)
-    trf = np.empty((0, 6))
+    trf = np.empty((0, 7))
     record = b < 0  # False, as a variable: one compiled simulate serves detail runs too
     for a in range(t0, t1, chunk):
         z = min(t1, a + chunk)
@@ -314,13 +374,14 @@ def sweep_block(b, t0, t1, n, chunk, ctxs, frames, iframes, groups, ngroups, mov
         indicators(ctx, groups[b], ngroups[b])
         for j in range(block_lo[b], block_hi[b]):
             simulate(j, a, z, n, ctx, frames[b], iframes[b], fns, o, h, lo, c, start_bar, R, D, slip, comm,
-                     next_open, window_end, moments, F, I, record, eq, tri, trf)
+                     next_open, window_end, moments, F, I, record, eq, tri, trf, perp, lh, ll, fund, nfund, brm, brr,
+                     brc)
         keep_margins(ctx, moves[b], nmoves[b])
 
 
 @njit(cache=True, error_model="numpy")
 def run_detail(a, n, ctx, frame, iframe, groups, ngroups, fns, o, h, lo, c, start_bar, R, D, slip, comm, next_open,
-               window_end, moments, F, I, eq, tri, trf):
+               window_end, moments, F, I, eq, tri, trf, perp, lh, ll, fund, nfund, brm, brr, brc):
     """One combination over bars [a, n) in one chunk, recording its equity and trades; the
     indicators run from bar 0 (``ctx``'s buffer holds all n bars)."""
     ctx[X_T0], ctx[X_T1] = 0, n
@@ -328,7 +389,7 @@ def run_detail(a, n, ctx, frame, iframe, groups, ngroups, fns, o, h, lo, c, star
     record = n >= 0  # True, as a variable (see sweep_block)
     j = n - n  # 0, as a variable: a literal argument would compile a second simulate
     simulate(j, a, n, n, ctx, frame, iframe, fns, o, h, lo, c, start_bar, R, D, slip, comm, next_open, window_end,
-             moments, F, I, record, eq, tri, trf)
+             moments, F, I, record, eq, tri, trf, perp, lh, ll, fund, nfund, brm, brr, brc)
 
 
 @njit(cache=True, error_model="numpy")

@@ -67,6 +67,7 @@ def plan(sweep: StrategySweep, indices: np.ndarray) -> Plan:
     for c, name in ((S.R_STOP, "stop_loss"), (S.R_TAKE_PROFIT, "take_profit"), (S.R_TRAILING, "trailing_stop")):
         rules[:, c] = np.where(np.isnan(col[name]), np.inf, col[name])  # off: the level is out of reach
     rules[:, S.R_SIZE] = col["size"]
+    rules[:, S.R_LEVERAGE] = col["leverage"]
     masks = np.empty((m, S.ND), dtype=np.int64)
     for d, direction in enumerate(DIRECTIONS, start=1):
         rows = col["direction"] == direction

@@ -15,6 +15,7 @@ import numpy as np
 from ..candles import Candles
 from ..execution import Execution
 from ..grid import StrategySweep
+from ..perp.inputs import PerpInputs
 from ..result import BLOCK_R, BLOCK_R2, POWER_SUMS, RunResult
 from ..timeutil import periods_per_year
 from ..trade import EXIT_REASONS, Trade
@@ -127,6 +128,17 @@ class _Blocks:
             x[S.X_FRAME], x[S.X_IFRAME] = self.frames[b].ctypes.data, self.iframes[b].ctypes.data
 
 
+_NONE_F = np.zeros(0)
+_NONE_I = np.zeros(0, dtype=np.int64)
+
+
+def _perp_args(perp: PerpInputs | None) -> tuple:
+    """The loop's perp arguments: off (and empty arrays, one compiled type) for spot."""
+    if perp is None:
+        return False, _NONE_F, _NONE_F, _NONE_F, _NONE_I, _NONE_F, _NONE_F, _NONE_F
+    return True, perp.liq_high, perp.liq_low, perp.funding, perp.next_funding, perp.br_max, perp.br_mmr, perp.br_cum
+
+
 def _contiguous(candles: Candles) -> None:
     for a in (candles.open, candles.high, candles.low, candles.close, candles.volume):
         if not (a.flags.c_contiguous and a.dtype == np.float64):
@@ -135,7 +147,8 @@ def _contiguous(candles: Candles) -> None:
 
 def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indices: np.ndarray | None = None,
           chunk: int = CHUNK, progress=None, window: tuple[int, int] | None = None, test: bool = False,
-          moments: bool = False, block_edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
+          moments: bool = False, block_edges: np.ndarray | None = None,
+          perp: PerpInputs | None = None) -> dict[str, np.ndarray]:
     """Every metric for the combinations ``indices`` of ``sweep`` (default: all), as arrays.
 
     Research validation (docs/semantics.md, "Windows"): ``window = (a, b)`` runs on bars
@@ -158,6 +171,7 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     threads = numba.get_num_threads()
     lo, hi, need = P.blocks(p.slots, p.nodes, threads, BLOCKS_PER_THREAD, BLOCK_MIN)
     blk = _Blocks(p, lay, need, chunks, candles)
+    pargs = _perp_args(perp)
     bars = max(-(-(n - a) // SEGMENTS), SEGMENT_WORK // max(m, 1))
     segment = chunk * max(1, -(-bars // chunk))
     cuts = set(range(a, n, segment)) | {n}
@@ -170,7 +184,7 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     def call(t0, t1, blocks_hi):
         args = (t0, t1, n, chunk, blk.ctxs, blk.frames, blk.iframes, blk.groups, blk.ngroups, blk.moves,
                 blk.nmoves, lo, blocks_hi, fns, c.open, c.high, c.low, c.close, p.start_bar, p.rules, p.masks,
-                execution.slippage, execution.commission, execution.next_open, test, moments, F, I)
+                execution.slippage, execution.commission, execution.next_open, test, moments, F, I, *pargs)
         with watch():
             if pool is None:
                 for b in range(len(lo)):
@@ -182,7 +196,7 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     block = compiled_loop("sweep_block", 0, 0, 1, n, chunk, blk.ctxs, blk.frames, blk.iframes, blk.groups,
                           blk.ngroups, blk.moves, blk.nmoves, lo, lo, fns, c.open, c.high, c.low, c.close,
                           p.start_bar, p.rules, p.masks, execution.slippage, execution.commission,
-                          execution.next_open, test, moments, F, I)
+                          execution.next_open, test, moments, F, I, *pargs)
     workers = min(threads, len(lo)) if m * (n - a) >= POOL_WORK else 1
     pool = _pool(workers) if workers > 1 else None
     # Indicators only over [0, a): no combination simulates there (empty blocks), so they are warm at a.
@@ -204,7 +218,7 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
 
 
 def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution, *,
-           window: tuple[int, int] | None = None, test: bool = False) -> RunResult:
+           window: tuple[int, int] | None = None, test: bool = False, perp: PerpInputs | None = None) -> RunResult:
     """Re-simulate combination ``i`` recording its equity curve and trade list (on bars
     [a, b) of ``window``, a test window if ``test``)."""
     _contiguous(candles)
@@ -219,25 +233,33 @@ def detail(sweep: StrategySweep, i: int, candles: Candles, execution: Execution,
     blk = _Blocks(p, lay, [list(range(len(p.nodes)))], chunks, candles)
     eq = np.empty(len(c))
     tri = np.empty((n - a + 1, 4), dtype=np.int64)
-    trf = np.empty((n - a + 1, 6))
+    trf = np.empty((n - a + 1, S.TRF))
     with watch():
         compiled_loop("run_detail", a, n, blk.ctxs[0], blk.frames[0], blk.iframes[0], blk.groups[0], blk.ngroups[0],
                       fns, c.open, c.high, c.low, c.close, p.start_bar, p.rules, p.masks, execution.slippage,
-                      execution.commission, execution.next_open, test, False, F, I, eq, tri, trf)
+                      execution.commission, execution.next_open, test, False, F, I, eq, tri, trf, *_perp_args(perp))
     t = c.open_time
     k = I[0, S.N_REC]
+    lev = float(p.rules[0, S.R_LEVERAGE])
     trades = list(map(Trade, tri[:k, 0].tolist(), tri[:k, 1].tolist(), t[tri[:k, 0]].tolist(), t[tri[:k, 1]].tolist(),
-                      *trf[:k].T.tolist(), [EXIT_REASONS[r] for r in tri[:k, 2].tolist()],
-                      ["long" if d == 1 else "short" for d in tri[:k, 3].tolist()]))
+                      *trf[:k, :6].T.tolist(), [EXIT_REASONS[r] for r in tri[:k, 2].tolist()],
+                      ["long" if d == 1 else "short" for d in tri[:k, 3].tolist()], trf[:k, 6].tolist(),
+                      [lev] * k))
     side = int(I[0, S.POS])
     if side != 0:
         qty, cost, entry_price, entry_fee = F[0, S.QTY], F[0, S.ENTRY_COST], F[0, S.ENTRY_PRICE], F[0, S.ENTRY_FEE]
         last = float(c.close[n - 1])
         # marked at the last close, no exit fee (the same operations as the reference)
         pnl = qty * last - 0.0 - cost if side == 1 else qty * (entry_price - last) - entry_fee - 0.0
+        funding = 0.0
+        if perp is not None:
+            funding = float(F[0, S.TRADE_FUNDING])
+            pnl = pnl + funding
+            cost = F[0, S.MARGIN] + entry_fee
         e = int(I[0, S.ENTRY_BAR])
         trades.append(Trade(e, n - 1, int(t[e]), int(t[n - 1]), float(entry_price), last, float(qty),
-                            float(entry_fee), float(pnl), float(pnl / cost), "open", "long" if side == 1 else "short"))
+                            float(entry_fee), float(pnl), float(pnl / cost), "open", "long" if side == 1 else "short",
+                            funding, lev))
     metrics = _row(finalize(F, I, (a, n), candles, periods_per_year(c.interval_ms), execution.capital), 0)
     return RunResult(np.concatenate([[execution.capital], eq[a:n]]), trades, metrics)
 
@@ -332,6 +354,8 @@ def finalize(F: np.ndarray, I: np.ndarray, window: tuple[int, int], candles: Can
             "total_fees": F[:, S.FEES].copy(),
             "buy_and_hold_return": np.full(len(F), candles.close[b - 1] / candles.close[a] - 1.0),
             "final_equity": eT.copy(),
+            "total_funding": F[:, S.TOTAL_FUNDING].copy(),
+            "n_liquidations": I[:, S.N_LIQ].copy(),
         }
     for k in ("sharpe", "sortino", "cagr", "calmar", "profit_factor"):
         cols[k] = np.where(np.isfinite(cols[k]), cols[k], np.nan)

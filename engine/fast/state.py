@@ -6,25 +6,30 @@ rules), the block context the called-by-address functions read, and the indicato
 # take-profit level, best price since the entry), then the metric accumulators
 CASH, QTY, ENTRY_PRICE, ENTRY_FEE, ENTRY_COST, LEVEL, TP_LEVEL, BEST_PRICE, PREV_E, PEAK, SUM_R, SUM_R2, \
     SUM_DOWN2, MAX_DD, MAX_DD_ABS, WIN_PNL, LOSS_PNL, RET_SUM, BEST, WORST, PNL_SUM, FEES, SUM_R3, SUM_R4 = range(24)
-NF = 24
+# perp (P1-P5): the isolated wallet balance WB, free cash, initial margin M, liquidation price, the
+# entry bracket's mmr and cum, the open trade's funding and the run's total funding
+WB, FREE, MARGIN, LIQ_PRICE, MMR, CUM, TRADE_FUNDING, TOTAL_FUNDING = range(24, 32)
+NF = 32
 # integer state: POS is +1 long, -1 short, 0 flat; PENDING an order for the next open
 # (+1 enter long, -1 enter short, EXIT_ORDER close); RUINED 1 once equity reached 0
-POS, ENTRY_BAR, PENDING, PEAK_I, AT_PEAK, MAX_DUR, N_CLOSED, N_WINS, HELD_SUM, EXPO, N_REC, RUINED = range(12)
-NI = 12
+POS, ENTRY_BAR, PENDING, PEAK_I, AT_PEAK, MAX_DUR, N_CLOSED, N_WINS, HELD_SUM, EXPO, N_REC, RUINED, N_LIQ = range(13)
+NI = 13
 EXIT_ORDER = 2
 # per-combination rules: floats (a rule that is off holds inf: its level is then out of reach)
-R_STOP, R_TAKE_PROFIT, R_TRAILING, R_SIZE = range(4)
-NR = 4
+R_STOP, R_TAKE_PROFIT, R_TRAILING, R_SIZE, R_LEVERAGE = range(5)
+NR = 5
 # per-combination rules: integers (signal masks from the direction; max_bars, huge when off)
 D_ENTRY, D_EXIT_LONG, D_EXIT_SHORT, D_MAX_BARS = range(4)
 ND = 4
 NO_LIMIT = 1 << 62
 # trade record columns
 TR_ENTRY_BAR, TR_EXIT_BAR, TR_REASON, TR_SIDE = range(4)
-TR_ENTRY_PRICE, TR_EXIT_PRICE, TR_QTY, TR_FEES, TR_PNL, TR_RET = range(6)
+TR_ENTRY_PRICE, TR_EXIT_PRICE, TR_QTY, TR_FEES, TR_PNL, TR_RET, TR_FUNDING = range(7)
+TRF = 7
 # exit reasons, indexing engine.trade.EXIT_REASONS
 REASON_SIGNAL, REASON_STOP, REASON_TRAILING, REASON_TAKE_PROFIT, REASON_TIME, REASON_BUST = range(6)
 REASON_WINDOW_END = 7  # after "open", which only the end of a run reports
+REASON_LIQUIDATION = 8
 
 # --- the block context: an int64 array per thread block, read by every called-by-address function
 # price arrays (addresses), bars in the data; the chunk being computed

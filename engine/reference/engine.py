@@ -7,6 +7,7 @@ import numpy as np
 from ..candles import Candles
 from ..execution import Execution
 from ..metrics import compute_metrics
+from ..perp.inputs import PerpInputs
 from ..position_rules import PositionRules
 from ..result import RunResult
 from ..signals import ENTER_LONG, ENTER_SHORT, direction_code, entry_mask, exit_masks
@@ -14,6 +15,7 @@ from ..strategies import Strategy
 from ..timeutil import periods_per_year
 from .execution import ExecutionEngine
 from .feed import DataFeed
+from .perp import PerpPortfolio
 from .portfolio import Portfolio
 from .rule import FLAT, RuleRunner
 
@@ -22,7 +24,7 @@ EXIT_ORDER = 2  # a pending order that closes the position (entries are +1 long,
 
 class BacktestingEngine:
     def __init__(self, candles: Candles, strategy: Strategy, execution: Execution,
-                 rules: PositionRules = PositionRules()):
+                 rules: PositionRules = PositionRules(), perp: PerpInputs | None = None):
         self.feed = DataFeed(candles)
         self.candles = candles
         self.strategy = strategy
@@ -30,13 +32,16 @@ class BacktestingEngine:
         self.execution = ExecutionEngine(execution.slippage, execution.commission)
         self.rules = rules
         self.next_open = execution.next_open
+        self.perp = perp  # USDⓈ-M rules P1-P5 when given
 
     def run(self, window: tuple[int, int] | None = None, test: bool = False) -> RunResult:
         """docs/semantics.md, "Order of events within bar t", step by step; on bars [a, b) of
         ``window`` (a test window if ``test``) by the rules of its "Windows" section."""
         a, n = (0, len(self.feed)) if window is None else window
         rules = self.rules
-        pf = Portfolio(self.capital, rules, self.execution)
+        perp = self.perp
+        pf = Portfolio(self.capital, rules, self.execution) if perp is None else \
+            PerpPortfolio(self.capital, rules, self.execution, perp)
         rule = RuleRunner(self.strategy)
         d = direction_code(rules.direction)
         entries = entry_mask(d)
@@ -55,6 +60,11 @@ class BacktestingEngine:
                 break
             last = test and t == n - 1  # W5: a test window's last bar
             filled = False
+            # 0. perp: funding first (P3); a wallet balance at or below 0 is liquidated at once (P4).
+            if perp is not None and pf.fund(t):
+                pf.liquidate(candle)
+                filled = True
+                pending = 0
             # 1. next_open: yesterday's decision fills at today's open.
             if pending == EXIT_ORDER and not pf.flat:
                 pf.exit(candle, pf.fill_price(-pf.side, candle.open), "signal")
@@ -63,7 +73,11 @@ class BacktestingEngine:
                 pf.enter(candle, pending, candle.open)
                 filled = True
             pending = 0
-            # 2. the levels (stop, trailing stop, take-profit), before the strategy acts.
+            # 2. perp: liquidation (P4), which beats every level; then the levels (stop, trailing
+            # stop, take-profit), before the strategy acts.
+            if perp is not None and not pf.flat and pf.liquidation_reached(t):
+                pf.liquidate(candle)
+                filled = True
             if not pf.flat:
                 hit = pf.level_exit(candle)
                 if hit is not None:
@@ -75,7 +89,7 @@ class BacktestingEngine:
             # 4. at the close, before the strategy: a short's bust, then the time limit.
             if not pf.flat:
                 close_exit = pf.fill_price(-pf.side, candle.close)
-                if pf.side < 0 and pf.equity(candle.close) <= 0.0:
+                if pf.side < 0 and perp is None and pf.equity(candle.close) <= 0.0:
                     pf.exit(candle, close_exit, "bust")
                     filled = True
                 elif rules.max_bars is not None and t >= pf.entry_bar + rules.max_bars:
@@ -110,4 +124,6 @@ class BacktestingEngine:
         metrics = compute_metrics(equity, pf.trades, periods_per_year=periods_per_year(c.interval_ms),
                                   close_first=float(c.close[a]), close_last=float(c.close[n - 1]),
                                   bars_in_position=in_position_bars)
+        if perp is not None:  # summed as the events came, as the fast path sums them
+            metrics["total_funding"] = pf.total_funding
         return RunResult(equity, pf.trades, metrics)

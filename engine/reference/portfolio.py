@@ -41,7 +41,7 @@ class Portfolio:
         """Commit ``size`` of equity (all cash while flat): qty = size*cash / (price*(1 + c))."""
         ex, r = self.execution, self.rules
         price = self.fill_price(side, ref_price)
-        qty = r.size * self.cash / (price * (1.0 + ex.commission))
+        qty = r.size * self.cash / self._sizing_denominator(price)
         fee = ex.fee(qty, price)
         if side > 0:
             self.cash = self.cash - qty * price - fee
@@ -55,6 +55,9 @@ class Portfolio:
         k, tp = r.stop_loss, r.take_profit
         self.stop_level = None if k is None else price * (1.0 - k) if side > 0 else price * (1.0 + k)
         self.tp_level = None if tp is None else price * (1.0 + tp) if side > 0 else price * (1.0 - tp)
+
+    def _sizing_denominator(self, price: float) -> float:
+        return price * (1.0 + self.execution.commission)
 
     def exit(self, candle: Candle, price: float, reason: str) -> None:
         """Close the position at an already-slipped ``price``."""

@@ -30,6 +30,7 @@ from ..timeutil import format_time, utc_now_iso
 from . import validation as vr
 from .charts import ChartPool
 from .html import REPORT, TopCombination, build_payload, write_html_report
+from .perp_header import perp_header
 from .writer import RunContext, config_text, swept_axes, write_files
 
 
@@ -82,6 +83,7 @@ def _header(res: RunResults, data: dict) -> dict:
         "ranked": int(res.ranked["rank"].notna().sum()),
         "top_k": cfg.report.top_k,
         "notices": list(res.notices),
+        "perp": perp_header(cfg, res.candles),
     }
 
 

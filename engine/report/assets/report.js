@@ -124,6 +124,15 @@
         ["trailing stop", list(H.risk.trailing_stop, pct)],
         ["time limit", list(H.risk.max_bars, (v) => (v === null ? "none" : int.format(v) + " bars"))],
       ])),
+      ...(H.perp ? [card("Perpetual futures (USDⓈ-M)", kv([
+        ["leverage", list(H.perp.leverage, (v) => v + "×")], ["margin", H.perp.margin],
+        ["liquidation price", H.perp.liquidation_price === "mark" ? "mark price (mark klines' high/low)"
+          : "last price (trade high/low)"],
+        ["funding", H.perp.funding ? "on" : "funding off (perp.funding: false)"],
+        ["brackets (" + H.perp.brackets_source + ")", H.perp.brackets.map((b) =>
+          "≤ " + int.format(b.max_notional) + ": mmr " + (b.mmr * 100).toFixed(2) + "%, cum " +
+          int.format(b.cum)).join("; ")],
+      ]))] : []),
       card("Sweep", kv([
         ["strategies", H.strategies.join(", ")], ["combinations", int.format(H.combinations)],
         ["filtered by constraints", int.format(H.filtered_by_constraints)],
@@ -480,11 +489,24 @@
           line: { color: "#ffffff", width: 1 } },
         hovertemplate: "exit (%{text}) %{x|%Y-%m-%d %H:%M} UTC<br>price %{y}<extra></extra>" },
     ];
+    if (H.perp) {  // liquidations marked apart, and the funding received so far at each exit
+      const liq = reasons.map((r, i) => (r === "liquidation" ? i : -1)).filter((i) => i >= 0);
+      traces.push({ type: "scatter", mode: "markers", name: "liquidations", x: liq.map((i) => tr.exit_time[i]),
+        y: liq.map((i) => tr.exit_price[i]),
+        marker: { symbol: "x", size: 12, color: "#000000", line: { color: "#ffffff", width: 1 } },
+        hovertemplate: "liquidation %{x|%Y-%m-%d %H:%M} UTC<br>price %{y}<extra></extra>" });
+      let sum = 0;
+      const paid = (tr.funding || []).map((f) => (sum -= f));
+      traces.push({ type: "scatter", mode: "lines", line: { shape: "hv", color: "#8e44ad" }, yaxis: "y2",
+        name: "funding paid (cumulative, at exits)", x: tr.exit_time, y: paid,
+        hovertemplate: "funding paid so far %{y:.2f}<extra></extra>" });
+    }
     const layout = {
       height: 480, margin: { l: 80, r: 20, t: 40, b: 40 }, legend: { orientation: "h", x: 0, y: 1.1 },
       xaxis: { type: "date", rangeslider: { visible: false } }, yaxis: { title: { text: "Price" } },
     };
     holdoutShading(layout);
+    if (H.perp) layout.yaxis2 = { title: { text: "Funding paid" }, overlaying: "y", side: "right", showgrid: false };
     return window.Plotly.react(div, traces, layout, PLOT_CONFIG);
   }
 
