@@ -210,7 +210,9 @@ def validation_figures(inputs: RunInputs, sweep: SweepResult) -> tuple[pd.DataFr
     def returns_of(g: int) -> np.ndarray:
         sw, i = grid.locate(g)
         e = run_detail(cfg, sw, i, view, engine=inputs.engine).equity
-        return np.diff(e) / e[:-1]
+        prev = e[:-1]
+        # after a liquidation or ruin the equity is 0: nothing is left to return, so 0 (not inf or nan)
+        return np.divide(np.diff(e), prev, out=np.zeros(len(prev)), where=prev != 0)
 
     in_sample = None if rank_by in SHARPE_TESTS else summary[rank_by].to_numpy(np.float64)
     outcome = evaluate(plan, sweep.validation, candles, rank_by=rank_by, in_sample_rank=in_sample,
