@@ -252,6 +252,7 @@ def cmd_run(args) -> int:
     from engine.data.spec import DataSpec
     from engine.experiment import run_experiment
     from engine.grid import build_grid
+    from engine.report.labels import swept_of
 
     cfg = _load(args.config, _overrides(args))
     grid = build_grid(cfg)
@@ -286,7 +287,7 @@ def cmd_run(args) -> int:
         note += f"; {dups} with the same returns as a better-placed one not shown (duplicate_of)"
     if top:
         print(f"\nTop {top} of {len(ranked)} by {rank_by}{where}{note}:")
-        print(top_table(ranked, rank_by, swept={sw.strategy.name: sw.swept for sw in grid}))
+        print(top_table(ranked, rank_by, swept=swept_of(grid)))
     else:
         print(f"\nNo combination of {len(ranked)} is ranked: none has {min_trades} or more closed trades "
               f"(report.min_trades){where}.")
@@ -297,7 +298,7 @@ def cmd_run(args) -> int:
         from engine.timeutil import periods_per_year
 
         print("\n".join(text_block(res.validation, ranked, periods_per_year(res.results.candles.interval_ms),
-                                    width=WIDTH)))
+                                    width=WIDTH, names=swept_of(grid))))
     print(f"\nreport:  {res.run_dir / 'report.html'}")
     print(f"all runs: {out / 'index.html'}  (backtest runs --out {out})")
     print(f"results: {res.run_dir}")

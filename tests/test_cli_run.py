@@ -84,7 +84,10 @@ def test_run_writes_every_artifact(tmp_path, capsys):
     assert manifest["run_id"] == d.name and manifest["report"] == "report.html"
     assert manifest["best"] == {"strategy_id": summary["strategy_id"][0], "metric": "sharpe",
                                 "value": pytest.approx(summary["sharpe"][0], rel=1e-12),
-                                "n_trades": int(summary["n_trades"][0])}
+                                "n_trades": int(summary["n_trades"][0]),
+                                # the short label: SMALL sweeps short_window and long_window only
+                                "label": f"ma_crossover(short={summary['short_window'][0]}, "
+                                         f"long={summary['long_window'][0]})"}
     # the top K have their trades as CSV; the page and its plotly.js are there
     assert sorted(p.name for p in (d / "trades").iterdir()) == sorted(f"{i}.csv" for i in summary["strategy_id"][:3])
     assert (d / "report.html").stat().st_size > 10_000
