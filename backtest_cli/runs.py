@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import argtypes
+from .run import WIDTH
 
 
 def register(sub) -> None:
@@ -51,8 +52,6 @@ def cmd_runs(args) -> int:
 
 #: metrics counted in bars
 DURATIONS = ("max_drawdown_duration", "avg_bars_held")
-#: the printed tables fit in this many columns
-WIDTH = 120
 
 
 def runs_listing(runs: list, width: int = WIDTH) -> str:
