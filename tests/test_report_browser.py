@@ -177,6 +177,12 @@ def test_default_report_in_a_real_browser(browser, default_run):
     titles = browser.execute_script("return [...document.querySelectorAll('details.combo > summary')]"
                                     ".map((s) => s.firstChild.textContent)")
     assert titles == [f"#{k + 1} {lab}" for k, lab in enumerate(_labels(summary)[:10])]
+    # Durations in bars and time: the top's longest drawdown, 15 minutes a bar, in days (runs/<id>.json)
+    bars = json.loads((default_run / "runs" / f"{top_id}.json").read_text())["metrics"]["max_drawdown_duration"]
+    shown = browser.execute_script(
+        "const d = [...document.querySelectorAll('#combo-1 .metrics div')]"
+        ".find((x) => x.firstChild.textContent === 'max_drawdown_duration'); return d.lastChild.textContent;")
+    assert shown == f"{bars:,} bars ({round(bars * 15 / 1440):,} d)"
     # The top combination's charts: drawn, with data.
     eq = browser.execute_script(
         "const g = document.getElementById('equity-1');"
@@ -350,6 +356,9 @@ def test_default_run_shows_its_validation(browser, default_run):
     assert section.is_displayed()
     assert doc["verdict"] in section.text and doc["verdict"].startswith(doc["level"] + ": ")
     assert "CSCV · PBO" in section.text and "top · DSR" in section.text
+    # SR0 per bar and annualised: × √(bars in 365 days of 15-minute bars) = × √35,040
+    sr0 = doc["deflated_sharpe"]["SR0"]
+    assert f"DSR · SR0\n{sr0:#.3g} per bar ({sr0 * 35_040 ** 0.5:#.3g} annualised)" in section.text
     # the verdict leads the page: a coloured banner above the header, with its level
     banner = browser.find_element("id", "verdict")
     assert banner.is_displayed() and banner.text.startswith(doc["level"].upper())
