@@ -273,9 +273,9 @@ def test_position_rules_are_columns_of_the_summary_and_the_json(tmp_path, capsys
     assert set(summary["take_profit"]) == {0.03} and set(summary["trailing_stop"]) == {0.01}
     assert sorted(summary["max_bars"].fillna(0).astype(int)) == [0, 0, 0, 0, 40, 40, 40, 40]
     ids = set(summary["strategy_id"])
-    assert "ma_crossover_long_window=60_direction=both_max_bars=40" in ids
-    assert "ma_crossover_long_window=30_direction=long_max_bars=none" in ids
-    doc = json.loads((d / "runs" / "ma_crossover_long_window=60_direction=both_max_bars=40.json").read_text())
+    assert "ma_crossover_long=60_dir=both_bars=40" in ids
+    assert "ma_crossover_long=30_dir=long_bars=none" in ids
+    doc = json.loads((d / "runs" / "ma_crossover_long=60_dir=both_bars=40.json").read_text())
     assert (doc["direction"], doc["size"], doc["take_profit"], doc["trailing_stop"], doc["max_bars"]) == \
         ("both", 0.5, 0.03, 0.01, 40)
     reasons = {t["exit_reason"] for t in doc["trades"]}

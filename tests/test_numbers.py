@@ -51,3 +51,16 @@ def test_labels_of_a_summary_frame():
     swept = {"ma_crossover": ("short_window", "stop_loss", "max_bars"), "rsi_reversion": ("rsi_period",)}
     assert labels_of(frame, swept) == ["ma_crossover(short=5, sl=0.02, bars=96)",
                                        "ma_crossover(short=10, sl=none, bars=none)", "rsi_reversion(rsi=14)"]
+
+
+def test_short_names_never_clash():
+    from engine.naming import short_names, value_text
+
+    assert short_names(["short_window", "long_window", "stop_loss", "leverage"]) == ["short", "long", "sl", "lev"]
+    # two columns whose short names would be one keep their full names; so does a rule whose short
+    # name is another column's full name
+    assert short_names(["rsi_period", "rsi_length", "size"]) == ["rsi_period", "rsi_length", "size"]
+    assert short_names(["sl", "stop_loss", "fast_window"]) == ["sl", "stop_loss", "fast"]
+    # values: the shortest exact text, no trailing .0, none for an unset rule
+    assert [value_text(x) for x in (1.0, 0.02, 0.1 + 0.2, float("nan"), None, 96, "both")] == \
+        ["1", "0.02", "0.30000000000000004", "none", "none", "96", "both"]
