@@ -40,6 +40,6 @@ def value_text(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ == "NAType":
         return "none"
     if isinstance(v, float):
-        text = repr(v)  # the shortest text that reads back to v
+        text = repr(float(v))  # the shortest text that reads back to v (numpy scalars too)
         return text[:-2] if text.endswith(".0") else text
     return str(v)

@@ -64,3 +64,6 @@ def test_short_names_never_clash():
     # values: the shortest exact text, no trailing .0, none for an unset rule
     assert [value_text(x) for x in (1.0, 0.02, 0.1 + 0.2, float("nan"), None, 96, "both")] == \
         ["1", "0.02", "0.30000000000000004", "none", "none", "96", "both"]
+    import numpy as np
+
+    assert [value_text(x) for x in (np.float64(0.02), np.float64(50.0), np.int64(25))] == ["0.02", "50", "25"]
