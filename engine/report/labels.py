@@ -7,11 +7,12 @@ their own columns.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..naming import short_names, value_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def short_label(strategy: str, swept: Sequence[str], row: Mapping[str, Any]) -> str:
