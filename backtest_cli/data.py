@@ -284,8 +284,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"{result.gaps.count} gap(s), {result.gaps.missing_bars} missing bar(s), largest before "
         f"{format_time(result.gaps.largest_at)}")
     print(f"built {args.out}: {result.rows} candle(s) {args.symbol} {args.interval} "
-          f"{format_time(result.first)} .. {format_time(result.last)} UTC, {result.added} new, "
-          f"{len(result.partitions)} partition(s) written; {gaps}")
+          f"{format_time(result.first)} .. {format_time(result.last)} UTC, {result.added} new")
+    print(f"  {len(result.partitions)} partition(s) written; {gaps}")  # a second line: both fit in 120 columns
     return 0
 
 

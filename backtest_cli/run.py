@@ -256,6 +256,7 @@ def cmd_run(args) -> int:
     grid = build_grid(cfg)
     # imported once the config holds: a refused config answers without loading pandas (half a second)
     from engine.experiment import run_experiment
+    from engine.report.labels import swept_of
 
     out = _prepare_out(args, cfg, grid)
     workers = _workers(args, cfg)
@@ -288,7 +289,7 @@ def cmd_run(args) -> int:
         note += f"; {dups} with the same returns as a better-placed one not shown (duplicate_of)"
     if top:
         print(f"\nTop {top} of {len(ranked)} by {rank_by}{where}{note}:")
-        print(top_table(ranked, rank_by, swept={sw.strategy.name: sw.swept for sw in grid}))
+        print(top_table(ranked, rank_by, swept=swept_of(grid)))
     else:
         print(f"\nNo combination of {len(ranked)} is ranked: none has {min_trades} or more closed trades "
               f"(report.min_trades){where}.")
@@ -299,7 +300,7 @@ def cmd_run(args) -> int:
         from engine.timeutil import periods_per_year
 
         print("\n".join(text_block(res.validation, ranked, periods_per_year(res.results.candles.interval_ms),
-                                    width=WIDTH)))
+                                    width=WIDTH, names=swept_of(grid))))
     print(f"\nreport:  {res.run_dir / 'report.html'}")
     print(f"all runs: {out / 'index.html'}  (backtest runs --out {out})")
     print(f"results: {res.run_dir}")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import argtypes
+from .run import WIDTH
 
 
 def register(sub) -> None:
@@ -44,11 +45,30 @@ def cmd_runs(args) -> int:
     if not runs:
         print(f"no runs under {args.out}/ yet (backtest run --out {args.out} writes one)")
         return 0
-    rows = [[r.folder.name, r.level or "—", r.experiment, r.data, f"{r.combinations:,}", r.best_text, r.created_at]
-            for r in reversed(runs)]  # newest first, as in index.html
-    print(_table(["id", "verdict", "experiment", "data", "combinations", "best", "created"], rows, right={4}))
+    print(runs_listing(list(reversed(runs))))  # newest first, as in index.html
     print(f"\n{len(runs)} run(s), newest first · index: {args.out / 'index.html'}")
     return 0
+
+
+#: metrics counted in bars
+DURATIONS = ("max_drawdown_duration", "avg_bars_held")
+
+
+def runs_listing(runs: list, width: int = WIDTH) -> str:
+    """One line per run (id, verdict, combinations, created), then its data and its best combination
+    indented beneath: the lines fit in ``width`` columns (a longer best is wrapped)."""
+    import textwrap
+
+    rows = [[r.folder.name, r.level or "—", f"{r.combinations:,}", r.created_at[:16].replace("T", " ")]
+            for r in runs]
+    table = _table(["id", "verdict", "combinations", "created (UTC)"], rows, right={2}).splitlines()
+    out = table[:2]
+    for line, r in zip(table[2:], runs):
+        out.append(line)
+        for text in (f"data: {r.data}", f"best: {r.best_text}"):
+            out += textwrap.wrap(text, width, initial_indent="    ", subsequent_indent="      ",
+                                 break_on_hyphens=False)
+    return "\n".join(out)
 
 
 def _value(v) -> str:
@@ -88,16 +108,17 @@ def cmd_compare(args) -> int:
     _changes("data (A → B):", cmp.data, "identical candles (same fingerprint)")
 
     na, nb = len(cmp.a.summary), len(cmp.b.summary)
-    print(f"\nmetrics over every combination (A: {na:,}, B: {nb:,}); median and interquartile range, best:")
-    rows = []
-    for mv in cmp.moves:
-        change = mv.median_change
-        rows.append([mv.metric, _num(mv.a.median), _num(mv.b.median),
-                     _num(change, "+"), mv.direction,
-                     f"{_num(mv.a.p25)} … {_num(mv.a.p75)}", f"{_num(mv.b.p25)} … {_num(mv.b.p75)}",
-                     _num(mv.a.best), _num(mv.b.best)])
-    print(_table(["metric", "A median", "B median", "change", "median is", "A p25 … p75", "B p25 … p75", "A best",
-                  "B best"], rows, right={1, 2, 3, 7, 8}))
+    print(f"\nmetrics over every combination (A: {na:,}, B: {nb:,}): the median, how it moved")
+    rows = [[mv.metric, _num(mv.a.median), _num(mv.b.median), _num(mv.median_change, "+"), mv.direction]
+            for mv in cmp.moves]
+    print(_table(["metric", "A median", "B median", "change", "median is"], rows, right={1, 2, 3}))
+    print("\nthe spread: interquartile range and best value")
+    rows = [[mv.metric, f"{_num(mv.a.p25)} … {_num(mv.a.p75)}", f"{_num(mv.b.p25)} … {_num(mv.b.p75)}",
+             _num(mv.a.best), _num(mv.b.best)] for mv in cmp.moves]
+    print(_table(["metric", "A p25 … p75", "B p25 … p75", "A best", "B best"], rows, right={3, 4}))
+    units = [m for m in DURATIONS if any(mv.metric == m for mv in cmp.moves)]
+    if units:
+        print(f"({' and '.join(units)} in bars)")
     if cmp.validation:
         print("\nvalidation (A → B):")
         shown = [[label, _shown(va), _shown(vb)] for label, va, vb in cmp.validation]

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import sys
 
+from .run import WIDTH
+
 TOP_ROWS = 5
 
 
-def top_table(ranked, rank_by: str, aggregate: str, rows: int = TOP_ROWS) -> str:
-    """The best ``rows``: rank, strategy, the aggregate, M_min, profitable_share and n_trades summed over series."""
+def top_table(ranked, rank_by: str, aggregate: str, rows: int = TOP_ROWS, names=None) -> str:
+    """The best ``rows``: rank, the aggregate, M_min, profitable_share, n_trades summed over series and the
+    combination's short label (``names``: per strategy, its swept columns; default the full strategy_id)."""
+    from engine.report.labels import labels_of
+    from engine.report.numbers import format_fixed
+
     key = f"{rank_by}_{aggregate}"
-    cols = ["rank", "strategy_id", key, *([f"{rank_by}_min"] if aggregate != "min" else []), "profitable_share",
-            "n_trades"]
-    return ranked[ranked[key].notna()].head(rows)[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}",
-                                                                  na_rep="—")
+    cols = ["rank", key, *([f"{rank_by}_min"] if aggregate != "min" else []), "profitable_share", "n_trades"]
+    top = ranked[ranked[key].notna()].head(rows)
+    labels = labels_of(top, names) if names is not None else [str(x) for x in top["strategy_id"]]
+    table = top[cols].to_string(index=False, float_format=format_fixed, na_rep="—").splitlines()
+    return "\n".join(f"{line}  {lab}" for line, lab in zip(table, ["combination", *labels]))
 
 
 def run_universe_cli(args, cfg, spec, grid, out, workers, steps) -> int:
+    from engine.report.labels import swept_of
     from engine.universe_experiment import run_universe_experiment
 
     try:
@@ -33,12 +41,12 @@ def run_universe_cli(args, cfg, spec, grid, out, workers, steps) -> int:
     print(f"\nTop {min(TOP_ROWS, defined)} of {len(u.ranked)} by {aggregate} {rank_by} over {len(u.runs)} series"
           f"{where}:")
     if defined:
-        print(top_table(u.ranked, rank_by, aggregate))
+        print(top_table(u.ranked, rank_by, aggregate, names=swept_of(grid)))
     if cfg.validation is not None:
         from engine.report.universe_validation import text_block
 
         print()
-        print("\n".join(text_block(u)))
+        print("\n".join(text_block(u, width=WIDTH)))
     print(f"\nreport:  {res.run_dir / 'report.html'}")
     print(f"by series: {res.run_dir / 'summary_by_series.csv'}")
     print(f"results: {res.run_dir}")

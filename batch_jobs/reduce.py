@@ -141,7 +141,8 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
                                 if run.code_uri is not None else {})},
                    "stage_timings": dict(results.timings)})
         files = upload_folder(s3, out, run.bucket, report_prefix(run.run_id), last=MANIFEST)
-    best = folder.manifest["best"]["strategy_id"] if folder.manifest["best"] else None
+    b = folder.manifest["best"]
+    best = (b.get("label") or b["strategy_id"]) if b else None  # the short label: the log line stays readable
     return ReduceResult(s3_uri(run.bucket, report_prefix(run.run_id)), total, files, best,
                         round(time.perf_counter() - t0, 3))
 

@@ -140,5 +140,6 @@ def run_universe_reduce(run: RunTarget, cfg: Config, grid: Grid, summary: pd.Dat
                                        timings={"finish_s": round(time.perf_counter() - t0, 3)},
                                        extra={"batch": {"array_size": run.array_size, "config_uri": run.config_uri}})
         files = upload(s3, out, run.bucket, report_prefix(run.run_id), last=MANIFEST)
-    best = folder.manifest["best"]["strategy_id"] if folder.manifest["best"] else None
+    b = folder.manifest["best"]
+    best = (b.get("label") or b["strategy_id"]) if b else None  # the short label: the log line stays readable
     return s3_uri(run.bucket, report_prefix(run.run_id)), total, files, best

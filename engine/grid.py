@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
+from .naming import short_names, value_text
 from .position_rules import RULE_COLUMNS, PositionRules
 from .strategies import Strategy, get_strategy
 from .strategies.base import check_indicator_arguments, coerce_param
@@ -70,15 +72,19 @@ class StrategySweep:
         return obj
 
     def strategy_id(self, i: int) -> str:
+        """The strategy and its swept values under short names, file-safe: ``ma_crossover_short=25_long=70``
+        (``engine.naming``; the label ``ma_crossover(short=25, long=70)`` uses the same names)."""
         parts = [self.strategy.name]
-        for c in self.swept:
+        for c, name in zip(self.swept, self._short):
             v = self.columns[c][i].item()
-            if isinstance(v, float) and math.isnan(v):
-                v = "none"
-            elif c == "max_bars":
+            if c == "max_bars" and not math.isnan(v):
                 v = int(v)
-            parts.append(f"{c}={v}")
+            parts.append(f"{name}={value_text(v)}")
         return "_".join(parts)
+
+    @cached_property
+    def _short(self) -> list[str]:
+        return short_names(self.swept)
 
 
 @dataclass(frozen=True, eq=False)

@@ -42,7 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 #: The foundation: small modules every layer may use (types, units, helpers), importing none above them.
 FOUNDATION = ("candles", "child_process", "cpus", "errors", "execution", "filenames", "grid_budget", "jsonio",
-              "metrics", "position_rules", "ranking", "result", "run_id", "signals", "storage_layout", "timeutil", "trade")
+              "metrics", "naming", "position_rules", "ranking", "result", "run_id", "signals", "storage_layout", "timeutil", "trade")
 LAYER = {unit: i for i, (_, units) in enumerate(LAYERS) for unit in units}
 
 

@@ -84,7 +84,10 @@ def test_run_writes_every_artifact(tmp_path, capsys):
     assert manifest["run_id"] == d.name and manifest["report"] == "report.html"
     assert manifest["best"] == {"strategy_id": summary["strategy_id"][0], "metric": "sharpe",
                                 "value": pytest.approx(summary["sharpe"][0], rel=1e-12),
-                                "n_trades": int(summary["n_trades"][0])}
+                                "n_trades": int(summary["n_trades"][0]),
+                                # the short label: SMALL sweeps short_window and long_window only
+                                "label": f"ma_crossover(short={summary['short_window'][0]}, "
+                                         f"long={summary['long_window'][0]})"}
     # the top K have their trades as CSV; the page and its plotly.js are there
     assert sorted(p.name for p in (d / "trades").iterdir()) == sorted(f"{i}.csv" for i in summary["strategy_id"][:3])
     assert (d / "report.html").stat().st_size > 10_000
@@ -270,9 +273,9 @@ def test_position_rules_are_columns_of_the_summary_and_the_json(tmp_path, capsys
     assert set(summary["take_profit"]) == {0.03} and set(summary["trailing_stop"]) == {0.01}
     assert sorted(summary["max_bars"].fillna(0).astype(int)) == [0, 0, 0, 0, 40, 40, 40, 40]
     ids = set(summary["strategy_id"])
-    assert "ma_crossover_long_window=60_direction=both_max_bars=40" in ids
-    assert "ma_crossover_long_window=30_direction=long_max_bars=none" in ids
-    doc = json.loads((d / "runs" / "ma_crossover_long_window=60_direction=both_max_bars=40.json").read_text())
+    assert "ma_crossover_long=60_dir=both_bars=40" in ids
+    assert "ma_crossover_long=30_dir=long_bars=none" in ids
+    doc = json.loads((d / "runs" / "ma_crossover_long=60_dir=both_bars=40.json").read_text())
     assert (doc["direction"], doc["size"], doc["take_profit"], doc["trailing_stop"], doc["max_bars"]) == \
         ("both", 0.5, 0.03, 0.01, 40)
     reasons = {t["exit_reason"] for t in doc["trades"]}

@@ -216,8 +216,9 @@ def test_grid_order_and_stop_loss_axis():
     assert got == [(2, None), (2, 0.02), (3, None), (3, 0.02)]  # last axis (stop_loss) fastest
     assert math.isnan(ma.columns["stop_loss"][0])
     assert ma.swept == ("short_window", "stop_loss")
-    assert ma.strategy_id(1) == "ma_crossover_short_window=2_stop_loss=0.02"
-    assert ma.strategy_id(0) == "ma_crossover_short_window=2_stop_loss=none"
+    # the swept values under short names (short_window -> short, stop_loss -> sl), file-safe
+    assert ma.strategy_id(1) == "ma_crossover_short=2_sl=0.02"
+    assert ma.strategy_id(0) == "ma_crossover_short=2_sl=none"
     assert [(g, sw.strategy.name, i) for g, sw, i in build_grid(c).combinations()][-2:] == \
         [(4, "donchian_breakout", 0), (5, "donchian_breakout", 1)]
 
@@ -331,8 +332,8 @@ def test_position_rules_defaults_and_lists():
         [("long", 0.5, None, 10), ("long", 0.5, None, None), ("long", 0.5, 0.05, 10), ("long", 0.5, 0.05, None)]
     assert sw.rules(15).direction == "both" and sw.rules(15).trailing_stop == 0.02 and sw.rules(15).stop_loss is None
     assert isinstance(sw.rules(0).max_bars, int)
-    assert sw.strategy_id(2) == "ma_crossover_direction=long_size=0.5_take_profit=0.05_max_bars=10"
-    assert sw.strategy_id(1) == "ma_crossover_direction=long_size=0.5_take_profit=none_max_bars=none"
+    assert sw.strategy_id(2) == "ma_crossover_dir=long_size=0.5_tp=0.05_bars=10"
+    assert sw.strategy_id(1) == "ma_crossover_dir=long_size=0.5_tp=none_bars=none"
 
 
 # --- no hidden defaults, one table, the effective config -------------------------------------------

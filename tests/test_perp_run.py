@@ -47,7 +47,7 @@ def test_perp_run_end_to_end(tmp_path, capsys):
     assert all("total_funding" in r and "n_liquidations" in r and "oos_sharpe" in r for r in rows)
     hi = next(r for r in rows if float(r["leverage"]) == 50.0)
     assert int(hi["n_liquidations"]) >= 1  # 50x on a volatile synthetic series: wicks liquidate
-    (trades,) = [p for p in (run / "trades").iterdir() if "leverage=50" in p.name]
+    (trades,) = [p for p in (run / "trades").iterdir() if "lev=50" in p.name]  # the id: leverage under its short name
     with open(trades) as f:
         tr = list(csv.DictReader(f))
     assert {"funding", "leverage"} <= set(tr[0])

@@ -88,6 +88,11 @@ def _column(driver, col: str) -> list:
         col)
 
 
+def _labels(summary: pd.DataFrame) -> list[str]:
+    """The short labels of an ma_crossover sweep over short_window and long_window, written out here."""
+    return [f"ma_crossover(short={s}, long={lw})" for s, lw in zip(summary["short_window"], summary["long_window"])]
+
+
 def test_default_report_in_a_real_browser(browser, default_run):
     # No network at all: the page must draw from the files beside it.
     browser.execute_cdp_cmd("Network.enable", {})
@@ -112,30 +117,43 @@ def test_default_report_in_a_real_browser(browser, default_run):
 
     # The table: every one of the 64 rows, in rank order; sorting by a column reorders it.
     assert browser.execute_script("return document.querySelectorAll('#summary-table tbody tr').length") == 64
-    assert _column(browser, "strategy_id") == list(summary["strategy_id"])
+    # each row named by its short label (the swept values only); the full strategy_id is not a column
+    assert _column(browser, "label") == _labels(summary)
+    shown = browser.execute_script("return [...document.querySelectorAll('#summary-table thead th')]"
+                                   ".map((h) => h.dataset.col)")
+    assert "strategy_id" not in shown and shown[:3] == ["rank", "label", "sharpe"]
+    # at 1,400 px the first screen shows more than five whole columns, the out-of-sample ones included
+    whole = browser.execute_script(
+        "const w = document.getElementById('summary-wrap').getBoundingClientRect();"
+        "return [...document.querySelectorAll('#summary-table thead th')]"
+        ".filter((h) => h.getBoundingClientRect().right <= Math.min(w.right, window.innerWidth))"
+        ".map((h) => h.dataset.col);")
+    assert browser.execute_script("return window.innerWidth") <= 1400
+    assert len(whole) > 5 and {"oos_sharpe", "psr", "dsr"} <= set(whole), whole
     header_cell = browser.find_element("css selector", "#summary-table th[data-col='short_window']")
     header_cell.click()
     shorts = [int(v) for v in _column(browser, "short_window")]
-    assert shorts == sorted(summary["short_window"]) and _column(browser, "strategy_id") != list(summary["strategy_id"])
+    assert shorts == sorted(summary["short_window"]) and _column(browser, "label") != _labels(summary)
     header_cell.click()
     assert [int(v) for v in _column(browser, "short_window")] == sorted(summary["short_window"], reverse=True)
     browser.find_element("css selector", "#summary-table th[data-col='rank']").click()
-    assert _column(browser, "strategy_id") == list(summary["strategy_id"])
+    assert _column(browser, "label") == _labels(summary)
     # Filtering: 8 long windows for short_window=35.
     box = browser.find_element("id", "table-filter")
     box.send_keys("short_window=35")
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 5).until(lambda d: len(_column(d, "strategy_id")) == 8)
+    WebDriverWait(browser, 5).until(lambda d: len(_column(d, "label")) == 8)
     assert set(_column(browser, "short_window")) == {"35"}
     box.clear()
     box.send_keys(" ")
-    WebDriverWait(browser, 5).until(lambda d: len(_column(d, "strategy_id")) == 64)
+    WebDriverWait(browser, 5).until(lambda d: len(_column(d, "label")) == 64)
 
     # The heatmap: drawn, 8 x 8 cells holding the summary's Sharpe ratios, every metric on hover.
     heat = browser.execute_script(
         "const g = document.getElementById('heatmap-ma_crossover'); const t = g.data[0];"
-        "return {x: t.x, y: t.y, z: t.z, text: t.text, images: g.querySelectorAll('.hm image').length};")
+        "return {x: t.x, y: t.y, z: t.z, text: t.text, ids: t.customdata,"
+        " images: g.querySelectorAll('.hm image').length};")
     assert heat["images"] >= 1
     assert heat["x"] == [str(v) for v in sorted(summary["short_window"].unique())]
     assert heat["y"] == [str(v) for v in sorted(summary["long_window"].unique())]
@@ -143,7 +161,8 @@ def test_default_report_in_a_real_browser(browser, default_run):
         for j, sw in enumerate(sorted(summary["short_window"].unique())):
             row = summary[(summary["short_window"] == sw) & (summary["long_window"] == lw)].iloc[0]
             assert heat["z"][i][j] == pytest.approx(row["sharpe"], rel=1e-6)
-            assert row["strategy_id"] in heat["text"][i][j]
+            assert heat["text"][i][j].startswith(f"<b>ma_crossover(short={sw}, long={lw})</b>")
+            assert heat["ids"][i][j] == row["strategy_id"]  # a click filters the table by it
             for m in ("sortino", "profit_factor", "exposure", "buy_and_hold_return"):
                 assert m + ":" in heat["text"][i][j]
     # The colouring metric can be chosen.
@@ -154,6 +173,16 @@ def test_default_report_in_a_real_browser(browser, default_run):
     row = summary[(summary["short_window"] == 5) & (summary["long_window"] == 50)].iloc[0]
     assert z[0][0] == pytest.approx(row["total_return"], rel=1e-6)
 
+    # The top combinations' panels are named by their short labels.
+    titles = browser.execute_script("return [...document.querySelectorAll('details.combo > summary')]"
+                                    ".map((s) => s.firstChild.textContent)")
+    assert titles == [f"#{k + 1} {lab}" for k, lab in enumerate(_labels(summary)[:10])]
+    # Durations in bars and time: the top's longest drawdown, 15 minutes a bar, in days (runs/<id>.json)
+    bars = json.loads((default_run / "runs" / f"{top_id}.json").read_text())["metrics"]["max_drawdown_duration"]
+    shown = browser.execute_script(
+        "const d = [...document.querySelectorAll('#combo-1 .metrics div')]"
+        ".find((x) => x.firstChild.textContent === 'max_drawdown_duration'); return d.lastChild.textContent;")
+    assert shown == f"{bars:,} bars ({round(bars * 15 / 1440):,} d)"
     # The top combination's charts: drawn, with data.
     eq = browser.execute_script(
         "const g = document.getElementById('equity-1');"
@@ -275,11 +304,11 @@ report: {top_k: 3}
     drawn = browser.execute_script("return document.querySelectorAll('#summary-table tbody tr[data-row]').length")
     assert 0 < drawn < 200                                      # only the rows in view are in the DOM
     assert "1,200 of 1,200 rows" in browser.find_element("id", "table-count").text
-    assert _column(browser, "strategy_id")[0] == summary["strategy_id"][0]
+    assert _column(browser, "label")[0] == _labels(summary)[0]
     browser.execute_script("const w = document.getElementById('summary-wrap'); w.scrollTop = w.scrollHeight;")
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 5).until(lambda d: _column(d, "strategy_id")[-1] == summary["strategy_id"].iloc[-1])
+    WebDriverWait(browser, 5).until(lambda d: _column(d, "label")[-1] == _labels(summary)[-1])
     assert _severe(browser) == []
 
 
@@ -327,6 +356,9 @@ def test_default_run_shows_its_validation(browser, default_run):
     assert section.is_displayed()
     assert doc["verdict"] in section.text and doc["verdict"].startswith(doc["level"] + ": ")
     assert "CSCV · PBO" in section.text and "top · DSR" in section.text
+    # SR0 per bar and annualised: × √(bars in 365 days of 15-minute bars) = × √35,040
+    sr0 = doc["deflated_sharpe"]["SR0"]
+    assert f"DSR · SR0\n{sr0:#.3g} per bar ({sr0 * 35_040 ** 0.5:#.3g} annualised)" in section.text
     # the verdict leads the page: a coloured banner above the header, with its level
     banner = browser.find_element("id", "verdict")
     assert banner.is_displayed() and banner.text.startswith(doc["level"].upper())
@@ -376,7 +408,7 @@ def test_universe_report_heatmap_and_series_selector(browser, tmp_path):
         assert float(value) == pytest.approx(float(row["sharpe"].iloc[0]), rel=1e-5)
     ranking = pd.read_csv(run / "summary.csv")
     first_row = browser.execute_script("return [...document.querySelectorAll('#table tr')][1].cells[1].textContent")
-    assert first_row == ranking["strategy_id"][0]
+    assert first_row == _labels(ranking)[0]
     select = Select(browser.find_element("id", "series-select"))
     assert [o.text for o in select.options] == ["BNBUSDT/15m", "BTCUSDT/15m", "ETHUSDT/15m", "SOLUSDT/15m"]
     shown = lambda: browser.execute_script(  # noqa: E731

@@ -98,20 +98,25 @@ def test_index_runs_and_compare(three_runs, capsys):
     index = (results / "index.html").read_text()
     assert index.count("· Batch") == 1
 
-    # backtest runs: one line per run, newest first (as index.html), with its data, size and best combination.
+    # backtest runs: one line per run, newest first (as index.html), with its size, then its data and best
+    # combination (short: its swept values) beneath; every line fits in 120 columns.
     code, out, err = run_cli(["runs", "--out", results], capsys)
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["id", "verdict", "experiment", "data", "combinations", "best", "created"]
-    rows = [line for line in lines[2:] if line.startswith("index_demo-")]
+    assert all(len(line) <= 120 for line in lines)
+    assert lines[0].split() == ["id", "verdict", "combinations", "created", "(UTC)"]
+    at = [i for i, line in enumerate(lines) if line.startswith("index_demo-")]
+    rows = [lines[i] for i in at]
     assert [r.split()[0] for r in rows] == ids[::-1]
-    assert all(r.split()[1] == "—" for r in rows)  # not validated: no verdict
-    for row, run_id in zip(rows, ids[::-1]):
+    assert all(r.split()[1:3] == ["—", "12"] for r in rows)  # not validated: no verdict; 12 combinations
+    for i, run_id in zip(at, ids[::-1]):
         summary = pd.read_csv(results / run_id / "summary.csv")
         best = summary.loc[summary["rank"] == 1].iloc[0]
-        assert "index_demo" in row and "BTCUSDT 15m" in row and " 12 " in row
-        assert f"{best['strategy_id']} (total_return {best['total_return']:.4g})" in row
-    assert "2023-01-10 → 2023-02-28" in rows[1] and "2023-02-01 → 2023-02-28" in rows[0]
+        assert lines[i + 1].startswith("    data: BTCUSDT 15m ")
+        # CONFIG sweeps short_window, long_window and stop_loss
+        short = f"ma_crossover(short={best['short_window']}, long={best['long_window']}, sl={best['stop_loss']:g})"
+        assert lines[i + 2] == f"    best: {short} (total_return {best['total_return']:.4g})"
+    assert "2023-01-10 → 2023-02-28" in lines[at[1] + 1] and "2023-02-01 → 2023-02-28" in lines[at[0] + 1]
     assert lines[-1].startswith("3 run(s)")
 
     # compare: the Batch run and the local run of the same config moved nothing.
@@ -133,7 +138,8 @@ def test_index_runs_and_compare(three_runs, capsys):
 
     for metric, sense in (("sharpe", max), ("total_return", max), ("max_drawdown", min), ("n_trades", max),
                           ("final_equity", max)):
-        line = next(x for x in out.splitlines() if x.startswith(metric + " "))
+        line, spread = [x for x in out.splitlines() if x.startswith(metric + " ")]
+        assert len(line) <= 120 and len(spread) <= 120
         cells = line.split()
         ma, mb = np.median(a[metric].dropna()), np.median(b[metric].dropna())
         assert number(cells[1]) == pytest.approx(ma, rel=1e-3, abs=0.5 if abs(ma) >= 1000 else 0)
@@ -144,7 +150,7 @@ def test_index_runs_and_compare(three_runs, capsys):
             better = (mb > ma) if sense is max else (mb < ma)
             expected = "better" if better else "worse"
         assert cells[4] == expected, line
-        assert number(cells[-2]) == pytest.approx(sense(a[metric]), rel=1e-3, abs=0.5)
+        assert number(spread.split()[-2]) == pytest.approx(sense(a[metric]), rel=1e-3, abs=0.5)
 
 
 def test_compare_and_runs_user_errors(tmp_path, capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -235,6 +236,13 @@ def test_compare_and_runs_show_the_validation(run, capsys):
     assert pbo.split()[-1] == f"{doc['pbo']['pbo']:.4g}"
     eff = next(x for x in figures.splitlines() if x.startswith("effective trials"))
     assert eff.split()[-1] == f"{doc['trials']['effective']:,}"
+    # the top combination by its short label: CONFIG sweeps short_window, long_window and stop_loss
+    top = pd.read_csv(d / "summary.csv").iloc[0]
+    sl = "none" if pd.isna(top["stop_loss"]) else f"{top['stop_loss']:g}"
+    label = f"ma_crossover(short={top['short_window']}, long={top['long_window']}, sl={sl})"
+    assert doc["top"]["label"] == label
+    assert re.search(rf"^top combination\s+{re.escape(label)}\s+{re.escape(label)}$", figures, re.M), figures
+    assert all(len(x) <= 120 for x in out.splitlines())
     assert main(["runs", "--out", str(run["root"] / "results")]) == 0
     row = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("a "))
     assert row.split()[1] == doc["level"]

@@ -173,7 +173,7 @@ def compare_runs(a: Path, b: Path) -> Comparison:
 
 
 #: The run-level validation figures compared, as (label, path in validation.json)
-RUN_FIGURES = (("verdict level", ("level",)), ("PBO", ("pbo", "pbo")), ("P(OOS Sharpe < 0)", ("pbo", "prob_oos_loss")),
+RUN_FIGURES = (("verdict level", ("level",)), ("top combination", ("top", "label")), ("PBO", ("pbo", "pbo")), ("P(OOS Sharpe < 0)", ("pbo", "prob_oos_loss")),
                ("top's DSR", ("top", "dsr")), ("top's oos_sharpe", ("top", "oos_sharpe")),
                ("combinations", ("trials", "combinations")), ("distinct return series", ("trials", "distinct")),
                ("effective trials", ("trials", "effective")), ("DSR's N", ("trials", "dsr_N")),

@@ -61,6 +61,7 @@ from ..position_rules import RULE_COLUMNS
 from ..result import RunResult
 from ..trade import JSON_KEYS
 from . import display
+from .labels import Swept, label_of, labels_of
 
 REPORT = "report.html"
 PLOTLY_JS = "plotly.min.js"
@@ -150,20 +151,21 @@ EVIDENCE = ("oos_sharpe", "psr", "dsr")
 
 
 def _columns(ranked: pd.DataFrame, rank_by: str) -> list[str]:
-    """rank, id, the rank metric and the headline metrics, the parameters, the other metrics, strategy."""
-    first = ["rank", "strategy_id", rank_by, *(m for m in HEADLINE if m != rank_by)]
+    """rank, label, the rank metric and the headline metrics, the parameters, the other metrics, strategy
+    and the full strategy_id last (the label shows the swept values only: ``ma_crossover(short=25, long=70)``)."""
+    first = ["rank", "label", rank_by, *(m for m in HEADLINE if m != rank_by)]
     first += [c for c in EVIDENCE if c in ranked.columns and c not in first]  # out of sample, beside in sample
     params = [c for c in ranked.columns if c not in METRICS and c not in SUMMARY_COLUMNS and c not in first
-              and c not in ("combination", "strategy", "duplicate_of")]
+              and c not in ("combination", "strategy", "duplicate_of", "strategy_id")]
     extra = [c for c in SUMMARY_COLUMNS if c in ranked.columns and c not in first]  # validation's
     dup = ["duplicate_of"] if "duplicate_of" in ranked.columns else []
-    return first + params + [m for m in METRICS if m not in first] + extra + dup + ["strategy"]
+    return first + params + [m for m in METRICS if m not in first] + extra + dup + ["strategy", "strategy_id"]
 
 
-def _table(ranked: pd.DataFrame, limit: int | None, rank_by: str) -> dict:
+def _table(ranked: pd.DataFrame, limit: int | None, rank_by: str, names: Swept) -> dict:
     cols = _columns(ranked, rank_by)
     rows = ranked if limit is None else ranked.head(limit)
-    data = [_column(rows[c], c) for c in cols]
+    data = [labels_of(rows, names) if c == "label" else _column(rows[c], c) for c in cols]
     return {"columns": cols, "rows": [list(r) for r in zip(*data)] if len(rows) else []}
 
 
@@ -200,11 +202,12 @@ def _trades(result: RunResult) -> dict:
     return {"fields": list(JSON_KEYS), "columns": encoded, "total": len(result.trades), "shown": len(shown)}
 
 
-def _top(top: TopCombination, k: int) -> dict:
+def _top(top: TopCombination, k: int, names: Swept) -> dict:
     row, res = top.row, top.result
     return {
         "rank": int(row["rank"]),
         "strategy_id": str(row["strategy_id"]),
+        "label": label_of(row, names),
         "strategy": str(row["strategy"]),
         "params": {p: _scalar(row[p], 12) for p in top.params},
         **{rule: _scalar(row[rule], 12) for rule in RULE_COLUMNS},  # stop_loss, direction, size, ...
@@ -219,19 +222,23 @@ def _top(top: TopCombination, k: int) -> dict:
 
 def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[str]], candles: Candles,
                   capital: float, top: Sequence[TopCombination], rank_by: str, config_text: str,
-                  validation: dict | None = None, cut: int | None = None) -> dict:
+                  validation: dict | None = None, cut: int | None = None, names: Swept | None = None) -> dict:
     """Everything the page draws, as plain JSON-able values (deterministic for the same inputs).
+
+    ``names``: per strategy, the columns its short labels show (``engine.report.labels.swept_of``);
+    default ``swept``.
 
     ``cut``: the first holdout bar of ``candles`` (the charts shade from there on), or None.
 
     ``swept``: per strategy, the parameters that take more than one value (heatmap axes).
     """
+    names = swept if names is None else names
     n = len(ranked)
     mode = "all" if n <= TABLE_ALL else "virtual" if n <= TABLE_VIRTUAL else "top"
-    table = _table(ranked, TABLE_ALL if mode == "top" else None, rank_by)
+    table = _table(ranked, TABLE_ALL if mode == "top" else None, rank_by, names)
     heat_rows = None
     if mode == "top":
-        heat_rows = _table(_best_per_cell(ranked, swept, rank_by), None, rank_by)
+        heat_rows = _table(_best_per_cell(ranked, swept, rank_by), None, rank_by, names)
 
     c = candles
     kc = display.bucket_size(len(c))
@@ -251,7 +258,7 @@ def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[s
                     "low": _shown(ohlc.low), "close": _shown(ohlc.close)},
         "equity": {"bucket": ke, "time": _exact(display.bucket_times(eq_time, ke)),
                    "benchmark": _shown(display.band_buckets(bench, ke).last)},
-        "top": [_top(t, ke) for t in top],
+        "top": [_top(t, ke, names) for t in top],
         "config_text": config_text,
         "validation": validation,
         "holdout_from": None if cut is None else int(c.open_time[cut]),

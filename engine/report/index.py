@@ -37,7 +37,7 @@ class RunInfo:
     rows: int
     combinations: int
     rank_by: str
-    best: dict | None  # strategy_id, metric, value
+    best: dict | None  # strategy_id, metric, value; label (the short name) in runs since issue 21
     batch: bool
     has_report: bool
     level: str | None = None  # the validation verdict's level (fails, weak, promising), when validated
@@ -53,7 +53,7 @@ class RunInfo:
             return "—"
         value = self.best.get("value")
         shown = "—" if value is None else f"{value:.4g}"
-        return f"{self.best['strategy_id']} ({self.best['metric']} {shown})"
+        return f"{self.best.get('label') or self.best['strategy_id']} ({self.best['metric']} {shown})"
 
 
 def _best_from_summary(folder: Path, rank_by: str) -> dict | None:

@@ -26,10 +26,11 @@ from ..ranking import ranked_rows
 from ..result import RunResult
 from ..run_store import MANIFEST
 from ..strategies import strategy_path
-from ..timeutil import format_time, utc_now_iso
+from ..timeutil import format_time, periods_per_year, utc_now_iso
 from . import validation as vr
 from .charts import ChartPool
 from .html import REPORT, TopCombination, build_payload, write_html_report
+from .labels import Swept, label_of, swept_of
 from .perp_header import perp_header
 from .writer import RunContext, config_text, swept_axes, write_files
 
@@ -51,14 +52,16 @@ def data_summary(c: Candles) -> dict:
     }
 
 
-def best_of(ranked: pd.DataFrame, rank_by: str) -> dict | None:
-    """The combination ranked first, with its rank metric (None when nothing is ranked)."""
+def best_of(ranked: pd.DataFrame, rank_by: str, names: Swept | None = None) -> dict | None:
+    """The combination ranked first, with its rank metric (None when nothing is ranked) and, given
+    ``names`` (per strategy, its swept columns), its short label."""
     top = ranked_rows(ranked)
     if not len(top):
         return None
     row = top.iloc[0]
     value = row[rank_by]
     return {"strategy_id": str(row["strategy_id"]), "metric": rank_by,
+            **({"label": label_of(row, names)} if names is not None else {}),
             "value": None if pd.isna(value) else float(value),
             "n_trades": None if pd.isna(row["n_trades"]) else int(row["n_trades"])}
 
@@ -89,9 +92,9 @@ def _header(res: RunResults, data: dict) -> dict:
 
 def _write_validation(out: Path, res: RunResults, pool: ChartPool | None) -> dict:
     """validation.json, walk_forward.csv and (with report.png) the charts; returns the report.html section."""
-    outcome, ranked = res.outcome, res.ranked
+    outcome, ranked, names = res.outcome, res.ranked, swept_of(res.grid)
     write_json(out / vr.VALIDATION_JSON, vr.document(outcome, ranked, res.candles,
-                                                     holdout_fraction=res.cfg.validation.holdout))
+                                                     holdout_fraction=res.cfg.validation.holdout, names=names))
     folds_frame = None
     if outcome.walk_forward is not None:
         folds_frame = vr.walk_forward_frame(outcome, res.grid, res.candles)
@@ -100,7 +103,7 @@ def _write_validation(out: Path, res: RunResults, pool: ChartPool | None) -> dic
         (out / "plots").mkdir(exist_ok=True)
         for chart in vr.charts(outcome, out / "plots", ranked):
             pool.submit(chart)
-    return vr.html_section(outcome, ranked, folds_frame)
+    return vr.html_section(outcome, ranked, folds_frame, names=names, per_year=periods_per_year(res.candles.interval_ms))
 
 
 def whole_series(in_sample: RunResult, holdout: RunResult | None, capital: float) -> RunResult:
@@ -153,7 +156,7 @@ def write_run_folder(out: Path, res: RunResults, *, run_id: str, timings: dict |
         payload = build_payload(header=_header(res, data), ranked=ranked, swept=swept_axes(res),
                                 candles=res.candles if cut else res.view, capital=cfg.execution.capital, top=top,
                                 rank_by=cfg.report.rank_by, config_text=config_text(cfg.raw), validation=validation,
-                                cut=cut)
+                                cut=cut, names=swept_of(res.grid))
         del top[:]  # the equity curves are no longer needed
         write_html_report(out, payload, {"run_id": run_id, "created_at": created_at, "timings": dict(timings or {})})
         t_html = time.perf_counter() - t_html
@@ -173,7 +176,7 @@ def write_run_folder(out: Path, res: RunResults, *, run_id: str, timings: dict |
         "rank_by": cfg.report.rank_by,
         "min_trades": cfg.report.min_trades,
         "ranked": int(ranked["rank"].notna().sum()),
-        "best": best_of(ranked, cfg.report.rank_by),
+        "best": best_of(ranked, cfg.report.rank_by, swept_of(res.grid)),
         "report": REPORT,
         "runs": cfg.report.runs,
         "notices": list(res.notices),

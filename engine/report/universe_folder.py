@@ -24,6 +24,7 @@ from ..timeutil import format_time, utc_now_iso
 from ..universe.aggregate import SUMMARY_BY_SERIES_CSV
 from ..universe.runner import UniverseResults
 from .universe_validation import document as validation_document
+from .labels import label_of, swept_of
 from .run_folder import RunFolder
 from .universe_html import write_universe_html
 from .validation import VALIDATION_JSON
@@ -49,7 +50,8 @@ def best(res: UniverseResults) -> dict | None:
     if not res.top:
         return None
     row = res.ranked.iloc[0]
-    return {"strategy_id": str(row["strategy_id"]), "metric": res.rank_key, "value": float(row[res.rank_key]),
+    return {"strategy_id": str(row["strategy_id"]), "label": label_of(row, swept_of(res.grid)),
+            "metric": res.rank_key, "value": float(row[res.rank_key]),
             "n_trades": int(row["n_trades"])}
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from ..jsonio import clean, write_text_atomic
 from ..universe.runner import UniverseResults
 from .html import _escape, _json_for_script
+from .labels import label_of, labels_of, swept_of
 
 #: combinations in the heatmap
 HEATMAP_ROWS = 50
@@ -41,14 +42,16 @@ def payload(res: UniverseResults, validation: dict | None) -> dict:
     ranked = res.ranked
     agg_cols = [c for c in ranked.columns if c.startswith(f"{rank_by}_")] + ["profitable_share", "series",
                                                                              "rank_mean", "n_trades"]
-    table_cols = ["rank", "strategy_id", *agg_cols]
-    head = ranked.head(TABLE_ROWS)
+    names = swept_of(res.grid)
+    head = ranked.head(TABLE_ROWS).assign(label=lambda f: labels_of(f, names))
+    table_cols = ["rank", "label", *agg_cols]
     table = {"columns": table_cols, "rows": [[_num(v) if not isinstance(v, str) else v for v in row]
                                              for row in head[table_cols].itertuples(index=False)]}
     n = len(keys)
     M = res.by_series[rank_by].to_numpy(np.float64).reshape(n, -1)
     heat_ids = [int(c) for c in ranked["combination"].head(HEATMAP_ROWS)]
-    heatmap = {"combinations": [str(s) for s in ranked["strategy_id"].head(HEATMAP_ROWS)], "series": keys,
+    heatmap = {"combinations": labels_of(ranked.head(HEATMAP_ROWS), names),
+               "ids": [str(s) for s in ranked["strategy_id"].head(HEATMAP_ROWS)], "series": keys,
                "values": [[_num(M[s, g]) for s in range(n)] for g in heat_ids]}
     top = []
     for g in res.top:
@@ -58,13 +61,14 @@ def payload(res: UniverseResults, validation: dict | None) -> dict:
             e = res.details[(r.series.key, g)].equity
             idx = _every(len(e))
             equity[r.series.key] = [_num(x) for x in e[idx]]
-        top.append({"combination": g, "strategy_id": str(row["strategy_id"]), "rank": int(row["rank"]),
+        top.append({"combination": g, "strategy_id": str(row["strategy_id"]), "label": label_of(row, names),
+                    "rank": int(row["rank"]),
                     "values": [_num(M[s, g]) for s in range(n)], "equity": equity})
     val = None
     if validation is not None:
         val = {"verdict": validation["verdict"], "summary": validation["summary"],
                "series": {k: {"verdict": d["verdict"], "pbo": (d["pbo"] or {}).get("pbo"),
-                              "top": (d["top"] or {}).get("strategy_id"), "dsr": (d["top"] or {}).get("dsr"),
+                              "top": (d["top"] or {}).get("label", (d["top"] or {}).get("strategy_id")), "dsr": (d["top"] or {}).get("dsr"),
                               "holdout_spearman": (d["holdout"] or {}).get("spearman")}
                           for k, d in validation["series"].items()},
                "lambdas": [s["lambda"] for s in (validation["cross_series"] or {}).get("splits", [])],
@@ -119,12 +123,12 @@ const flat=hm.values.flat().filter(v=>v!==null);const lo=Math.min(...flat),hi=Ma
 svg.setAttribute("width",left+cw*hm.series.length+20);svg.setAttribute("height",top+ch*hm.combinations.length+10);
 hm.series.forEach((s,j)=>{const t=el("text",{x:left+cw*j+cw/2,y:top-6,class:"label",transform:"rotate(-45 "+(left+cw*j+cw/2)+" "+(top-6)+")"},svg);t.textContent=s;});
 hm.combinations.forEach((c,i)=>{const t=el("text",{x:left-4,y:top+ch*i+ch-3,class:"label","text-anchor":"end"},svg);t.textContent=c;
-hm.series.forEach((s,j)=>{const v=hm.values[i][j];const r=el("rect",{x:left+cw*j,y:top+ch*i,width:cw,height:ch,fill:colour(v,lo,hi),class:"cell","data-combination":c,"data-series":s,"data-value":v===null?"":v},svg);
+hm.series.forEach((s,j)=>{const v=hm.values[i][j];const r=el("rect",{x:left+cw*j,y:top+ch*i,width:cw,height:ch,fill:colour(v,lo,hi),class:"cell","data-combination":hm.ids[i],"data-series":s,"data-value":v===null?"":v},svg);
 el("title",{},r).textContent=c+" · "+s+": "+fmt(v);
 r.addEventListener("mouseenter",()=>{document.getElementById("tip").textContent=c+" on "+s+": "+H.rank_by+" "+fmt(v);});});});})();
 (function strip(){const svg=document.getElementById("strip"),rows=D.top,left=260,w=600,rh=22;svg.setAttribute("width",left+w+40);svg.setAttribute("height",rh*rows.length+30);
 const flat=rows.flatMap(r=>r.values).filter(v=>v!==null);if(!flat.length)return;const lo=Math.min(...flat),hi=Math.max(...flat);const X=v=>left+(hi>lo?(v-lo)/(hi-lo):0.5)*w;
-rows.forEach((r,i)=>{const y=rh*i+15;const t=el("text",{x:left-6,y:y+4,class:"label","text-anchor":"end"},svg);t.textContent="#"+r.rank+" "+r.strategy_id;
+rows.forEach((r,i)=>{const y=rh*i+15;const t=el("text",{x:left-6,y:y+4,class:"label","text-anchor":"end"},svg);t.textContent="#"+r.rank+" "+r.label;
 el("line",{x1:left,x2:left+w,y1:y,y2:y,stroke:"#ddd"},svg);const vs=r.values.filter(v=>v!==null).sort((a,b)=>a-b);
 if(vs.length){const med=vs[Math.floor((vs.length-1)/2)]*0.5+vs[Math.ceil((vs.length-1)/2)]*0.5;el("line",{x1:X(med),x2:X(med),y1:y-8,y2:y+8,stroke:"#333","stroke-width":2},svg);}
 r.values.forEach((v,j)=>{if(v===null)return;const c=el("circle",{cx:X(v),cy:y,r:4,fill:"#1f77b4","fill-opacity":0.6,class:"dot","data-series":H.series[j]},svg);el("title",{},c).textContent=H.series[j]+": "+fmt(v);});});})();
@@ -136,7 +140,7 @@ const curves=D.top.map(t=>t.equity[s]);const flat=curves.flat().filter(v=>v!==nu
 const lo=Math.log(Math.min(...flat)),hi=Math.log(Math.max(...flat));const W=860,Hh=280;
 curves.forEach((c,k)=>{const pts=c.map((v,i)=>v===null||v<=0?null:[30+W*i/Math.max(1,c.length-1),10+Hh*(1-(hi>lo?(Math.log(v)-lo)/(hi-lo):0.5))]).filter(p=>p);
 const p=el("polyline",{points:pts.map(q=>q[0].toFixed(1)+","+q[1].toFixed(1)).join(" "),fill:"none",stroke:colours[k%colours.length],"stroke-width":1.2,class:"curve","data-strategy":D.top[k].strategy_id},svg);
-el("title",{},p).textContent="#"+D.top[k].rank+" "+D.top[k].strategy_id+" on "+s;});}
+el("title",{},p).textContent="#"+D.top[k].rank+" "+D.top[k].label+" on "+s;});}
 sel.addEventListener("change",draw);if(H.series.length)draw();})();
 (function validation(){const V=D.validation,body=document.getElementById("validation-body");if(!V){body.textContent="No validation section in the config.";return;}
 const p=document.createElement("p");p.id="verdict";p.textContent=V.verdict;body.appendChild(p);

@@ -4,11 +4,13 @@ cross-sectional PBO and one verdict on the universe's top combination."""
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 
 from ..jsonio import clean
 from . import validation as vr
+from .labels import label_of, swept_of
 from ..universe.runner import UniverseResults
 
 
@@ -53,7 +55,7 @@ def verdict(res: UniverseResults, summary: dict | None) -> str:
     row = res.ranked.iloc[0]
     n = len(res.runs)
     share = float(row["profitable_share"])
-    parts = [f"top {row['strategy_id']} ({res.cfg.report.aggregate} {res.cfg.report.rank_by} "
+    parts = [f"top {label_of(row, swept_of(res.grid))} ({res.cfg.report.aggregate} {res.cfg.report.rank_by} "
              f"{_fmt(row[res.rank_key])}) is profitable on {round(share * n)} of {n} series"]
     if res.cross is not None:
         p = res.cross.pbo
@@ -79,14 +81,15 @@ def _fmt(x) -> str:
 def document(res: UniverseResults) -> dict:
     """Every figure (``validation.json``)."""
     holdout = res.cfg.validation.holdout
-    series = {r.series.key: vr.document(r.outcome, r.ranked, r.candles, holdout_fraction=holdout) for r in res.runs}
+    series = {r.series.key: vr.document(r.outcome, r.ranked, r.candles, holdout_fraction=holdout,
+                                                names=swept_of(res.grid)) for r in res.runs}
     summary = cross_summary(res)
     return {"verdict": verdict(res, summary), "summary": summary, "cross_series": cross_series_doc(res),
             "series": series}
 
 
-def text_block(res: UniverseResults) -> list[str]:
-    """The lines ``backtest run`` prints after the top table."""
+def text_block(res: UniverseResults, width: int | None = None) -> list[str]:
+    """The lines ``backtest run`` prints after the top table (wrapped to ``width`` when given)."""
     summary = cross_summary(res)
     n = len(res.runs)
     lines = [f"Validation across {n} series:"]
@@ -99,4 +102,6 @@ def text_block(res: UniverseResults) -> list[str]:
         lines.append(f"  cross-sectional PBO {c.pbo:.3f} ({len(c.splits)} splits of the series, "
                      f"{len(res.runs) // 2} in sample)")
     lines.append(f"  verdict: {verdict(res, summary)}")
-    return lines
+    if width is None:
+        return lines
+    return [w for line in lines for w in textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False)]

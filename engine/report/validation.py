@@ -27,7 +27,8 @@ from ..validation.verdict import verdict as judge
 from ..validation.walk_forward import efficiency_text
 from ..validation.windows import Window
 from .display import envelope_indices
-from .numbers import format_sig
+from .labels import Swept, label_of, labels_of, short_label
+from .numbers import format_per_bar, format_sig
 
 VALIDATION_JSON = "validation.json"
 WALK_FORWARD_CSV = "walk_forward.csv"
@@ -56,13 +57,16 @@ def verdict(outcome: ValidationOutcome, top: dict | None) -> Verdict:
     return judge(evidence(outcome, top))
 
 
-def _top(outcome: ValidationOutcome, ranked: pd.DataFrame) -> dict | None:
+def _top(outcome: ValidationOutcome, ranked: pd.DataFrame, names: Swept | None = None) -> dict | None:
+    """The top combination's figures; with ``names`` (per strategy, its swept columns) its short label."""
     if not len(ranked):
         return None
     row = ranked.iloc[0]
     g = int(row["combination"])
     d = outcome.deflated
-    doc = {"combination": g, "strategy_id": str(row["strategy_id"]), outcome.rank_by: _clean(row[outcome.rank_by]),
+    doc = {"combination": g, "strategy_id": str(row["strategy_id"]),
+           **({"label": label_of(row, names)} if names is not None else {}),
+           outcome.rank_by: _clean(row[outcome.rank_by]),
            "sharpe_per_bar": _clean(d.sharpe[g]), "psr": _clean(d.psr[g]), "dsr": _clean(d.dsr[g])}
     for c in OOS_METRICS:
         if c in ranked:
@@ -71,10 +75,10 @@ def _top(outcome: ValidationOutcome, ranked: pd.DataFrame) -> dict | None:
 
 
 def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles, *,
-             holdout_fraction: float | None) -> dict:
+             holdout_fraction: float | None, names: Swept | None = None) -> dict:
     """Every figure with its inputs (``validation.json``)."""
     plan, d = outcome.plan, outcome.deflated
-    top = _top(outcome, ranked)
+    top = _top(outcome, ranked, names)
     inputs = {
         "bars": plan.n,
         "combinations": len(d.sharpe),
@@ -133,6 +137,7 @@ def walk_forward_frame(outcome: ValidationOutcome, grid: Grid, candles: Candles)
         train, test = window_times(candles, fo.fold.train), window_times(candles, fo.fold.test)
         row = {"fold": fo.fold.index, "train_from": train[0], "train_to": train[1], "test_from": test[0],
                "test_to": test[1], "combination": fo.combination, "strategy_id": sw.strategy_id(i),
+               "label": short_label(sw.strategy.name, sw.swept, {c: sw.columns[c][i].item() for c in sw.swept}),
                "strategy": sw.strategy.name, "params": json.dumps(sw.params(i), sort_keys=True),
                **asdict(sw.rules(i)), f"is_{outcome.rank_by}": fo.in_sample, "is_cagr": fo.in_sample_cagr}
         row.update({f"oos_{m}": fo.result.metrics[m] for m in METRICS})
@@ -149,11 +154,11 @@ def _num(v, fmt: str = ".3f") -> str:
 
 
 def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float | None = None,
-               width: int | None = None) -> list[str]:
+               width: int | None = None, names: Swept | None = None) -> list[str]:
     """The lines ``backtest run`` prints. ``per_year``: bars per year, to annualise per-bar Sharpes;
-    ``width``: wrap the lines to it (the verdict's sentences)."""
+    ``width``: wrap the lines to it (the verdict's sentences); ``names``: to name the top by its short label."""
     plan, d = outcome.plan, outcome.deflated
-    top = _top(outcome, ranked)
+    top = _top(outcome, ranked, names)
     where = f"in-sample bars 0–{plan.in_sample.b - 1:,}"
     if plan.holdout is not None:
         where += f", holdout {plan.holdout.a:,}–{plan.holdout.b - 1:,}"
@@ -166,10 +171,8 @@ def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float
         lines.append(f"  CSCV: PBO {c.pbo:.3f} (S={c.blocks}, {c.splits:,} splits) · P(OOS Sharpe < 0) "
                      f"{c.prob_oos_loss:.3f} · degradation slope {_num(_clean(c.slope), '.2f')}")
     if top is not None:
-        sr0 = _clean(d.SR0)
-        yearly = "" if sr0 is None or not per_year else f", {sr0 * np.sqrt(per_year):.2f} annualised"
-        lines.append(f"  top (rank 1): PSR {_num(top['psr'])} · DSR {_num(top['dsr'])} "
-                     f"(N={d.N:,}; SR0 {format_sig(sr0)} per bar{yearly})")
+        lines.append(f"  top {top.get('label', '(rank 1)')}: PSR {_num(top['psr'])} · DSR {_num(top['dsr'])} "
+                     f"(N={d.N:,}) · SR0 {format_per_bar(_clean(d.SR0), per_year)}")
     h = outcome.holdout
     if h is not None and top is not None:
         lines.append(f"  holdout: Spearman of in/out-of-sample {h.metric} {_num(h.spearman)} · top's "
@@ -223,13 +226,26 @@ def _sig(x, digits: int = 6):
     return None if x is None else float(f"{x:.{digits}g}")
 
 
+def _names(rows: pd.DataFrame, names: Swept | None) -> list[str]:
+    """Hover text of scatter points: short labels up to ``LABELLED`` points, else the strategy_id."""
+    if names is None or len(rows) > LABELLED:
+        return rows["strategy_id"].astype(str).tolist()
+    return labels_of(rows, names)
+
+
+#: points of a scatter that get their short label (the label costs Python time per row)
+LABELLED = 20_000
+
+
 def _every(n: int, limit: int = HTML_POINTS) -> np.ndarray:
     return np.arange(0, n, max(1, -(-n // limit)))
 
 
-def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.DataFrame | None) -> dict:
-    """The validation section of report.html (``engine.report.html``'s extension point)."""
-    top = _top(outcome, ranked)
+def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.DataFrame | None, *,
+                 names: Swept | None = None, per_year: float | None = None) -> dict:
+    """The validation section of report.html (``engine.report.html``'s extension point). ``names``: per
+    strategy, its swept columns (the combinations' short labels); ``per_year``: bars per year (SR0 annualised)."""
+    top = _top(outcome, ranked, names)
     d, c, h, wf = outcome.deflated, outcome.cscv, outcome.holdout, outcome.walk_forward
     metrics: dict = {}
     t = trials_doc(outcome)
@@ -238,10 +254,11 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
                         "CSCV · degradation slope": _clean(c.slope), "CSCV · blocks (S)": c.blocks,
                         "CSCV · splits": c.splits})
     if top is not None:
-        metrics.update({"top · combination": top["strategy_id"], "top · PSR": top["psr"], "top · DSR": top["dsr"]})
+        metrics.update({"top · combination": top.get("label", top["strategy_id"]), "top · PSR": top["psr"],
+                        "top · DSR": top["dsr"]})
     metrics.update({"trials · combinations": t["combinations"], "trials · distinct return series": t["distinct"],
                     f"trials · effective (clusters at ρ ≥ {CLUSTER_RHO})": t["effective"],
-                    "trials · DSR's N": d.N, "DSR · SR0 (per bar)": format_sig(_clean(d.SR0)),
+                    "trials · DSR's N": d.N, "DSR · SR0": format_per_bar(_clean(d.SR0), per_year),
                     "DSR · V (variance of per-bar Sharpes)": format_sig(_clean(d.V)),
                     "DSR · returns (T)": outcome.plan.T})
     if h is not None:
@@ -259,7 +276,7 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
     section = {"title": "Validation", "summary": v.sentence, "level": v.level,
                "metrics": metrics, "tables": [], "charts": []}
     if folds is not None and len(folds):
-        cols = ["fold", "test_from", "test_to", "strategy_id", f"is_{outcome.rank_by}", "oos_sharpe",
+        cols = ["fold", "test_from", "test_to", "label", f"is_{outcome.rank_by}", "oos_sharpe",
                 "oos_total_return", "oos_max_drawdown", "oos_n_trades"]
         section["tables"].append({"title": "Walk-forward folds", "columns": cols,
                                   "rows": [[_clean(v) for v in row] for row in folds[cols].itertuples(index=False)]})
@@ -279,11 +296,11 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
             "layout": {"height": 360, "xaxis": {"title": {"text": "in-sample Sharpe"}},
                        "yaxis": {"title": {"text": "out-of-sample Sharpe"}}}})
     if h is not None and "oos_sharpe" in ranked.columns:
-        both = ranked[["strategy_id", "sharpe", "oos_sharpe"]].dropna()
+        both = ranked.dropna(subset=["sharpe", "oos_sharpe"])
         section["charts"].append({
             "title": "Every combination's Sharpe ratio (annualised), in sample against the holdout",
             "data": [{"type": "scattergl", "mode": "markers", "x": [_sig(x) for x in both["sharpe"]],
-                      "y": [_sig(y) for y in both["oos_sharpe"]], "text": both["strategy_id"].tolist(),
+                      "y": [_sig(y) for y in both["oos_sharpe"]], "text": _names(both, names),
                       "marker": {"size": 6, "opacity": 0.6}}],
             "layout": {"height": 360, "xaxis": {"title": {"text": "in-sample Sharpe"}},
                        "yaxis": {"title": {"text": "holdout Sharpe"}}}})

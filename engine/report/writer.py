@@ -31,6 +31,7 @@ from ..pipeline import RunResults
 from ..position_rules import RULE_COLUMNS
 from ..result import RunResult
 from .charts import ChartPool, heatmaps
+from .labels import label_of, swept_of
 from .trades_csv import write_trades_csv
 
 PARQUET_LIMIT = 10_000
@@ -123,10 +124,11 @@ def _submit_charts(folder: Path, results: RunResults, ctx: RunContext, rows: Map
     # E[0] is the capital at the first open; E[i] the equity at the close of bar i-1.
     times = np.concatenate([[candles.open_time[0]], candles.open_time + candles.interval_ms])
     bench = np.concatenate([[ctx.capital], candles.close / candles.close[0] * ctx.capital])
+    names = swept_of(results.grid)
     for g in results.top:
         row, equity = rows[g], results.details[g].equity
         stem = f"{int(row['rank']):03d}_{row['strategy_id']}"
-        title = f"#{int(row['rank'])} {row['strategy_id']}"
+        title = f"#{int(row['rank'])} {label_of(row, names)}"
         charts.submit(("plot_equity", folder / f"equity_{stem}.png", (times, equity, bench), {"title": title}))
         charts.submit(("plot_drawdown", folder / f"drawdown_{stem}.png", (times, equity),
                        {"title": f"{title} drawdown"}))

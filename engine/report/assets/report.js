@@ -12,7 +12,7 @@
     "worst_trade", "exposure", "buy_and_hold_return", "stop_loss", "return"]);
   const MONEY = new Set(["pnl", "max_drawdown_abs", "expectancy", "total_fees", "final_equity", "fees"]);
   const INTS = new Set(["rank", "n_trades", "max_drawdown_duration", "entry_bar", "exit_bar"]);
-  const TEXT = new Set(["strategy_id", "strategy", "exit_reason"]);
+  const TEXT = new Set(["label", "strategy_id", "strategy", "exit_reason"]);
   const PLOTLY = typeof window.Plotly !== "undefined";
   const PLOT_CONFIG = { displaylogo: false, responsive: true };
   const ROW_H = 27;
@@ -154,8 +154,9 @@
 
   const T = D.table;
   const COLS = T.columns;
-  // The strategy column says nothing new when there is one strategy (its name starts every id).
-  const SHOWN = COLS.filter((c) => !(c === "strategy" && H.strategies.length < 2));
+  // The strategy column says nothing new when there is one strategy (its name starts every label);
+  // the full strategy_id repeats the parameter columns: it stays in the data, for the filter.
+  const SHOWN = COLS.filter((c) => c !== "strategy_id" && !(c === "strategy" && H.strategies.length < 2));
   const ROWS = T.rows;
   const COL_INDEX = Object.fromEntries(COLS.map((c, i) => [c, i]));
 
@@ -202,8 +203,9 @@
         });
       } else {
         const needle = token.toLowerCase();
-        const j = COL_INDEX.strategy_id;
-        tests.push((row) => String(row[j]).toLowerCase().includes(needle));
+        const j = COL_INDEX.strategy_id, k = COL_INDEX.label;
+        tests.push((row) => String(row[j]).toLowerCase().includes(needle) ||
+          (k !== undefined && String(row[k]).toLowerCase().includes(needle)));
       }
     }
     return tests;
@@ -279,7 +281,7 @@
         " combinations: the table draws the rows in view as it scrolls." }));
     }
     const input = el("input", { type: "search", id: "table-filter",
-      placeholder: "filter: text in strategy_id, or sharpe>1 n_trades>=20 stop_loss=none" });
+      placeholder: "filter: text in the combination, or sharpe>1 n_trades>=20 stop_loss=none" });
     countEl = el("span", { cls: "count", id: "table-count" });
     body.append(el("div", { cls: "toolbar" }, [input, countEl,
       el("span", { cls: "count", text: "· click a column to sort · ranked by " + D.rank_by +
@@ -359,7 +361,8 @@
     const z = best.map((row) => row.map((r) => (r === null ? null : r[m])));
     const text = best.map((row, i) => row.map((r, j) => {
       if (r === null) return "";
-      const lines = ["<b>" + r[idx.strategy_id] + "</b>", "rank: " + fmt(r[idx.rank], "rank")];
+      const lines = ["<b>" + (idx.label !== undefined ? r[idx.label] : r[idx.strategy_id]) + "</b>",
+        "rank: " + fmt(r[idx.rank], "rank")];
       if (count[i][j] > 1) lines.push("best by " + metric + " of " + count[i][j] + " combinations in this cell");
       for (const k of METRICS) lines.push((k === metric ? "<b>" : "") + k + ": " + fmt(r[idx[k]], k) + (k === metric ? "</b>" : ""));
       return lines.join("<br>");
@@ -367,7 +370,8 @@
     const small = xs.length <= 20 && ys.length <= 20;
     const trace = {
       type: "heatmap", x: xs.map((v) => label(v, xc)), y: ys.map((v) => (yc ? label(v, yc) : strategy)), z: z,
-      text: text, hovertemplate: "%{text}<extra></extra>", colorscale: "Viridis", reversescale: ASC.has(metric),
+      text: text, customdata: best.map((row) => row.map((r) => (r === null ? null : r[idx.strategy_id]))),
+      hovertemplate: "%{text}<extra></extra>", colorscale: "Viridis", reversescale: ASC.has(metric),
       xgap: 1, ygap: 1, colorbar: { title: { text: metric + (ASC.has(metric) ? " (lower is better)" : "") } },
       hoverongaps: false,
     };
@@ -413,12 +417,11 @@
       if (PLOTLY) {
         div.on("plotly_click", (ev) => {
           const p = ev.points && ev.points[0];
-          const text = p && p.text ? p.text : "";
-          const m = /^<b>([^<]+)<\/b>/.exec(text);
-          if (!m) return;
+          const id = p && p.customdata;  // the full strategy_id: one filter token, never ambiguous
+          if (!id) return;
           const input = document.getElementById("table-filter");
-          input.value = m[1];
-          table.filter = parseFilter(m[1]);
+          input.value = id;
+          table.filter = parseFilter(id);
           refresh();
           document.getElementById("summary").scrollIntoView();
         });
@@ -593,7 +596,7 @@
     body.append(el("p", { cls: "sub", text: "The best " + D.top.length + " by " + D.rank_by +
       ". Open one to draw its charts." }));
     D.top.forEach((t, k) => {
-      const summary = el("summary", null, ["#" + t.rank + " " + t.strategy_id,
+      const summary = el("summary", null, ["#" + t.rank + " " + (t.label || t.strategy_id),
         el("span", { cls: "stat", text: D.rank_by + " " + fmt(t.metrics[D.rank_by], D.rank_by) +
           " · return " + fmt(t.metrics.total_return, "total_return") +
           " · " + int.format(t.metrics.n_trades) + " trades" })]);
