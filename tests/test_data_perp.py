@@ -165,5 +165,5 @@ def test_a_spot_dataset_run_with_market_um_is_one_line(tmp_path, capsys):
     cfg.write_text(RUN.replace("SOURCE", str(ds)))
     code, out, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "out", "--no-progress"], capsys)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
-    assert "holds no perp series" in err and str(ds) in err
+    assert "holds spot candles only, no perp series" in err and str(ds) in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

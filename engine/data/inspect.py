@@ -124,7 +124,9 @@ def _bad_names(root: str, symbol: str, interval: str) -> SeriesReport:
                         [f"{root}: folder symbol={symbol}/interval={interval}: {problem}; not read"])
 
 
-def _series_of(root: str, session: Any) -> list[tuple[str, str]]:
+def _series_of(root: str, session: Any, optional: bool) -> list[tuple[str, str]]:
+    if not optional:
+        return list_series(root, session=session)
     try:
         return list_series(root, session=session)
     except DataError:
@@ -132,9 +134,10 @@ def _series_of(root: str, session: Any) -> list[tuple[str, str]]:
 
 
 def _inspect_root(root: str, s3: bool, session: Any, label: str | None = None) -> list[SeriesReport]:
+    """The series of one root; ``label`` names a perp kind's root, which may be absent."""
     reports = [_bad_names(root, s, i) if series_problem(s, i) else
                _inspect_s3_series(root, s, i, session) if s3 else _inspect_local_series(Path(root), s, i)
-               for s, i in _series_of(root, session)]
+               for s, i in _series_of(root, session, label is not None)]
     return [dataclasses.replace(r, source=f"{r.source} ({label})") for r in reports] if label else reports
 
 

@@ -35,12 +35,13 @@ def load_perp(spec: DataSpec, start: int | None, end: int | None) -> Candles:
     """Trade klines carrying their mark klines and the funding table (``Candles.perp``)."""
     source = spec.source
     if not (is_s3_uri(source) or Path(source).is_dir()):
-        raise DataError(f"data.market: um, but {source} is a candle file with no mark klines or funding; "
+        raise DataError(f"data.market: um, but {source} is a candle file: it holds spot candles, no mark klines or funding; "
                         "a perp run needs a perp dataset (backtest data build/fetch/backfill --market um) "
                         "or source: synthetic")
     klines_root = kind_root(source, "um", "klines")
     if not _perp_series(klines_root):
-        raise DataError(f"data.market: um, but {source} holds no perp series (spot candles only); a perp run needs "
+        raise DataError(f"data.market: um, but {source} holds spot candles only, no perp series (um/ trade klines, mark klines, funding); "
+                        "a perp run needs "
                         "a perp dataset (backtest data build/fetch/backfill --market um) or source: synthetic")
     candles = load_candles(klines_root, symbol=spec.symbol, interval=spec.interval, start=start, end=end,
                            max_bytes=spec.max_input_bytes)
