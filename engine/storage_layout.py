@@ -111,9 +111,10 @@ def candles_prefix(symbol: str | None = None, interval: str | None = None) -> st
     return CANDLES_PREFIX + series_prefix(symbol, interval)
 
 
-def raw_batch_key(symbol: str, interval: str, first_open_ms: int, last_open_ms: int) -> str:
-    """Deterministic key of a fetched batch: a repeat overwrites the same object."""
-    return f"{RAW_PREFIX}{series_prefix(symbol, interval)}{first_open_ms}-{last_open_ms}.json"
+def raw_batch_key(symbol: str, interval: str, first_open_ms: int, last_open_ms: int, kind: str = "klines") -> str:
+    """Deterministic key of a fetched batch: a repeat overwrites the same object (mark klines: ``raw/mark/…``)."""
+    sub = "" if kind == "klines" else f"{kind}/"
+    return f"{RAW_PREFIX}{sub}{series_prefix(symbol, interval)}{first_open_ms}-{last_open_ms}.json"
 
 
 def series_lock_key(symbol: str, interval: str) -> str:

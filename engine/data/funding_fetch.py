@@ -82,6 +82,7 @@ class FundingFetchResult:
     last: int | None
     requests: int
     pages: int
+    stopped: str | None = None  # why ``budget`` ended it early, else None
 
 
 def fetch_funding(root: str, symbol: str, start: int, end: int | None = None, *,
@@ -106,9 +107,15 @@ def fetch_funding(root: str, symbol: str, start: int, end: int | None = None, *,
             for a, b in ranges:
                 if b is not None and a >= b:
                     continue
-                for page in client.iter_funding(symbol, a, b):
-                    if budget is not None and budget(pages):
-                        return FundingFetchResult(symbol, added, first, last, client.requests - before, pages)
+                answers = client.iter_funding(symbol, a, b)
+                while True:
+                    reason = budget(pages) if budget is not None else None
+                    if reason:
+                        answers.close()
+                        return FundingFetchResult(symbol, added, first, last, client.requests - before, pages, reason)
+                    page = next(answers, None)
+                    if page is None:
+                        break
                     held.check()
                     added += upsert_funding(root, symbol, page, session=session)
                     t = page["funding_time"].to_numpy()

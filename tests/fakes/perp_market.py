@@ -127,6 +127,10 @@ class FakeFapi(LocalServer):
     def clock(self) -> float:
         return self.now_ms / 1000.0
 
+    def set_time(self, now_ms: int) -> None:
+        with self.lock:
+            self.now_ms = int(now_ms)
+
     def requests(self, path: str) -> list[dict]:
         return [e for e in self.log if e["path"] == path]
 
@@ -134,7 +138,7 @@ class FakeFapi(LocalServer):
         df = self.truth[kind]
         limit = min(int(q.get("limit", KLINE_LIMITS[0])), KLINE_LIMITS[1])
         t = df["open_time"].to_numpy()
-        keep = np.ones(len(t), bool)
+        keep = t <= self.now_ms  # the candle still open is sent too (the client keeps closed ones)
         if "startTime" in q:
             keep &= t >= int(q["startTime"])
         if "endTime" in q:
