@@ -105,8 +105,12 @@ def dispatcher_grants(markets: Sequence[str]) -> list[PrefixGrant]:
 
 def batch_job_grants() -> list[PrefixGrant]:
     """Batch jobs read candles and read/write their run; the code never deletes."""
+    um = storage_layout.market_prefix("um")
     return [
         PrefixGrant(storage_layout.CANDLES_PREFIX, ("s3:GetObject",), "candle partitions, read only"),
+        *(PrefixGrant(um + storage_layout.KIND_DIRS[kind], ("s3:GetObject",), f"perp {what}, read only")
+          for kind, what in (("klines", "trade kline partitions"), ("mark", "mark-price kline partitions"),
+                             ("funding", "funding tables"))),
         PrefixGrant(storage_layout.RUNS_PREFIX, ("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging",
                                                  "s3:AbortMultipartUpload"),
                     "a sweep's config, shards and report under runs/<run_id>/, read and written, never deleted; "

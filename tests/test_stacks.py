@@ -745,8 +745,12 @@ def test_job_role_reads_candles_and_reads_writes_runs_without_delete(synth):
     access = s3_access(role_statements(synth.batch, role_id), synth)
     assert access == {
         "BUCKET/candles/*": {"s3:GetObject"},
+        # a perp sweep's three series (storage_layout.kind_root), read only
+        "BUCKET/um/candles/*": {"s3:GetObject"}, "BUCKET/um/mark/*": {"s3:GetObject"},
+        "BUCKET/um/funding/*": {"s3:GetObject"},
         "BUCKET/runs/*": {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"},
-        "LIST": {"candles/", "candles/*", "runs/", "runs/*"},
+        "LIST": {"candles/", "candles/*", "runs/", "runs/*", "um/candles/", "um/candles/*", "um/mark/", "um/mark/*",
+                 "um/funding/", "um/funding/*"},
     }
     assert not any("Delete" in a for actions in access.values() for a in actions)
 
