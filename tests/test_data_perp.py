@@ -167,3 +167,22 @@ def test_a_spot_dataset_run_with_market_um_is_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "holds spot candles only, no perp series" in err and str(ds) in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_bad_perp_build_inputs_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "BTCUSDT-fundingRate-2024-01.csv"
+    bad.write_text("time,rate\n1706140800000,0.0001\n")
+    ok = tmp_path / "f.csv"
+    ok.write_text("calc_time,funding_interval_hours,last_funding_rate\n1706140800000,4,0.0001\n1706155200000,4,1.5\n")
+    base = ["data", "build", "--symbol", "BTCUSDT", "--out", tmp_path / "ds"]
+    for argv, needle in [
+        (["--kind", "mark", "--interval", "15m", "--input", bad], "--kind mark needs --market um"),
+        (["--market", "um", "--kind", "funding", "--interval", "15m", "--input", bad], "takes no --interval"),
+        (["--market", "um", "--kind", "mark", "--input", bad], "--kind mark needs --interval"),
+        (["--market", "um", "--kind", "funding", "--input", bad],
+         "columns time, rate; expected calc_time, funding_interval_hours, last_funding_rate"),
+        (["--market", "um", "--kind", "funding", "--input", ok], "row 2: funding rate 1.5 is not a rate"),
+    ]:
+        code, _, err = run_cli(base + argv, capsys)
+        assert code == 2 and err.count("\n") == 1 and needle in err, (argv, err)
+    assert not (tmp_path / "ds" / "um").exists()  # nothing written

@@ -67,14 +67,14 @@ def normalise_funding(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     t = to_milliseconds(t.astype(np.int64), f"{source}: funding_time") if n else t.astype(np.int64)
     bad = np.flatnonzero(~np.isfinite(rate) | (np.abs(rate) >= 1.0))
     if bad.size:
-        raise DataError(f"{source}: row {int(bad[0]) + 1}: funding rate {rate[bad[0]]!r} is not a rate in (-1, 1)")
+        raise DataError(f"{source}: row {int(bad[0]) + 1}: funding rate {float(rate[bad[0]])!r} is not a rate in (-1, 1)")
     bad = np.flatnonzero(~np.isfinite(hours) | (hours < 0) | (hours > 24) | (hours != np.floor(hours)))
     if bad.size:
-        raise DataError(f"{source}: row {int(bad[0]) + 1}: funding interval {hours[bad[0]]!r} h is not a whole "
+        raise DataError(f"{source}: row {int(bad[0]) + 1}: funding interval {float(hours[bad[0]])!r} h is not a whole "
                         "number of hours from 1 to 24")
     bad = np.flatnonzero(np.isfinite(mark) & (mark <= 0))
     if bad.size:
-        raise DataError(f"{source}: row {int(bad[0]) + 1}: mark price {mark[bad[0]]!r} is not positive")
+        raise DataError(f"{source}: row {int(bad[0]) + 1}: mark price {float(mark[bad[0]])!r} is not positive")
     df = pd.DataFrame({"funding_time": t, "funding_rate": rate, "mark_price": mark,
                        "interval_hours": hours.astype(np.int64)})
     df = df.drop_duplicates(subset="funding_time", keep="last")
