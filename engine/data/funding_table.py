@@ -9,7 +9,8 @@ read, merged and replaced in one write: locally a staged file renamed into place
 
 The interval is never assumed to be 8h: the archive's ``funding_interval_hours`` is kept as given;
 a REST row (which has none) takes the time since the event before it, in whole hours, and the
-table's first event the time to the one after it (:func:`fill_intervals`).
+table's first event the time to the one after it (:func:`fill_intervals`); 0 means not known yet
+(a lone event), which a run's coverage check treats as no coverage.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 
 from ..errors import DataError
 from ..storage_layout import funding_file, is_s3_uri, parse_s3_uri
-from ..timeutil import format_time, to_milliseconds
+from ..timeutil import to_milliseconds
 from .local_write import write_atomic
 from .s3_errors import s3_error_code, s3_errors
 
@@ -82,22 +83,18 @@ def normalise_funding(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def fill_intervals(df: pd.DataFrame) -> pd.DataFrame:
-    """Unknown intervals (0) from the spacing: the hours since the event before, else to the event after;
-    a table of one REST event has none to measure and is refused."""
+    """Unknown intervals (0) from the spacing: the hours since the event before, else to the event after.
+    A lone REST event has no neighbour to measure: it stays 0 (unknown) until the next one is stored."""
     h = df["interval_hours"].to_numpy(dtype=np.int64).copy()
     unknown = h == UNKNOWN_INTERVAL
-    if not unknown.any():
+    if not unknown.any() or len(h) < 2:
         return df
     t = df["funding_time"].to_numpy(dtype=np.int64)
     gaps = np.rint(np.diff(t) / HOUR_MS).astype(np.int64)
     since = np.concatenate([[0], gaps])
     after = np.concatenate([gaps, [0]])
     h[unknown] = np.where(since[unknown] > 0, since[unknown], after[unknown])
-    bad = np.flatnonzero(h <= 0)
-    if bad.size:
-        raise DataError(f"funding event at {format_time(int(t[bad[0]]))}: its interval cannot be read from "
-                        "the data (no neighbouring event); fetch a longer range")
-    return df.assign(interval_hours=np.minimum(h, 24))
+    return df.assign(interval_hours=np.clip(h, 0, 24))
 
 
 def _table_bytes(df: pd.DataFrame) -> bytes:
