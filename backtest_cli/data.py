@@ -257,6 +257,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def backfill_range(args: argparse.Namespace) -> tuple[int, int]:
+    """``--start``/``--end`` of a backfill as [start, end) ms; no --end: through yesterday."""
+    start = period_start(args.start)
+    if args.end:
+        end = period_end(args.end)
+    else:
+        end = (int(time.time() * 1000) // 86_400_000) * 86_400_000  # today 00:00 UTC: through yesterday
+    if end <= start:
+        raise UserError(f"backfill: --start {args.start} is after --end {args.end or 'yesterday'}")
+    return start, end
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     if args.market == "um":
         from .data_perp import backfill_um
@@ -265,13 +277,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from engine.data.backfill import VISION_URL, VisionSource, backfill
     from engine.data.http_retry import Deadline
 
-    start = period_start(args.start)
-    if args.end:
-        end = period_end(args.end)
-    else:
-        end = (int(time.time() * 1000) // 86_400_000) * 86_400_000  # today 00:00 UTC: through yesterday
-    if end <= start:
-        raise UserError(f"backfill: --start {args.start} is after --end {args.end or 'yesterday'}")
+    start, end = backfill_range(args)
     target = args.out or args.to
     _local_out(target, "--out")
     deadline = Deadline(args.timeout, "--timeout") if args.timeout else None
@@ -282,12 +288,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not result.files:
         raise UserError(f"backfill: no {args.symbol} {args.interval} kline zips found at "
                         f"{args.source or VISION_URL} for {args.start} .. {args.end or 'yesterday'}")
-    if result.missing:
-        shown = ", ".join(result.missing[:5]) + (" …" if len(result.missing) > 5 else "")
-        print(f"note: {len(result.missing)} file(s) not found at the source: {shown}", file=sys.stderr)
+    note_missing(result.missing)
     print(f"backfilled {result.added} new candle(s) {args.symbol} {args.interval} from {len(result.files)} "
           f"file(s) into {target} ({len(set(result.partitions))} partition(s))")
     return 0
+
+
+def note_missing(missing: list[str]) -> None:
+    """Name (the first five of) the files the backfill source did not have."""
+    if missing:
+        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        print(f"note: {len(missing)} file(s) not found at the source: {shown}", file=sys.stderr)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import time
 
 from engine.errors import UserError
 from engine.storage_layout import kind_root
@@ -62,12 +60,9 @@ def backfill_um(args: argparse.Namespace) -> int:
     from engine.data.http_retry import Deadline
     from engine.data.perp_files import backfill_funding
 
-    from .data import _local_out, _lock_wait, _say, period_end, period_start
+    from .data import _local_out, _lock_wait, _say, backfill_range, note_missing
 
-    start = period_start(args.start)
-    end = period_end(args.end) if args.end else (int(time.time() * 1000) // 86_400_000) * 86_400_000
-    if end <= start:
-        raise UserError(f"backfill: --start {args.start} is after --end {args.end or 'yesterday'}")
+    start, end = backfill_range(args)
     target = args.out or args.to
     _local_out(target, "--out")
     deadline = Deadline(args.timeout, "--timeout") if args.timeout else None
@@ -87,9 +82,7 @@ def backfill_um(args: argparse.Namespace) -> int:
     if not files:
         raise UserError(f"backfill: no {args.symbol} {args.interval} um files found at "
                         f"{args.source or VISION_URL} for {args.start} .. {args.end or 'yesterday'}")
-    if missing:
-        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-        print(f"note: {len(missing)} file(s) not found at the source: {shown}", file=sys.stderr)
+    note_missing(missing)
     print(f"backfilled {args.symbol} {args.interval} (um) from {files} file(s) into {target}: {', '.join(parts)}")
     return 0
 

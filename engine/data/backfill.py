@@ -144,7 +144,9 @@ def verify_checksum(name: str, data: bytes, checksum: bytes | None) -> None:
         raise DataError(f"{name}: SHA-256 {got} does not match its .CHECKSUM ({parts[0]}); file refused")
 
 
-def read_vision_zip(name: str, data: bytes) -> pd.DataFrame:
+def read_vision_zip(name: str, data: bytes, reader: Callable[[Any, str], pd.DataFrame] = read_kline_csv
+                    ) -> pd.DataFrame:
+    """The one CSV inside a data.binance.vision zip, read by ``reader(stream, name)`` (klines by default)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             members = [m for m in z.infolist() if m.filename.lower().endswith(".csv")]
@@ -153,7 +155,7 @@ def read_vision_zip(name: str, data: bytes) -> pd.DataFrame:
             if members[0].file_size > MAX_INPUT_BYTES:
                 raise too_large(name, MAX_INPUT_BYTES, members[0].file_size)
             with z.open(members[0]) as fh:
-                return read_kline_csv(fh, name)
+                return reader(fh, name)
     except (zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{name}: not a valid zip ({exc})") from None
 

@@ -8,9 +8,7 @@ adds the funding archive, :func:`backfill_funding`, and the reader ``data build 
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,8 +18,8 @@ import pandas as pd
 
 from ..errors import DataError
 from ..timeutil import check_range
-from .backfill import VISION_MARKETS, VisionFile, VisionSource, plan_months, verify_checksum
-from .candle_file import MAX_INPUT_BYTES, check_input_size, check_regular_file, read_csv, too_large
+from .backfill import VISION_MARKETS, VisionFile, VisionSource, plan_months, read_vision_zip, verify_checksum
+from .candle_file import check_input_size, check_regular_file, read_csv
 from .funding_fetch import parse_funding
 from .funding_table import normalise_funding, upsert_funding
 from .series_lock import DEFAULT_WAIT_S, hold_table
@@ -54,17 +52,7 @@ def read_funding_csv(source: Any, name: str, max_bytes: int | None = None) -> pd
 
 
 def read_funding_zip(name: str, data: bytes) -> pd.DataFrame:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            members = [m for m in z.infolist() if m.filename.lower().endswith(".csv")]
-            if len(members) != 1:
-                raise DataError(f"{name}: expected one CSV inside, found {len(members)}")
-            if members[0].file_size > MAX_INPUT_BYTES:
-                raise too_large(name, MAX_INPUT_BYTES, members[0].file_size)
-            with z.open(members[0]) as fh:
-                return read_funding_csv(fh, name)
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{name}: not a valid zip ({exc})") from None
+    return read_vision_zip(name, data, read_funding_csv)
 
 
 def read_funding_file(path: str | Path, max_bytes: int | None = None) -> pd.DataFrame:

@@ -18,36 +18,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine import storage_layout
 from engine.data.fetch import FetchStopped
 from engine.data.funding_fetch import FundingClient, fetch_funding
 from engine.data.funding_table import read_funding
-from engine.data.series_lock import S3Lease
 
 from . import runtime
-from .klines_unit import HTTP_TIMEOUT_S, LOCK_GRACE_MS, Budget
+from .klines_unit import SeriesUnit, finish
 from .units import WorkUnit
 
 
-class FundingUnit:
-    def __init__(self, cfg: runtime.Settings, unit: WorkUnit, task: str, *, request_id: str, context: Any,
-                 budget: Budget):
-        self.cfg, self.unit, self.task = cfg, unit, task
-        self.request_id, self.context, self.budget = request_id, context, budget
-        self.s3 = runtime.client("s3", runtime.s3_endpoint())
-        self.session = runtime.session()
-        self.root_key = storage_layout.market_prefix(unit.market) + storage_layout.KIND_DIRS["funding"]
-        self.root = storage_layout.s3_uri(cfg.bucket, self.root_key)
-        self.client = FundingClient(cfg.fapi_base_url, sleep=budget.sleep, timeout=HTTP_TIMEOUT_S,
-                                    clock=runtime.CLOCK)
-        self.rec: dict[str, Any] = {"status": None, "candles_added": 0, "watermark_before": None,
-                                    "watermark_after": None, "pages": 0, "raw_keys": 0}
-
-    def lease(self) -> S3Lease:
-        key = storage_layout.lock_key_for_root(self.root_key, self.unit.symbol, None)
-        return S3Lease(self.s3, self.cfg.bucket, key, owner=self.request_id, command=f"ingest worker ({self.task})",
-                       clock=runtime.CLOCK, ttl_ms=lambda: max(0, self.budget.remaining_ms()) + LOCK_GRACE_MS,
-                       extra={"function": getattr(self.context, "function_name", None)})
+class FundingUnit(SeriesUnit):
+    def __init__(self, cfg: runtime.Settings, unit: WorkUnit, task: str, **kw: Any):
+        super().__init__(cfg, unit, task, **kw)
+        self.client = FundingClient(cfg.fapi_base_url, **self.client_options)
 
     def _budget(self, pages: int) -> str | None:
         if pages:
@@ -86,11 +69,4 @@ class FundingUnit:
             error = exc
             raise
         finally:
-            rec["requests"] = self.client.requests - requests_before
-            rec["used_weight"] = self.client.used_weight
-            rec["duration_ms"] = int((time.monotonic() - started) * 1000)
-            try:
-                report(rec, error, lease is not None)
-            finally:
-                if lease is not None:
-                    lease.release()
+            finish(rec, self.client, requests_before, started, report, error, lease)

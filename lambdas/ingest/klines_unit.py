@@ -87,8 +87,23 @@ class Budget:
         self.slowest_page_ms = max(self.slowest_page_ms, self._page_started_ms - self.remaining_ms())
 
 
-class KlinesUnit:
-    """Runs one klines unit; ``run()`` returns the record the worker logs and indexes."""
+def finish(rec: dict[str, Any], client: KlinesClient, requests_before: int, started: float, report,
+           error: BaseException | None, lease: S3Lease | None) -> None:
+    """A unit's last step, whatever happened: its request count and duration, ``report`` while the lease
+    (if taken) is still held, then the lease released."""
+    rec["requests"] = client.requests - requests_before
+    rec["used_weight"] = client.used_weight
+    rec["duration_ms"] = int((time.monotonic() - started) * 1000)
+    try:
+        report(rec, error, lease is not None)
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+class SeriesUnit:
+    """What every unit shares: its S3 root (the kind's, under the market prefix), its record, and the
+    lease (storage_layout.lock_key_for_root) it holds while it writes."""
 
     def __init__(self, cfg: runtime.Settings, unit: WorkUnit, task: str, *, request_id: str, context: Any,
                  budget: Budget):
@@ -98,15 +113,9 @@ class KlinesUnit:
         self.session = runtime.session()
         self.root_key = storage_layout.market_prefix(unit.market) + storage_layout.KIND_DIRS[unit.kind]
         self.root = storage_layout.s3_uri(cfg.bucket, self.root_key)
-        options = dict(sleep=budget.sleep, timeout=HTTP_TIMEOUT_S, clock=runtime.CLOCK)
-        self.client = (fapi_client(unit.kind, cfg.fapi_base_url, **options) if unit.market == "um"
-                       else KlinesClient(cfg.base_url, **options))
-        self.iv = interval_to_ms(unit.interval)
+        self.client_options = dict(sleep=budget.sleep, timeout=HTTP_TIMEOUT_S, clock=runtime.CLOCK)
         self.rec: dict[str, Any] = {"status": None, "candles_added": 0, "watermark_before": None,
                                     "watermark_after": None, "pages": 0, "raw_keys": 0}
-        self.held = False  # the record's watermark is the truth only while the lease is held
-
-    # ---- the lease
 
     def lease(self) -> S3Lease:
         u = self.unit
@@ -114,6 +123,17 @@ class KlinesUnit:
         return S3Lease(self.s3, self.cfg.bucket, key, owner=self.request_id, command=f"ingest worker ({self.task})",
                        clock=runtime.CLOCK, ttl_ms=lambda: max(0, self.budget.remaining_ms()) + LOCK_GRACE_MS,
                        extra={"function": getattr(self.context, "function_name", None)})
+
+
+class KlinesUnit(SeriesUnit):
+    """Runs one klines unit; ``run()`` returns the record the worker logs and indexes."""
+
+    def __init__(self, cfg: runtime.Settings, unit: WorkUnit, task: str, **kw: Any):
+        super().__init__(cfg, unit, task, **kw)
+        self.client = (fapi_client(unit.kind, cfg.fapi_base_url, **self.client_options) if unit.market == "um"
+                       else KlinesClient(cfg.base_url, **self.client_options))
+        self.iv = interval_to_ms(unit.interval)
+        self.held = False  # the record's watermark is the truth only while the lease is held
 
     # ---- raw batches
 
@@ -187,14 +207,7 @@ class KlinesUnit:
             raise
         finally:
             rec.pop("_pending", None)
-            rec["requests"] = self.client.requests - requests_before
-            rec["used_weight"] = self.client.used_weight
-            rec["duration_ms"] = int((time.monotonic() - started) * 1000)
-            try:
-                report(rec, error, lease is not None)
-            finally:
-                if lease is not None:
-                    lease.release()
+            finish(rec, self.client, requests_before, started, report, error, lease)
 
     def _repair(self, lease: S3Lease) -> None:
         u, rec, iv = self.unit, self.rec, self.iv
