@@ -186,3 +186,32 @@ def test_bad_perp_build_inputs_are_one_line(tmp_path, capsys):
         code, _, err = run_cli(base + argv, capsys)
         assert code == 2 and err.count("\n") == 1 and needle in err, (argv, err)
     assert not (tmp_path / "ds" / "um").exists()  # nothing written
+
+
+def test_backfill_um_to_s3_inspect_and_run_from_s3(tmp_path, capsys, data_aws):
+    """On S3 the perp series sit beside the spot candles root: s3://B/um/candles/, um/mark/, um/funding/."""
+    import boto3
+
+    truth = perp_truth(JAN_25_2024, 6 * 96, "15m")
+    build_um_archive(tmp_path / "mirror", truth)
+    boto3.client("s3").create_bucket(Bucket="perp-bucket")
+    code, out, err = run_cli(["data", "backfill", "--market", "um", "--symbol", "BTCUSDT", "--interval", "15m",
+                              "--start", "2024-01", "--end", "2024-01", "--source", tmp_path / "mirror",
+                              "--to", "s3://perp-bucket/candles/"], capsys)
+    assert code == 0, err
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="perp-bucket")["Contents"]}
+    assert {k.split("/symbol=")[0] for k in keys} == {"um/candles", "um/mark", "um/funding"}
+    assert "um/funding/symbol=BTCUSDT/part-0.parquet" in keys
+    assert not any(k.startswith("locks/") or k.startswith("um/locks/") for k in keys)  # leases released
+    assert_same(stored("s3://perp-bucket/um/mark/"), truth["mark"])
+    code, out, err = run_cli(["data", "inspect", "s3://perp-bucket/candles/"], capsys)
+    assert code == 0, err
+    assert "(um mark klines): BTCUSDT 15m" in out and f"events:   {len(truth['funding'])}" in out
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(RUN.replace("SOURCE", "s3://perp-bucket/candles/"))
+    code, out, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "out", "--no-progress", "--run-id", "s"],
+                             capsys)
+    assert code == 0, err
+    with open(tmp_path / "out" / "s" / "summary.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["total_funding"]) != 0.0
