@@ -26,11 +26,12 @@ class FundingReport:
     def lines(self) -> list[str]:
         span = f"{format_time(self.first)} .. {format_time(self.last)} UTC" if self.rows else "none"
         hours = sorted({h for _, h in self.intervals})
+        every = lambda h: f"{h}h" if h else "unknown (a lone event)"  # noqa: E731
         out = [f"{self.source} (um funding): {self.symbol}",
                f"  events:   {self.rows}",
                f"  range:    {span}",
-               f"  funding intervals: {', '.join(f'{h}h' for h in hours) or 'none'}"]
-        out += [f"    from {format_time(t)} UTC: every {h}h" for t, h in self.intervals]
+               f"  funding intervals: {', '.join(every(h) for h in hours) or 'none'}"]
+        out += [f"    from {format_time(t)} UTC: every {every(h)}" for t, h in self.intervals]
         out.append(f"  problems: {len(self.problems) or 'none'}")
         out += [f"    - {p}" for p in self.problems]
         return out
