@@ -35,7 +35,9 @@ def register(sub) -> None:
     q.add_argument("--start", required=True, help="first open time: ISO date/time (UTC) or epoch ms")
     q.add_argument("--end", help="stop before this open time (default: now)")
     q.add_argument("--out", required=True, type=_location, help="dataset folder or s3://bucket/candles/")
-    q.add_argument("--base-url", help="REST base URL (default: $BINANCE_BASE_URL or https://data-api.binance.vision)")
+    _market_arg(q)
+    q.add_argument("--base-url", help="REST base URL (default: $BINANCE_BASE_URL or https://data-api.binance.vision; "
+                   "--market um: $BINANCE_FAPI_BASE_URL or https://fapi.binance.com)")
     q.add_argument("--timeout", type=_seconds, help="give up after this many seconds in all (default: no limit)")
     q.add_argument("--request-timeout", type=_seconds, default=30.0,
                    help="seconds one request may take, whole answer included (default: 30)")
@@ -49,6 +51,7 @@ def register(sub) -> None:
     q.add_argument("--start", required=True, help="first month or day: YYYY-MM or YYYY-MM-DD")
     q.add_argument("--end", help="last month or day, included: YYYY-MM or YYYY-MM-DD (default: yesterday)")
     q.add_argument("--source", default=None, help="base URL or local mirror folder (default: https://data.binance.vision)")
+    _market_arg(q)
     out = q.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", type=_location, help="dataset folder")
     out.add_argument("--to", type=_location, help="dataset on S3, like s3://BUCKET/candles/")
@@ -58,8 +61,13 @@ def register(sub) -> None:
 
     q = dsub.add_parser("build", help="build a dataset from raw candle files (a later file wins)")
     q.add_argument("--input", nargs="+", required=True, type=_location,
-                   help="candle files, any layout the loader reads")
-    _series_args(q)
+                   help="candle files, any layout the loader reads (--kind funding: fundingRate CSV/zip or "
+                        "REST JSON)")
+    q.add_argument("--symbol", required=True, type=argtypes.symbol, help="like BTCUSDT")
+    q.add_argument("--interval", type=argtypes.interval, help="like 15m (not for --kind funding)")
+    _market_arg(q)
+    q.add_argument("--kind", choices=("klines", "mark", "funding"), default="klines",
+                   help="--market um: trade klines, mark-price klines or the funding table (default: klines)")
     q.add_argument("--out", required=True, type=_location, help="dataset folder or s3://bucket/candles/")
     _lock_arg(q)
     _max_input_arg(q)
@@ -71,6 +79,11 @@ def register(sub) -> None:
     q.add_argument("--symbol", type=argtypes.symbol, help="only this symbol")
     q.add_argument("--interval", type=argtypes.interval, help="only this interval (needs --symbol)")
     q.set_defaults(func=cmd_sync)
+
+
+def _market_arg(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--market", choices=("spot", "um"), default="spot",
+                   help="spot (default) or um: USDⓈ-M perpetuals (trade klines, mark klines and funding)")
 
 
 def _seconds(text: str) -> float:
@@ -124,11 +137,6 @@ def _lock_arg(q: argparse.ArgumentParser) -> None:
 
 def _say(message: str) -> None:
     print(f"note: {message}", file=sys.stderr, flush=True)
-
-
-def _series_args(q: argparse.ArgumentParser) -> None:
-    q.add_argument("--symbol", required=True, type=argtypes.symbol, help="like BTCUSDT")
-    q.add_argument("--interval", required=True, type=argtypes.interval, help="like 15m")
 
 
 def _many_series_args(q: argparse.ArgumentParser) -> None:
@@ -204,6 +212,10 @@ def _lock_wait(args: argparse.Namespace) -> float:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    if args.market == "um":
+        from .data_perp import fetch_um
+
+        return fetch_um(args)
     from engine.data.fetch import fetch_candles
     from engine.data.http_retry import Deadline
     from engine.data.klines import DEFAULT_BASE_URL, KlinesClient
@@ -245,10 +257,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backfill(args: argparse.Namespace) -> int:
-    from engine.data.backfill import VISION_URL, VisionSource, backfill
-    from engine.data.http_retry import Deadline
-
+def backfill_range(args: argparse.Namespace) -> tuple[int, int]:
+    """``--start``/``--end`` of a backfill as [start, end) ms; no --end: through yesterday."""
     start = period_start(args.start)
     if args.end:
         end = period_end(args.end)
@@ -256,6 +266,18 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         end = (int(time.time() * 1000) // 86_400_000) * 86_400_000  # today 00:00 UTC: through yesterday
     if end <= start:
         raise UserError(f"backfill: --start {args.start} is after --end {args.end or 'yesterday'}")
+    return start, end
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    if args.market == "um":
+        from .data_perp import backfill_um
+
+        return backfill_um(args)
+    from engine.data.backfill import VISION_URL, VisionSource, backfill
+    from engine.data.http_retry import Deadline
+
+    start, end = backfill_range(args)
     target = args.out or args.to
     _local_out(target, "--out")
     deadline = Deadline(args.timeout, "--timeout") if args.timeout else None
@@ -266,18 +288,34 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not result.files:
         raise UserError(f"backfill: no {args.symbol} {args.interval} kline zips found at "
                         f"{args.source or VISION_URL} for {args.start} .. {args.end or 'yesterday'}")
-    if result.missing:
-        shown = ", ".join(result.missing[:5]) + (" …" if len(result.missing) > 5 else "")
-        print(f"note: {len(result.missing)} file(s) not found at the source: {shown}", file=sys.stderr)
+    note_missing(result.missing)
     print(f"backfilled {result.added} new candle(s) {args.symbol} {args.interval} from {len(result.files)} "
           f"file(s) into {target} ({len(set(result.partitions))} partition(s))")
     return 0
 
 
+def note_missing(missing: list[str]) -> None:
+    """Name (the first five of) the files the backfill source did not have."""
+    if missing:
+        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        print(f"note: {len(missing)} file(s) not found at the source: {shown}", file=sys.stderr)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from engine.data.build import build_dataset
 
+    if args.market == "spot" and args.kind != "klines":
+        raise UserError(f"build: --kind {args.kind} needs --market um (spot has trade klines only)")
+    if args.kind == "funding":
+        if args.interval:
+            raise UserError("build: --kind funding takes no --interval (the table holds each event's interval)")
+    elif not args.interval:
+        raise UserError(f"build: --kind {args.kind} needs --interval, like 15m")
     _local_out(args.out, "--out")
+    if args.market == "um":
+        from .data_perp import build_um
+
+        return build_um(args)
     result = build_dataset(args.input, args.out, args.symbol, args.interval, lock_wait=args.lock_timeout,
                            on_wait=_say, max_bytes=args.max_input_bytes)
     gaps = "no gaps" if not result.gaps.count else (

@@ -20,6 +20,18 @@ Markets: the keys above are the spot market's. USDⓈ-M futures (market ``um``) 
 layout under one ``um/`` prefix (``um/raw/…``, ``um/candles/…``, ``um/meta/…``, ``um/locks/…``),
 so access and lifecycle are granted per market prefix (:func:`market_prefix`).
 
+A perp symbol has three kinds of series (:data:`KINDS`), each beside the others under the market
+prefix, each with its own lock:
+    um/candles/symbol=S/interval=I/year=YYYY/month=MM/  trade klines (the spot partitioning)
+    um/mark/symbol=S/interval=I/year=YYYY/month=MM/     mark-price klines (same columns)
+    um/funding/symbol=S/part-0.parquet                  the funding table (one file per symbol)
+    um/locks/symbol=S/interval=I.json                   trade klines' lease (as spot's, under um/)
+    um/locks/mark/symbol=S/interval=I.json              mark klines' lease
+    um/locks/funding/symbol=S.json                      funding table's lease
+A dataset is named by its spot candles root (``s3://B/candles/`` or a local folder DS);
+:func:`kind_root` gives the root of each market's kind: ``s3://B/um/mark/``, ``DS/um/mark/``.
+Existing datasets are spot: their keys and folders are unchanged.
+
 Batch shard objects carry the tag :data:`SHARD_TAGGING`: a lifecycle rule expires them (S3
 lifecycle filters match a key prefix or tags, never a pattern like ``runs/*/shards/``).
 
@@ -99,9 +111,10 @@ def candles_prefix(symbol: str | None = None, interval: str | None = None) -> st
     return CANDLES_PREFIX + series_prefix(symbol, interval)
 
 
-def raw_batch_key(symbol: str, interval: str, first_open_ms: int, last_open_ms: int) -> str:
-    """Deterministic key of a fetched batch: a repeat overwrites the same object."""
-    return f"{RAW_PREFIX}{series_prefix(symbol, interval)}{first_open_ms}-{last_open_ms}.json"
+def raw_batch_key(symbol: str, interval: str, first_open_ms: int, last_open_ms: int, kind: str = "klines") -> str:
+    """Deterministic key of a fetched batch: a repeat overwrites the same object (mark klines: ``raw/mark/…``)."""
+    sub = "" if kind == "klines" else f"{kind}/"
+    return f"{RAW_PREFIX}{sub}{series_prefix(symbol, interval)}{first_open_ms}-{last_open_ms}.json"
 
 
 def series_lock_key(symbol: str, interval: str) -> str:
@@ -171,6 +184,59 @@ def market_prefixes(market: str) -> dict[str, str]:
     root = market_prefix(market)
     return {"raw": root + RAW_PREFIX, "candles": root + CANDLES_PREFIX, "meta": root + META_PREFIX,
             "locks": root + LOCKS_PREFIX}
+
+
+#: The kinds of series of each market, and the folder (key part) each lives in under the market prefix.
+KINDS: dict[str, tuple[str, ...]] = {"spot": ("klines",), "um": ("klines", "mark", "funding")}
+KIND_DIRS = {"klines": CANDLES_PREFIX, "mark": "mark/", "funding": "funding/"}
+FUNDING_FILE = "part-0.parquet"
+
+
+def check_kind(market: str, kind: str) -> None:
+    market_prefix(market)
+    if kind not in KINDS[market]:
+        raise ValueError(f"{market} has no {kind!r} series; expected one of {', '.join(KINDS[market])}")
+
+
+def kind_root(root: str, market: str = "spot", kind: str = "klines") -> str:
+    """The root of a market's kind of series, given the dataset's (spot) candles root.
+
+    Spot klines: ``root`` itself. Otherwise, on S3 (``s3://B/<p>candles/``) the sibling
+    ``s3://B/<p>um/<kind dir>``; for a local folder ``DS``, ``DS/um/<kind dir>``."""
+    check_kind(market, kind)
+    if market == "spot":
+        return root
+    sub = market_prefix(market) + KIND_DIRS[kind]
+    if is_s3_uri(root):
+        bucket, key = parse_s3_uri(root)
+        key = key if not key or key.endswith("/") else key + "/"
+        if key.endswith(CANDLES_PREFIX):
+            key = key[:-len(CANDLES_PREFIX)]
+        return s3_uri(bucket, key + sub)
+    return str(root).rstrip("/") + "/" + sub
+
+
+def lock_key_for_root(root_key: str, symbol: str, interval: str | None) -> str:
+    """The lease key of one series of the S3 dataset whose root has key ``root_key``: beside the kind's
+    folder, ``<p>locks/[<kind>/]symbol=S/interval=I.json`` (spot: today's ``locks/…``); a root in no kind
+    folder keeps the bucket's top-level ``locks/``."""
+    key = root_key if not root_key or root_key.endswith("/") else root_key + "/"
+    name = f"symbol={symbol}" + (f"/interval={interval}" if interval else "") + ".json"
+    for kind, d in KIND_DIRS.items():
+        if key.endswith(d):
+            base = key[:-len(d)]
+            return base + LOCKS_PREFIX + ("" if kind == "klines" else d) + name
+    return LOCKS_PREFIX + name
+
+
+def funding_file(symbol: str) -> str:
+    """The funding table of a symbol, relative to the funding root."""
+    return f"symbol={symbol}/{FUNDING_FILE}"
+
+
+def local_table_lock_path(symbol: str) -> str:
+    """The lock file of a one-file-per-symbol table (funding), relative to its root."""
+    return f"{LOCAL_LOCKS_DIR}symbol={symbol}.lock"
 
 
 def blocked_key(market: str = "spot") -> str:

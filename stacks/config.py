@@ -12,9 +12,12 @@ tags                    none                                more tags: JSON obje
 alarmEmail              none: deploy refuses                e-mail subscribed to the alarm topic; ``none``
                                                             deploys without one on purpose
 symbols                 ``BTCUSDT``                         symbols to ingest (list or comma string)
+perpSymbols             none                                USDⓈ-M perp symbols whose trade klines, mark
+                                                            klines (at ``intervals``) and funding to ingest
 intervals               ``15m``                             kline intervals to ingest (list or comma string)
 historyStart            ``2017-08-17``                      first day the ingest backfills from (ISO date)
 binanceBaseUrl          ``https://data-api.binance.vision`` Binance public market-data endpoint
+binanceFapiBaseUrl      ``https://fapi.binance.com``        Binance USDⓈ-M futures endpoint (perpSymbols)
 maxPagesPerRun          ``200``                             kline pages one unit of work may fetch
 sdkPandasVersion        lambdas/ingest/layer.json           AWS SDK for pandas managed layer version
 ingestConcurrency       ``5``                               workers at once (2..25, Binance weight budget)
@@ -165,6 +168,8 @@ class IngestSettings:
     intervals: tuple[str, ...] = ("15m",)
     history_start: str = "2017-08-17"
     binance_base_url: str = "https://data-api.binance.vision"
+    perp_symbols: tuple[str, ...] = ()
+    binance_fapi_base_url: str = "https://fapi.binance.com"
     max_pages_per_run: int = 200
     sdk_pandas_version: str = LAYER["sdk_pandas_version"]
     concurrency: int = 5
@@ -174,9 +179,12 @@ class IngestSettings:
     def __post_init__(self) -> None:
         if not self.symbols or not self.intervals:
             raise SettingsError("symbols and intervals must not be empty")
-        for symbol in self.symbols:
-            if not is_symbol(symbol):
-                raise SettingsError(f"symbols: {symbol!r} is not a Binance symbol like BTCUSDT")
+        for key, names in (("symbols", self.symbols), ("perpSymbols", self.perp_symbols)):
+            for symbol in names:
+                if not is_symbol(symbol):
+                    raise SettingsError(f"{key}: {symbol!r} is not a Binance symbol like BTCUSDT")
+        if not self.binance_fapi_base_url.startswith(("https://", "http://")):
+            raise SettingsError(f"binanceFapiBaseUrl: {self.binance_fapi_base_url!r} is not an http(s) URL")
         for interval in self.intervals:
             if interval not in INTERVAL_MINUTES:
                 raise SettingsError(f"intervals: {interval!r} is not a Binance interval "
@@ -203,8 +211,14 @@ class IngestSettings:
 
     @property
     def groups(self) -> tuple[SeriesGroup, ...]:
-        """What the ingest keeps current, by market and kind (perps add theirs here)."""
-        return (SeriesGroup("spot", "klines", self.symbols, self.intervals),)
+        """What the ingest keeps current, by market and kind: spot klines; per perp symbol its trade
+        klines and mark klines at every interval, and its funding table."""
+        spot = (SeriesGroup("spot", "klines", self.symbols, self.intervals),)
+        if not self.perp_symbols:
+            return spot
+        return spot + (SeriesGroup("um", "klines", self.perp_symbols, self.intervals),
+                       SeriesGroup("um", "mark", self.perp_symbols, self.intervals),
+                       SeriesGroup("um", "funding", self.perp_symbols))
 
     @property
     def markets(self) -> tuple[str, ...]:
@@ -228,6 +242,8 @@ class IngestSettings:
             intervals=_list(node.try_get_context("intervals"), d.intervals),
             history_start=str(node.try_get_context("historyStart") or d.history_start),
             binance_base_url=str(node.try_get_context("binanceBaseUrl") or d.binance_base_url),
+            perp_symbols=_list(node.try_get_context("perpSymbols"), d.perp_symbols),
+            binance_fapi_base_url=str(node.try_get_context("binanceFapiBaseUrl") or d.binance_fapi_base_url),
             max_pages_per_run=_int(node.try_get_context("maxPagesPerRun"), d.max_pages_per_run, "maxPagesPerRun"),
             sdk_pandas_version=str(node.try_get_context("sdkPandasVersion") or d.sdk_pandas_version),
             concurrency=_int(node.try_get_context("ingestConcurrency"), d.concurrency, "ingestConcurrency"),

@@ -70,7 +70,8 @@ def list_prefixes_statement(bucket: s3.IBucket, *prefixes: str) -> iam.PolicySta
 
 
 def ingest_market_grants(market: str) -> list[PrefixGrant]:
-    """What an ingest worker may do in one market: its four prefixes, nothing else of the bucket.
+    """What an ingest worker may do in one market: its four prefixes (um: six, with ``um/mark/`` and
+    ``um/funding/``), nothing else of the bucket.
 
     Per market, not per series: the policy is the same size for 1 series or 500 (a series is a
     key prefix under these, chosen by the unit of work). Spot's prefixes are the bucket's top level
@@ -88,7 +89,11 @@ def ingest_market_grants(market: str) -> list[PrefixGrant]:
         PrefixGrant(p["locks"], ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
                     f"{market} series leases taken with conditional puts and released with a delete, and the "
                     "Binance 'blocked until' / 'geo-blocked' marker"),
-    ]
+    ] + [PrefixGrant(storage_layout.market_prefix(market) + storage_layout.KIND_DIRS[kind],
+                     ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"),
+                     f"{market} {what} read and rewritten, where the writer deletes the file it replaces")
+         for kind, what in (("mark", "mark-price kline partitions"), ("funding", "funding tables"))
+         if kind in storage_layout.KINDS[market]]
 
 
 def dispatcher_grants(markets: Sequence[str]) -> list[PrefixGrant]:
@@ -100,8 +105,12 @@ def dispatcher_grants(markets: Sequence[str]) -> list[PrefixGrant]:
 
 def batch_job_grants() -> list[PrefixGrant]:
     """Batch jobs read candles and read/write their run; the code never deletes."""
+    um = storage_layout.market_prefix("um")
     return [
         PrefixGrant(storage_layout.CANDLES_PREFIX, ("s3:GetObject",), "candle partitions, read only"),
+        *(PrefixGrant(um + storage_layout.KIND_DIRS[kind], ("s3:GetObject",), f"perp {what}, read only")
+          for kind, what in (("klines", "trade kline partitions"), ("mark", "mark-price kline partitions"),
+                             ("funding", "funding tables"))),
         PrefixGrant(storage_layout.RUNS_PREFIX, ("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging",
                                                  "s3:AbortMultipartUpload"),
                     "a sweep's config, shards and report under runs/<run_id>/, read and written, never deleted; "

@@ -168,6 +168,7 @@ class IngestStack(Stack):
             "INDEX_TABLE": self.index.table_name,
             "HISTORY_START": settings.history_start,
             "BINANCE_BASE_URL": settings.binance_base_url,
+            **({"BINANCE_FAPI_BASE_URL": settings.binance_fapi_base_url} if settings.perp_symbols else {}),
         }
         # The longest a unit's message lives before it is done or dead-lettered, plus a slot.
         outstanding_s = self.visibility_timeout_s * MAX_RECEIVES + SCHEDULE_PERIOD_MS // 1000

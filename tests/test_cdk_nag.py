@@ -43,6 +43,10 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     "BacktestBatch/JobRole": {
         "AwsSolutions-IAM5[Resource::BUCKET/candles/*]": ["candles/"],
         "AwsSolutions-IAM5[Resource::BUCKET/runs/*]": ["runs/"],
+        # a perp sweep's three series, read only (storage_layout.kind_root)
+        "AwsSolutions-IAM5[Resource::BUCKET/um/candles/*]": ["um/candles/", "read only"],
+        "AwsSolutions-IAM5[Resource::BUCKET/um/mark/*]": ["um/mark/", "read only"],
+        "AwsSolutions-IAM5[Resource::BUCKET/um/funding/*]": ["um/funding/", "read only"],
     },
     "BacktestBatch/Container/ExecutionRole": {"AwsSolutions-IAM5[Resource::*]": ["ecr:GetAuthorizationToken"]},
 }
@@ -135,7 +139,7 @@ def test_each_prefix_acknowledgement_states_exactly_the_actions_the_policy_allow
                                        f"the policy allows {sorted(allowed)}")
             assert f"under {prefix} " in reason
             checked += 1
-    assert checked == 6
+    assert checked == 9
 
 
 def test_the_ecr_login_acknowledgement_covers_only_ecr_login(nagged):

@@ -458,7 +458,10 @@ def test_units_and_messages_round_trip_and_bad_ones_are_named():
     assert parse_message(unit.message("repair", 5)) == ("repair", unit, 5)
     for body, needle in [("nope", "not JSON"), ("[]", "not a JSON object"),
                          ('{"task": "x"}', "task 'x'"),
-                         ('{"task": "ingest", "market": "um", "kind": "klines"}', "market 'um'"),
+                         ('{"task": "ingest", "market": "coinm", "kind": "klines"}', "market 'coinm'"),
+                         ('{"task": "ingest", "market": "um", "kind": "trades"}', "kind 'trades'"),
+                         ('{"task": "ingest", "market": "um", "kind": "funding", "symbol": "BTCUSDT", '
+                          '"interval": "8h", "sent_ms": 1}', "um funding has no interval"),
                          ('{"task": "ingest", "market": "spot", "kind": "klines", "symbol": "BTCUSDT", '
                           '"interval": "7m", "sent_ms": 1}', "interval '7m'")]:
         with pytest.raises(UnitError, match=needle):

@@ -427,3 +427,48 @@ def test_universe_report_heatmap_and_series_selector(browser, tmp_path):
     assert sum(bins) == 6  # C(4, 2) splits
     dots = browser.execute_script("return document.querySelectorAll('#strip circle.dot').length")
     assert dots == 2 * 4  # top K = 2, each on 4 series
+
+
+PERP_RUN = """
+experiment: {name: perp_browser}
+data: {source: synthetic, market: um, symbol: BTCUSDT, synthetic_bars: 3000, seed: 11}
+execution: {commission: 0.0005, slippage: 0.0002, fill: next_open}
+portfolio: {capital: 10000, direction: both, size: 1.0, leverage: 50}
+strategies:
+  ma_crossover: {short_window: 10, long_window: 50, ema_period: 100}
+report: {top_k: 1, min_trades: 0}
+"""
+
+
+def test_perp_report_draws_liquidation_markers_and_the_funding_paid(browser, tmp_path, capsys):
+    """A 50x perp run: the candles chart marks each liquidation at its exit price, and the funding paid
+    line climbs by what each trade paid (−funding received), as the run's trades file says."""
+    cfg = tmp_path / "perp.yaml"
+    cfg.write_text(PERP_RUN)
+    code, _, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "out", "--no-progress", "--run-id", "p"],
+                           capsys)
+    assert code == 0, err
+    run = tmp_path / "out" / "p"
+    (trades_file,) = list((run / "trades").iterdir())
+    trades = pd.read_csv(trades_file)
+    liq = trades.loc[trades["exit_reason"] == "liquidation"]
+    assert len(liq) >= 1 and trades["funding"].abs().sum() > 0
+    _open(browser, run / "report.html")
+    assert _severe(browser) == []
+    chart = browser.execute_script(
+        "const g = document.getElementById('candles-1');"
+        "const named = (n) => g.data.find((t) => t.name === n) || null;"
+        "const l = named('liquidations'), f = g.data.find((t) => (t.name || '').startsWith('funding paid'));"
+        "const layers = [...g.querySelectorAll('.scatterlayer .trace')];"
+        "return {liq_y: l && l.y, funding_y: f && f.y, axis: g.layout.yaxis2 && g.layout.yaxis2.title.text,"
+        "        points: layers.map((t) => t.querySelectorAll('path.point').length),"
+        "        lines: layers.map((t) => t.querySelectorAll('path.js-line').length)};")
+    assert chart["liq_y"] == pytest.approx(list(liq["exit_price"]), rel=1e-9)
+    # the page carries the funding as float32: 7 significant digits
+    assert chart["funding_y"] == pytest.approx(list(-trades["funding"].cumsum()), rel=1e-6, abs=1e-6)
+    assert chart["axis"] == "Funding paid"
+    # drawn, not only data: the liquidations trace (third scatter: entries, exits, liquidations, funding)
+    # has one marker per liquidation, and the funding trace a line
+    assert chart["points"][2] == len(liq) and chart["lines"][3] == 1
+    header = browser.find_element("id", "header").text
+    assert "50" in header and "mark price" in header

@@ -745,8 +745,12 @@ def test_job_role_reads_candles_and_reads_writes_runs_without_delete(synth):
     access = s3_access(role_statements(synth.batch, role_id), synth)
     assert access == {
         "BUCKET/candles/*": {"s3:GetObject"},
+        # a perp sweep's three series (storage_layout.kind_root), read only
+        "BUCKET/um/candles/*": {"s3:GetObject"}, "BUCKET/um/mark/*": {"s3:GetObject"},
+        "BUCKET/um/funding/*": {"s3:GetObject"},
         "BUCKET/runs/*": {"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"},
-        "LIST": {"candles/", "candles/*", "runs/", "runs/*"},
+        "LIST": {"candles/", "candles/*", "runs/", "runs/*", "um/candles/", "um/candles/*", "um/mark/", "um/mark/*",
+                 "um/funding/", "um/funding/*"},
     }
     assert not any("Delete" in a for actions in access.values() for a in actions)
 
@@ -922,6 +926,32 @@ def test_context_overrides_reach_the_templates():
     assert wg["Properties"]["WorkGroupConfiguration"]["BytesScannedCutoffPerQuery"] == 2 * 1024 ** 3
 
 
+def test_perp_symbols_add_um_series_a_fapi_endpoint_and_the_um_grants():
+    """``-c perpSymbols=BTCUSDT,ETHUSDT``: each schedule names the perps' trade klines and mark klines at the
+    intervals and their funding; the worker gets the futures endpoint and the um/ prefixes (trade, mark,
+    funding, raw, meta, locks) and index keys, beside spot's."""
+    ingest = Template.from_stack(build_app({"perpSymbols": "BTCUSDT,ETHUSDT", "intervals": "15m,1h"}).ingest)
+    perps = ["BTCUSDT", "ETHUSDT"]
+    for rule in ingest.find_resources("AWS::Events::Rule").values():
+        series = json.loads(rule["Properties"]["Targets"][0]["Input"])["series"]
+        assert series == [
+            {"market": "spot", "kind": "klines", "symbols": ["BTCUSDT"], "intervals": ["15m", "1h"]},
+            {"market": "um", "kind": "klines", "symbols": perps, "intervals": ["15m", "1h"]},
+            {"market": "um", "kind": "mark", "symbols": perps, "intervals": ["15m", "1h"]},
+            {"market": "um", "kind": "funding", "symbols": perps}]
+    fns = functions(ingest)
+    for handler in ("lambdas/ingest/worker.handler", "lambdas/ingest/dispatcher.handler"):
+        variables = fns[handler][1]["Properties"]["Environment"]["Variables"]
+        assert variables["BINANCE_FAPI_BASE_URL"] == "https://fapi.binance.com"
+    role_id = fns["lambdas/ingest/worker.handler"][1]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = role_statements(ingest, role_id)
+    resources = {str(r) for st in statements for r in as_list(st["Resource"])}
+    for prefix in ("um/candles/*", "um/mark/*", "um/funding/*", "um/raw/*", "um/meta/*", "um/locks/*", "candles/*"):
+        assert any(prefix in r for r in resources), prefix
+    (ddb,) = [st for st in statements if any(a.startswith("dynamodb:") for a in as_list(st["Action"]))]
+    assert ddb["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["spot#*", "um#*"]}}
+
+
 @pytest.mark.parametrize("context, needle", [
     ({"jobVcpu": "2", "jobMemoryMiB": "1024"}, "jobMemoryMiB"),
     ({"jobVcpu": "3"}, "jobVcpu"),
@@ -941,6 +971,8 @@ def test_context_overrides_reach_the_templates():
     ({"athenaScanLimitGb": "0"}, "athenaScanLimitGb"),
     ({"intervals": "7m"}, "intervals"),
     ({"symbols": "btc usdt"}, "symbols"),
+    ({"perpSymbols": "BTCUSDT,eth"}, "perpSymbols: 'eth'"),
+    ({"perpSymbols": "BTCUSDT", "binanceFapiBaseUrl": "fapi.binance.com"}, "binanceFapiBaseUrl"),
     ({"symbols": ",".join(f"SYM{i:04d}USDT" for i in range(900))}, "symbols: .*8192"),
     ({"alarmEmail": "not-an-address"}, "alarmEmail"),
     ({"tags": "owner"}, "tags"),

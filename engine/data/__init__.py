@@ -9,6 +9,10 @@
 * Ingest: :mod:`.klines` (REST), :mod:`.fetch`, :mod:`.backfill` (bulk zips), :mod:`.build`,
   :mod:`.sync`, :mod:`.inspect`, over :mod:`.http_get` and :mod:`.http_retry`.
 * The embedded market: :mod:`.synthetic` (the model) over :mod:`.portable_math`.
+* Perps (``market: um``): :mod:`.funding_table` (a symbol's funding events), :mod:`.funding_fetch`
+  (``/fapi/v1/fundingRate``), :mod:`.perp_files` (the funding archive and local files),
+  :mod:`.perp_inspect`, and :mod:`.perp_source` (a perp run's three series from a dataset); the
+  trade and mark klines use the spot modules on their own roots (``storage_layout.kind_root``).
 * :mod:`.binance`: the one Binance vocabulary (standard library only).
 
 The package imports only ``engine.errors``, ``engine.timeutil``, ``engine.candles`` and

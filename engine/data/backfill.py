@@ -52,9 +52,15 @@ class VisionFile:
         return self.path.rsplit("/", 1)[-1]
 
 
-def vision_file(symbol: str, interval: str, label: str, market: str = "spot") -> VisionFile:
-    kind = "monthly" if label.count("-") == 1 else "daily"
-    return VisionFile(label, f"data/{market}/{kind}/klines/{symbol}/{interval}/{symbol}-{interval}-{label}.zip")
+#: Where each market's files live on the site, and each kind of kline series' folder.
+VISION_MARKETS = {"spot": "spot", "um": "futures/um"}
+VISION_KINDS = {"klines": "klines", "mark": "markPriceKlines"}
+
+
+def vision_file(symbol: str, interval: str, label: str, market: str = "spot", kind: str = "klines") -> VisionFile:
+    period = "monthly" if label.count("-") == 1 else "daily"
+    return VisionFile(label, f"data/{VISION_MARKETS[market]}/{period}/{VISION_KINDS[kind]}/{symbol}/{interval}/"
+                             f"{symbol}-{interval}-{label}.zip")
 
 
 def _utc(ms: int) -> datetime:
@@ -138,7 +144,9 @@ def verify_checksum(name: str, data: bytes, checksum: bytes | None) -> None:
         raise DataError(f"{name}: SHA-256 {got} does not match its .CHECKSUM ({parts[0]}); file refused")
 
 
-def read_vision_zip(name: str, data: bytes) -> pd.DataFrame:
+def read_vision_zip(name: str, data: bytes, reader: Callable[[Any, str], pd.DataFrame] = read_kline_csv
+                    ) -> pd.DataFrame:
+    """The one CSV inside a data.binance.vision zip, read by ``reader(stream, name)`` (klines by default)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             members = [m for m in z.infolist() if m.filename.lower().endswith(".csv")]
@@ -147,16 +155,19 @@ def read_vision_zip(name: str, data: bytes) -> pd.DataFrame:
             if members[0].file_size > MAX_INPUT_BYTES:
                 raise too_large(name, MAX_INPUT_BYTES, members[0].file_size)
             with z.open(members[0]) as fh:
-                return read_kline_csv(fh, name)
+                return reader(fh, name)
     except (zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{name}: not a valid zip ({exc})") from None
 
 
 def backfill(root: str, symbol: str, interval: str, start: int, end: int, *, source: str = VISION_URL,
-             market: str = "spot", progress: Callable[[str], None] | None = None,
+             market: str = "spot", kind: str = "klines", progress: Callable[[str], None] | None = None,
              vision: VisionSource | None = None, session: Any = None, lock_wait: float = DEFAULT_WAIT_S,
              on_wait: Callable[[str], None] | None = None) -> BackfillResult:
     """Merge the kline zips covering ``[start, end)`` (ms) into the dataset at ``root`` (folder or s3://).
+
+    ``market``/``kind``: which files (spot klines; um trade ``klines`` or ``mark`` klines); ``root`` is
+    that kind's root (:func:`engine.storage_layout.kind_root`).
 
     The series lock is taken before the first month is merged and held to the end.
     """
@@ -178,13 +189,13 @@ def backfill(root: str, symbol: str, interval: str, start: int, end: int, *, sou
     lock = None
     with ExitStack() as held:  # the lock, once there is something to write
         for lo, hi in plan_months(start, end):
-            monthly = vision_file(symbol, interval, lo.strftime("%Y-%m"), market)
+            monthly = vision_file(symbol, interval, lo.strftime("%Y-%m"), market, kind)
             month = load(monthly)
             frames = [month] if month is not None else []
             if month is None:
                 absent = []
                 for day in _days(lo, hi):
-                    vf = vision_file(symbol, interval, day, market)
+                    vf = vision_file(symbol, interval, day, market, kind)
                     df = load(vf)
                     if df is None:
                         absent.append(vf.name)

@@ -15,7 +15,7 @@ from .candle_file import check_input_size, check_regular_file, read_csv
 from .checks import grid_problem, validate_frame
 from .dataset import check_series, upsert_candles
 from .dataset_schema import merge_frames, normalise_frame
-from .kline_csv import is_kline_row, read_kline_csv
+from .kline_csv import is_kline_header, is_kline_row, read_kline_csv
 from .loader import load_candles
 from .series_lock import DEFAULT_WAIT_S, hold_series
 
@@ -35,7 +35,8 @@ def read_candle_file(path: str | Path, max_bytes: int | None = None, interval: s
     ``interval`` names the file's interval (a file of one candle has no spacing to read it from)."""
     p = check_regular_file(path)
     check_input_size(p, max_bytes)
-    if p.suffix != ".parquet" and is_kline_row(read_csv(p, nrows=1, header=None, dtype=str, max_bytes=max_bytes)):
+    first = None if p.suffix == ".parquet" else read_csv(p, nrows=1, header=None, dtype=str, max_bytes=max_bytes)
+    if first is not None and (is_kline_row(first) or is_kline_header(first)):
         df = read_kline_csv(p, str(p), max_bytes)
         validate_frame(df, str(p))
         return df

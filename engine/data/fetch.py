@@ -29,7 +29,7 @@ from ..candles import GapReport, gap_report
 from ..errors import UserError
 from ..timeutil import check_range, format_time, interval_to_ms
 from .dataset import check_series, last_open_time, stored_open_times, upsert_candles
-from .klines import PAGE_LIMIT, KlinesClient
+from .klines import KlinesClient
 from .outages import Missing, confirmed_empty, missing_ranges, read_outages, record_outages, unexplained_gaps
 from .series_lock import DEFAULT_WAIT_S, SeriesLock, hold_series
 
@@ -66,9 +66,10 @@ def resume_point(watermark: int | None, start: int) -> int:
     return start if watermark is None else max(start, watermark + 1)
 
 
-def plan_requests(missing: list[Missing], interval_ms: int) -> list[tuple[int, int | None, list[Missing]]]:
+def plan_requests(missing: list[Missing], interval_ms: int, page_limit: int = 1000
+                  ) -> list[tuple[int, int | None, list[Missing]]]:
     """Group missing ranges that fit in one page together: (lo, hi, the ranges it covers)."""
-    span = PAGE_LIMIT * interval_ms
+    span = page_limit * interval_ms
     plan: list[tuple[int, int | None, list[Missing]]] = []
     for m in missing:
         if plan and plan[-1][1] is not None and m.lo - plan[-1][0] < span and (
@@ -135,7 +136,7 @@ class _Fetch:
             cursor = resume_point(watermark, start)
             missing = [Missing(cursor, end, False)] if end is None or cursor < end else []
             first_stored = None
-        plan = plan_requests(missing, iv)
+        plan = plan_requests(missing, iv, self.client.page_limit)
         if total is not None:
             tail = [m for m in missing if m.hi is None]
             expected = sum(-(-(m.hi - m.lo) // iv) for m in missing if m.hi is not None)
@@ -201,7 +202,7 @@ class _Fetch:
                 self.pages += 1
                 if progress is not None:
                     progress(len(new))
-                if len(page) < PAGE_LIMIT or (hi is not None and int(t[-1]) + self.iv >= hi):
+                if len(page) < self.client.page_limit or (hi is not None and int(t[-1]) + self.iv >= hi):
                     break  # the client's last page: no need to ask the budget for another
         finally:
             pages.close()

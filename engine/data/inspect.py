@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ..candles import GapReport, gap_report, infer_interval_ms
 from ..errors import DataError
 from ..storage_layout import is_s3_uri
 from ..timeutil import format_time, interval_to_ms, ms_to_interval
-from ..storage_layout import series_prefix
+from ..storage_layout import kind_root, series_prefix
 from .binance import INTERVAL_MS, series_problem
 from .checks import grid_problem, validate_frame
 from .dataset import list_series, read_candle_dataset
@@ -123,19 +124,40 @@ def _bad_names(root: str, symbol: str, interval: str) -> SeriesReport:
                         [f"{root}: folder symbol={symbol}/interval={interval}: {problem}; not read"])
 
 
+def _series_of(root: str, session: Any, optional: bool) -> list[tuple[str, str]]:
+    if not optional:
+        return list_series(root, session=session)
+    try:
+        return list_series(root, session=session)
+    except DataError:
+        return []  # a perp root that does not exist
+
+
+def _inspect_root(root: str, s3: bool, session: Any, label: str | None = None) -> list[SeriesReport]:
+    """The series of one root; ``label`` names a perp kind's root, which may be absent."""
+    reports = [_bad_names(root, s, i) if series_problem(s, i) else
+               _inspect_s3_series(root, s, i, session) if s3 else _inspect_local_series(Path(root), s, i)
+               for s, i in _series_of(root, session, label is not None)]
+    return [dataclasses.replace(r, source=f"{r.source} ({label})") for r in reports] if label else reports
+
+
 def inspect_path(path: str, *, session: Any = None, interval: str | None = None,
-                 max_bytes: int | None = None) -> list[SeriesReport]:
-    """One report per series. A single file that fails validation raises DataError (one line); so does one
-    candle with no ``interval`` to say how long it is."""
+                 max_bytes: int | None = None) -> list[Any]:
+    """One report per series (a dataset's perp series too: trade and mark klines, funding tables). A single
+    file that fails validation raises DataError (one line); so does one candle with no ``interval`` to say
+    how long it is."""
     if is_s3_uri(path) or Path(path).is_dir():
+        from .perp_inspect import inspect_funding
+
         s3 = is_s3_uri(path)
         root, session = (s3_root(path), session_or_default(session)) if s3 else (path, None)
-        series = list_series(root, session=session)
-        if not series:
+        reports: list[Any] = _inspect_root(root, s3, session)
+        reports += _inspect_root(kind_root(root, "um", "klines"), s3, session, "um trade klines")
+        reports += _inspect_root(kind_root(root, "um", "mark"), s3, session, "um mark klines")
+        reports += inspect_funding(kind_root(root, "um", "funding"), session)
+        if not reports:
             raise DataError(f"{path}: no symbol=…/interval=… {'partitions' if s3 else 'folders'}; "
                             "not a candles dataset")
-        return [_bad_names(root, s, i) if series_problem(s, i) else
-                _inspect_s3_series(root, s, i, session) if s3 else _inspect_local_series(Path(root), s, i)
-                for s, i in series]
+        return reports
     candles = load_candles(path, interval=interval, max_bytes=max_bytes)
     return [_report(str(path), None, candles.interval, candles.to_frame(), [])]

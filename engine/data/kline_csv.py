@@ -30,3 +30,8 @@ def read_kline_csv(source: str | Path | IO[bytes], name: str, max_bytes: int | N
 def is_kline_row(first_row: pd.DataFrame) -> bool:
     """Is this first row (read with ``header=None, dtype=str``) a 12-field numeric kline?"""
     return first_row.shape[1] == len(KLINE_FIELDS) and str(first_row.iloc[0, 0]).strip().isdigit()
+
+
+def is_kline_header(first_row: pd.DataFrame) -> bool:
+    """Is it the header futures kline files start with (``open_time,open,high,…,ignore``, 12 fields)?"""
+    return first_row.shape[1] == len(KLINE_FIELDS) and str(first_row.iloc[0, 0]).strip().lower() == "open_time"

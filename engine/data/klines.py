@@ -39,6 +39,13 @@ PAGE_LIMIT = 1000
 KLINES_WEIGHT = 2
 TIME_WEIGHT = 1
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+#: USDⓈ-M futures REST (``--market um``): trade klines and mark-price klines page at 1,500 rows,
+#: funding rates at 1,000 (paged by startTime).
+FAPI_BASE_URL = "https://fapi.binance.com"
+FAPI_PATHS = {"klines": "/fapi/v1/klines", "mark": "/fapi/v1/markPriceKlines"}
+FAPI_TIME_PATH = "/fapi/v1/time"
+FAPI_PAGE_LIMIT = 1500
+FAPI_KLINES_WEIGHT = 10  # limit 1,000 .. 1,500
 # Above SOFT of the limit requests are spread over the rest of the minute; HARD is
 # never crossed, leaving headroom for anything else sharing the IP.
 _SOFT_SHARE, _HARD_SHARE = 0.5, 0.9
@@ -98,8 +105,12 @@ class KlinesClient:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, *, weight_limit: int = 6000, max_retries: int = 5,
                  backoff: float = 1.0, max_backoff: float = 60.0, timeout: float = 30.0,
                  max_retry_after: float = 120.0, deadline: Deadline | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+                 klines_path: str = KLINES_PATH, time_path: str = TIME_PATH, page_limit: int = PAGE_LIMIT,
+                 klines_weight: int = KLINES_WEIGHT):
         self.base_url = base_url.rstrip("/")
+        self.klines_path, self.time_path = klines_path, time_path
+        self.page_limit, self.klines_weight = page_limit, klines_weight
         self.weight_limit = weight_limit
         self.policy = RetryPolicy(retries=max_retries, backoff=backoff, max_backoff=max_backoff,
                                   max_retry_after=max_retry_after, request_timeout=timeout)
@@ -122,11 +133,12 @@ class KlinesClient:
         interval_to_ms(interval)  # reject a malformed interval before any request
         cursor = int(start)
         while end is None or cursor < end:
-            params: dict[str, Any] = {"symbol": symbol, "interval": interval, "startTime": cursor, "limit": PAGE_LIMIT}
+            params: dict[str, Any] = {"symbol": symbol, "interval": interval, "startTime": cursor,
+                                      "limit": self.page_limit}
             if end is not None:
                 params["endTime"] = int(end) - 1  # Binance's endTime is inclusive
-            rows, headers = self._get_json(KLINES_PATH, params, KLINES_WEIGHT)
-            source = self._describe(KLINES_PATH, params)
+            rows, headers = self._get_json(self.klines_path, params, self.klines_weight)
+            source = self._describe(self.klines_path, params)
             page = parse_klines(rows, source)
             t = page["open_time"].to_numpy()
             if len(t) and (t[0] < cursor or (end is not None and t[-1] >= end)):
@@ -135,7 +147,7 @@ class KlinesClient:
             closed = page.loc[page["close_time"].to_numpy() < now].reset_index(drop=True)
             if len(closed):
                 yield closed
-            if len(closed) < len(page) or len(rows) < PAGE_LIMIT:
+            if len(closed) < len(page) or len(rows) < self.page_limit:
                 return  # reached the open candle, the present, or the end
             cursor = int(t[-1]) + 1
 
@@ -144,11 +156,11 @@ class KlinesClient:
         return pd.concat(pages, ignore_index=True) if pages else parse_klines([], "no klines")
 
     def server_time(self) -> int:
-        data, _ = self._get_json(TIME_PATH, {}, TIME_WEIGHT)
+        data, _ = self._get_json(self.time_path, {}, TIME_WEIGHT)
         try:
             return int(data["serverTime"])
         except (TypeError, KeyError, ValueError):
-            raise BinanceError(f"{self.base_url}{TIME_PATH}: unexpected answer {str(data)[:80]!r}") from None
+            raise BinanceError(f"{self.base_url}{self.time_path}: unexpected answer {str(data)[:80]!r}") from None
 
     def closed_before(self, headers: Message | None) -> int:
         """"Now" for the closed-candle rule: the earlier of the answer's Date (or the server time)
@@ -236,6 +248,12 @@ class KlinesClient:
         except (ValueError, TypeError, KeyError, UnicodeDecodeError):
             text = " ".join(resp.body[:120].decode("utf-8", "replace").split())
             return f"HTTP {resp.status} from {what}" + (f": {text}" if text else "")
+
+
+def fapi_client(kind: str, base_url: str = FAPI_BASE_URL, **options: Any) -> KlinesClient:
+    """A client of USDⓈ-M trade klines (``kind`` klines) or mark-price klines (``mark``)."""
+    return KlinesClient(base_url, klines_path=FAPI_PATHS[kind], time_path=FAPI_TIME_PATH,
+                        page_limit=FAPI_PAGE_LIMIT, klines_weight=FAPI_KLINES_WEIGHT, **options)
 
 
 def _header_time(headers: Message | None) -> int | None:

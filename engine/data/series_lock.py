@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import UserError
-from ..storage_layout import is_s3_uri, local_lock_path, parse_s3_uri, s3_uri, series_lock_key
+from ..storage_layout import (is_s3_uri, local_lock_path, local_table_lock_path, lock_key_for_root, parse_s3_uri,
+                              s3_uri)
 from ..timeutil import format_time
-from .binance import series_problem
+from .binance import is_symbol, series_problem
 from .dataset import tidy_series
 from .s3_errors import s3_error_code, s3_errors
 from .s3_session import s3_client
@@ -94,10 +95,11 @@ def describe_holder(holder: dict | None) -> str:
 class LocalSeriesLock:
     """``flock`` on the series' lock file in the dataset folder."""
 
-    def __init__(self, root: str | Path, symbol: str, interval: str, *, command: str = "",
+    def __init__(self, root: str | Path, symbol: str, interval: str | None, *, command: str = "",
                  clock: Callable[[], float] = time.time):
-        self.path = Path(root) / local_lock_path(symbol, interval)
-        self.description = f"{symbol} {interval} in {root}"
+        # interval None: a one-file-per-symbol table (funding)
+        self.path = Path(root) / (local_lock_path(symbol, interval) if interval else local_table_lock_path(symbol))
+        self.description = f"{symbol} {interval or 'funding'} in {root}"
         self.command, self.clock = command, clock
         self._fd: int | None = None
 
@@ -284,18 +286,21 @@ class S3Lease:
             # expired and taken over, or already gone: not ours to delete
 
 
-def s3_lease(root: str, symbol: str, interval: str, *, client: Any = None, session: Any = None,
+def s3_lease(root: str, symbol: str, interval: str | None, *, client: Any = None, session: Any = None,
              **options: Any) -> S3Lease:
-    """The lease of one series of the S3 dataset at ``root``, at the bucket's storage_layout.series_lock_key."""
-    bucket = parse_s3_uri(root).bucket
-    return S3Lease(client or s3_client(session), bucket, series_lock_key(symbol, interval), **options)
+    """The lease of one series of the S3 dataset at ``root`` (storage_layout.lock_key_for_root: spot's
+    ``locks/…``, a perp kind's ``um/locks/…``); ``interval`` None: a funding table's."""
+    bucket, key = parse_s3_uri(root)
+    return S3Lease(client or s3_client(session), bucket, lock_key_for_root(key, symbol, interval), **options)
 
 
 # --------------------------------------------------------------------------- taking it
 
-def make_lock(root: str, symbol: str, interval: str, *, command: str = "", session: Any = None,
+def make_lock(root: str, symbol: str, interval: str | None, *, command: str = "", session: Any = None,
               client: Any = None) -> SeriesLock:
-    problem = series_problem(symbol, interval)  # the names become the lock's path or key
+    """The lock of one series (``interval`` None: of a symbol's funding table)."""
+    problem = (series_problem(symbol, interval) if interval is not None else  # names become the path or key
+               None if is_symbol(symbol) else f"{symbol!r} is not a Binance symbol")
     if problem:
         raise UserError(f"{root}: {problem}; nothing was written")
     if is_s3_uri(root):
@@ -344,6 +349,22 @@ def hold_series(root: str, symbol: str, interval: str, *, wait: float = DEFAULT_
     acquire(lock, wait=wait, on_wait=on_wait)
     try:
         tidy_series(root, symbol, interval, session=session)
+        yield lock
+    finally:
+        _s3_safe(lock, lock.release)
+
+
+@contextmanager
+def hold_table(root: str, symbol: str, *, wait: float = DEFAULT_WAIT_S, on_wait: Callable[[str], None] | None = None,
+               command: str = "", session: Any = None, lock: SeriesLock | None = None) -> Iterator[SeriesLock]:
+    """Hold the lock of a symbol's funding table at ``root`` for the block (one writer at a time)."""
+    if lock is not None:
+        lock.check()
+        yield lock
+        return
+    lock = make_lock(root, symbol, None, command=command, session=session)
+    acquire(lock, wait=wait, on_wait=on_wait)
+    try:
         yield lock
     finally:
         _s3_safe(lock, lock.release)

@@ -74,7 +74,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     now = runtime.now_ms()
     ddb, sqs, s3 = runtime.client("dynamodb"), runtime.client("sqs"), runtime.client("s3")
     items = index.scan(ddb, cfg.index_table)
-    markers = {m: blocked.read(s3, cfg.bucket, m, cfg.base_url, now) for m in sorted({u.market for u in units})}
+    markers = {m: blocked.read(s3, cfg.bucket, m, cfg.base_url_for(m), now) for m in sorted({u.market for u in units})}
     ages = {u: unit_age_ms(u, items.get(u.key), now) for u in units}
 
     send, skipped = [], {"outstanding": 0, "quarantined": 0, "blocked": 0}

@@ -1,4 +1,4 @@
-"""One unit of spot klines, one task: the tail (``ingest``) or the interior gaps (``repair``).
+"""One unit of klines (spot trade klines; um trade or mark klines), one task: the tail (``ingest``) or the interior gaps (``repair``).
 
 A thin layer over ``engine.data``: the paging loop is :func:`engine.data.fetch.fetch_candles`'s,
 the closed-candle rule, retries and rate limits :class:`engine.data.klines.KlinesClient`'s, the
@@ -21,6 +21,10 @@ interior gaps remain, fetch exactly them (:func:`fetch_candles` with ``cover=Tru
 stored range: confirmed-empty ranges are skipped and new ones recorded), under the same page and
 time budget. ``GapsRepaired`` = gaps before − gaps after; ``GapsRemaining`` = gaps after.
 
+A um unit reads ``/fapi/v1/klines`` or ``/fapi/v1/markPriceKlines`` (pages of 1,500) and writes the
+kind's root (``um/candles/``, ``um/mark/``), its raw batches under ``um/raw/`` (mark: ``um/raw/mark/``)
+and its own lease (storage_layout.lock_key_for_root).
+
 Raw batch format (normalised, not Binance's bytes): ``{"symbol", "interval", "source",
 "columns": [open_time, open, high, low, close, volume, close_time, quote_volume, trades,
 taker_buy_base_volume, taker_buy_quote_volume], "rows": [[...], ...]}``, closed candles only;
@@ -37,7 +41,7 @@ from engine import storage_layout
 from engine.data.binance import KEPT_FIELDS
 from engine.data.dataset import stored_open_times, tidy_series
 from engine.data.fetch import FetchResult, FetchStopped, fetch_candles
-from engine.data.klines import KlinesClient
+from engine.data.klines import KlinesClient, fapi_client
 from engine.data.outages import read_outages, unexplained_gaps
 from engine.data.series_lock import S3Lease, SeriesLocked, acquire
 from engine.timeutil import interval_to_ms
@@ -83,8 +87,23 @@ class Budget:
         self.slowest_page_ms = max(self.slowest_page_ms, self._page_started_ms - self.remaining_ms())
 
 
-class KlinesUnit:
-    """Runs one spot klines unit; ``run()`` returns the record the worker logs and indexes."""
+def finish(rec: dict[str, Any], client: KlinesClient, requests_before: int, started: float, report,
+           error: BaseException | None, lease: S3Lease | None) -> None:
+    """A unit's last step, whatever happened: its request count and duration, ``report`` while the lease
+    (if taken) is still held, then the lease released."""
+    rec["requests"] = client.requests - requests_before
+    rec["used_weight"] = client.used_weight
+    rec["duration_ms"] = int((time.monotonic() - started) * 1000)
+    try:
+        report(rec, error, lease is not None)
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+class SeriesUnit:
+    """What every unit shares: its S3 root (the kind's, under the market prefix), its record, and the
+    lease (storage_layout.lock_key_for_root) it holds while it writes."""
 
     def __init__(self, cfg: runtime.Settings, unit: WorkUnit, task: str, *, request_id: str, context: Any,
                  budget: Budget):
@@ -92,28 +111,36 @@ class KlinesUnit:
         self.request_id, self.context, self.budget = request_id, context, budget
         self.s3 = runtime.client("s3", runtime.s3_endpoint())
         self.session = runtime.session()
-        self.root = storage_layout.s3_uri(cfg.bucket, storage_layout.market_prefixes(unit.market)["candles"])
-        self.client = KlinesClient(cfg.base_url, sleep=budget.sleep, timeout=HTTP_TIMEOUT_S, clock=runtime.CLOCK)
-        self.iv = interval_to_ms(unit.interval)
+        self.root_key = storage_layout.market_prefix(unit.market) + storage_layout.KIND_DIRS[unit.kind]
+        self.root = storage_layout.s3_uri(cfg.bucket, self.root_key)
+        self.client_options = dict(sleep=budget.sleep, timeout=HTTP_TIMEOUT_S, clock=runtime.CLOCK)
         self.rec: dict[str, Any] = {"status": None, "candles_added": 0, "watermark_before": None,
                                     "watermark_after": None, "pages": 0, "raw_keys": 0}
-        self.held = False  # the record's watermark is the truth only while the lease is held
-
-    # ---- the lease
 
     def lease(self) -> S3Lease:
         u = self.unit
-        key = storage_layout.market_prefix(u.market) + storage_layout.series_lock_key(u.symbol, u.interval)
+        key = storage_layout.lock_key_for_root(self.root_key, u.symbol, u.interval)
         return S3Lease(self.s3, self.cfg.bucket, key, owner=self.request_id, command=f"ingest worker ({self.task})",
                        clock=runtime.CLOCK, ttl_ms=lambda: max(0, self.budget.remaining_ms()) + LOCK_GRACE_MS,
                        extra={"function": getattr(self.context, "function_name", None)})
+
+
+class KlinesUnit(SeriesUnit):
+    """Runs one klines unit; ``run()`` returns the record the worker logs and indexes."""
+
+    def __init__(self, cfg: runtime.Settings, unit: WorkUnit, task: str, **kw: Any):
+        super().__init__(cfg, unit, task, **kw)
+        self.client = (fapi_client(unit.kind, cfg.fapi_base_url, **self.client_options) if unit.market == "um"
+                       else KlinesClient(cfg.base_url, **self.client_options))
+        self.iv = interval_to_ms(unit.interval)
+        self.held = False  # the record's watermark is the truth only while the lease is held
 
     # ---- raw batches
 
     def write_raw(self, page: Any) -> str:
         u, t = self.unit, page["open_time"]
         key = storage_layout.market_prefix(u.market) + storage_layout.raw_batch_key(
-            u.symbol, u.interval, int(t.iloc[0]), int(t.iloc[-1]))
+            u.symbol, u.interval, int(t.iloc[0]), int(t.iloc[-1]), u.kind)
         columns = [page[c].tolist() for c in RAW_COLUMNS]  # per column: ints stay ints
         body = json.dumps({"symbol": u.symbol, "interval": u.interval, "source": self.cfg.base_url,
                            "columns": list(RAW_COLUMNS), "rows": [list(r) for r in zip(*columns)]},
@@ -180,14 +207,7 @@ class KlinesUnit:
             raise
         finally:
             rec.pop("_pending", None)
-            rec["requests"] = self.client.requests - requests_before
-            rec["used_weight"] = self.client.used_weight
-            rec["duration_ms"] = int((time.monotonic() - started) * 1000)
-            try:
-                report(rec, error, lease is not None)
-            finally:
-                if lease is not None:
-                    lease.release()
+            finish(rec, self.client, requests_before, started, report, error, lease)
 
     def _repair(self, lease: S3Lease) -> None:
         u, rec, iv = self.unit, self.rec, self.iv

@@ -11,6 +11,10 @@ It is the same measure for every interval (a 1d series is not "older" than a 15m
 having longer candles), so one figure, the oldest series' age (``OldestWatermarkAgeSeconds``),
 watches them all.
 
+A perp's funding unit has no interval: its watermark is the time its table was last known complete
+(lambdas/ingest/funding_unit.py), so its age is ``max(0, now − w − P)``: 0 when the last dispatch's
+run completed, growing like a klines series' once runs stop.
+
 Worked example (15m, dispatches at :01, :16, :31, :46; a dispatch reads the index before the
 workers it starts have run). The 09:46 run stored the candle 09:30–09:45, the newest closed
 then: ``w`` = 09:30, and the first missing candle, 09:45–10:00, closed at 10:00. At the 10:01

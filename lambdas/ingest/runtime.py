@@ -60,6 +60,11 @@ class Settings:
     alarm_topic_arn: str = ""  # dispatcher: where the lag digest goes ("" = nowhere)
     lag_alarm_ms: int = 600_000
     outstanding_ms: int = 3_600_000  # dispatcher: a sent unit not reported done is still in flight this long
+    fapi_base_url: str = "https://fapi.binance.com"  # the USDⓈ-M market's endpoint
+
+    def base_url_for(self, market: str) -> str:
+        """The Binance endpoint of a market (its 418/451 marker names it)."""
+        return self.fapi_base_url if market == "um" else self.base_url
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, problems: list[str]) -> int:
@@ -98,6 +103,9 @@ def parse_settings(env: Mapping[str, str], *, dispatcher: bool = False) -> Setti
     base_url = env.get("BINANCE_BASE_URL", "").strip() or "https://data-api.binance.vision"
     if not base_url.startswith(("https://", "http://")):
         problems.append(f"BINANCE_BASE_URL={base_url!r} must be an http(s) URL")
+    fapi_url = env.get("BINANCE_FAPI_BASE_URL", "").strip() or "https://fapi.binance.com"
+    if not fapi_url.startswith(("https://", "http://")):
+        problems.append(f"BINANCE_FAPI_BASE_URL={fapi_url!r} must be an http(s) URL")
     max_pages = _int(env, "MAX_PAGES_PER_RUN", DEFAULT_MAX_PAGES, 1, problems)
     max_receives = _int(env, "MAX_RECEIVES", DEFAULT_MAX_RECEIVES, 1, problems)
     lag_alarm_s = _int(env, "LAG_ALARM_SECONDS", 600, 60, problems)
@@ -108,7 +116,8 @@ def parse_settings(env: Mapping[str, str], *, dispatcher: bool = False) -> Setti
     if problems:
         raise SettingsError("ingest environment: " + "; ".join(problems))
     return Settings(bucket, table, history_start, base_url.rstrip("/"), max_pages, max_receives, queue_url,
-                    env.get("ALARM_TOPIC_ARN", "").strip(), lag_alarm_s * 1000, outstanding_s * 1000)
+                    env.get("ALARM_TOPIC_ARN", "").strip(), lag_alarm_s * 1000, outstanding_s * 1000,
+                    fapi_url.rstrip("/"))
 
 
 @functools.lru_cache(maxsize=2)

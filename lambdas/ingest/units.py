@@ -3,9 +3,9 @@
 Standard library only: the CDK stack builds the schedules' input with it, the dispatcher reads
 that input and writes messages with it, the worker reads the messages.
 
-A unit is keyed by (market, kind, symbol, interval): spot trade klines today
-(``spot``/``klines``); USDⓈ-M perps add ``um``/``klines``, ``um``/``mark`` and ``um``/``funding``
-(funding has no interval) by adding to :data:`KINDS` and a runner in the worker. A task says
+A unit is keyed by (market, kind, symbol, interval): spot trade klines (``spot``/``klines``);
+USDⓈ-M perps ``um``/``klines``, ``um``/``mark`` and ``um``/``funding`` (funding has no interval),
+each with its runner in the worker. A task says
 what to do with a unit: ``ingest`` (the tail, every 15 minutes) or ``repair`` (interior gaps,
 daily).
 
@@ -32,7 +32,8 @@ TASK_INGEST = "ingest"
 TASK_REPAIR = "repair"
 TASKS = (TASK_INGEST, TASK_REPAIR)
 #: The kinds of series each market has, and whether a kind has an interval.
-KINDS: dict[str, dict[str, bool]] = {"spot": {"klines": True}}
+KINDS: dict[str, dict[str, bool]] = {"spot": {"klines": True},
+                                     "um": {"klines": True, "mark": True, "funding": False}}
 #: EventBridge's limit on a target's constant input.
 SCHEDULE_INPUT_LIMIT = 8192
 

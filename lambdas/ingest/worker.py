@@ -39,13 +39,15 @@ from typing import Any
 from engine.data.klines import BinanceBlocked
 
 from . import blocked, index, runtime
+from .funding_unit import FundingUnit
 from .klines_unit import Budget, KlinesUnit
 from .units import TASK_REPAIR, UnitError, parse_message
 
 NO_CONTEXT_MS = 15 * 60_000     # time budget when called without a Lambda context (local runs)
 
-#: The runner of each (market, kind); perps add theirs here.
-RUNNERS = {("spot", "klines"): KlinesUnit}
+#: The runner of each (market, kind).
+RUNNERS = {("spot", "klines"): KlinesUnit, ("um", "klines"): KlinesUnit, ("um", "mark"): KlinesUnit,
+           ("um", "funding"): FundingUnit}
 
 
 def _remaining(context: Any):
@@ -87,7 +89,7 @@ def _one(cfg: runtime.Settings, record: dict[str, Any], context: Any, request_id
             "kind": unit.kind, "symbol": unit.symbol, "interval": unit.interval, "receive_count": receives}
     ddb = runtime.client("dynamodb")
     s3 = runtime.client("s3", runtime.s3_endpoint())
-    marker = blocked.read(s3, cfg.bucket, unit.market, cfg.base_url, runtime.now_ms())
+    marker = blocked.read(s3, cfg.bucket, unit.market, cfg.base_url_for(unit.market), runtime.now_ms())
     if marker is not None:
         index.record_run(ddb, cfg.index_table, unit, task, status=marker.status, now_ms=runtime.now_ms())
         runtime.log("WARNING", "ingest_unit", **base, status=marker.status, candles_added=0, watermark_before=None,
@@ -107,7 +109,7 @@ def _one(cfg: runtime.Settings, record: dict[str, Any], context: Any, request_id
         extra: dict[str, Any] = {}
         watermark = rec.get("watermark_after") if held else None
         if isinstance(error, BinanceBlocked):
-            m = blocked.store(s3, cfg.bucket, unit.market, cfg.base_url, error.status, error.retry_after, now,
+            m = blocked.store(s3, cfg.bucket, unit.market, cfg.base_url_for(unit.market), error.status, error.retry_after, now,
                               request_id, str(error))
             rec["status"] = m.status
             metrics[m.metric] = 1
