@@ -127,12 +127,14 @@ def _rule_errors(cfg: Config, sw: StrategySweep, indices, candles: Candles, wind
     try:
         yield
     except RuleRaised as raised:
-        for i in list(np.asarray(indices).tolist())[:8]:
+        first = [] if raised.combination is None else [raised.combination]
+        for i in first + [i for i in np.asarray(indices).tolist()[:8] if i not in first]:
             try:
                 reference_run(cfg, sw, int(i), candles, window)
-            except StrategyError as exc:
-                raise StrategyError(str(exc)) from None
-        raise StrategyError(f"strategy {sw.strategy.name} raised {raised} on the fast path") from None
+            except StrategyError as exc:  # --debug shows the user's frame
+                raise StrategyError(str(exc)) from exc.__cause__
+        where = "" if raised.bar is None else f" at bar {raised.bar} or after"
+        raise StrategyError(f"strategy {sw.strategy.name} raised {raised}{where} on the fast path") from None
 
 
 # --- reference engine pool ------------------------------------------------

@@ -189,3 +189,42 @@ def test_malformed_manifests_are_skipped_with_a_warning(tmp_path, capsys):
 
     page = write_index(root).read_text()
     assert page.count('class="skipped"') == len(MALFORMED) and ">good<" in page
+
+
+LATE = '''
+from numba import njit
+from engine.strategies import ENTER_LONG, Strategy
+
+@njit(cache=True)
+def late_signal(close, position, bars_held, hold):
+    if position == 1 and bars_held > hold:
+        raise ValueError("boom")
+    return ENTER_LONG
+
+class Late(Strategy):
+    name = "late"
+    hold: int = 1
+    signal = staticmethod(late_signal)
+'''
+
+
+def test_fast_rule_that_raises_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    """The fast path: a rule that raises mid-run stops the run (it once looped forever: a compiled rule
+    that raises returns 0, read as 'bar 0'). Entry at bar 0's close (every bar says enter), held bars
+    3 at bar 3, so ``bars_held > 3`` first holds at bar 4 for hold=3 (bar 5 for hold=4)."""
+    name = f"r3late_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(LATE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"strategies: {{'{name}:Late': {{hold: [3, 4]}}}}\ndata: {{synthetic_bars: 300}}\n")
+    try:
+        code, _, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "res", "--no-progress"], capsys)
+        line = [ln for ln in err.splitlines() if ln.startswith("error")]
+        assert code == 1 and "Traceback" not in err, err
+        assert len(line) == 1 and line[0].startswith("error: strategy late raised ValueError: boom at bar 4 ("), err
+        assert not any((tmp_path / "res").iterdir())
+        code, _, err = run_cli(["--debug", "run", "--config", cfg, "--out", tmp_path / "res", "--no-progress"],
+                               capsys)
+        assert code == 1 and "Traceback" in err and "late_signal" in err
+    finally:
+        sys.modules.pop(name, None)
