@@ -167,6 +167,9 @@ def store_run(root: Path, base: str, write: Callable[[Path, str], T], *,
         if abandon is not None:
             abandon()
         if partial is not None:
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: nothing is left behind, hidden or not
+                shutil.rmtree(partial.path, ignore_errors=True)
+                partial.lock_path.unlink(missing_ok=True)
             partial.release()
         if is_disk_full(exc) and partial is not None:
             raise disk_full_error(partial, exc) from None

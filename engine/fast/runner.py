@@ -43,7 +43,7 @@ BLOCKS_PER_THREAD, BLOCK_MIN = 4, 256
 POOL_WORK = 1_000_000
 _pools: dict[int, ThreadPoolExecutor] = {}
 #: Ctrl-C waits this long for the blocks to stop at their next chunk (a rule looping forever never does)
-STOP_WAIT = 1.0
+STOP_WAIT = 0.5
 _abandoned: list = []  # the buffers of blocks still running after an interrupt (their threads read them)
 
 
