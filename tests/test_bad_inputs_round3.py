@@ -228,3 +228,40 @@ def test_fast_rule_that_raises_is_one_line_exit_1(tmp_path, capsys, monkeypatch)
         assert code == 1 and "Traceback" in err and "late_signal" in err
     finally:
         sys.modules.pop(name, None)
+
+
+ESCAPE = '''
+from numba import njit
+from engine.strategies import ENTER_LONG, EXIT_LONG, Strategy
+
+@njit(cache=True)
+def every_other_bar(close, hold):
+    return ENTER_LONG | EXIT_LONG
+
+class Escape(Strategy):
+    name = "../../x"
+    hold: int = 1
+    signal = staticmethod(every_other_bar)
+'''
+
+
+def test_a_strategy_named_like_a_path_writes_inside_its_run_folder(tmp_path, capsys, monkeypatch):
+    """runs/*.json, trades/*.csv and chart names go through engine.filenames.file_name: '../../x' is
+    '%2E%2E%2F.%2E%2Fx' (its leading dots, a dot after a dot and '/' encoded), kept inside the folder."""
+    name = f"r3escape_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(ESCAPE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"strategies: {{'{name}:Escape': {{hold: [1, 2]}}}}\ndata: {{synthetic_bars: 300}}\n")
+    out = tmp_path / "res"
+    try:
+        code, _, err = run_cli(["run", "--config", cfg, "--out", out, "--no-progress", "--run-id", "r"], capsys)
+    finally:
+        sys.modules.pop(name, None)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "r"]
+    # hold=2 trades as hold=1 does (the rule ignores it): a duplicate, not drawn in detail
+    assert [p.name for p in (out / "r" / "runs").iterdir()] == ["%2E%2E%2F.%2E%2Fx_hold=1.json"]
+    assert [p.name for p in (out / "r" / "trades").iterdir()] == ["%2E%2E%2F.%2E%2Fx_hold=1.csv"]
+    assert not (tmp_path / "x_hold=1.json").exists() and not (out / "x_hold=1.json").exists()
+    assert '"file": "%2E%2E%2F.%2E%2Fx_hold=1"' in (out / "r" / "report.html").read_text()

@@ -53,6 +53,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..filenames import file_name
 from ..candles import Candles
 from ..jsonio import clean
 from ..metrics import ASCENDING, INT_METRICS, METRICS
@@ -205,6 +206,7 @@ def _top(top: TopCombination, k: int) -> dict:
     return {
         "rank": int(row["rank"]),
         "strategy_id": str(row["strategy_id"]),
+        "file": file_name(str(row["strategy_id"])),  # trades/<file>.csv and runs/<file>.json
         "strategy": str(row["strategy"]),
         "params": {p: _scalar(row[p], 12) for p in top.params},
         **{rule: _scalar(row[rule], 12) for rule in RULE_COLUMNS},  # stop_loss, direction, size, ...
