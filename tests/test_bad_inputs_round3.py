@@ -55,7 +55,7 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys, text, words):
 
 def test_true_and_false_still_booleans(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(BASE + "report: {png: false}\nvalidation: {walk_forward: {train: 10, test: 10, anchored: true}}\n")
+    cfg.write_text(BASE + "report: {png: false}\nvalidation: {walk_forward: {train: 1000, test: 1000, anchored: true}}\n")
     code, out, _ = run_cli(["validate-config", cfg], capsys)
     assert code == 0 and "anchored: true" in out
 
@@ -264,4 +264,4 @@ def test_a_strategy_named_like_a_path_writes_inside_its_run_folder(tmp_path, cap
     assert [p.name for p in (out / "r" / "runs").iterdir()] == ["%2E%2E%2F.%2E%2Fx_hold=1.json"]
     assert [p.name for p in (out / "r" / "trades").iterdir()] == ["%2E%2E%2F.%2E%2Fx_hold=1.csv"]
     assert not (tmp_path / "x_hold=1.json").exists() and not (out / "x_hold=1.json").exists()
-    assert '"file": "%2E%2E%2F.%2E%2Fx_hold=1"' in (out / "r" / "report.html").read_text()
+    assert '"file":"%2E%2E%2F.%2E%2Fx_hold=1"' in (out / "r" / "report.html").read_text()

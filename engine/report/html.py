@@ -263,9 +263,11 @@ def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[s
 # --- page -------------------------------------------------------------------------------------
 
 def _json_for_script(obj: Any) -> str:
-    """JSON safe inside <script>: no "</" can close the element."""
+    """JSON safe inside <script>: every "<" is written \\u003c (JSON reads it back as "<"), so no text, in
+    any case, can close the element ("</script"), open a comment ("<!--") or a nested "<script" (which
+    together keep a browser's script data open to the end of the page)."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    return text.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 @lru_cache(maxsize=None)
