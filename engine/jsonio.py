@@ -64,7 +64,8 @@ def dumps_with_lines(doc: dict, key: str) -> str:
     if not records:
         return dumps(doc)
     rest = {k: v for k, v in doc.items() if k != key}
-    head = json.dumps(clean_deep(rest), indent=1, allow_nan=False)[:-2] + ",\n" if rest else "{\n"  # without its closing "\n}"
+    # without its closing "\n}"
+    head = json.dumps(clean_deep(rest), indent=1, allow_nan=False)[:-2] + ",\n" if rest else "{\n"
     lines = ",\n".join("  " + _ONE_LINE(clean_deep(r)) for r in records)
     return f'{head} {json.dumps(key)}: [\n{lines}\n ]\n}}\n'
 

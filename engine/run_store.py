@@ -155,7 +155,8 @@ def store_run(root: Path, base: str, write: Callable[[Path, str], T], *,
 
     ``started(final_path)`` is told where the run will land; ``abandon()`` runs when writing fails, before the
     partial folder is removed (stop whatever may still write into it). A full disk becomes one ResourceError
-    naming what is left behind (the partial folder, for the next run to remove). Returns the published folder and ``write``'s result.
+    naming what is left behind (the partial folder, for the next run to remove). Returns the published folder
+    and ``write``'s result.
     """
     partial = None
     try:

@@ -65,7 +65,8 @@ def run_sweep(cfg: Config, candles: Candles, *, grid: Grid | None = None, engine
     total = len(grid)
     wanted = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
     workers = min(workers or cfg.workers or available_cpus(), available_cpus())
-    plan = None if cfg.validation is None else resolve(cfg.validation, len(candles), candles.interval_ms, cfg.limits.max_folds)
+    plan = None if cfg.validation is None else resolve(cfg.validation, len(candles), candles.interval_ms,
+                                                       cfg.limits.max_folds)
     frames, parts, notices = [], [], []
     offset = 0
     for sw in grid:

@@ -55,7 +55,8 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys, text, words):
 
 def test_true_and_false_still_booleans(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(BASE + "report: {png: false}\nvalidation: {walk_forward: {train: 1000, test: 1000, anchored: true}}\n")
+    cfg.write_text(BASE + "report: {png: false}\n"
+                   "validation: {walk_forward: {train: 1000, test: 1000, anchored: true}}\n")
     code, out, _ = run_cli(["validate-config", cfg], capsys)
     assert code == 0 and "anchored: true" in out
 

@@ -309,7 +309,8 @@ def _build(doc: dict, v: dict[str, Any], axes: dict[str, tuple], grids: tuple[St
              "leverage": axes["portfolio.leverage"]}
     perp = _perp(d, v, axes)
     return Config(name=v["experiment.name"], data=data, execution=execution, strategies=grids,
-                  workers=v["parallel.workers"], report=report, limits=LimitsConfig(v["limits.max_combinations"], v["limits.max_folds"]),
+                  workers=v["parallel.workers"], report=report,
+                  limits=LimitsConfig(v["limits.max_combinations"], v["limits.max_folds"]),
                   validation=validation, raw=doc, defaults=defaults, perp=perp, **rules)
 
 
