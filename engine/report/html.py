@@ -55,7 +55,7 @@ import pandas as pd
 
 from ..filenames import file_name
 from ..candles import Candles
-from ..jsonio import clean
+from ..jsonio import clean, clean_deep
 from ..metrics import ASCENDING, INT_METRICS, METRICS
 from ..metrics import VALIDATION_COLUMNS as SUMMARY_COLUMNS
 from ..position_rules import RULE_COLUMNS
@@ -266,7 +266,7 @@ def _json_for_script(obj: Any) -> str:
     """JSON safe inside <script>: every "<" is written \\u003c (JSON reads it back as "<"), so no text, in
     any case, can close the element ("</script"), open a comment ("<!--") or a nested "<script" (which
     together keep a browser's script data open to the end of the page)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    text = json.dumps(clean_deep(obj), sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
