@@ -4,9 +4,9 @@ A rule runs inside a ``cfunc`` called by the compiled loop. Numba cannot pass an
 up through it: it reports the exception as "unraisable" (``sys.unraisablehook``) and the
 call returns 0. The compiled loop takes a tight loop's 0 (a bar before the one it started on)
 as that signal and stops the combination, marking it (``state.RAISED``), so a raising rule
-cannot send it back to bar 0 forever. :func:`watch` installs a hook that records each such exception for the
-duration of a kernel call, and raises :class:`RuleRaised` once the call returns, so a run
-stops instead of finishing on wrong signals. The caller names the strategy and finds the bar
+cannot send it back to bar 0 forever. :func:`watch` installs a hook that records each such
+exception for the duration of a kernel call, and raises :class:`RuleRaised` once the call
+returns, so a run stops instead of finishing on wrong signals. The caller names the strategy and finds the bar
 (``engine.sweep``).
 """
 
