@@ -274,11 +274,13 @@ def _warn_skipped(out: Path) -> None:
 
 def cmd_run(args) -> int:
     from engine.data.spec import DataSpec
-    from engine.experiment import run_experiment
     from engine.grid import build_grid
 
     cfg = _load(args.config, _overrides(args))
     grid = build_grid(cfg)
+    # imported once the config holds: a refused config answers without loading pandas (half a second)
+    from engine.experiment import run_experiment
+
     out = _prepare_out(args, cfg, grid)
     workers = _workers(args, cfg)
     spec = DataSpec.from_config(cfg, args.data)
