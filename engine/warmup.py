@@ -15,12 +15,15 @@ second), never the loop.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .candles import Candles
 from .config import parse_config
 from .data.synthetic import generate_candles
 from .fast import rule_unit, units
+from .fast.plan import plan
 from .fast.runner import detail, sweep
 from .grid import build_grid
 from .indicators import DEFINITIONS
@@ -31,13 +34,17 @@ from .strategies import ALIASES, get_strategy
 VALIDATION = {"holdout": 0.3, "walk_forward": {"train": 200, "test": 100}, "cscv": {"blocks": 4}}
 
 
-def warm_up() -> list[str]:
+def warm_up(strategies: list[str] | None = None) -> list[str]:
+    """Compile everything (the image's build), or only what ``strategies`` need: the loop, their
+    rule units and the indicator definitions their default combination reads (the tests' warmup)."""
     synthetic = generate_candles(600, seed=1)
     loaded = Candles.from_frame(synthetic.to_frame(), interval_ms=synthetic.interval_ms)
-    for d in DEFINITIONS:
+    names = sorted(ALIASES) if strategies is None else sorted(get_strategy(n).name for n in strategies)
+    definitions = DEFINITIONS if strategies is None else _definitions(names)
+    for d in definitions:
         units.indicator_functions(d, ["chunk1", "chunk4"])
     done = []
-    for name in sorted(ALIASES):
+    for name in names:
         units.rule_functions(get_strategy(name), ["bar", *rule_unit.LOOPS])
         cfg = parse_config({"strategies": {name: {}}, "risk": {"stop_loss": 0.02}})
         (sw,) = build_grid(cfg)
@@ -52,5 +59,15 @@ def warm_up() -> list[str]:
     return done
 
 
+def _definitions(names: list[str]) -> list:
+    """The indicator definitions (their inputs included) of each strategy's default combination."""
+    found = {}
+    for name in names:
+        (sw,) = build_grid(parse_config({"strategies": {name: {}}}))
+        for node in plan(sw, np.arange(1)).nodes:
+            found[id(node.definition)] = node.definition
+    return list(found.values())
+
+
 if __name__ == "__main__":
-    print("compiled:", ", ".join(warm_up()))
+    print("compiled:", ", ".join(warm_up(sys.argv[1:] or None)))
