@@ -80,9 +80,33 @@ def cmd_validate(args) -> int:
     print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else "")
           + f"; the grid needs about {human_bytes(estimate_bytes(total + filtered, axes))} of memory "
           f"(limit {cfg.limits.max_combinations:,} combinations)")
+    if cfg.validation is not None:
+        print(_validation_memory(cfg, total))
     print("\n# the effective config: every key as a run uses it; '# default' marks a value the file does not give")
     print(effective_config(cfg), end="")
     return 0
+
+
+def _validation_memory(cfg, combinations: int) -> str:
+    """What validation adds to the estimate: exact when the data's length is known before it is read
+    (synthetic data; too many folds is then refused here), else at ``limits.max_folds`` folds."""
+    from engine.grid_budget import human_bytes, validation_bytes
+    from engine.timeutil import interval_to_ms
+    from engine.validation.cscv import MAX_SPLITS, split_count
+    from engine.validation.plan import resolve
+
+    v, spec = cfg.validation, cfg.data
+    blocks = v.cscv.blocks if v.cscv is not None else None
+    splits = min(split_count(blocks), MAX_SPLITS) if blocks else 0
+    if spec.source == "synthetic" and not spec.is_universe and spec.start is None and spec.end is None:
+        plan = resolve(v, spec.synthetic_bars, interval_to_ms(spec.interval or "15m"), cfg.limits.max_folds)
+        size = validation_bytes(combinations, blocks, splits, len(plan.folds))
+        folds = f" ({len(plan.folds):,} walk-forward folds)" if v.walk_forward is not None else ""
+        return f"validation adds about {human_bytes(size)}{folds}"
+    folds = cfg.limits.max_folds if v.walk_forward is not None else 0
+    size = validation_bytes(combinations, blocks, splits, folds)
+    return (f"validation adds up to {human_bytes(size)}" + (f" (at limits.max_folds = {folds:,} folds; the data's "
+                                                             "length decides)" if folds else ""))
 
 
 def _prepare_out(args, cfg, grid) -> Path:

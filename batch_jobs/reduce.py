@@ -122,7 +122,7 @@ def run_reduce(run: RunTarget, *, session: Any = None) -> ReduceResult:
     notices = tuple(sorted({n for h in headers for n in h.notices}))
     plan = columns = None
     if cfg.validation is not None:  # every figure from the shards' sums (walk-forward's test windows run here)
-        plan = resolve(cfg.validation, len(candles), candles.interval_ms)
+        plan = resolve(cfg.validation, len(candles), candles.interval_ms, cfg.limits.max_folds)
         columns = ValidationColumns.from_frame(summary)
         summary = ValidationColumns.strip(summary)
     t_load = time.perf_counter()

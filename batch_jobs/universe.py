@@ -123,7 +123,7 @@ def run_universe_reduce(run: RunTarget, cfg: Config, grid: Grid, summary: pd.Dat
                             "data.start/data.end in the config and re-run the shards")
         plan = columns = None
         if cfg.validation is not None:
-            plan = resolve(cfg.validation, len(candles), candles.interval_ms)
+            plan = resolve(cfg.validation, len(candles), candles.interval_ms, cfg.limits.max_folds)
             columns = ValidationColumns.from_frame(rows)
             rows = ValidationColumns.strip(rows)
         inputs = RunInputs(series_config(cfg, one), grid, candles, workers=available_cpus())

@@ -117,7 +117,7 @@ def _run(cfg: Config, spec: DataSpec, out_root: Path, engine: str, workers: int 
         obs.data_loaded(candles)
         t_load = time.perf_counter()
         if cfg.validation is not None:  # windows against the data: a one-line error before the sweep
-            resolve_validation(cfg.validation, len(candles), candles.interval_ms)
+            resolve_validation(cfg.validation, len(candles), candles.interval_ms, cfg.limits.max_folds)
         if cfg.perp is not None:  # brackets, liquidation basis, funding coverage: one line, before the sweep
             check_perp_run(cfg.perp, candles)
         compiled = prepare(cfg, engine=engine, on_compile=obs.compiling, grid=grid)

@@ -1,6 +1,7 @@
 """The one way to make a file name from user input (a strategy name, a run id, an experiment name).
 
-:func:`file_name` keeps ASCII letters, digits, ``_``, ``-`` and dots inside the name, and writes
+:func:`file_name` keeps ASCII letters, digits, ``_``, ``-``, ``=``, ``+`` (a strategy id such as
+``ma_crossover_short_window=5_stop_loss=1e+20`` stays as it is) and dots inside the name, and writes
 every other byte of the UTF-8 text as ``%XX``: path separators, ``%`` itself, control
 characters, spaces, non-ASCII letters, and a dot that starts or ends the name or follows another
 dot. So a name is never empty, ``.`` or ``..``, never hidden, never holds a separator, and
@@ -19,7 +20,7 @@ import re
 import secrets
 from pathlib import Path
 
-_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
+_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.=+")
 _ENCODED = re.compile(r"%([0-9A-F]{2})")
 MAX_LENGTH = 120  # bytes; room for a suffix such as "-trades.csv" within the usual 255
 

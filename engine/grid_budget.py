@@ -40,6 +40,10 @@ STRATEGY_ID_BYTES = 100
 DEFAULT_MAX_COMBINATIONS = 3_500_000
 #: Highest value ``limits.max_combinations`` accepts.
 MAX_COMBINATIONS_CEILING = 1_000_000_000
+#: Default of ``limits.max_folds``: walk-forward folds a run may plan (each is a sweep on its train
+#: window, and each keeps 6 words per combination), and the highest value it accepts.
+DEFAULT_MAX_FOLDS = 1_000
+MAX_FOLDS_CEILING = 100_000
 
 
 def bytes_per_combination(n_axes: int) -> int:
@@ -50,6 +54,21 @@ def bytes_per_combination(n_axes: int) -> int:
 
 def estimate_bytes(combinations: int, n_axes: int) -> int:
     return combinations * bytes_per_combination(n_axes)
+
+
+#: validation's words per combination: the power sums and the holdout's columns and a second metric
+#: set while it runs (40); per CSCV block, its two sums, the snapshots and the transposed copies (6);
+#: per walk-forward fold, its power sums, rank value and CAGR (6)
+VALIDATION_WORDS, WORDS_PER_BLOCK, WORDS_PER_FOLD = 40, 6, 6
+#: per CSCV split: n*, its two Sharpe ratios, the rank counts, rank, ω and λ
+WORDS_PER_SPLIT = 8
+
+
+def validation_bytes(combinations: int, blocks: int | None, splits: int, folds: int) -> int:
+    """Peak bytes validation adds to a sweep of ``combinations`` (``blocks``: S when CSCV is on,
+    ``splits`` the splits it uses; ``folds`` walk-forward folds)."""
+    per = VALIDATION_WORDS + WORDS_PER_BLOCK * (blocks or 0) + WORDS_PER_FOLD * folds
+    return WORD * (combinations * per + WORDS_PER_SPLIT * splits)
 
 
 def human_bytes(n: int | float) -> str:

@@ -41,9 +41,21 @@ def clean(v: Any) -> Any:
     return v
 
 
+def clean_deep(doc: Any) -> Any:
+    """``doc`` with every float inside its dicts, lists and tuples passed through :func:`clean`
+    (a non-finite number becomes null wherever it is: a metric, a trade's return)."""
+    if isinstance(doc, dict):
+        return {k: clean_deep(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [clean_deep(v) for v in doc]
+    if isinstance(doc, (float, np.floating)):
+        return clean(doc)
+    return doc
+
+
 def dumps(doc: Any) -> str:
-    """``doc`` indented by one space, with a final newline (finite numbers only)."""
-    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+    """``doc`` indented by one space, with a final newline (a non-finite number is written null)."""
+    return json.dumps(clean_deep(doc), indent=1, allow_nan=False) + "\n"
 
 
 def dumps_with_lines(doc: dict, key: str) -> str:
@@ -52,8 +64,9 @@ def dumps_with_lines(doc: dict, key: str) -> str:
     if not records:
         return dumps(doc)
     rest = {k: v for k, v in doc.items() if k != key}
-    head = json.dumps(rest, indent=1, allow_nan=False)[:-2] + ",\n" if rest else "{\n"  # without its closing "\n}"
-    lines = ",\n".join("  " + _ONE_LINE(r) for r in records)
+    # without its closing "\n}"
+    head = json.dumps(clean_deep(rest), indent=1, allow_nan=False)[:-2] + ",\n" if rest else "{\n"
+    lines = ",\n".join("  " + _ONE_LINE(clean_deep(r)) for r in records)
     return f'{head} {json.dumps(key)}: [\n{lines}\n ]\n}}\n'
 
 

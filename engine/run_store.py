@@ -3,9 +3,10 @@
 A run is written into a hidden partial folder beside its destination
 (:class:`PartialRunFolder`): ``<root>/.partial-<pid>-<run_id>/``, renamed to
 ``<root>/<run_id>/`` only once every file is written, so a folder under its run id
-is always complete. A run that is killed or fails (a full disk included) leaves only
-the partial folder; :func:`clean_partial_folders` removes those whose writer has
-ended, and never one whose writer is alive. The writer holds an exclusive ``flock``
+is always complete. A run that fails or is interrupted (Ctrl-C) removes its partial
+folder; one that is killed, or finds the disk full, leaves only the partial folder, and
+:func:`clean_partial_folders` removes those whose writer has ended, and never one whose
+writer is alive. The writer holds an exclusive ``flock``
 on a lock file beside its folder, ``<root>/.partial-lock-<pid>-<run_id>``, taken
 before the folder exists: the kernel releases it when the process ends, however it
 ends, so "the lock can be taken" means "the writer is gone", even if its pid has
@@ -153,8 +154,9 @@ def store_run(root: Path, base: str, write: Callable[[Path, str], T], *,
     returns what it wrote (with a ``manifest`` dict, corrected if the run id changes at publication).
 
     ``started(final_path)`` is told where the run will land; ``abandon()`` runs when writing fails, before the
-    partial folder is given up (stop whatever may still write into it). A full disk becomes one ResourceError
-    naming what is left behind. Returns the published folder and ``write``'s result.
+    partial folder is removed (stop whatever may still write into it). A full disk becomes one ResourceError
+    naming what is left behind (the partial folder, for the next run to remove). Returns the published folder
+    and ``write``'s result.
     """
     partial = None
     try:
@@ -167,6 +169,9 @@ def store_run(root: Path, base: str, write: Callable[[Path, str], T], *,
         if abandon is not None:
             abandon()
         if partial is not None:
+            if not is_disk_full(exc):  # a failed or interrupted run leaves nothing, hidden or not
+                shutil.rmtree(partial.path, ignore_errors=True)
+                partial.lock_path.unlink(missing_ok=True)
             partial.release()
         if is_disk_full(exc) and partial is not None:
             raise disk_full_error(partial, exc) from None

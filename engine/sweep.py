@@ -65,7 +65,8 @@ def run_sweep(cfg: Config, candles: Candles, *, grid: Grid | None = None, engine
     total = len(grid)
     wanted = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
     workers = min(workers or cfg.workers or available_cpus(), available_cpus())
-    plan = None if cfg.validation is None else resolve(cfg.validation, len(candles), candles.interval_ms)
+    plan = None if cfg.validation is None else resolve(cfg.validation, len(candles), candles.interval_ms,
+                                                       cfg.limits.max_folds)
     frames, parts, notices = [], [], []
     offset = 0
     for sw in grid:
@@ -127,12 +128,14 @@ def _rule_errors(cfg: Config, sw: StrategySweep, indices, candles: Candles, wind
     try:
         yield
     except RuleRaised as raised:
-        for i in list(np.asarray(indices).tolist())[:8]:
+        first = [] if raised.combination is None else [raised.combination]
+        for i in first + [i for i in np.asarray(indices).tolist()[:8] if i not in first]:
             try:
                 reference_run(cfg, sw, int(i), candles, window)
-            except StrategyError as exc:
-                raise StrategyError(str(exc)) from None
-        raise StrategyError(f"strategy {sw.strategy.name} raised {raised} on the fast path") from None
+            except StrategyError as exc:  # --debug shows the user's frame
+                raise StrategyError(str(exc)) from exc.__cause__
+        where = "" if raised.bar is None else f" at bar {raised.bar} or after"
+        raise StrategyError(f"strategy {sw.strategy.name} raised {raised}{where} on the fast path") from None
 
 
 # --- reference engine pool ------------------------------------------------

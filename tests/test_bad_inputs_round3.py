@@ -55,7 +55,8 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys, text, words):
 
 def test_true_and_false_still_booleans(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(BASE + "report: {png: false}\nvalidation: {walk_forward: {train: 10, test: 10, anchored: true}}\n")
+    cfg.write_text(BASE + "report: {png: false}\n"
+                   "validation: {walk_forward: {train: 1000, test: 1000, anchored: true}}\n")
     code, out, _ = run_cli(["validate-config", cfg], capsys)
     assert code == 0 and "anchored: true" in out
 
@@ -189,3 +190,79 @@ def test_malformed_manifests_are_skipped_with_a_warning(tmp_path, capsys):
 
     page = write_index(root).read_text()
     assert page.count('class="skipped"') == len(MALFORMED) and ">good<" in page
+
+
+LATE = '''
+from numba import njit
+from engine.strategies import ENTER_LONG, Strategy
+
+@njit(cache=True)
+def late_signal(close, position, bars_held, hold):
+    if position == 1 and bars_held > hold:
+        raise ValueError("boom")
+    return ENTER_LONG
+
+class Late(Strategy):
+    name = "late"
+    hold: int = 1
+    signal = staticmethod(late_signal)
+'''
+
+
+def test_fast_rule_that_raises_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    """The fast path: a rule that raises mid-run stops the run (it once looped forever: a compiled rule
+    that raises returns 0, read as 'bar 0'). Entry at bar 0's close (every bar says enter), held bars
+    3 at bar 3, so ``bars_held > 3`` first holds at bar 4 for hold=3 (bar 5 for hold=4)."""
+    name = f"r3late_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(LATE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"strategies: {{'{name}:Late': {{hold: [3, 4]}}}}\ndata: {{synthetic_bars: 300}}\n")
+    try:
+        code, _, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "res", "--no-progress"], capsys)
+        line = [ln for ln in err.splitlines() if ln.startswith("error")]
+        assert code == 1 and "Traceback" not in err, err
+        assert len(line) == 1 and line[0].startswith("error: strategy late raised ValueError: boom at bar 4 ("), err
+        assert not any((tmp_path / "res").iterdir())
+        code, _, err = run_cli(["--debug", "run", "--config", cfg, "--out", tmp_path / "res", "--no-progress"],
+                               capsys)
+        assert code == 1 and "Traceback" in err and "late_signal" in err
+    finally:
+        sys.modules.pop(name, None)
+
+
+ESCAPE = '''
+from numba import njit
+from engine.strategies import ENTER_LONG, EXIT_LONG, Strategy
+
+@njit(cache=True)
+def every_other_bar(close, hold):
+    return ENTER_LONG | EXIT_LONG
+
+class Escape(Strategy):
+    name = "../../x"
+    hold: int = 1
+    signal = staticmethod(every_other_bar)
+'''
+
+
+def test_a_strategy_named_like_a_path_writes_inside_its_run_folder(tmp_path, capsys, monkeypatch):
+    """runs/*.json, trades/*.csv and chart names go through engine.filenames.file_name: '../../x' is
+    '%2E%2E%2F.%2E%2Fx' (its leading dots, a dot after a dot and '/' encoded), kept inside the folder."""
+    name = f"r3escape_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(ESCAPE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"strategies: {{'{name}:Escape': {{hold: [1, 2]}}}}\ndata: {{synthetic_bars: 300}}\n")
+    out = tmp_path / "res"
+    try:
+        code, _, err = run_cli(["run", "--config", cfg, "--out", out, "--no-progress", "--run-id", "r"], capsys)
+    finally:
+        sys.modules.pop(name, None)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "r"]
+    # hold=2 trades as hold=1 does (the rule ignores it): a duplicate, not drawn in detail
+    assert [p.name for p in (out / "r" / "runs").iterdir()] == ["%2E%2E%2F.%2E%2Fx_hold=1.json"]
+    assert [p.name for p in (out / "r" / "trades").iterdir()] == ["%2E%2E%2F.%2E%2Fx_hold=1.csv"]
+    assert not (tmp_path / "x_hold=1.json").exists() and not (out / "x_hold=1.json").exists()
+    assert '"file":"%2E%2E%2F.%2E%2Fx_hold=1"' in (out / "r" / "report.html").read_text()

@@ -42,6 +42,7 @@ IV = 900_000
 
 @pytest.mark.parametrize("text,name", [
     ("ma_crossover", "ma_crossover"),
+    ("ma_crossover_short_window=5_stop_loss=1e+20", "ma_crossover_short_window=5_stop_loss=1e+20"),
     ("mypkg.strategies:TrendRSI", "mypkg.strategies%3ATrendRSI"),
     ("../../x", "%2E%2E%2F.%2E%2Fx"),        # a leading dot and a dot after a dot are encoded; "/" always
     ("BTC/USDT", "BTC%2FUSDT"),

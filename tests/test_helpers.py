@@ -25,8 +25,14 @@ def test_clean_makes_scalars_json_values():
 
 def test_json_is_finite_indented_and_ends_with_a_newline():
     assert dumps({"a": [1, 2]}) == '{\n "a": [\n  1,\n  2\n ]\n}\n'
-    with pytest.raises(ValueError):
-        dumps({"a": math.nan})  # never NaN in a file: clean() it first
+    # never NaN or Infinity in a file: a non-finite number anywhere is written null (issue 22: a
+    # trade's return of inf in runs/*.json once failed the run after the sweep)
+    assert dumps({"a": math.nan, "b": [np.float64(np.inf), (-math.inf, 1.5)]}) == \
+        '{\n "a": null,\n "b": [\n  null,\n  [\n   null,\n   1.5\n  ]\n ]\n}\n'
+    text = dumps_with_lines({"m": {"x": math.inf}, "trades": [{"r": math.nan}, {"r": 2.0}]}, "trades")
+    assert json.loads(text) == {"m": {"x": None}, "trades": [{"r": None}, {"r": 2.0}]}
+    with pytest.raises(TypeError):
+        dumps({"a": object()})  # nothing that is not JSON
 
 
 def test_records_one_compact_line_each_and_the_document_reads_back():

@@ -312,6 +312,19 @@ report: {top_k: 3}
     assert _severe(browser) == []
 
 
+def test_an_experiment_named_like_markup_still_draws_its_rows(browser, tmp_path, capsys):
+    """'<!--<script>' in the JSON of a <script> kept the page's script from running (no rows)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("experiment: {name: '<!--<script>'}\ndata: {synthetic_bars: 600, seed: 2}\n"
+                   "strategies: {ma_crossover: {short_window: [5, 8], long_window: 30, ema_period: 20}}\n")
+    code, _, err = run_cli(["run", "--config", cfg, "--out", tmp_path / "r", "--no-progress"], capsys)
+    assert code == 0, err
+    _open(browser, _only_dir(tmp_path / "r") / "report.html")
+    assert browser.execute_script("return document.querySelectorAll('#summary-table tbody tr[data-row]').length") == 2
+    assert "<!--<script>" in browser.title
+    assert _severe(browser) == []
+
+
 def test_validation_section(browser, tmp_path):
     """The extension point for research validation: a section drawn from the run's validation dict."""
     from engine.config import parse_config

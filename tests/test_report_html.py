@@ -228,6 +228,21 @@ def test_validation_section_and_escaping(tmp_path):
     assert page_data(_folder(tmp_path / "no", doc) / "report.html")["validation"] is None
 
 
+@pytest.mark.parametrize("name", ["<!--<script>", "<!--<SCRIPT>x</ScRiPt", "a <!-- b"])
+def test_any_experiment_name_keeps_the_script_data_intact(tmp_path, name):
+    """A "<!--" followed by "<script" in script data keeps the browser's parser in the script until the
+    end of the page (the script never runs, no rows). No "<" is written inside the JSON at all."""
+    doc = {"experiment": {"name": name}, "data": {"synthetic_bars": 600, "seed": 2},
+           "strategies": {"ma_crossover": {"short_window": [5, 8], "long_window": 30, "ema_period": 20}}}
+    d = _folder(tmp_path, doc)
+    html = (d / "report.html").read_text()
+    bodies = re.findall(r"<script[^>]*type=\"application/json\"[^>]*>(.*?)</script>", html, re.S)
+    assert len(bodies) == 2 and all("<" not in b for b in bodies)
+    data = page_data(d / "report.html")
+    assert data["header"]["experiment"] == name
+    assert len(data["top"]) == 2 and data["top"][0]["strategy_id"].startswith("ma_crossover_short_window=")
+
+
 @pytest.mark.parametrize("shorts,longs,mode,rows", [
     (list(range(2, 32)), list(range(40, 80)), "virtual", 1200),        # 1,200 combinations: every row
     (list(range(2, 66)), list(range(70, 230)), "top", 1000),           # 10,240: the top 1,000 and a note

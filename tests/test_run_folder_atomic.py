@@ -3,6 +3,7 @@ partial folder that the next run removes (never a live run's); chart workers die
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -18,7 +19,8 @@ from fakes.cli_process import command, live_processes_with, marker_env, run_cons
 
 from engine.cpus import available_cpus
 from engine.errors import UserError
-from engine.run_store import LOCK_PREFIX, MANIFEST, PARTIAL_PREFIX, PartialRunFolder, clean_partial_folders
+from engine.run_store import (LOCK_PREFIX, MANIFEST, PARTIAL_PREFIX, PartialRunFolder, clean_partial_folders,
+                              store_run)
 from engine.report.charts import ChartPool
 from engine.run_id import check_run_id
 
@@ -129,6 +131,21 @@ def start_holder(root: Path, run_id: str, mode: str) -> tuple[subprocess.Popen, 
     path = Path(proc.stdout.readline().strip())
     assert path.is_dir()
     return proc, path
+
+
+def test_a_failed_write_removes_its_partial_folder_but_a_full_disk_leaves_it(tmp_path):
+    def fails(error):
+        def write(folder: Path, run_id: str):
+            (folder / "summary.csv").write_text("half")
+            raise error
+        return write
+
+    with pytest.raises(ValueError):
+        store_run(tmp_path, "bad", fails(ValueError("a failure after the sweep")))
+    assert os.listdir(tmp_path) == []  # no run, no partial folder, no lock file
+    with pytest.raises(UserError, match="incomplete folder"):
+        store_run(tmp_path, "full", fails(OSError(errno.ENOSPC, "No space left on device")))
+    assert sorted(os.listdir(tmp_path)) == [f"{PARTIAL_PREFIX}{os.getpid()}-full", f"{LOCK_PREFIX}{os.getpid()}-full"]
 
 
 def test_only_partial_folders_of_ended_writers_are_cleaned(tmp_path):
@@ -266,8 +283,9 @@ def test_kills_at_seeded_random_moments_then_a_rerun(tmp_path):
     assert wait_gone(token) == []
 
 
-def test_ctrl_c_while_writing_is_one_line_and_leaves_only_the_partial_folder(tmp_path):
-    """SIGINT goes to the whole process group, as a terminal sends it: the workers leave it to the run."""
+def test_ctrl_c_while_writing_is_one_line_and_leaves_nothing(tmp_path):
+    """SIGINT goes to the whole process group, as a terminal sends it: the workers leave it to the run,
+    which removes its partial folder and lock file (issue 22)."""
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(CONFIG)
     out = tmp_path / "results"
@@ -284,5 +302,5 @@ def test_ctrl_c_while_writing_is_one_line_and_leaves_only_the_partial_folder(tmp
     assert "Traceback" not in err and "error" not in err
     assert err.splitlines()[-1] == "interrupted" and err.count("interrupted") == 1, err
     assert visible_runs(out) == []
-    assert hidden(out) == [f"{PARTIAL_PREFIX}{proc.pid}-stop", f"{LOCK_PREFIX}{proc.pid}-stop"]
+    assert hidden(out) == []
     assert wait_gone(token) == []

@@ -18,7 +18,7 @@ from engine.grid import build_grid
 from engine.config import DEFAULT_CONFIG, load_config
 from engine.data.loader import load_candles
 from engine.sweep import reference_run
-from engine.validation.cscv import BlockStats, cscv
+from engine.validation.cscv import BlockStats, cscv, sampled_sets
 from engine.validation.rank_stats import average_ranks, spearman
 from engine.validation.sharpe_stats import (EULER_GAMMA, deflated_sharpe, expected_max_sharpe, moments_from_sums,
                                             moments_two_pass, norm_cdf, psr)
@@ -78,7 +78,7 @@ def test_cscv_zero_variance_everywhere_gives_sharpe_zero_ties():
 # --- PBO: streamed statistics against a brute force on the materialised matrix -------------------------
 
 
-def brute_force_pbo(returns: np.ndarray, S: int):
+def brute_force_pbo(returns: np.ndarray, S: int, sets=None):
     C, T = returns.shape
     blocks = np.array_split(np.arange(T), S)
 
@@ -87,7 +87,7 @@ def brute_force_pbo(returns: np.ndarray, S: int):
         return 0.0 if sd == 0 else np.mean(x) / sd
 
     lams, best, oos = [], [], []
-    for J in itertools.combinations(range(S), S // 2):
+    for J in itertools.combinations(range(S), S // 2) if sets is None else sets:
         idx_in = np.concatenate([blocks[b] for b in J])
         idx_out = np.concatenate([blocks[b] for b in range(S) if b not in J])
         is_sr = np.array([sharpe(returns[c, idx_in]) for c in range(C)])
@@ -123,6 +123,36 @@ def test_pbo_streamed_equals_materialised(seed):
     np.testing.assert_allclose(res.logits, lams, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(res.oos_sharpe, oos, rtol=1e-9, atol=1e-12)
     assert res.pbo == pbo
+
+
+def test_sampled_splits_follow_the_documented_draw():
+    """docs/semantics.md, "Sampled splits": the first S/2 of the argsort of S uniforms from
+    default_rng(2017), repeats skipped, in draw order; the same S gives the same splits."""
+    S, k = 32, 5000
+    masks = sampled_sets(S, k)
+    assert np.array_equal(masks, sampled_sets(S, k)) and len(np.unique(masks)) == k
+    assert not np.array_equal(masks, sampled_sets(S, k, seed=1))
+    draws = np.argsort(np.random.default_rng(2017).random((3, S)), axis=1)[:, :S // 2]
+    assert [sum(1 << int(b) for b in row) for row in draws] == masks[:3].tolist()
+    bits = (masks[:, None] >> np.arange(S)) & 1
+    assert (bits.sum(axis=1) == S // 2).all()
+    per_block = bits.sum(axis=0)  # each block is in sample in about half the splits: 2500 ± 35 (1 sd)
+    assert (abs(per_block - k / 2) < 200).all(), per_block
+
+
+def test_sampled_cscv_equals_brute_force_on_the_sampled_splits():
+    rng = np.random.default_rng(3)
+    C, T, S = 9, 64, 8  # 70 splits; keep 20
+    r = rng.normal(0, 0.01, (C, T))
+    sets = [[b for b in range(S) if m >> b & 1] for m in sampled_sets(S, 20).tolist()]
+    pbo, lams, best, oos = brute_force_pbo(r, S, sets)
+    res = cscv(block_stats(r, S), max_splits=20)
+    assert res.sampled and res.splits == 20 and res.all_splits == 70
+    assert res.best.tolist() == best.tolist()
+    np.testing.assert_allclose(res.logits, lams, rtol=1e-12, atol=1e-12)
+    assert res.pbo == pbo
+    full = cscv(block_stats(r, S), max_splits=70)
+    assert not full.sampled and full.splits == 70 and full.pbo == brute_force_pbo(r, S)[0]
 
 
 def test_pbo_tiles_many_combinations():

@@ -16,7 +16,7 @@ from ..data.spec import DataSpec
 from ..errors import ConfigError
 from ..execution import Execution
 from ..perp.config import PerpConfig
-from ..grid_budget import DEFAULT_MAX_COMBINATIONS
+from ..grid_budget import DEFAULT_MAX_COMBINATIONS, DEFAULT_MAX_FOLDS
 from ..position_rules import RULE_COLUMNS
 from ..timeutil import ms_to_interval
 
@@ -28,9 +28,11 @@ AGGREGATES = ("median", "mean", "min")
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    """Resource guards: a grid above ``max_combinations`` is refused before it is built."""
+    """Resource guards: a grid above ``max_combinations`` is refused before it is built; a walk-forward
+    of more than ``max_folds`` folds once the data's length is known, before the sweep."""
 
     max_combinations: int = DEFAULT_MAX_COMBINATIONS
+    max_folds: int = DEFAULT_MAX_FOLDS
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def parse_config(doc: dict) -> Config:
         else:
             values[key.path] = raw if not present else check_value(key, raw)
     _joint_checks(d, values)
-    limits = LimitsConfig(max_combinations=values["limits.max_combinations"])
+    limits = LimitsConfig(max_combinations=values["limits.max_combinations"], max_folds=values["limits.max_folds"])
     strat_doc = _strategies_section(d)
     total = _check_grid_budget(strat_doc, axes_raw, limits)
     if values["report.runs"] == "all" and total > RUNS_ALL_MAX:
@@ -309,7 +309,8 @@ def _build(doc: dict, v: dict[str, Any], axes: dict[str, tuple], grids: tuple[St
              "leverage": axes["portfolio.leverage"]}
     perp = _perp(d, v, axes)
     return Config(name=v["experiment.name"], data=data, execution=execution, strategies=grids,
-                  workers=v["parallel.workers"], report=report, limits=LimitsConfig(v["limits.max_combinations"]),
+                  workers=v["parallel.workers"], report=report,
+                  limits=LimitsConfig(v["limits.max_combinations"], v["limits.max_folds"]),
                   validation=validation, raw=doc, defaults=defaults, perp=perp, **rules)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..execution import FILL_MODES
-from ..grid_budget import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING
+from ..grid_budget import DEFAULT_MAX_COMBINATIONS, DEFAULT_MAX_FOLDS, MAX_COMBINATIONS_CEILING, MAX_FOLDS_CEILING
 from ..metrics import RANKABLE
 from ..perp.config import BASES, MARGIN_MODES
 from ..signals import DIRECTIONS
@@ -155,6 +155,8 @@ KEYS: tuple[Key, ...] = (
         doc=f"runs/<id>.json for the top K, every combination (at most {RUNS_ALL_MAX:,}), or none"),
     Key("limits.max_combinations", "int", DEFAULT_MAX_COMBINATIONS, low=1, high=MAX_COMBINATIONS_CEILING,
         nullable=False, doc="a larger grid is refused before it is built"),
+    Key("limits.max_folds", "int", DEFAULT_MAX_FOLDS, low=1, high=MAX_FOLDS_CEILING, nullable=False,
+        doc="a walk-forward of more folds is refused before the sweep"),
     Key("validation.holdout", "float", None, low=0, low_open=True, high=1, high_open=True,
         doc="the last fraction of bars, held out of the ranking", off="no holdout"),
     Key("validation.walk_forward.train", "span", REQUIRED, nullable=False, doc="a duration (m, h, d, w) or bars"),

@@ -49,8 +49,8 @@ from engine.fast.state import (A_BAR, A_HOLD_LONG, A_HOLD_LONG_BOTH, A_HOLD_SHOR
                                CUM, FREE, LIQ_PRICE, MARGIN, MMR, N_LIQ, R_LEVERAGE, REASON_LIQUIDATION,
                                TOTAL_FUNDING, TRADE_FUNDING, WB,
                                REASON_STOP, REASON_TAKE_PROFIT, REASON_TIME, REASON_TRAILING, REASON_WINDOW_END,
-                               RET_SUM, RUINED, SUM_DOWN2, SUM_R, SUM_R2, SUM_R3, SUM_R4, TP_LEVEL, WIN_PNL, WORST,
-                               X_BUF, X_NODES, X_T0, X_T1)
+                               RAISED, RET_SUM, RUINED, SUM_DOWN2, SUM_R, SUM_R2, SUM_R3, SUM_R4, TP_LEVEL, WIN_PNL, WORST,
+                               X_BUF, X_NODES, X_STOP, X_T0, X_T1)
 from engine.signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
 
 
@@ -117,6 +117,9 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
         I[j, PEAK_I], I[j, AT_PEAK], I[j, MAX_DUR]
     n_closed, n_wins, held_sum, expo, n_rec, ruined = I[j, N_CLOSED], I[j, N_WINS], I[j, HELD_SUM], I[j, EXPO], \
         I[j, N_REC], I[j, RUINED]
+    if I[j, RAISED] != 0:  # its rule raised earlier: this combination has stopped
+        return
+    raised = 0
     sb = start_bar[j]
     stop_k, tp_k, trail_k, size = R[j, R_STOP], R[j, R_TAKE_PROFIT], R[j, R_TRAILING], R[j, R_SIZE]
     lev = R[j, R_LEVERAGE]
@@ -150,7 +153,11 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
                 if ruined:  # equity reached 0: no further trades, equity stays as it is
                     t = t1
                     break
-                t = call_loop(scan, ctx, j, max(t, sb), t1)
+                u = max(t, sb)
+                t = call_loop(scan, ctx, j, u, t1)
+                if t < u:  # the rule raised: a cfunc that raises returns 0
+                    raised = u + 1
+                    break
                 if t >= t1:
                     break
             # In a position with nothing pending: mark to market in a tight loop until a level
@@ -173,6 +180,9 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
                                            tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar,
                                            cash, qty, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
                                            max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4)
+                if u < t:  # the rule raised
+                    raised = t + 1
+                    break
                 expo += u - t
                 t = u
                 if t >= t1:
@@ -348,7 +358,7 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
     F[j, SUM_R3], F[j, SUM_R4] = sum_r3, sum_r4
     F[j, WB], F[j, FREE], F[j, MARGIN], F[j, LIQ_PRICE], F[j, MMR], F[j, CUM], F[j, TRADE_FUNDING], \
         F[j, TOTAL_FUNDING] = wb, free, margin, lp, mmr, cum, tfund, totfund
-    I[j, N_LIQ] = n_liq
+    I[j, N_LIQ], I[j, RAISED] = n_liq, raised
     I[j, POS], I[j, ENTRY_BAR], I[j, PENDING], I[j, PEAK_I], I[j, AT_PEAK], I[j, MAX_DUR] = \
         pos, entry_bar, pending, peak_i, at_peak, max_dur
     I[j, N_CLOSED], I[j, N_WINS], I[j, HELD_SUM], I[j, EXPO], I[j, N_REC], I[j, RUINED] = \
@@ -369,6 +379,8 @@ def sweep_block(b, t0, t1, n, chunk, ctxs, frames, iframes, groups, ngroups, mov
     trf = np.empty((0, 7))
     record = b < 0  # False, as a variable: one compiled simulate serves detail runs too
     for a in range(t0, t1, chunk):
+        if ctx[X_STOP] != 0:  # interrupted (Ctrl-C): the caller discards the results
+            return
         z = min(t1, a + chunk)
         ctx[X_T0], ctx[X_T1] = a, z
         indicators(ctx, groups[b], ngroups[b])

@@ -8,7 +8,7 @@ curve and trades (used for the top-K). ``prepare`` compiles (or loads) what a sw
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ..timeutil import periods_per_year
 from ..trade import EXIT_REASONS, Trade
 from . import plan as P
 from . import state as S
-from .rule_errors import watch
+from .rule_errors import RuleRaised, watch
 from .units import compiled_loop, indicator_functions, rule_functions
 
 #: Bars per time chunk. The indicator block for a chunk stays cache-resident
@@ -38,10 +38,31 @@ SEGMENT_WORK = 8_000_000
 BLOCKS_PER_THREAD, BLOCK_MIN = 4, 256
 
 
-#: Below this many candle·strategies a sweep runs on the calling thread: handing blocks to other
-#: threads costs more than it saves.
+#: Below this many candle·strategies a sweep runs on one thread: handing blocks to several threads
+#: costs more than it saves.
 POOL_WORK = 1_000_000
 _pools: dict[int, ThreadPoolExecutor] = {}
+#: Ctrl-C waits this long for the blocks to stop at their next chunk (a rule looping forever never does)
+STOP_WAIT = 0.5
+_abandoned: list = []  # the buffers of blocks still running after an interrupt (their threads read them)
+
+
+def _run_blocks(pool: ThreadPoolExecutor, block, nblocks: int, args: tuple, blk: "_Blocks") -> None:
+    """The blocks one at a time, to whichever thread of ``pool`` is free. The calling thread only
+    waits, so Ctrl-C reaches it at once even inside a long kernel call (a kernel holds a thread
+    until it returns): it then raises the blocks' stop flag, which the kernel reads every chunk."""
+    futures = [pool.submit(block, b, *args) for b in range(nblocks)]
+    try:
+        for f in futures:
+            f.result()
+    except BaseException:
+        blk.ctxs[:, S.X_STOP] = 1
+        for f in futures:
+            f.cancel()
+        _, running = wait(futures, timeout=STOP_WAIT)
+        if running:
+            _abandoned.append(blk)
+        raise
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -185,20 +206,20 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
         args = (t0, t1, n, chunk, blk.ctxs, blk.frames, blk.iframes, blk.groups, blk.ngroups, blk.moves,
                 blk.nmoves, lo, blocks_hi, fns, c.open, c.high, c.low, c.close, p.start_bar, p.rules, p.masks,
                 execution.slippage, execution.commission, execution.next_open, test, moments, F, I, *pargs)
-        with watch():
-            if pool is None:
-                for b in range(len(lo)):
-                    block(b, *args)
-            else:  # blocks one at a time, to whichever thread is free
-                for f in [pool.submit(block, b, *args) for b in range(len(lo))]:
-                    f.result()
+        try:
+            with watch():
+                _run_blocks(pool, block, len(lo), args, blk)
+        except RuleRaised as raised:
+            hit = np.flatnonzero(I[:, S.RAISED])
+            if len(hit):
+                raised.combination, raised.bar = int(indices[hit[0]]), int(I[hit[0], S.RAISED]) - 1
+            raise
 
     block = compiled_loop("sweep_block", 0, 0, 1, n, chunk, blk.ctxs, blk.frames, blk.iframes, blk.groups,
                           blk.ngroups, blk.moves, blk.nmoves, lo, lo, fns, c.open, c.high, c.low, c.close,
                           p.start_bar, p.rules, p.masks, execution.slippage, execution.commission,
                           execution.next_open, test, moments, F, I, *pargs)
-    workers = min(threads, len(lo)) if m * (n - a) >= POOL_WORK else 1
-    pool = _pool(workers) if workers > 1 else None
+    pool = _pool(min(threads, len(lo)) if m * (n - a) >= POOL_WORK else 1)
     # Indicators only over [0, a): no combination simulates there (empty blocks), so they are warm at a.
     for t0 in range(0, a, max(segment, chunk)):
         call(t0, min(a, t0 + max(segment, chunk)), lo)

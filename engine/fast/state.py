@@ -11,9 +11,11 @@ CASH, QTY, ENTRY_PRICE, ENTRY_FEE, ENTRY_COST, LEVEL, TP_LEVEL, BEST_PRICE, PREV
 WB, FREE, MARGIN, LIQ_PRICE, MMR, CUM, TRADE_FUNDING, TOTAL_FUNDING = range(24, 32)
 NF = 32
 # integer state: POS is +1 long, -1 short, 0 flat; PENDING an order for the next open
-# (+1 enter long, -1 enter short, EXIT_ORDER close); RUINED 1 once equity reached 0
-POS, ENTRY_BAR, PENDING, PEAK_I, AT_PEAK, MAX_DUR, N_CLOSED, N_WINS, HELD_SUM, EXPO, N_REC, RUINED, N_LIQ = range(13)
-NI = 13
+# (+1 enter long, -1 enter short, EXIT_ORDER close); RUINED 1 once equity reached 0; RAISED 1 + the
+# bar a tight loop started on when the rule raised in it (the combination stops there), else 0
+POS, ENTRY_BAR, PENDING, PEAK_I, AT_PEAK, MAX_DUR, N_CLOSED, N_WINS, HELD_SUM, EXPO, N_REC, RUINED, N_LIQ, \
+    RAISED = range(14)
+NI = 14
 EXIT_ORDER = 2
 # per-combination rules: floats (a rule that is off holds inf: its level is then out of reach)
 R_STOP, R_TAKE_PROFIT, R_TRAILING, R_SIZE, R_LEVERAGE = range(5)
@@ -38,9 +40,9 @@ X_O, X_H, X_L, X_C, X_V, X_N, X_T0, X_T1 = range(8)
 X_BUF, X_STATE, X_NODES, X_NPAR, X_K, X_GROUPS = range(8, 14)
 # the rule's view: each combination's indicator nodes (m, KI) and parameters (m, NFP) / (m, NIP)
 X_SLOTS, X_KI, X_FP, X_NFP, X_IP, X_NIP = range(14, 20)
-# the hold loops' frame (addresses)
-X_FRAME, X_IFRAME = range(20, 22)
-CTX_SIZE = 22
+# the hold loops' frame (addresses); non-zero: stop at the next chunk (Ctrl-C)
+X_FRAME, X_IFRAME, X_STOP = range(20, 23)
+CTX_SIZE = 23
 
 # --- the hold loops' frame: the caller's position and accumulators, handed over in memory
 H_LEVEL, H_TP_LEVEL, H_BEST, H_TRAIL_K, H_ENTRY_PRICE, H_CASH, H_QTY, H_PREV, H_PEAK, H_SUM_R, H_SUM_R2, H_DOWN2, \

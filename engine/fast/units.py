@@ -38,6 +38,7 @@ from numba.core.sigutils import normalize_signature
 from ..indicators import Definition
 from ..strategies import Strategy
 from . import indicator_unit, native, rule_unit
+from ..filenames import create_temp_beside
 from .announce import compiling
 from .unit_names import indicator_unit_name, loop_name, rule_unit_name, safe
 
@@ -91,9 +92,14 @@ def _module(name: str, source: str) -> types.ModuleType:
         return module
     path = kernel_dir() / f"{name}.py"
     if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)  # atomic: concurrent processes never import a half-written file
+        fd, tmp = create_temp_beside(path)  # an unguessable name, O_EXCL | O_NOFOLLOW: never a planted link
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(source)
+            os.replace(tmp, path)  # atomic: concurrent processes never import a half-written file
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         _prune(name)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..child_process import bind_to_parent
 from ..cpus import available_cpus
+from ..filenames import file_name
 
 
 def _draw(chart) -> None:
@@ -94,6 +95,7 @@ def heatmaps(folder: Path, ranked: pd.DataFrame, metric: str, axes: dict[str, li
         group = ranked[ranked["strategy"] == name]
         if len(cols) >= 2:
             x, y = cols[0], cols[1]
-            charts.append(("heatmap.plot_heatmap", folder / f"heatmap_{name}_{x}_x_{y}.png", (group[[x, y, metric]],),
+            png = folder / f"heatmap_{file_name(f'{name}_{x}_x_{y}')}.png"
+            charts.append(("heatmap.plot_heatmap", png, (group[[x, y, metric]],),
                            {"x": x, "y": y, "value": metric, "title": f"{name}: {metric} by {x} × {y}"}))
     return charts

@@ -53,8 +53,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..filenames import file_name
 from ..candles import Candles
-from ..jsonio import clean
+from ..jsonio import clean, clean_deep
 from ..metrics import ASCENDING, INT_METRICS, METRICS
 from ..metrics import VALIDATION_COLUMNS as SUMMARY_COLUMNS
 from ..position_rules import RULE_COLUMNS
@@ -208,6 +209,7 @@ def _top(top: TopCombination, k: int, names: Swept) -> dict:
         "rank": int(row["rank"]),
         "strategy_id": str(row["strategy_id"]),
         "label": label_of(row, names),
+        "file": file_name(str(row["strategy_id"])),  # trades/<file>.csv and runs/<file>.json
         "strategy": str(row["strategy"]),
         "params": {p: _scalar(row[p], 12) for p in top.params},
         **{rule: _scalar(row[rule], 12) for rule in RULE_COLUMNS},  # stop_loss, direction, size, ...
@@ -268,9 +270,11 @@ def build_payload(*, header: dict, ranked: pd.DataFrame, swept: dict[str, list[s
 # --- page -------------------------------------------------------------------------------------
 
 def _json_for_script(obj: Any) -> str:
-    """JSON safe inside <script>: no "</" can close the element."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    return text.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    """JSON safe inside <script>: every "<" is written \\u003c (JSON reads it back as "<"), so no text, in
+    any case, can close the element ("</script"), open a comment ("<!--") or a nested "<script" (which
+    together keep a browser's script data open to the end of the page)."""
+    text = json.dumps(clean_deep(obj), sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 @lru_cache(maxsize=None)

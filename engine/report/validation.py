@@ -20,6 +20,7 @@ from ..grid import Grid
 from ..jsonio import clean as _clean
 from ..metrics import METRICS, OOS_METRICS
 from ..timeutil import iso_time
+from ..validation.cscv import SAMPLE_SEED, CscvResult
 from ..validation.evaluate import ValidationOutcome
 from ..validation.trials import CLUSTER_RHO
 from ..validation.verdict import Evidence, Verdict
@@ -89,7 +90,9 @@ def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
             "fraction": holdout_fraction, "bars": [plan.holdout.a, plan.holdout.b],
             "utc": window_times(candles, plan.holdout)},
         "cscv": None if plan.blocks is None else {
-            "S": plan.blocks, "splits": outcome.cscv.splits, "block_edges": plan.block_edges.tolist()},
+            "S": plan.blocks, "splits": outcome.cscv.splits, "all_splits": outcome.cscv.all_splits,
+            "sampled": outcome.cscv.sampled, "sample_seed": SAMPLE_SEED if outcome.cscv.sampled else None,
+            "block_edges": plan.block_edges.tolist()},
         "deflated_sharpe": {"T": plan.T, "N": d.N, "trials": plan.trials, "V": _clean(d.V), "SR0": _clean(d.SR0),
                             "defined_sharpes": int(np.isfinite(d.sharpe).sum())},
         "walk_forward": None if not plan.folds else {
@@ -120,6 +123,13 @@ def document(outcome: ValidationOutcome, ranked: pd.DataFrame, candles: Candles,
         "stitched": {m: _clean(wf.metrics[m]) for m in METRICS},
     }
     return doc
+
+
+def splits_text(c: CscvResult) -> str:
+    """'12,870 splits', or '200,000 of 601,080,390 splits, a seeded sample'."""
+    if not c.sampled:
+        return f"{c.splits:,} splits"
+    return f"{c.splits:,} of {c.all_splits:,} splits, a seeded sample"
 
 
 def trials_doc(outcome: ValidationOutcome) -> dict:
@@ -168,7 +178,7 @@ def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float
              f"series, {eff} effective trials at ρ ≥ {CLUSTER_RHO}):"]
     c = outcome.cscv
     if c is not None:
-        lines.append(f"  CSCV: PBO {c.pbo:.3f} (S={c.blocks}, {c.splits:,} splits) · P(OOS Sharpe < 0) "
+        lines.append(f"  CSCV: PBO {c.pbo:.3f} (S={c.blocks}, {splits_text(c)}) · P(OOS Sharpe < 0) "
                      f"{c.prob_oos_loss:.3f} · degradation slope {_num(_clean(c.slope), '.2f')}")
     if top is not None:
         lines.append(f"  top {top.get('label', '(rank 1)')}: PSR {_num(top['psr'])} · DSR {_num(top['dsr'])} "
@@ -252,7 +262,7 @@ def html_section(outcome: ValidationOutcome, ranked: pd.DataFrame, folds: pd.Dat
     if c is not None:
         metrics.update({"CSCV · PBO": c.pbo, "CSCV · P(OOS Sharpe < 0)": c.prob_oos_loss,
                         "CSCV · degradation slope": _clean(c.slope), "CSCV · blocks (S)": c.blocks,
-                        "CSCV · splits": c.splits})
+                        "CSCV · splits": splits_text(c)})
     if top is not None:
         metrics.update({"top · combination": top.get("label", top["strategy_id"]), "top · PSR": top["psr"],
                         "top · DSR": top["dsr"]})

@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from .. import __version__
+from ..filenames import file_name
 from ..jsonio import clean, write_json
 from ..metrics import METRICS, VALIDATION_COLUMNS
 from ..pipeline import RunResults
@@ -99,14 +100,14 @@ def write_files(out: Path, results: RunResults, ctx: RunContext, *, charts: Char
     if charts is not None:
         _submit_charts(out / "plots", results, ctx, rows, charts)
     for g in results.top:
-        write_trades_csv(out / "trades" / f"{rows[g]['strategy_id']}.csv", results.details[g].trades)
+        write_trades_csv(out / "trades" / f"{file_name(rows[g]['strategy_id'])}.csv", results.details[g].trades)
     wanted = json_combinations(results)
     if results.cfg.report.runs != "none":
         (out / "runs").mkdir(exist_ok=True)
     for g in wanted:
         row = rows[g]
         doc = run_document(row, results.param_names(row["strategy"]), results.details[g], ctx)
-        write_json(out / "runs" / f"{row['strategy_id']}.json", doc, lines="trades")
+        write_json(out / "runs" / f"{file_name(row['strategy_id'])}.json", doc, lines="trades")
 
 
 def _rows(ranked: pd.DataFrame, wanted: set[int]) -> list[dict]:
@@ -127,7 +128,7 @@ def _submit_charts(folder: Path, results: RunResults, ctx: RunContext, rows: Map
     names = swept_of(results.grid)
     for g in results.top:
         row, equity = rows[g], results.details[g].equity
-        stem = f"{int(row['rank']):03d}_{row['strategy_id']}"
+        stem = f"{int(row['rank']):03d}_{file_name(row['strategy_id'])}"
         title = f"#{int(row['rank'])} {label_of(row, names)}"
         charts.submit(("plot_equity", folder / f"equity_{stem}.png", (times, equity, bench), {"title": title}))
         charts.submit(("plot_drawdown", folder / f"drawdown_{stem}.png", (times, equity),

@@ -93,7 +93,7 @@ def load_universe(cfg: Config, spec) -> tuple[tuple[Series, ...], tuple[Candles,
             raise DataError(f"{s.key}: {len(candles)} bar(s) in range; a series needs at least {MIN_BARS}")
         if cfg.validation is not None:
             try:
-                resolve_validation(cfg.validation, len(candles), candles.interval_ms)
+                resolve_validation(cfg.validation, len(candles), candles.interval_ms, cfg.limits.max_folds)
             except UserError as exc:
                 raise type(exc)(f"{s.key}: {exc}") from None
         loaded.append(candles)

@@ -13,6 +13,10 @@ in-sample argmax (ties to the lowest combination), ``ω = rank(OOS Sharpe of n*)
 / (N + 1)`` with ascending 1-based ranks, ties averaged, and ``λ = ln(ω/(1-ω))``.
 PBO is the share of splits with ``λ <= 0``. A combination whose statistics are
 not finite (NaN) has Sharpe -inf: never chosen, ranked lowest.
+
+The splits are never held as a list: they are formed batch by batch. Above
+``MAX_SPLITS`` splits (S >= 22) a seeded sample of ``MAX_SPLITS`` distinct splits
+is used instead (:func:`sampled_sets`), and the result says so.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Iterator
 
 import numba
 import numpy as np
@@ -29,6 +34,12 @@ from numba import njit
 #: combinations per tile: a tile's block sums stay in a core's cache while every
 #: split of a thread's share streams over them
 TILE = 1024
+#: Every split is used up to this many (S <= 20: C(20, 10) = 184,756); above, a sample of this many.
+MAX_SPLITS = 200_000
+#: The sample's seed (docs/semantics.md, "Validation figures"): the same S gives the same splits.
+SAMPLE_SEED = 2017
+#: splits formed and evaluated at a time
+BATCH = 16_384
 
 
 @dataclass(frozen=True)
@@ -68,22 +79,65 @@ class CscvResult:
     prob_oos_loss: float  # share of splits where n*'s out-of-sample Sharpe < 0
     slope: float | None  # OLS slope of OOS on IS Sharpe of n* (performance degradation)
     intercept: float | None
+    all_splits: int = 0  # C(S, S/2)
+    sampled: bool = False  # a seeded sample of MAX_SPLITS splits, not all of them
 
     @property
     def splits(self) -> int:
         return len(self.logits)
 
 
+def split_count(S: int) -> int:
+    """How many splits S blocks make: C(S, S/2)."""
+    return math.comb(S, S // 2)
+
+
 def split_sets(S: int) -> tuple[np.ndarray, np.ndarray]:
-    """In-sample and out-of-sample block indices of each split, ``(C(S, S/2), S/2)`` each."""
-    ins = np.array(list(itertools.combinations(range(S), S // 2)), dtype=np.int64).reshape(-1, S // 2)
+    """In-sample and out-of-sample block indices of every split, ``(C(S, S/2), S/2)`` each (small S only)."""
+    ins = np.concatenate(list(in_sample_sets(S, max_splits=split_count(S))))
+    return ins, complement(ins, S)
+
+
+def complement(ins: np.ndarray, S: int) -> np.ndarray:
+    """The other S/2 blocks of each row of ``ins``, ascending."""
     rest = np.ones((len(ins), S), dtype=bool)
     rest[np.arange(len(ins))[:, None], ins] = False
-    outs = np.nonzero(rest)[1].reshape(len(ins), S // 2)  # row-major: ascending within each row
-    return ins, outs
+    return np.nonzero(rest)[1].reshape(len(ins), S - ins.shape[1])  # row-major: ascending within each row
 
 
-def cscv(stats: BlockStats) -> CscvResult:
+def in_sample_sets(S: int, max_splits: int = MAX_SPLITS, seed: int = SAMPLE_SEED) -> Iterator[np.ndarray]:
+    """The in-sample block sets, ``BATCH`` rows at a time: every split in ``itertools.combinations``
+    order when there are at most ``max_splits``, else :func:`sampled_sets`."""
+    h = S // 2
+    if split_count(S) > max_splits:
+        masks = sampled_sets(S, max_splits, seed)
+        bits = np.arange(S, dtype=np.int64)
+        for i in range(0, len(masks), BATCH):
+            inside = (masks[i:i + BATCH, None] >> bits) & 1 == 1
+            yield np.nonzero(inside)[1].reshape(-1, h).astype(np.int64)
+        return
+    it = itertools.combinations(range(S), h)
+    while batch := list(itertools.islice(it, BATCH)):
+        yield np.array(batch, dtype=np.int64).reshape(-1, h)
+
+
+def sampled_sets(S: int, k: int, seed: int = SAMPLE_SEED) -> np.ndarray:
+    """``k`` distinct in-sample sets of S/2 blocks drawn uniformly with ``numpy.random.default_rng(seed)``,
+    as bit masks (block b is bit b), in the order first drawn: each draw takes the first S/2 entries of
+    the argsort of S uniform numbers; a set drawn again is skipped."""
+    rng = np.random.default_rng(seed)
+    h = S // 2
+    weights = np.int64(1) << np.arange(S, dtype=np.int64)
+    chosen = np.zeros(0, dtype=np.int64)
+    while len(chosen) < k:
+        draw = np.argsort(rng.random((BATCH, S)), axis=1)[:, :h]
+        masks = np.concatenate([chosen, weights[draw].sum(axis=1)])
+        _, first = np.unique(masks, return_index=True)
+        chosen = masks[np.sort(first)]
+    return chosen[:k]
+
+
+def cscv(stats: BlockStats, max_splits: int = MAX_SPLITS) -> CscvResult:
     """PBO and its companions from per-block statistics (pure; any S >= 2 even)."""
     counts = np.asarray(stats.counts, dtype=np.int64)
     S = len(counts)
@@ -92,24 +146,32 @@ def cscv(stats: BlockStats) -> CscvResult:
     C = stats.combinations
     if C < 1 or stats.blocks != S:
         raise ValueError("block statistics must be (combinations, blocks) with one count per block")
-    ins, outs = split_sets(S)
-    n_in = counts[ins].sum(axis=1)
-    n_out = counts[outs].sum(axis=1)
-    if min(n_in.min(), n_out.min()) < 2:
+    if np.sort(counts)[:S // 2].sum() < 2:  # the fewest returns a side of a split can hold
         raise ValueError("every split needs at least 2 returns on each side")
     d1 = np.ascontiguousarray(np.asarray(stats.sum_d, dtype=np.float64).T)  # (S, C): combinations contiguous
     d2 = np.ascontiguousarray(np.asarray(stats.sum_d2, dtype=np.float64).T)
     shift = np.zeros(C) if stats.shift is None else np.ascontiguousarray(stats.shift, dtype=np.float64)
-    P = len(ins)
+    total = split_count(S)
+    P = min(total, max_splits)
     best = np.full(P, -1, dtype=np.int64)
     best_is = np.full(P, -np.inf)
-    edges = _chunk_edges(P)
-    _in_threads(_argmax_pass, edges, ins, n_in.astype(np.float64), d1, d2, shift, best, best_is)
-    best[best < 0] = 0  # every in-sample Sharpe was NaN: the first combination, by the tie rule
-    target = np.array([_one_sharpe(outs[p], n_out[p], d1[:, j], d2[:, j], shift[j]) for p, j in enumerate(best)])
+    target = np.empty(P)
     less = np.zeros(P, dtype=np.int64)
     equal = np.zeros(P, dtype=np.int64)
-    _in_threads(_rank_pass, edges, outs, n_out.astype(np.float64), d1, d2, shift, best, target, less, equal)
+    p0 = 0
+    for ins in in_sample_sets(S, max_splits):
+        outs = complement(ins, S)
+        k = len(ins)
+        n_in = counts[ins].sum(axis=1).astype(np.float64)
+        n_out = counts[outs].sum(axis=1).astype(np.float64)
+        b, v = best[p0:p0 + k], best_is[p0:p0 + k]
+        edges = _chunk_edges(k)
+        _in_threads(_argmax_pass, edges, ins, n_in, d1, d2, shift, b, v)
+        b[b < 0] = 0  # every in-sample Sharpe was NaN: the first combination, by the tie rule
+        tgt = target[p0:p0 + k]
+        tgt[:] = _chosen_sharpes(outs, n_out, d1, d2, shift, b)
+        _in_threads(_rank_pass, edges, outs, n_out, d1, d2, shift, b, tgt, less[p0:p0 + k], equal[p0:p0 + k])
+        p0 += k
     rank = less + (equal + 1) / 2.0  # equal counts n* itself: the average rank of its tie group
     omega = rank / (C + 1)
     logits = np.log(omega / (1.0 - omega))
@@ -123,21 +185,24 @@ def cscv(stats: BlockStats) -> CscvResult:
             intercept = float(y.mean() - slope * x.mean())
     return CscvResult(blocks=S, combinations=C, T=int(counts.sum()), pbo=float(np.mean(logits <= 0)),
                       logits=logits, best=best, is_sharpe=best_is, oos_sharpe=target, oos_rank=rank,
-                      prob_oos_loss=float(np.mean(target < 0)), slope=slope, intercept=intercept)
+                      prob_oos_loss=float(np.mean(target < 0)), slope=slope, intercept=intercept,
+                      all_splits=total, sampled=P < total)
 
 
-def _one_sharpe(blocks: np.ndarray, n: int, d1: np.ndarray, d2: np.ndarray, k: float) -> float:
-    """One combination's Sharpe on a set of blocks (the kernels' formula; only its sign and
-    value are reported, its rank among the others comes from ``_rank_pass``)."""
-    a = b = 0.0
-    for blk in blocks.tolist():
-        a += float(d1[blk])
-        b += float(d2[blk])
-    m = a * (1.0 / n)
-    var = (b - a * m) * (1.0 / (n - 1.0))
-    if var > 0:
-        return (k + m) / math.sqrt(var)
-    return 0.0 if var <= 0 else -math.inf
+def _chosen_sharpes(outs: np.ndarray, n: np.ndarray, d1: np.ndarray, d2: np.ndarray, shift: np.ndarray,
+                    best: np.ndarray) -> np.ndarray:
+    """Each split's n* Sharpe on its blocks ``outs``: the kernels' formula with the same operations in
+    the same order (blocks added one by one), so n* ties with an equal combination in ``_rank_pass``."""
+    a = d1[outs[:, 0], best].copy()
+    b = d2[outs[:, 0], best].copy()
+    for k in range(1, outs.shape[1]):
+        a += d1[outs[:, k], best]
+        b += d2[outs[:, k], best]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = a * (1.0 / n)
+        var = (b - a * m) * (1.0 / (n - 1.0))
+        sr = (shift[best] + m) / np.sqrt(var)
+    return np.where(var > 0, sr, np.where(var <= 0, 0.0, -np.inf))
 
 
 def _chunk_edges(P: int) -> np.ndarray:

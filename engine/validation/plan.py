@@ -13,7 +13,8 @@ import numpy as np
 
 from ..config.model import ValidationConfig
 from ..errors import ConfigError
-from .windows import MIN_TEST_BARS, Fold, Window, block_edges, holdout_cut, plan_folds
+from ..grid_budget import DEFAULT_MAX_FOLDS
+from .windows import MIN_TEST_BARS, Fold, Window, block_edges, fold_count, holdout_cut, plan_folds
 
 #: every CSCV block needs this many returns (a Sharpe ratio needs two)
 MIN_BLOCK_RETURNS = 2
@@ -36,8 +37,8 @@ class ValidationPlan:
         return len(self.in_sample)
 
 
-def resolve(cfg: ValidationConfig, n: int, interval_ms: int) -> ValidationPlan:
-    """Bar counts for every window of ``cfg`` on ``n`` bars of ``interval_ms``."""
+def resolve(cfg: ValidationConfig, n: int, interval_ms: int, max_folds: int = DEFAULT_MAX_FOLDS) -> ValidationPlan:
+    """Bar counts for every window of ``cfg`` on ``n`` bars of ``interval_ms`` (at most ``max_folds`` folds)."""
     in_sample, holdout = Window(0, n), None
     if cfg.holdout is not None:
         cut = holdout_cut(n, cfg.holdout)
@@ -65,6 +66,11 @@ def resolve(cfg: ValidationConfig, n: int, interval_ms: int) -> ValidationPlan:
         if train + test > n:
             raise ConfigError(f"{key}: train {wf.train.text} ({train} bars) + test {wf.test.text} ({test} bars) "
                               f"is longer than the data ({n} bars)")
+        count = fold_count(n, train, step)
+        if count > max_folds:
+            raise ConfigError(f"{key}: train {wf.train.text}, test {wf.test.text}, step {wf.step.text} make "
+                              f"{count:,} folds on {n:,} bars, above limits.max_folds = {max_folds:,}; lengthen "
+                              "the step or raise limits.max_folds")
         folds = plan_folds(n, train, test, step, wf.anchored)
         spans = (train, test, step, wf.anchored)
 

@@ -62,6 +62,12 @@ def plan_folds(n: int, train: int, test: int, step: int, anchored: bool = False)
     return tuple(folds)
 
 
+def fold_count(n: int, train: int, step: int) -> int:
+    """How many folds :func:`plan_folds` makes (fold k exists while ``k*step + train + MIN_TEST_BARS <= n``),
+    without making them."""
+    return max(0, (n - train - MIN_TEST_BARS) // step + 1)
+
+
 def block_edges(T: int, S: int) -> np.ndarray:
     """Edges of ``S`` contiguous blocks over ``T`` returns, as ``numpy.array_split`` makes
     them: the first ``T % S`` blocks hold one more. Block k is returns ``[e[k], e[k+1])``."""

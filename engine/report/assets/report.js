@@ -574,7 +574,7 @@
         " trades are shown and marked; every trade is in trades/" + t.strategy_id + ".csv." }));
     }
     inner.append(tradesTable(t, trades));
-    const file = encodeURIComponent(t.strategy_id);
+    const file = encodeURIComponent(t.file);  // the file's name (engine.filenames), as a URL path segment
     inner.append(el("p", { cls: "sub" }, ["Files: ",
       el("a", { href: "trades/" + file + ".csv", text: "trades/" + t.strategy_id + ".csv" }), " · ",
       el("a", { href: "runs/" + file + ".json", text: "runs/" + t.strategy_id + ".json" })]));
