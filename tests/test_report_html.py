@@ -240,7 +240,7 @@ def test_any_experiment_name_keeps_the_script_data_intact(tmp_path, name):
     assert len(bodies) == 2 and all("<" not in b for b in bodies)
     data = page_data(d / "report.html")
     assert data["header"]["experiment"] == name
-    assert len(data["top"]) == 2 and data["top"][0]["strategy_id"].startswith("ma_crossover_short_window=")
+    assert len(data["top"]) == 2 and data["top"][0]["strategy_id"].startswith("ma_crossover_short=")
 
 
 @pytest.mark.parametrize("shorts,longs,mode,rows", [
