@@ -14,7 +14,7 @@ $(BIN)/python:
 # uv installs the pinned requirements in seconds from its cache (~/.cache/uv), where pip takes
 # minutes unpacking the same wheels: a fresh clone's `make test` spends its time on the tests.
 UV_VERSION := 0.13.9
-UV := $(BIN)/uv pip install -q --python $(BIN)/python
+UV := $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python
 
 $(BIN)/uv: $(BIN)/python
 	$(BIN)/pip install -q uv==$(UV_VERSION)
