@@ -39,8 +39,10 @@ run: $(VENV)/.runtime
 # worksteal: a worker that runs out of tests takes some of the other's (property tests, end-to-end
 # runs and synths differ a lot in length). Fixtures that cost seconds are built once per run and
 # shared by both workers (tests/conftest.py), as is the compiled code (one numba cache).
+# PYTHONDONTWRITEBYTECODE (set on this machine) is cleared: the suite starts the console script some
+# 300 times, and each would compile the engine's modules from source again.
 test: $(VENV)/.dev node_modules/.installed browser
-	$(BIN)/python -m pytest -n 2 --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 2 --dist worksteal
 
 # The report's browser test drives Debian's chromium through chromedriver (selenium is in
 # requirements-dev.txt). Installed here when missing and we are root with apt-get (as CI
