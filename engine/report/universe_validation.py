@@ -4,7 +4,6 @@ cross-sectional PBO and one verdict on the universe's top combination."""
 from __future__ import annotations
 
 import math
-import textwrap
 
 import numpy as np
 
@@ -102,6 +101,4 @@ def text_block(res: UniverseResults, width: int | None = None) -> list[str]:
         lines.append(f"  cross-sectional PBO {c.pbo:.3f} ({len(c.splits)} splits of the series, "
                      f"{len(res.runs) // 2} in sample)")
     lines.append(f"  verdict: {verdict(res, summary)}")
-    if width is None:
-        return lines
-    return [w for line in lines for w in textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False)]
+    return vr.wrap_lines(lines, width)

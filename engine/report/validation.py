@@ -194,6 +194,11 @@ def text_block(outcome: ValidationOutcome, ranked: pd.DataFrame, per_year: float
         lines.append(f"  walk-forward ({len(wf.folds)} folds): out-of-sample return {m['total_return']:+.2%} · "
                      f"Sharpe {_num(m['sharpe'])} · efficiency {eff}")
     lines.append(f"  verdict: {verdict(outcome, top).sentence}")
+    return wrap_lines(lines, width)
+
+
+def wrap_lines(lines: list[str], width: int | None) -> list[str]:
+    """``lines`` wrapped at ``width`` columns (continuations indented by four), or as they are."""
     if width is None:
         return lines
     return [w for line in lines for w in textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False)]

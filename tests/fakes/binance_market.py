@@ -31,7 +31,7 @@ from engine.timeutil import interval_to_ms
 
 from .binance_server import INVALID_SYMBOL, RESTRICTED
 from .candles import kline_row
-from .local_server import LocalServer
+from .local_server import FakeClock, LocalServer
 
 
 class _Series:
@@ -42,7 +42,7 @@ class _Series:
         self.rows = [kline_row(r) for r in self.klines.itertuples(index=False)]
 
 
-class FakeBinanceMarket(LocalServer):
+class FakeBinanceMarket(FakeClock, LocalServer):
     def __init__(self, series: dict[tuple[str, str], pd.DataFrame], *, now_ms: int, weight_limit: int = 6000):
         self.series = {key: _Series(k, key[1]) for key, k in series.items()}
         self.now_ms = int(now_ms)
@@ -61,13 +61,6 @@ class FakeBinanceMarket(LocalServer):
         return self
 
     # ------------------------------------------------------------ control
-
-    def clock(self) -> float:
-        return self.now_ms / 1000.0
-
-    def set_time(self, now_ms: int) -> None:
-        with self.lock:
-            self.now_ms = int(now_ms)
 
     def truth(self, symbol: str, interval: str) -> pd.DataFrame:
         """The candles closed at the fake's current time (outages left out)."""

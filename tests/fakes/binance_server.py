@@ -22,7 +22,7 @@ import pandas as pd
 from engine.timeutil import interval_to_ms
 
 from .candles import kline_row
-from .local_server import LocalServer
+from .local_server import FakeClock, LocalServer
 
 FAULTS = ("429", "500", "503", "drop", "truncate", "cut", "418", "451", "bad_fields", "unsorted")
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
@@ -30,7 +30,7 @@ RESTRICTED = {"code": 0, "msg": "Service unavailable from a restricted location 
                                 "in https://www.binance.com/en/terms."}
 
 
-class FakeBinance(LocalServer):
+class FakeBinance(FakeClock, LocalServer):
     def __init__(self, klines: pd.DataFrame, *, symbol: str = "BTCUSDT", interval: str = "15m",
                  now_ms: int | None = None, weight_limit: int = 6000, date_header: bool = True):
         self.klines = klines.reset_index(drop=True)
@@ -62,10 +62,6 @@ class FakeBinance(LocalServer):
         from engine.data.klines import KlinesClient
 
         return KlinesClient(self.base_url, **{"sleep": self.advance, "clock": self.clock, **kw})
-
-    def clock(self) -> float:
-        """The fake's time in seconds, for the client's injectable clock."""
-        return self.now_ms / 1000.0
 
     def advance(self, seconds: float) -> None:
         """The client's injectable sleep: time passes on the fake clock, instantly."""

@@ -26,3 +26,17 @@ class LocalServer:
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+
+class FakeClock:
+    """The fake's time (``now_ms``, guarded by ``lock``), for a client's injectable clock."""
+
+    now_ms: int
+    lock: threading.RLock
+
+    def clock(self) -> float:
+        return self.now_ms / 1000.0
+
+    def set_time(self, now_ms: int) -> None:
+        with self.lock:
+            self.now_ms = int(now_ms)

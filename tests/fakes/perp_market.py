@@ -20,7 +20,7 @@ import pandas as pd
 from engine.timeutil import interval_to_ms
 
 from .candles import kline_row, synthetic_klines
-from .local_server import LocalServer
+from .local_server import FakeClock, LocalServer
 
 HOUR = 3_600_000
 KLINE_LIMITS = (500, 1500)     # default, cap: /fapi/v1/klines and markPriceKlines
@@ -107,7 +107,7 @@ def build_um_archive(root: Path, truth: dict[str, pd.DataFrame], symbol: str = "
 
 # --------------------------------------------------------------------------- REST
 
-class FakeFapi(LocalServer):
+class FakeFapi(FakeClock, LocalServer):
     """The three USDⓈ-M endpoints over one symbol's truth; every candle closed before ``now_ms``.
     ``fail_after[path] = k``: requests to ``path`` after its k-th answer 400 (a hard error, to test resuming)."""
 
@@ -123,13 +123,6 @@ class FakeFapi(LocalServer):
     def start(self) -> "FakeFapi":
         self._serve(_handler(self))
         return self
-
-    def clock(self) -> float:
-        return self.now_ms / 1000.0
-
-    def set_time(self, now_ms: int) -> None:
-        with self.lock:
-            self.now_ms = int(now_ms)
 
     def requests(self, path: str) -> list[dict]:
         return [e for e in self.log if e["path"] == path]
