@@ -216,7 +216,8 @@ def prepare(cfg: Config, *, engine: str = "fast", on_compile: Callable[[], None]
 
     with announce(started):
         for sw in (build_grid(cfg) if grid is None else grid):
-            runner.prepare(sw, moments=cfg.validation is not None, validated=cfg.validation is not None)
+            runner.prepare(sw, moments=cfg.validation is not None, validated=cfg.validation is not None,
+                           perp=cfg.perp is not None)
     return bool(fired)
 
 

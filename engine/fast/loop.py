@@ -47,7 +47,8 @@ from engine.fast.state import (A_BAR, A_HOLD_LONG, A_HOLD_LONG_BOTH, A_HOLD_SHOR
                                N_MARGIN, N_REC, N_ROW, N_WINS, NODE_COLS, PEAK, PEAK_I, PENDING, PNL_SUM, POS,
                                PREV_E, QTY, R_SIZE, R_STOP, R_TAKE_PROFIT, R_TRAILING, REASON_BUST, REASON_SIGNAL,
                                CUM, FREE, LIQ_PRICE, MARGIN, MMR, N_LIQ, R_LEVERAGE, REASON_LIQUIDATION,
-                               TOTAL_FUNDING, TRADE_FUNDING, WB,
+                               TOTAL_FUNDING, TRADE_FUNDING, WB, H_CUM, H_LIQ_PRICE, H_MMR, H_TOTAL_FUNDING,
+                               H_TRADE_FUNDING, H_WB,
                                REASON_STOP, REASON_TAKE_PROFIT, REASON_TIME, REASON_TRAILING, REASON_WINDOW_END,
                                RAISED, RET_SUM, RUINED, SUM_DOWN2, SUM_R, SUM_R2, SUM_R3, SUM_R4, TP_LEVEL, WIN_PNL, WORST,
                                X_BUF, X_NODES, X_STOP, X_T0, X_T1)
@@ -97,12 +98,14 @@ def hold(addr, ctx, fr, ifr, j, t, t1, level, tp_level, best, trail_k, end_bar, 
 # array argument, a quarter of a 64-combination sweep's time (measured).
 @njit(nogil=True, error_model="numpy", _nrt=False)
 def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip, comm, next_open, window_end,
-             moments, F, I, record, eq_out, tr_i, tr_f, perp, lh, ll, fund, nfund, brm, brr, brc):
+             moments, F, I, record, eq_out, tr_i, tr_f, perp, lh, ll, fund, brm, brr, brc):
     """Advance combination ``j`` over bars [t0, t1) (the chunk whose indicators ``ctx`` holds).
 
     ``perp``: USDⓈ-M rules P1-P5 (``lh``/``ll`` the range liquidation is checked on, ``fund`` each
-    bar's F_t, ``nfund`` the next bar with funding, ``brm``/``brr``/``brc`` the brackets). The cash
-    of a perp position is ``free + WB − s·qty·entry``, so equity is ``cash ± qty·close`` as for spot."""
+    bar's F_t, ``brm``/``brr``/``brc`` the brackets). The cash of a perp position is
+    ``free + WB − s·qty·entry``, so equity is ``cash ± qty·close`` as for spot. A perp sweep's hold
+    loops (the rule unit's ``_perp`` ones, in ``fns``) book funding and move the liquidation price
+    themselves, so a hold runs through funding bars; WB and the rest go through the frame."""
     cash, qty, entry_price, entry_fee, entry_cost, level, tp_level, best = F[j, CASH], F[j, QTY], \
         F[j, ENTRY_PRICE], F[j, ENTRY_FEE], F[j, ENTRY_COST], F[j, LEVEL], F[j, TP_LEVEL], F[j, BEST_PRICE]
     prev, peak, sum_r, sum_r2, down2, max_dd, max_dd_abs = F[j, PREV_E], F[j, PEAK], F[j, SUM_R], \
@@ -161,25 +164,20 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
                 if t >= t1:
                     break
             # In a position with nothing pending: mark to market in a tight loop until a level
-            # comes within reach, the time limit or a bust arrives, or the exit rule fires;
-            # that bar goes through the full bar below.
+            # comes within reach, the time limit or a bust arrives, or the exit rule fires (perp:
+            # or the liquidation, after the bar's funding); that bar goes through the full bar below.
             else:
-                lim = t_hold
-                if perp:  # the hold loop stops short of the next funding and of the liquidation price
-                    lim = min(lim, nfund[t])
-                    u = t
-                    if pos == 1:
-                        while u < lim and ll[u] > lp:
-                            u += 1
-                    else:
-                        while u < lim and lh[u] < lp:
-                            u += 1
-                    lim = u
+                if perp:
+                    fr[H_WB], fr[H_LIQ_PRICE], fr[H_MMR], fr[H_CUM], fr[H_TRADE_FUNDING], fr[H_TOTAL_FUNDING] = \
+                        wb, lp, mmr, cum, tfund, totfund
                 prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, \
-                    sum_r4, best, u = hold(hold_long if pos == 1 else hold_short, ctx, fr, ifr, j, t, lim, level,
+                    sum_r4, best, u = hold(hold_long if pos == 1 else hold_short, ctx, fr, ifr, j, t, t_hold, level,
                                            tp_level, best, trail_k, entry_bar + max_bars, entry_price, entry_bar,
                                            cash, qty, prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd,
                                            max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4)
+                if perp:
+                    wb, lp, cash, tfund, totfund = fr[H_WB], fr[H_LIQ_PRICE], fr[H_CASH], fr[H_TRADE_FUNDING], \
+                        fr[H_TOTAL_FUNDING]
                 if u < t:  # the rule raised
                     raised = t + 1
                     break
@@ -372,7 +370,7 @@ def simulate(j, t0, t1, n, ctx, fr, ifr, fns, o, h, lo, c, start_bar, R, D, slip
 @njit(cache=True, nogil=True, error_model="numpy")
 def sweep_block(b, t0, t1, n, chunk, ctxs, frames, iframes, groups, ngroups, moves, nmoves, block_lo, block_hi, fns,
                 o, h, lo, c, start_bar, R, D, slip, comm, next_open, window_end, moments, F, I, perp, lh, ll, fund,
-                nfund, brm, brr, brc):
+                brm, brr, brc):
     ctx = ctxs[b]
     eq = np.empty(0)
     tri = np.empty((0, 4), dtype=np.int64)
@@ -386,14 +384,13 @@ def sweep_block(b, t0, t1, n, chunk, ctxs, frames, iframes, groups, ngroups, mov
         indicators(ctx, groups[b], ngroups[b])
         for j in range(block_lo[b], block_hi[b]):
             simulate(j, a, z, n, ctx, frames[b], iframes[b], fns, o, h, lo, c, start_bar, R, D, slip, comm,
-                     next_open, window_end, moments, F, I, record, eq, tri, trf, perp, lh, ll, fund, nfund, brm, brr,
-                     brc)
+                     next_open, window_end, moments, F, I, record, eq, tri, trf, perp, lh, ll, fund, brm, brr, brc)
         keep_margins(ctx, moves[b], nmoves[b])
 
 
 @njit(cache=True, error_model="numpy")
 def run_detail(a, n, ctx, frame, iframe, groups, ngroups, fns, o, h, lo, c, start_bar, R, D, slip, comm, next_open,
-               window_end, moments, F, I, eq, tri, trf, perp, lh, ll, fund, nfund, brm, brr, brc):
+               window_end, moments, F, I, eq, tri, trf, perp, lh, ll, fund, brm, brr, brc):
     """One combination over bars [a, n) in one chunk, recording its equity and trades; the
     indicators run from bar 0 (``ctx``'s buffer holds all n bars)."""
     ctx[X_T0], ctx[X_T1] = 0, n
@@ -401,7 +398,7 @@ def run_detail(a, n, ctx, frame, iframe, groups, ngroups, fns, o, h, lo, c, star
     record = n >= 0  # True, as a variable (see sweep_block)
     j = n - n  # 0, as a variable: a literal argument would compile a second simulate
     simulate(j, a, n, n, ctx, frame, iframe, fns, o, h, lo, c, start_bar, R, D, slip, comm, next_open, window_end,
-             moments, F, I, record, eq, tri, trf, perp, lh, ll, fund, nfund, brm, brr, brc)
+             moments, F, I, record, eq, tri, trf, perp, lh, ll, fund, brm, brr, brc)
 
 
 @njit(cache=True, error_model="numpy")

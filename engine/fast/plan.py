@@ -78,11 +78,11 @@ def plan(sweep: StrategySweep, indices: np.ndarray) -> Plan:
     return Plan(nodes, slots, fparams, iparams, start_bar, rules, masks)
 
 
-def rule_functions(sweep: StrategySweep, moments: bool) -> list[str]:
+def rule_functions(sweep: StrategySweep, moments: bool, perp: bool = False) -> list[str]:
     """The rule unit's functions the whole sweep can call (not a subset's: a sweep's first
-    call compiles what any of its combinations needs)."""
+    call compiles what any of its combinations needs); a perp sweep's hold loops are the ``_perp`` ones."""
     directions = set(np.unique(sweep.columns["direction"]).tolist())
-    m = "_m" if moments else ""
+    m = ("_perp" if perp else "") + ("_m" if moments else "")
     names = ["bar"]
     if "long" in directions:
         names += ["scan_long", f"hold_long{m}"]

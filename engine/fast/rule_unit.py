@@ -7,7 +7,10 @@ everything compiled into it and loads it) holding:
 * ``scan_long``, ``scan_short``, ``scan_both``: the first bar whose rule says enter, flat;
 * ``hold_long``/``hold_short`` and their ``_both`` forms, with and without the moment sums
   (``_m``): mark a position to market until a level comes within reach, the time limit or a bust
-  arrives, or the exit rule fires.
+  arrives, or the exit rule fires;
+* the same hold loops for USDⓈ-M perps (``_perp``): they also book each bar's funding into the
+  isolated wallet WB and move the liquidation price with it (P3, P4), and stop at the bar whose
+  funding or price range would liquidate, so a hold runs through funding bars uninterrupted.
 
 Each is a ``cfunc`` with a signature from ``engine.fast.native``, called through its address by
 the compiled loop (``engine.fast.loop``), and compiled only when a sweep needs it. In each loop
@@ -26,15 +29,15 @@ from typing import NamedTuple
 
 from ..strategies import Strategy
 
-#: the loops of a rule unit, by name: (kind, signal mask constant, moment sums)
+#: the loops of a rule unit, by name: (kind, signal mask constant, moment sums, perp)
 LOOPS = {
-    "scan_long": ("scan", "ENTER_LONG", False),
-    "scan_short": ("scan", "ENTER_SHORT", False),
-    "scan_both": ("scan", "ENTER_LONG | ENTER_SHORT", False),
-    **{f"hold_{side}{both}{m}": ("hold_" + side, mask, m == "_m")
+    "scan_long": ("scan", "ENTER_LONG", False, False),
+    "scan_short": ("scan", "ENTER_SHORT", False, False),
+    "scan_both": ("scan", "ENTER_LONG | ENTER_SHORT", False, False),
+    **{f"hold_{side}{both}{p}{m}": ("hold_" + side, mask, m == "_m", p == "_perp")
        for side, plain, with_both in (("long", "EXIT_LONG", "EXIT_LONG | ENTER_SHORT"),
                                       ("short", "EXIT_SHORT", "EXIT_SHORT | ENTER_LONG"))
-       for both, mask in (("", plain), ("_both", with_both)) for m in ("", "_m")},
+       for both, mask in (("", plain), ("_both", with_both)) for p in ("", "_perp") for m in ("", "_m")},
 }
 
 _PRICE_EXPR = {"open": "o[{t}]", "high": "h[{t}]", "low": "lo[{t}]", "close": "c[{t}]", "volume": "v[{t}]"}
@@ -135,16 +138,18 @@ def _scan(strategy, name: str, mask: str) -> list[str]:
     ]
 
 
-def _hold(strategy, name: str, side: str, mask: str, moments: bool) -> list[str]:
+def _hold(strategy, name: str, side: str, mask: str, moments: bool, perp: bool = False) -> list[str]:
     long = side == "hold_long"
     call = _call(strategy, "t", "1" if long else "-1", "entry_price", "t - entry_bar", "b")
     acc = "prev, peak, peak_i, at_peak, sum_r, sum_r2, down2, max_dd, max_dd_abs, max_dur, dd_gate, sum_r3, sum_r4"
-    equity = "cash + qty * c[t]" if long else "e"
+    equity = "cash + qty * c[t]" if long else "cash - qty * c[t]" if perp else "e"
+    what = ("a level or the liquidation price comes within reach (an open beyond it implies the range reaches it), "
+            "funding takes the wallet to 0" if perp else
+            "a level comes within reach (an open beyond it implies the range reaches it)")
     body = [
         f"def {name}(ctx_p, j, t, t1):",
-        f'    """Mark a {"long" if long else "short"} to market from bar t until a level comes within reach (an '
-        'open beyond it implies the range reaches it), the time limit arrives'
-        + ("" if long else ", equity reaches 0 (a bust)") + ' or the exit rule fires; that bar is returned."""',
+        f'    """Mark a {"long" if long else "short"} to market from bar t until {what}, the time limit arrives'
+        + ("" if long or perp else ", equity reaches 0 (a bust)") + ' or the exit rule fires; that bar is returned."""',
         *_prologue(strategy),
         "    fr, ifr = float_ptr(ctx[X_FRAME]), int_ptr(ctx[X_IFRAME])",
         "    level, tp_level, best, trail_k = fr[H_LEVEL], fr[H_TP_LEVEL], fr[H_BEST], fr[H_TRAIL_K]",
@@ -154,10 +159,37 @@ def _hold(strategy, name: str, side: str, mask: str, moments: bool) -> list[str]
         "    sum_r3, sum_r4 = fr[H_SUM_R3], fr[H_SUM_R4]",
         "    end_bar, entry_bar, peak_i = ifr[HI_END_BAR], ifr[HI_ENTRY_BAR], ifr[HI_PEAK_I]",
         "    at_peak, max_dur = ifr[HI_AT_PEAK], ifr[HI_MAX_DUR]",
+    ]
+    if perp:
+        body += [
+            "    liq, fund = float_ptr(ctx[" + ("X_LIQ_LOW" if long else "X_LIQ_HIGH") + "]), float_ptr(ctx[X_FUND])",
+            "    wb, lp, mmr, cum = fr[H_WB], fr[H_LIQ_PRICE], fr[H_MMR], fr[H_CUM]",
+            "    tfund, totfund = fr[H_TRADE_FUNDING], fr[H_TOTAL_FUNDING]",
+        ]
+    body += [
         f"    m = {mask}",
         # a trailing stop that is off has trail_k = inf: its level is -inf (long) / inf (short)
         "    adverse = " + ("max(level, best * (1.0 - trail_k))" if long else "min(level, best * (1.0 + trail_k))"),
         "    while t < t1:",
+    ]
+    if perp:
+        # P3 first in the bar, then P4 on the LP that funding moved: the same operations, in the
+        # same order, as the full bar of engine.fast.loop.simulate, which takes the bar this stops at
+        # (and then books its funding itself: nothing is committed here before every test passed)
+        body += [
+            "        f = fund[t]",
+            "        nwb, nlp, amt = wb, lp, 0.0",
+            "        if f != 0.0:",
+            "            amt = qty * f",
+            *(["            amt = -amt"] if long else []),
+            "            nwb = wb + amt",
+            f"            nlp = liq_price({1 if long else -1}, qty, entry_price, nwb, mmr, cum)",
+            "            if nwb <= 0.0:",
+            "                break",
+            "        if " + ("liq[t] <= nlp" if long else "liq[t] >= nlp") + ":",
+            "            break",
+        ]
+    body += [
         "        if " + ("lo[t] <= adverse" if long else "h[t] >= adverse") + ":",
         "            break",
         "        if " + ("h[t] >= tp_level" if long else "lo[t] <= tp_level") + ":  # inf / -inf when off",
@@ -165,7 +197,7 @@ def _hold(strategy, name: str, side: str, mask: str, moments: bool) -> list[str]
         "        if t >= end_bar:",
         "            break",
     ]
-    if not long:
+    if not long and not perp:
         body += ["        e = cash - qty * c[t]",
                  "        if e <= 0.0:",
                  "            break"]
@@ -173,6 +205,16 @@ def _hold(strategy, name: str, side: str, mask: str, moments: bool) -> list[str]
         "        b = " + ("max(best, h[t])" if long else "min(best, lo[t])"),
         f"        if {call} & m:",
         "            break",
+    ]
+    if perp:
+        body += [
+            "        if f != 0.0:",
+            "            wb, lp = nwb, nlp",
+            "            cash += amt",
+            "            tfund += amt",
+            "            totfund += amt",
+        ]
+    body += [
         "        best = b",
         "        adverse = " + ("max(level, best * (1.0 - trail_k))" if long else "min(level, best * (1.0 + trail_k))"),
         f"        {acc} = \\",
@@ -182,8 +224,11 @@ def _hold(strategy, name: str, side: str, mask: str, moments: bool) -> list[str]
         "    fr[H_MAX_DD], fr[H_MAX_DD_ABS], fr[H_DD_GATE] = max_dd, max_dd_abs, dd_gate",
         "    fr[H_SUM_R3], fr[H_SUM_R4], fr[H_BEST] = sum_r3, sum_r4, best",
         "    ifr[HI_PEAK_I], ifr[HI_AT_PEAK], ifr[HI_MAX_DUR] = peak_i, at_peak, max_dur",
-        "    return t",
     ]
+    if perp:
+        body += ["    fr[H_WB], fr[H_LIQ_PRICE], fr[H_CASH] = wb, lp, cash",
+                 "    fr[H_TRADE_FUNDING], fr[H_TOTAL_FUNDING] = tfund, totfund"]
+    body += ["    return t"]
     return body
 
 
@@ -201,7 +246,7 @@ HEADER = '''"""Generated by engine.fast.rule_unit for strategy {name} (rule {rul
 import numpy as np
 from numba import njit
 
-from engine.fast.account import mark
+from engine.fast.account import liq_price, mark
 from engine.fast.native import float_ptr, int_ptr
 from engine.fast.state import *  # noqa: F401,F403 - the layout
 from engine.signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
@@ -216,7 +261,7 @@ def source(strategy: type[Strategy]) -> str:
     py = strategy.binding().rule.py_func
     parts = [HEADER.format(name=strategy.name, rule=f"{py.__module__}.{py.__qualname__}", module=py.__module__,
                            qualname=py.__qualname__), "\n".join(_bar(strategy))]
-    for name, (kind, mask, moments) in LOOPS.items():
-        lines = _scan(strategy, name, mask) if kind == "scan" else _hold(strategy, name, kind, mask, moments)
+    for name, (kind, mask, moments, perp) in LOOPS.items():
+        lines = _scan(strategy, name, mask) if kind == "scan" else _hold(strategy, name, kind, mask, moments, perp)
         parts.append("\n".join(lines))
     return "\n\n\n".join(parts) + "\n"

@@ -83,25 +83,25 @@ def _init_state(m: int, capital: float) -> tuple[np.ndarray, np.ndarray]:
     return F, I
 
 
-_FUNCTIONS: dict[tuple[StrategySweep, bool], tuple[np.ndarray, dict]] = {}
+_FUNCTIONS: dict[tuple[StrategySweep, bool, bool], tuple[np.ndarray, dict]] = {}
 
 
-def _functions(sweep: StrategySweep, moments: bool) -> tuple[np.ndarray, dict]:
+def _functions(sweep: StrategySweep, moments: bool, perp: bool) -> tuple[np.ndarray, dict]:
     """The rule's function table (by address) and each indicator definition's chunk functions,
     compiled or loaded for everything the whole sweep may call."""
-    done = _FUNCTIONS.get((sweep, moments))
+    done = _FUNCTIONS.get((sweep, moments, perp))
     if done is None:
-        done = _FUNCTIONS[sweep, moments] = _compile_functions(sweep, moments)
+        done = _FUNCTIONS[sweep, moments, perp] = _compile_functions(sweep, moments, perp)
         if len(_FUNCTIONS) > 64:  # sweeps come and go (tests): keep the table small
             _FUNCTIONS.pop(next(iter(_FUNCTIONS)))
     return done
 
 
-def _compile_functions(sweep: StrategySweep, moments: bool) -> tuple[np.ndarray, dict]:
-    addr = rule_functions(sweep.strategy, P.rule_functions(sweep, moments))
+def _compile_functions(sweep: StrategySweep, moments: bool, perp: bool) -> tuple[np.ndarray, dict]:
+    addr = rule_functions(sweep.strategy, P.rule_functions(sweep, moments, perp))
     fns = np.zeros(S.NA, dtype=np.int64)
     for name, a in addr.items():
-        fns[_SLOT[name.removesuffix("_m")]] = a
+        fns[_SLOT[name.removesuffix("_m").removesuffix("_perp")]] = a
     chunks = {d: indicator_functions(d, names) for d, names in P.chunk_functions(sweep).items()}
     return fns, chunks
 
@@ -133,6 +133,7 @@ class _Blocks:
         for b, x in enumerate(moves):
             self.moves[b, :len(x)] = x
         self.keep = (p, lay, candles)
+        self.perp: PerpInputs | None = None  # set by _perp_context
         self.ctxs = np.zeros((nb, S.CTX_SIZE), dtype=np.int64)
         c = candles
         for b in range(nb):
@@ -150,14 +151,22 @@ class _Blocks:
 
 
 _NONE_F = np.zeros(0)
-_NONE_I = np.zeros(0, dtype=np.int64)
 
 
 def _perp_args(perp: PerpInputs | None) -> tuple:
     """The loop's perp arguments: off (and empty arrays, one compiled type) for spot."""
     if perp is None:
-        return False, _NONE_F, _NONE_F, _NONE_F, _NONE_I, _NONE_F, _NONE_F, _NONE_F
-    return True, perp.liq_high, perp.liq_low, perp.funding, perp.next_funding, perp.br_max, perp.br_mmr, perp.br_cum
+        return False, _NONE_F, _NONE_F, _NONE_F, _NONE_F, _NONE_F, _NONE_F
+    return True, perp.liq_high, perp.liq_low, perp.funding, perp.br_max, perp.br_mmr, perp.br_cum
+
+
+def _perp_context(blk: "_Blocks", perp: PerpInputs | None) -> None:
+    """The perp hold loops read the liquidation range and the funding through the block contexts."""
+    if perp is not None:
+        blk.ctxs[:, S.X_LIQ_HIGH] = perp.liq_high.ctypes.data
+        blk.ctxs[:, S.X_LIQ_LOW] = perp.liq_low.ctypes.data
+        blk.ctxs[:, S.X_FUND] = perp.funding.ctypes.data
+        blk.perp = perp  # the addresses stay valid while the blocks live
 
 
 def _contiguous(candles: Candles) -> None:
@@ -184,7 +193,7 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     p = P.plan(sweep, indices)
     m = len(indices)
     F, I = _init_state(m, execution.capital)
-    fns, chunks = _functions(sweep, moments)
+    fns, chunks = _functions(sweep, moments, perp is not None)
     c = candles
     a, n = (0, len(c)) if window is None else (int(window[0]), int(window[1]))
     chunk = max(1, min(chunk, n))
@@ -192,6 +201,7 @@ def sweep(sweep: StrategySweep, candles: Candles, execution: Execution, *, indic
     threads = numba.get_num_threads()
     lo, hi, need = P.blocks(p.slots, p.nodes, threads, BLOCKS_PER_THREAD, BLOCK_MIN)
     blk = _Blocks(p, lay, need, chunks, candles)
+    _perp_context(blk, perp)
     pargs = _perp_args(perp)
     bars = max(-(-(n - a) // SEGMENTS), SEGMENT_WORK // max(m, 1))
     segment = chunk * max(1, -(-bars // chunk))
@@ -310,15 +320,19 @@ def indicators(specs: list, candles: Candles, *, chunk: int = CHUNK, states: boo
     return out, [blk.states[0, table[q, S.N_STATE]:table[q, S.N_STATE] + table[q, S.N_SIZE]].copy() for q in wanted]
 
 
-def prepare(sw: StrategySweep, *, moments: bool = False, validated: bool = False) -> None:
+def prepare(sw: StrategySweep, *, moments: bool = False, validated: bool = False, perp: bool = False) -> None:
     """Compile, or load from the disk cache, everything a sweep of ``sw`` and its detail runs
-    will call, announcing each compile (``engine.fast.announce``)."""
+    will call, announcing each compile (``engine.fast.announce``); ``perp``: a perp sweep's."""
     from ..data.synthetic import generate_candles
+    from ..perp.brackets import Bracket
+    from ..perp.inputs import build
 
     candles = generate_candles(64, seed=1)
     ex = Execution()
+    inputs = build(candles.high, candles.low, np.zeros(len(candles)), (Bracket(1e12, 0.004, 0.0),), "last",
+                   True) if perp else None
     with watch(ignore=True):  # a rule that raises is reported by the sweep, on the real candles
-        sweep(sw, candles, ex, indices=np.arange(1), moments=moments)
+        sweep(sw, candles, ex, indices=np.arange(1), moments=moments, perp=inputs)
         detail(sw, 0, candles, ex, test=validated)
 
 

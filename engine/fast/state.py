@@ -42,12 +42,17 @@ X_BUF, X_STATE, X_NODES, X_NPAR, X_K, X_GROUPS = range(8, 14)
 X_SLOTS, X_KI, X_FP, X_NFP, X_IP, X_NIP = range(14, 20)
 # the hold loops' frame (addresses); non-zero: stop at the next chunk (Ctrl-C)
 X_FRAME, X_IFRAME, X_STOP = range(20, 23)
-CTX_SIZE = 23
+# perp (addresses, 0 for spot): the range liquidation is checked on, each bar's funding F_t
+X_LIQ_HIGH, X_LIQ_LOW, X_FUND = range(23, 26)
+CTX_SIZE = 26
 
 # --- the hold loops' frame: the caller's position and accumulators, handed over in memory
 H_LEVEL, H_TP_LEVEL, H_BEST, H_TRAIL_K, H_ENTRY_PRICE, H_CASH, H_QTY, H_PREV, H_PEAK, H_SUM_R, H_SUM_R2, H_DOWN2, \
     H_MAX_DD, H_MAX_DD_ABS, H_DD_GATE, H_SUM_R3, H_SUM_R4 = range(17)
-HF = 17
+# perp's hold loops also read and write the isolated wallet WB, the liquidation price, the entry
+# bracket's mmr and cum, the open trade's funding and the run's
+H_WB, H_LIQ_PRICE, H_MMR, H_CUM, H_TRADE_FUNDING, H_TOTAL_FUNDING = range(17, 23)
+HF = 23
 HI_END_BAR, HI_ENTRY_BAR, HI_PEAK_I, HI_AT_PEAK, HI_MAX_DUR = range(5)
 HI = 5
 

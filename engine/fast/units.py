@@ -184,8 +184,9 @@ _LABELS = {"bar": "rule", "scan_long": "long scan", "scan_short": "short scan", 
            "chunk1": "one at a time", "chunk4": "four at a time"}
 for _side in ("long", "short"):
     for _both, _b in (("", ""), ("_both", "two-sided ")):
-        _LABELS[f"hold_{_side}{_both}"] = f"{_b}{_side} hold"
-        _LABELS[f"hold_{_side}{_both}_m"] = f"{_b}{_side} hold with moment sums"
+        for _perp, _p in (("", ""), ("_perp", "perp ")):
+            _LABELS[f"hold_{_side}{_both}{_perp}"] = f"{_b}{_p}{_side} hold"
+            _LABELS[f"hold_{_side}{_both}{_perp}_m"] = f"{_b}{_p}{_side} hold with moment sums"
 
 _unit_modules: dict[object, types.ModuleType] = {}
 

@@ -19,7 +19,6 @@ class PerpInputs:
     liq_high: np.ndarray  # per bar: the high a short's liquidation is checked on (mark or trade)
     liq_low: np.ndarray  # per bar: the low a long's liquidation is checked on
     funding: np.ndarray  # per bar: F_t (0 without events, or with perp.funding: false)
-    next_funding: np.ndarray  # int64, N + 1: the first bar at or after t with F_t ≠ 0 (N if none)
     brackets: tuple[Bracket, ...]
     br_max: np.ndarray
     br_mmr: np.ndarray
@@ -33,16 +32,9 @@ class PerpInputs:
 
 
 def build(liq_high, liq_low, funding, brackets, basis, funding_on) -> PerpInputs:
-    n = len(funding)
-    nz = np.flatnonzero(funding != 0.0)
-    nxt = np.full(n + 1, n, dtype=np.int64)
-    if len(nz):
-        pos = np.searchsorted(nz, np.arange(n))
-        ok = pos < len(nz)
-        nxt[:n][ok] = nz[pos[ok]]
     mx, mmr, cum = bracket_arrays(brackets)
     f = lambda a: np.require(np.asarray(a, dtype=np.float64), requirements="CW")  # noqa: E731
-    return PerpInputs(f(liq_high), f(liq_low), f(funding), nxt, brackets, mx, mmr, cum, basis, funding_on)
+    return PerpInputs(f(liq_high), f(liq_low), f(funding), brackets, mx, mmr, cum, basis, funding_on)
 
 
 def basis_of(cfg: PerpConfig, candles: Candles) -> str:
