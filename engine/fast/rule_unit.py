@@ -163,8 +163,8 @@ def _hold(strategy, name: str, side: str, mask: str, moments: bool, perp: bool =
     if perp:
         body += [
             "    liq, fund = float_ptr(ctx[" + ("X_LIQ_LOW" if long else "X_LIQ_HIGH") + "]), float_ptr(ctx[X_FUND])",
-            "    wb, lp, mmr, cum = fr[H_WB], fr[H_LIQ_PRICE], fr[H_MMR], fr[H_CUM]",
-            "    tfund, totfund = fr[H_TRADE_FUNDING], fr[H_TOTAL_FUNDING]",
+            "    gate = float_ptr(ctx[" + ("X_GATE_LOW" if long else "X_GATE_HIGH") + "])",
+            "    lp = fr[H_LIQ_PRICE]",
         ]
     body += [
         f"    m = {mask}",
@@ -175,19 +175,25 @@ def _hold(strategy, name: str, side: str, mask: str, moments: bool, perp: bool =
     if perp:
         # P3 first in the bar, then P4 on the LP that funding moved: the same operations, in the
         # same order, as the full bar of engine.fast.loop.simulate, which takes the bar this stops at
-        # (and then books its funding itself: nothing is committed here before every test passed)
+        # (and then books its funding itself: nothing is committed here before every test passed).
+        # One test per bar: a funding bar's gate is beyond any LP, so only it and a liquidation in
+        # reach take the branch; WB and the funding sums stay in the frame.
         body += [
-            "        f = fund[t]",
-            "        nwb, nlp, amt = wb, lp, 0.0",
-            "        if f != 0.0:",
+            "        funded = False",
+            # written so that a NaN LP takes the branch too (the full bar then decides)
+            "        if not " + ("gate[t] > lp" if long else "gate[t] < lp") + ":",
+            "            f = fund[t]",
+            "            if f == 0.0:",
+            "                break",
             "            amt = qty * f",
             *(["            amt = -amt"] if long else []),
-            "            nwb = wb + amt",
-            f"            nlp = liq_price({1 if long else -1}, qty, entry_price, nwb, mmr, cum)",
+            "            nwb = fr[H_WB] + amt",
+            f"            nlp = liq_price({1 if long else -1}, qty, entry_price, nwb, fr[H_MMR], fr[H_CUM])",
             "            if nwb <= 0.0:",
             "                break",
-            "        if " + ("liq[t] <= nlp" if long else "liq[t] >= nlp") + ":",
-            "            break",
+            "            if " + ("liq[t] <= nlp" if long else "liq[t] >= nlp") + ":",
+            "                break",
+            "            funded = True",
         ]
     body += [
         "        if " + ("lo[t] <= adverse" if long else "h[t] >= adverse") + ":",
@@ -208,11 +214,12 @@ def _hold(strategy, name: str, side: str, mask: str, moments: bool, perp: bool =
     ]
     if perp:
         body += [
-            "        if f != 0.0:",
-            "            wb, lp = nwb, nlp",
+            "        if funded:",
+            "            fr[H_WB] = nwb",
+            "            lp = nlp",
             "            cash += amt",
-            "            tfund += amt",
-            "            totfund += amt",
+            "            fr[H_TRADE_FUNDING] += amt",
+            "            fr[H_TOTAL_FUNDING] += amt",
         ]
     body += [
         "        best = b",
@@ -226,8 +233,7 @@ def _hold(strategy, name: str, side: str, mask: str, moments: bool, perp: bool =
         "    ifr[HI_PEAK_I], ifr[HI_AT_PEAK], ifr[HI_MAX_DUR] = peak_i, at_peak, max_dur",
     ]
     if perp:
-        body += ["    fr[H_WB], fr[H_LIQ_PRICE], fr[H_CASH] = wb, lp, cash",
-                 "    fr[H_TRADE_FUNDING], fr[H_TOTAL_FUNDING] = tfund, totfund"]
+        body += ["    fr[H_LIQ_PRICE], fr[H_CASH] = lp, cash"]
     body += ["    return t"]
     return body
 

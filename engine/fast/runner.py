@@ -133,7 +133,7 @@ class _Blocks:
         for b, x in enumerate(moves):
             self.moves[b, :len(x)] = x
         self.keep = (p, lay, candles)
-        self.perp: PerpInputs | None = None  # set by _perp_context
+        self.perp: tuple | None = None  # set by _perp_context
         self.ctxs = np.zeros((nb, S.CTX_SIZE), dtype=np.int64)
         c = candles
         for b in range(nb):
@@ -166,7 +166,10 @@ def _perp_context(blk: "_Blocks", perp: PerpInputs | None) -> None:
         blk.ctxs[:, S.X_LIQ_HIGH] = perp.liq_high.ctypes.data
         blk.ctxs[:, S.X_LIQ_LOW] = perp.liq_low.ctypes.data
         blk.ctxs[:, S.X_FUND] = perp.funding.ctypes.data
-        blk.perp = perp  # the addresses stay valid while the blocks live
+        funded = perp.funding != 0.0
+        gates = (np.where(funded, np.inf, perp.liq_high), np.where(funded, -np.inf, perp.liq_low))
+        blk.ctxs[:, S.X_GATE_HIGH], blk.ctxs[:, S.X_GATE_LOW] = (g.ctypes.data for g in gates)
+        blk.perp = (perp, gates)  # the addresses stay valid while the blocks live
 
 
 def _contiguous(candles: Candles) -> None:

@@ -42,9 +42,10 @@ X_BUF, X_STATE, X_NODES, X_NPAR, X_K, X_GROUPS = range(8, 14)
 X_SLOTS, X_KI, X_FP, X_NFP, X_IP, X_NIP = range(14, 20)
 # the hold loops' frame (addresses); non-zero: stop at the next chunk (Ctrl-C)
 X_FRAME, X_IFRAME, X_STOP = range(20, 23)
-# perp (addresses, 0 for spot): the range liquidation is checked on, each bar's funding F_t
-X_LIQ_HIGH, X_LIQ_LOW, X_FUND = range(23, 26)
-CTX_SIZE = 26
+# perp (addresses, 0 for spot): the range liquidation is checked on, each bar's funding F_t, and
+# the same range with funding bars at +inf / -inf (the hold loops' one test per bar for both)
+X_LIQ_HIGH, X_LIQ_LOW, X_FUND, X_GATE_HIGH, X_GATE_LOW = range(23, 28)
+CTX_SIZE = 28
 
 # --- the hold loops' frame: the caller's position and accumulators, handed over in memory
 H_LEVEL, H_TP_LEVEL, H_BEST, H_TRAIL_K, H_ENTRY_PRICE, H_CASH, H_QTY, H_PREV, H_PEAK, H_SUM_R, H_SUM_R2, H_DOWN2, \
