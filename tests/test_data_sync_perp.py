@@ -118,8 +118,8 @@ _WRITER = textwrap.dedent("""
     from engine.data.series_lock import hold_series, hold_table
     bucket, stop, rows = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3])
     mark_root, funding_root = f"s3://{bucket}/um/mark/", f"s3://{bucket}/um/funding/"
-    k = synthetic_klines({t0}, rows, "1h")
-    t = {t0} + np.arange(rows // 8, dtype=np.int64) * 8 * 3_600_000
+    k = synthetic_klines(T0_MS, rows, "1h")
+    t = T0_MS + np.arange(rows // 8, dtype=np.int64) * 8 * 3_600_000
     v = 1
     while not stop.exists():
         v += 1
@@ -127,10 +127,10 @@ _WRITER = textwrap.dedent("""
         with hold_series(mark_root, "BTCUSDT", "1h", command="rewriter"):
             upsert_candles(mark_root, "BTCUSDT", "1h", k)
         with hold_table(funding_root, "BTCUSDT", command="rewriter"):
-            upsert_funding(funding_root, "BTCUSDT", pd.DataFrame({{"funding_time": t, "funding_rate": v * 1e-6,
-                           "mark_price": 100.0, "interval_hours": 8}}))
+            upsert_funding(funding_root, "BTCUSDT", pd.DataFrame({"funding_time": t, "funding_rate": v * 1e-6,
+                           "mark_price": 100.0, "interval_hours": 8}))
         print(v, flush=True)
-""").format(t0=T0)
+""").replace("T0_MS", str(T0))
 
 _SYNCER = textwrap.dedent("""
     import sys, pathlib

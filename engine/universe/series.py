@@ -51,7 +51,9 @@ def resolve_universe(spec: DataSpec, session=None) -> tuple[Series, ...]:
                         f"synthetic source; {spec.source} is one file (build a dataset: backtest data build)")
     # a perp universe is the dataset's um trade klines (each series' mark klines and funding beside them)
     root = kind_root(spec.source, spec.market, "klines")
-    held = [(s, i) for s, i in list_series(root, session=session) if not series_problem(s, i)]
+    listed = [] if spec.market == "um" and not (is_s3_uri(root) or Path(root).is_dir()) else \
+        list_series(root, session=session)
+    held = [(s, i) for s, i in listed if not series_problem(s, i)]
     if not held and spec.market == "um":
         raise DataError(f"data.market: um, but {spec.source} holds no perp series (um/ trade klines); a perp "
                         "universe needs a perp dataset (backtest data build/fetch/backfill --market um)")
