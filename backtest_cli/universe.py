@@ -7,6 +7,8 @@ import sys
 from .run import WIDTH
 
 TOP_ROWS = 5
+#: the perp sums' headers in the top table (summary.csv keeps the full names)
+PERP_HEADERS = {"total_funding": "funding", "n_liquidations": "liqs"}
 
 
 def top_table(ranked, rank_by: str, aggregate: str, rows: int = TOP_ROWS, names=None) -> str:
@@ -22,7 +24,8 @@ def top_table(ranked, rank_by: str, aggregate: str, rows: int = TOP_ROWS, names=
             *[c for c in PERP_SUMS if c in ranked.columns]]
     top = ranked[ranked[key].notna()].head(rows)
     labels = labels_of(top, names) if names is not None else [str(x) for x in top["strategy_id"]]
-    table = top[cols].to_string(index=False, float_format=format_fixed, na_rep="—").splitlines()
+    shown = top[cols].rename(columns=PERP_HEADERS)  # short headers keep a perp table within 120 columns
+    table = shown.to_string(index=False, float_format=format_fixed, na_rep="—").splitlines()
     return "\n".join(f"{line}  {lab}" for line, lab in zip(table, ["combination", *labels]))
 
 

@@ -71,7 +71,7 @@ def test_perp_universe_cli_writes_the_perp_sums(tmp_path, capsys):
                              capsys)
     assert code == 0, err
     header = next(line for line in out.splitlines() if line.lstrip().startswith("rank"))
-    assert header.split()[-3:] == ["total_funding", "n_liquidations", "combination"]
+    assert header.split()[-3:] == ["funding", "liqs", "combination"]
     summary = pd.read_csv(tmp_path / "out" / "u" / "summary.csv")
     by_series = pd.read_csv(tmp_path / "out" / "u" / "summary_by_series.csv")
     sums = by_series.groupby("combination")["n_liquidations"].sum()
