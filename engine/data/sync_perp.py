@@ -19,7 +19,6 @@ lives at its own root beside it (:func:`engine.storage_layout.kind_root`), local
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -30,11 +29,11 @@ from typing import Any, Callable
 from ..errors import UserError
 from ..storage_layout import FUNDING_FILE, funding_file, kind_root, parse_s3_uri
 from .binance import is_symbol
-from .local_write import make_folder, staged, write_atomic
+from .local_write import make_folder, staged
 from .s3_errors import s3_error_code, s3_errors
 from .s3_session import s3_client
 from .series_lock import DEFAULT_WAIT_S, hold_table
-from .sync import MANIFEST, SyncResult, sync_dataset
+from .sync import MANIFEST, SyncResult, read_manifest, sync_dataset, write_manifest
 
 #: the kinds synced, in this order (the CLI prints one line each)
 UM_KINDS = ("klines", "mark", "funding")
@@ -92,11 +91,7 @@ def sync_funding(source: str, dest: Path, *, symbol: str | None = None, client: 
     client = client or s3_client()
     remote, ignored = _remote_tables(client, bucket, root_key, symbol)
     manifest_path = dest / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    except (OSError, ValueError):
-        manifest = {}
-    manifest = manifest if isinstance(manifest, dict) else {}
+    manifest = read_manifest(manifest_path)
     symbols = set(remote) | {m.group(1) for rel in manifest if (m := _FUNDING_KEY.match(rel))
                              and (symbol is None or m.group(1) == symbol)}
     copied, removed, skipped = [], [], 0
@@ -120,8 +115,8 @@ def sync_funding(source: str, dest: Path, *, symbol: str | None = None, client: 
                 continue
             manifest[rel] = got
             copied.append(rel)
-        write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
-    write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        write_manifest(manifest_path, manifest)
+    write_manifest(manifest_path, manifest)
     return SyncResult(copied, skipped, removed, ignored)
 
 
