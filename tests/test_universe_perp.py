@@ -111,7 +111,7 @@ def test_perp_universe_bad_series_is_one_line_before_any_work(tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = run_cli(["run", "--config", cfg, "--out", out, "--no-progress"], capsys)
     # events at T0 + 0, 8, …, 32 h, then none until 88 h (40..80 h dropped): 56 h > 2 × 8 h
-    _refused(code, err, "ETHUSDT/15m: ETHUSDT: the funding table does not cover the run: no event from "
+    _refused(code, err, "ETHUSDT/15m: the funding table does not cover the run: no event from "
                         "2024-01-02 08:00:00 to 2024-01-04 16:00:00", out)
     # perp.funding: false skips funding deliberately: the same universe runs
     cfg.write_text(cfg.read_text() + "perp: {funding: false}\n")

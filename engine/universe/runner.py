@@ -98,9 +98,14 @@ def load_universe(cfg: Config, spec) -> tuple[tuple[Series, ...], tuple[Candles,
             if cfg.perp is not None:  # per series: its brackets, liquidation basis and funding coverage
                 check_perp_run(cfg.perp, candles)
         except UserError as exc:
-            raise type(exc)(f"{s.key}: {exc}") from None
+            raise type(exc)(f"{s.key}: {_without_symbol(str(exc), s.symbol)}") from None
         loaded.append(candles)
     return series, tuple(loaded)
+
+
+def _without_symbol(message: str, symbol: str) -> str:
+    """A series check's message without its own ``SYMBOL: `` lead, which the series key already names."""
+    return message[len(symbol) + 2:] if message.startswith(f"{symbol}: ") else message
 
 
 def run_universe(cfg: Config, grid: Grid, series: tuple[Series, ...], candles: tuple[Candles, ...], *,
