@@ -313,3 +313,17 @@ report: {{top_k: 2, min_trades: 0}}
     else:
         assert data["heatmap"]["rows"] is None
     assert data["heatmap"]["axes"] == {"ma_crossover": ["short_window", "long_window"]}
+
+
+def test_table_columns_are_the_cells_scalar_gives_one_by_one():
+    """_column's whole-column paths (floats, ints, bools) give exactly what _scalar gives each cell."""
+    from engine.report.html import _column, _scalar
+
+    frame = pd.DataFrame({"f": [0.1, np.nan, -0.0, 1 / 3, np.inf, 123456789.123], "i": [1, 2, 3, -4, 5, 2**40],
+                          "b": [True, False, True, True, False, False], "s": ["a", "b", None, "c", "d", "e"],
+                          "n": pd.array([1, None, 3, 4, 5, 6], dtype="Int64")})
+    for name in frame.columns:
+        got = _column(frame[name], name)
+        assert got == [_scalar(x) for x in frame[name].tolist()]
+        assert [type(v) for v in got] == [type(_scalar(x)) for x in frame[name].tolist()]
+    assert _column(frame["f"], "f") == [0.1, None, 0.0, 0.3333333, None, 123456800.0]
