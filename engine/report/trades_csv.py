@@ -14,6 +14,7 @@ can hold a comma, a quote or a line break (numbers, ISO times and the fixed word
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -81,8 +82,6 @@ def read_trades_csv(path: Path) -> list[Trade]:
 def run_trades(run_json: Path) -> list[Trade]:
     """The trades of the combination whose ``runs/<id>.json`` is ``run_json``: the file its
     ``trades_csv`` names, relative to the run folder (and never outside it)."""
-    import json
-
     run_json = Path(run_json)
     folder = run_json.resolve().parent.parent
     name = json.loads(run_json.read_text(encoding="utf-8"))["trades_csv"]
