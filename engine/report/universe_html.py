@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..jsonio import clean, write_text_atomic
+from ..universe.aggregate import PERP_SUMS
 from ..universe.runner import UniverseResults
 from .html import _escape, _json_for_script
 from .labels import label_of, labels_of, swept_of
@@ -42,6 +43,7 @@ def payload(res: UniverseResults, validation: dict | None) -> dict:
     ranked = res.ranked
     agg_cols = [c for c in ranked.columns if c.startswith(f"{rank_by}_")] + ["profitable_share", "series",
                                                                              "rank_mean", "n_trades"]
+    agg_cols += [c for c in PERP_SUMS if c in ranked.columns]  # perp universes
     names = swept_of(res.grid)
     head = ranked.head(TABLE_ROWS).assign(label=lambda f: labels_of(f, names))
     table_cols = ["rank", "label", *agg_cols]
