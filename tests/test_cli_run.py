@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from backtest_cli import main
+from engine.report.trades_csv import run_trades
 from fakes.reports import run_block, stable_html, stable_tree
 
 SMALL = """
@@ -68,9 +69,11 @@ def test_run_writes_every_artifact(tmp_path, capsys):
     assert (doc["direction"], doc["size"], doc["stop_loss"], doc["take_profit"], doc["trailing_stop"],
             doc["max_bars"]) == ("long", 1.0, 0.02, None, None, None)
     assert len(doc["data_fingerprint"]) == 64 and len(doc["config_hash"]) == 64 and doc["engine_version"]
-    assert set(doc["trades"][0]) >= {"entry_time", "entry_price", "exit_time", "exit_price", "qty", "fees", "pnl",
-                                     "return", "exit_reason", "direction"}
-    closed = [t for t in doc["trades"] if t["exit_reason"] != "open"]
+    # the trades are in trades/<id>.csv, which the JSON names (one copy of them in the folder)
+    assert doc["trades_csv"] == f"trades/{summary['strategy_id'][0]}.csv" and "trades" not in doc
+    trades = run_trades(d / "runs" / f"{summary['strategy_id'][0]}.json")
+    assert len(trades) == doc["trade_rows"] == len((d / doc["trades_csv"]).read_text().splitlines()) - 1
+    closed = [t for t in trades if t.exit_reason != "open"]
     assert doc["metrics"]["n_trades"] == len(closed)
     # the summary row and the JSON agree on every metric
     row = summary.iloc[0]
@@ -224,8 +227,8 @@ def test_validate_config_counts_combinations_after_constraints(tmp_path, capsys)
     text = SMALL.replace("long_window: [30, 60]", "long_window: [8, 30]")
     code, out, _ = run(["validate-config", str(write_config(tmp_path, text))], capsys)
     assert code == 0
-    # short 5,10,20 x long 8,30: (10,8) and (20,8) break short < long
-    assert "OK, 4 combination(s) (2 filtered by constraints)" in out
+    # short 5,10,20 x long 8,30: (10,8) and (20,8) break short < long (the line wraps at 120 columns)
+    assert "OK, 4 combination(s) (2 filtered by constraints)" in " ".join(out.split())
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -278,9 +281,11 @@ def test_position_rules_are_columns_of_the_summary_and_the_json(tmp_path, capsys
     doc = json.loads((d / "runs" / "ma_crossover_long=60_dir=both_bars=40.json").read_text())
     assert (doc["direction"], doc["size"], doc["take_profit"], doc["trailing_stop"], doc["max_bars"]) == \
         ("both", 0.5, 0.03, 0.01, 40)
-    reasons = {t["exit_reason"] for t in doc["trades"]}
+    trades = run_trades(d / "runs" / "ma_crossover_long=60_dir=both_bars=40.json")
+    reasons = {t.exit_reason for t in trades}
     assert reasons <= {"signal", "stop", "trailing_stop", "take_profit", "time", "open"} and reasons
-    assert {t["direction"] for t in doc["trades"]} <= {"long", "short"}
+    assert {t.direction for t in trades} <= {"long", "short"}
+    assert len(list((d / "trades").glob("*.csv"))) == 8  # every JSON's trades file is there
 
 
 def test_stateful_strategy_runs_compiled_with_no_fallback(tmp_path, capsys):
@@ -301,8 +306,8 @@ def test_stateful_strategy_runs_compiled_with_no_fallback(tmp_path, capsys):
     summary = summaries["fast"]
     assert sorted(summary["hold_bars"]) == [3, 7]
     pd.testing.assert_frame_equal(summaries["fast"], summaries["reference"], rtol=1e-9)
-    doc = json.loads(next((only_run_dir(tmp_path / "fast") / "runs").glob("*hold_bars=3*")).read_text())
-    held = [t["exit_time"] - t["entry_time"] for t in doc["trades"] if t["exit_reason"] == "signal"]
+    trades = run_trades(next((only_run_dir(tmp_path / "fast") / "runs").glob("*hold_bars=3*")))
+    held = [t.exit_time - t.entry_time for t in trades if t.exit_reason == "signal"]
     # the 2% stop cuts some holds short; every signal exit is after exactly three bars
     assert held and all(h == 3 * 900_000 for h in held)
 

@@ -421,3 +421,29 @@ def test_validate_config_prints_the_effective_config_with_defaults_marked(tmp_pa
             "validation.walk_forward.step", "limits.max_combinations"} <= marked
     assert "  stop_loss: [0.02, 0.05]" in text and "  take_profit: null" in text and "# default: no take-profit" in text
     assert "    ema_period: 200" in text and "validation:\n" in text and "  cscv: null" in text
+
+
+def test_validate_config_lines_fit_in_120_columns_and_read_back(tmp_path, capsys):
+    """A long swept list continues on the next lines under its key; a long path wraps the first line;
+    the effective config still reads back to the same grid."""
+    import yaml
+
+    from backtest_cli import main
+
+    folder = tmp_path / "configs_of_a_wide_sweep"
+    folder.mkdir()
+    path = folder / "wide.yaml"
+    shorts = list(range(2, 41))
+    path.write_text(f"strategies:\n  ma_crossover: {{short_window: {shorts}, long_window: [50, 60]}}\n"
+                    "risk: {stop_loss: [0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.0225, 0.025, 0.0275, "
+                    "0.03, 0.0325, 0.035, 0.0375, 0.04, 0.0425, 0.045, 0.0475, 0.05]}\n")
+    assert main(["validate-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 120, [x for x in out.splitlines() if len(x) > 120]
+    head = out.split("\n\n")[0].splitlines()
+    assert len(head) == 2 and head[1].startswith("    ")  # one line, wrapped
+    assert " ".join(x.strip() for x in head).startswith(f"{path}: OK, 1482 combination(s); the grid needs about")
+    assert "    short_window: [2, 3," in out and "\n      " in out  # continued under its key
+    back = yaml.safe_load(out[out.index("experiment:"):])
+    assert back["strategies"]["ma_crossover"]["short_window"] == shorts
+    assert back["risk"]["stop_loss"][-1] == 0.05 and len(back["risk"]["stop_loss"]) == 19

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.jsonio import clean, dumps, dumps_with_lines, write_json, write_text_atomic
+from engine.jsonio import clean, clean_deep, dumps, dumps_with_lines, encode, write_json, write_text_atomic
 from engine.timeutil import iso_time, iso_times
 
 
@@ -60,3 +60,24 @@ def test_iso_times_by_hand():
     assert iso_times([1704067200000, 1704068100000]) == ["2024-01-01T00:00:00Z", "2024-01-01T00:15:00Z"]
     assert iso_times([1704067200123, 1704067200000]) == ["2024-01-01T00:00:00.123Z", "2024-01-01T00:00:00.000Z"]
     assert iso_time(0) == "1970-01-01T00:00:00Z" and iso_times([]) == []
+
+
+def test_encode_skips_cleaning_only_when_cleaning_changes_nothing():
+    """encode() tries the document as it is and cleans it only when the encoder refuses it: the text is
+    always that of the cleaned document."""
+    def cleaned(doc, **kw):
+        return json.dumps(clean_deep(doc), allow_nan=False, **kw)
+
+    clean_doc = {"b": [1, 2.5, np.float64(0.1), -0.0, None, "x", (3, 4.0)], "a": {"c": True}}
+    needs = [{"x": math.nan}, {"x": [1.0, np.float32(0.5)]}, {"x": np.int64(3)}, [np.float64(np.inf)]]
+    for doc in [clean_doc, *needs]:
+        for kw in ({}, {"indent": 1}, {"sort_keys": True, "separators": (",", ":")}):
+            try:
+                expected = cleaned(doc, **kw)
+            except TypeError:  # np.int64 is not JSON, cleaned or not
+                with pytest.raises(TypeError):
+                    encode(doc, **kw)
+                continue
+            assert encode(doc, **kw) == expected
+    assert encode(clean_doc, sort_keys=True) == '{"a": {"c": true}, "b": [1, 2.5, 0.1, -0.0, null, "x", [3, 4.0]]}'
+    assert encode({"x": [math.nan, np.float32(0.5)]}) == '{"x": [null, 0.5]}'

@@ -15,6 +15,7 @@ from engine.errors import ConfigError
 from engine.grid import build_grid
 from engine.pipeline import STAGES, RunInputs, RunState, finish_run, run_pipeline, run_stages, stages
 from engine.report.run_folder import write_run_folder
+from engine.report.trades_csv import run_trades
 from engine.data.synthetic import generate_candles
 
 BARS = 3_000
@@ -101,12 +102,14 @@ def test_report_runs_top_all_and_none(tmp_path):
 
     out, res = _folder(tmp_path, "all")
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(f"{i}.json" for i in ranked["strategy_id"])
-    assert len(list((out / "trades").iterdir())) == 2  # trades.csv stay the top K's
+    # each JSON names its trades file: every combination's trades are written once, as CSV
+    assert sorted(p.name for p in (out / "trades").iterdir()) == sorted(f"{i}.csv" for i in ranked["strategy_id"])
     others = [g for g in res.details if g not in res.top]
     assert len(others) == 10 and all(len(res.details[g].equity) == 0 for g in others)  # no curve kept
     doc = json.loads((out / "runs" / f"{ranked['strategy_id'][11]}.json").read_text())
     row = ranked.iloc[11]
-    assert doc["metrics"]["n_trades"] == row["n_trades"] == sum(t["exit_reason"] != "open" for t in doc["trades"])
+    trades = run_trades(out / "runs" / f"{ranked['strategy_id'][11]}.json")
+    assert doc["metrics"]["n_trades"] == row["n_trades"] == sum(t.exit_reason != "open" for t in trades)
 
     out, res = _folder(tmp_path, "none")
     assert not (out / "runs").exists() and len(list((out / "trades").iterdir())) == 2

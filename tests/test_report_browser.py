@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.report.trades_csv import run_trades
 from fakes.cli import run_cli
 from fakes.universe import SMALL_UNIVERSE
 
@@ -231,17 +232,16 @@ def test_default_report_in_a_real_browser(browser, default_run):
             " label: [...g.querySelectorAll('.annotation-text')].map((a) => a.textContent)};", chart)
         assert shade["x0"] == raw.open_time[cut] and shade["drawn"] >= 1, (chart, shade)
         assert shade["label"] == ["out of sample (holdout) →"]
-    # Trade markers sit at the exact times and prices of the JSON trade list.
-    doc = json.loads((default_run / "runs" / f"{top_id}.json").read_text())
+    # Trade markers sit at the exact times and prices of the trade list (trades/<id>.csv, named by the JSON).
+    trades = run_trades(default_run / "runs" / f"{top_id}.json")
     markers = browser.execute_script(
         "const d = document.getElementById('candles-1').data;"
         "const e = d.find((t) => t.name === 'entries'), x = d.find((t) => t.name === 'exits');"
         "return [Array.from(e.x), Array.from(e.y), Array.from(x.x), Array.from(x.y)];")
-    trades = doc["trades"]
     assert len(markers[0]) == len(trades) > 100
-    assert markers[0][0] == trades[0]["entry_time"] and markers[1][0] == trades[0]["entry_price"]
-    assert markers[0] == [t["entry_time"] for t in trades] and markers[1] == [t["entry_price"] for t in trades]
-    assert markers[2] == [t["exit_time"] for t in trades] and markers[3] == [t["exit_price"] for t in trades]
+    assert markers[0][0] == trades[0].entry_time and markers[1][0] == trades[0].entry_price
+    assert markers[0] == [t.entry_time for t in trades] and markers[1] == [t.entry_price for t in trades]
+    assert markers[2] == [t.exit_time for t in trades] and markers[3] == [t.exit_price for t in trades]
     # The trade list: one row per trade, ISO UTC times.
     first = browser.execute_script(
         "const r = document.querySelector('#trades-1 tbody tr'); return [...r.cells].map((c) => c.textContent);")

@@ -4,6 +4,7 @@ and what report.html embeds (table modes, validation section, escaping, binary a
 from __future__ import annotations
 
 import base64
+import math
 import json
 import re
 from pathlib import Path
@@ -16,10 +17,11 @@ from engine.config import parse_config
 from engine.report import display
 from engine.ranking import rank
 from engine.report.run_folder import write_run_folder
-from engine.report.trades_csv import write_trades_csv
+from engine.report.trades_csv import read_trades_csv, run_trades, write_trades_csv
 from engine.timeutil import iso_times as iso_utc
 from engine.grid import build_grid
 from engine.pipeline import RunInputs, run_pipeline
+from engine.sweep import run_detail
 from engine.data.synthetic import generate_candles
 from engine.trade import Trade
 from fakes.cli import run_cli
@@ -141,6 +143,47 @@ def test_trades_csv_has_every_field_exactly(tmp_path):
         assert int(back["entry_bar"][i]) == t.entry_bar and back["exit_reason"][i] == t.exit_reason
     write_trades_csv(tmp_path / "none.csv", [])
     assert (tmp_path / "none.csv").read_text().count("\n") == 1
+    # the reader gives back the very trades: every float bit for bit, the times in epoch ms
+    assert read_trades_csv(path) == trades and read_trades_csv(tmp_path / "none.csv") == []
+    # written by hand: shortest round-trip floats, a millisecond time in every row once one has it
+    odd = [Trade(0, 1, 1704067200123, 1704067200999, 0.1, 1e-20, 1e16, 5e-324, -0.0, 2.5, "take_profit", "short",
+                 0.125, 3.0)]
+    write_trades_csv(path, odd)
+    assert path.read_text().splitlines()[1] == ("0,1,2024-01-01T00:00:00.123Z,2024-01-01T00:00:00.999Z,0.1,1e-20,"
+                                                "1e+16,5e-324,-0.0,2.5,take_profit,short,0.125,3.0")
+    back = read_trades_csv(path)
+    assert back == odd and [math.copysign(1, t.pnl) for t in back] == [-1.0]
+
+
+def test_run_json_names_its_trades_file_which_holds_the_kernels_trades_exactly(tmp_path):
+    """runs/<id>.json no longer repeats the trades: it names trades/<id>.csv, and that file reads back to
+    the detail run's trades (the fast path's arrays) bit for bit, which the reference engine confirms."""
+    doc = {"experiment": {"name": "files"}, "data": {"synthetic_bars": 3000, "seed": 9},
+           "strategies": {"ma_crossover": {"short_window": [5, 10], "long_window": 40, "ema_period": 20}},
+           "risk": {"stop_loss": 0.01}, "report": {"top_k": 2}}
+    cfg = parse_config(doc)
+    candles = generate_candles(3000, seed=9)
+    grid = build_grid(cfg)
+    results = run_pipeline(RunInputs(cfg, grid, candles, workers=1))
+    out = tmp_path / "run"
+    write_run_folder(out, results, run_id="r1")
+    for g in results.top:
+        sid = results.ranked.set_index("combination").loc[g, "strategy_id"]
+        run_json = out / "runs" / f"{sid}.json"
+        stored = json.loads(run_json.read_text())
+        assert stored["trades_csv"] == f"trades/{sid}.csv" and "trades" not in stored
+        trades = run_trades(run_json)
+        assert trades == results.details[g].trades and stored["trade_rows"] == len(trades) > 10
+        assert stored["metrics"]["n_trades"] == sum(t.exit_reason != "open" for t in trades)
+        ref = run_detail(cfg, *grid.locate(g), candles, engine="reference").trades
+        assert [(t.entry_bar, t.exit_bar, t.exit_reason) for t in ref] == \
+            [(t.entry_bar, t.exit_bar, t.exit_reason) for t in trades]
+        np.testing.assert_allclose([t.pnl for t in trades], [t.pnl for t in ref], rtol=1e-9)
+    # a reference that leaves the folder is refused
+    run_json = next((out / "runs").iterdir())
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "trades_csv": "../../etc/passwd"}))
+    with pytest.raises(ValueError, match="outside the run folder"):
+        run_trades(run_json)
 
 
 # --- display reduction ----------------------------------------------------------------------------
@@ -191,7 +234,7 @@ def test_page_embeds_exact_trades_and_reduced_series(tmp_path):
     d = _folder(tmp_path, doc)
     data = page_data(d / "report.html")
     top = data["top"][0]
-    trades = json.loads((d / "runs" / f"{top['strategy_id']}.json").read_text())["trades"]
+    trades = [t._asdict() for t in run_trades(d / "runs" / f"{top['strategy_id']}.json")]
     cols = top["trades"]["columns"]
     for f in ("entry_time", "exit_time", "entry_price", "exit_price"):
         assert cols[f]["dtype"] == "f8" and decode(cols[f]).tolist() == [t[f] for t in trades]
@@ -270,3 +313,17 @@ report: {{top_k: 2, min_trades: 0}}
     else:
         assert data["heatmap"]["rows"] is None
     assert data["heatmap"]["axes"] == {"ma_crossover": ["short_window", "long_window"]}
+
+
+def test_table_columns_are_the_cells_scalar_gives_one_by_one():
+    """_column's whole-column paths (floats, ints, bools) give exactly what _scalar gives each cell."""
+    from engine.report.html import _column, _scalar
+
+    frame = pd.DataFrame({"f": [0.1, np.nan, -0.0, 1 / 3, np.inf, 123456789.123], "i": [1, 2, 3, -4, 5, 2**40],
+                          "b": [True, False, True, True, False, False], "s": ["a", "b", None, "c", "d", "e"],
+                          "n": pd.array([1, None, 3, 4, 5, 6], dtype="Int64")})
+    for name in frame.columns:
+        got = _column(frame[name], name)
+        assert got == [_scalar(x) for x in frame[name].tolist()]
+        assert [type(v) for v in got] == [type(_scalar(x)) for x in frame[name].tolist()]
+    assert _column(frame["f"], "f") == [0.1, None, 0.0, 0.3333333, None, 123456800.0]

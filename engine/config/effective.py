@@ -1,6 +1,8 @@
 """The effective config: every key of the table with the value a run uses, defaults marked.
 
 ``backtest validate-config`` prints it. It is YAML: read back, it gives the same config.
+A line fits in ``LINE_WIDTH`` columns: a long list or mapping continues on the next lines,
+indented under its key (YAML's flow style allows it).
 Values the file gave are shown as written; every other key shows its default, with a
 ``# default`` comment, and each strategy lists every parameter (its class default where
 the config gives none) under the import path it resolved to.
@@ -17,6 +19,7 @@ from .model import Config
 from .schema import ALIASES, KEYS, REQUIRED, SECTIONS, Key
 
 _WIDTH = 48  # the column where comments start
+LINE_WIDTH = 120
 
 
 def _flow(value: Any) -> str:
@@ -25,8 +28,27 @@ def _flow(value: Any) -> str:
 
 
 def _line(indent: int, name: str, value: Any, comment: str = "") -> str:
-    text = f"{'  ' * indent}{name}: {_flow(value)}"
-    return f"{text.ljust(_WIDTH)} # {comment}" if comment else text
+    head = f"{'  ' * indent}{name}: "
+    text = head + _flow(value)
+    if len(text) > LINE_WIDTH and isinstance(value, (list, tuple, dict)):
+        text = _wrapped(head, value, "  " * (indent + 1))
+    if not comment:
+        return text
+    last = text.rpartition("\n")[2]
+    return f"{text}{' ' * max(0, _WIDTH - len(last))} # {comment}"
+
+
+def _wrapped(head: str, value: Any, indent: str) -> str:
+    """``head`` and ``value`` in flow style over lines of at most LINE_WIDTH columns where the items
+    allow it, continuations at ``indent`` (deeper than the key, as YAML needs)."""
+    lines: list[str] = []
+    for width in range(LINE_WIDTH - len(head), 19, -8):  # PyYAML breaks a line once it is past width
+        text = yaml.safe_dump(value, default_flow_style=True, width=width, allow_unicode=True, sort_keys=False)
+        first, *rest = text.removesuffix("\n...\n").rstrip("\n").split("\n")
+        lines = [head + first] + [indent + r.strip() for r in rest]
+        if max(map(len, lines)) <= LINE_WIDTH:
+            break
+    return "\n".join(lines)
 
 
 def _given(raw: dict, key: Key) -> tuple[bool, Any]:

@@ -8,6 +8,12 @@ cannot send it back to bar 0 forever. :func:`watch` installs a hook that records
 exception for the duration of a kernel call, and raises :class:`RuleRaised` once the call
 returns, so a run stops instead of finishing on wrong signals. The caller names the strategy and finds the bar
 (``engine.sweep``).
+
+Records are kept per thread: a report re-simulates its top combinations on several threads at once
+(``engine.pipeline``), and an exception belongs to the block of the thread whose kernel call raised
+it, so the error names that thread's combination. A parallel sweep's rule runs on numba's worker
+threads, which open no block: what they raise goes to the one thread with an open block (to every
+such thread's innermost block if several have one).
 """
 
 from __future__ import annotations
@@ -16,11 +22,20 @@ import sys
 import threading
 from contextlib import contextmanager
 
-_lock = threading.Lock()
-_depth = 0
-_seen: list[BaseException] = []
+_lock = threading.RLock()
 _previous = None
-_ignoring = 0  # enclosing blocks that drop what they see
+
+
+class _Block:
+    __slots__ = ("seen", "ignore")
+
+    def __init__(self, ignore: bool):
+        self.seen: list[BaseException] = []
+        self.ignore = ignore
+
+
+#: per thread (its ident): its open blocks, innermost last
+_blocks: dict[int, list[_Block]] = {}
 
 
 class RuleRaised(Exception):
@@ -36,33 +51,36 @@ class RuleRaised(Exception):
 
 def _hook(args) -> None:
     if args.exc_value is not None and "numba" in repr(args.object):
-        _seen.append(args.exc_value)
+        with _lock:
+            own = _blocks.get(threading.get_ident())
+            for stack in [own] if own else [s for s in _blocks.values() if s]:
+                stack[-1].seen.append(args.exc_value)
     elif _previous is not None:
         _previous(args)
 
 
 @contextmanager
 def watch(ignore: bool = False):
-    """Record the exceptions rules raise in kernel calls made in this block; raise RuleRaised
-    after it (``ignore``: drop them, as a compile check on made-up candles does)."""
-    global _depth, _previous, _ignoring
+    """Record the exceptions rules raise in kernel calls made in this block (by this thread, or by
+    numba's workers for it); raise RuleRaised after it (``ignore``: drop them, as a compile check on
+    made-up candles does; so does any block of this thread enclosing one that ignores)."""
+    global _previous
+    me = threading.get_ident()
+    block = _Block(ignore)
     with _lock:
-        if _depth == 0:
+        if not any(_blocks.values()):
             _previous, sys.unraisablehook = sys.unraisablehook, _hook
-            _seen.clear()
-        _depth += 1
-        _ignoring += ignore
-        start = len(_seen)
+        stack = _blocks.setdefault(me, [])
+        drop = ignore or any(b.ignore for b in stack)
+        stack.append(block)
     try:
         yield
     finally:
         with _lock:
-            mine = _seen[start:]
-            del _seen[start:]
-            drop = _ignoring > 0
-            _ignoring -= ignore
-            _depth -= 1
-            if _depth == 0:
+            stack.remove(block)  # by identity (_Block has no __eq__)
+            if not stack:
+                del _blocks[me]
+            if not _blocks:
                 sys.unraisablehook, _previous = _previous, None
-    if mine and not drop:
-        raise RuleRaised(mine[0])
+    if block.seen and not drop:
+        raise RuleRaised(block.seen[0])

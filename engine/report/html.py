@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ import pandas as pd
 
 from ..filenames import file_name
 from ..candles import Candles
-from ..jsonio import clean, clean_deep
+from ..jsonio import clean, encode
 from ..metrics import ASCENDING, INT_METRICS, METRICS
 from ..metrics import VALIDATION_COLUMNS as SUMMARY_COLUMNS
 from ..position_rules import RULE_COLUMNS
@@ -137,9 +136,13 @@ def _column(series: pd.Series, name: str) -> list:
     if name in INT_METRICS:
         return [None if x is None or (isinstance(x, float) and not math.isfinite(x)) else int(x)
                 for x in series.tolist()]
-    if name in METRICS or name in SUMMARY_COLUMNS:
+    dtype = series.dtype
+    if name in METRICS or name in SUMMARY_COLUMNS or isinstance(dtype, np.dtype) and dtype.kind == "f":
+        # what _scalar gives a float, a column at a time
         return [float(f"{x:.{TABLE_DIGITS}g}") + 0.0 if math.isfinite(x) else None
                 for x in series.to_numpy(dtype=np.float64).tolist()]
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return series.tolist()  # Python ints and bools, as _scalar gives them
     return [_scalar(x) for x in series.tolist()]
 
 
@@ -273,7 +276,7 @@ def _json_for_script(obj: Any) -> str:
     """JSON safe inside <script>: every "<" is written \\u003c (JSON reads it back as "<"), so no text, in
     any case, can close the element ("</script"), open a comment ("<!--") or a nested "<script" (which
     together keep a browser's script data open to the end of the page)."""
-    text = json.dumps(clean_deep(obj), sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    text = encode(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 

@@ -17,9 +17,13 @@ if TYPE_CHECKING:
 
 def short_label(strategy: str, swept: Sequence[str], row: Mapping[str, Any]) -> str:
     """``strategy(name=value, ...)`` over the swept columns, in their order; the bare name when none is."""
+    return _label(strategy, swept, short_names(swept), row)
+
+
+def _label(strategy: str, swept: Sequence[str], names: Sequence[str], row: Mapping[str, Any]) -> str:
     if not swept:
         return strategy
-    return f"{strategy}(" + ", ".join(f"{n}={value_text(row[c])}" for n, c in zip(short_names(swept), swept)) + ")"
+    return f"{strategy}(" + ", ".join(f"{n}={value_text(row[c])}" for n, c in zip(names, swept)) + ")"
 
 
 #: Per strategy, its swept columns in grid order (``Grid``: ``{sw.strategy.name: sw.swept}``).
@@ -39,4 +43,9 @@ def label_of(row: Mapping[str, Any], swept: Swept) -> str:
 def labels_of(frame: pd.DataFrame, swept: Swept) -> list[str]:
     """The short label of every row of a summary frame, in its order."""
     cols = ["strategy", *dict.fromkeys(c for cs in swept.values() for c in cs if c in frame.columns)]
-    return [label_of(r, swept) for r in frame[cols].to_dict("records")]
+    names = {s: short_names(cs) for s, cs in swept.items()}  # once per strategy, not per row
+    labels = []
+    for r in frame[cols].to_dict("records"):
+        s = str(r["strategy"])
+        labels.append(_label(s, swept.get(s, ()), names.get(s, ()), r))
+    return labels

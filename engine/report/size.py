@@ -5,9 +5,9 @@
 free space cannot hold the folder.
 
 Lower bounds of what each file takes, measured on the default run (70,080 candles, 64
-combinations, 29,056 trades in its JSON): a summary row 466 bytes, a JSON header 1,216
-bytes, a trade line 279 bytes, report.html 677 KB, trades/*.csv 69 KB each, a PNG chart
-74-78 KB; plotly.min.js is copied whole.
+combinations): a summary row 466 bytes, a runs/*.json 1,700 bytes, a trades/*.csv line 181
+bytes, report.html 677 KB, a PNG chart 74-78 KB; plotly.min.js is copied whole. Trades are
+stored once, in trades/*.csv (a run's JSON names its file).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .writer import PARQUET_LIMIT
 SUMMARY_ROW_BYTES = 150
 PARQUET_ROW_BYTES = 12
 JSON_HEAD_BYTES = 1_000
-TRADE_LINE_BYTES = 200
+TRADE_LINE_BYTES = 100
 REPORT_HTML_BYTES = 50_000
 CHART_BYTES = 40_000
 BLOCK = 4096
@@ -37,7 +37,7 @@ def estimate_run_folder_bytes(combinations: int, top_k: int, strategies: int = 1
                               png: bool = False, runs: str = "top") -> int:
     """A lower bound of the size of a run folder.
 
-    ``trade_lines`` is the number of trades its JSON files will list, when known (after the sweep).
+    ``trade_lines`` is the number of trades its trades/*.csv files will list, when known (after the sweep).
     """
     top = min(top_k, combinations)
 
@@ -48,7 +48,7 @@ def estimate_run_folder_bytes(combinations: int, top_k: int, strategies: int = 1
     if combinations > PARQUET_LIMIT:
         summary += blocks(PARQUET_ROW_BYTES * combinations)
     files = (json_files(combinations, top_k, runs) * blocks(JSON_HEAD_BYTES) + trade_lines * TRADE_LINE_BYTES
-             + top * BLOCK)  # + trades/*.csv
+             + max(top, json_files(combinations, top_k, runs)) * BLOCK)  # + trades/*.csv
     files += blocks(REPORT_HTML_BYTES) + blocks(_plotly_bytes())
     if png:
         files += (2 * top + strategies) * blocks(CHART_BYTES)
@@ -63,8 +63,8 @@ def _plotly_bytes() -> int:
 
 
 def trade_lines_in_report(summary: pd.DataFrame, top_k: int, runs: str = "top") -> int:
-    """How many trade lines the run's JSON files will hold (the top K's estimated from the median)."""
-    if not len(summary) or "n_trades" not in summary or runs == "none":
+    """How many lines the run's trades/*.csv files will hold (the top K's estimated from the median)."""
+    if not len(summary) or "n_trades" not in summary:
         return 0
     trades = summary["n_trades"].fillna(0)
     if runs == "all":

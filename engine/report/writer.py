@@ -4,9 +4,11 @@ Layout of a run folder (``engine.report.run_folder`` adds report.html and manife
 
     config.yaml          the config as run
     summary.csv          every combination, ranked (also summary.parquet above 10,000 rows)
-    runs/<id>.json       params, metrics, trades, fingerprints: report.runs = top (the top K, default),
-                         all (every combination) or none
-    trades/<id>.csv      the trade list of each top-K combination, ISO UTC times
+    runs/<id>.json       params, metrics, fingerprints and the name of its trades file: report.runs = top
+                         (the top K, default), all (every combination) or none
+    trades/<id>.csv      the trade list of each top-K combination and of each combination with a
+                         runs/<id>.json, ISO UTC times (the one copy of the trades: a run's JSON names
+                         its file, ``trades_csv``, rather than repeating them)
     plots/               with report.png: equity and drawdown PNGs for the top K, a heatmap per strategy
 
 Nothing here simulates: the detail runs come with the results (``engine.pipeline``).
@@ -48,6 +50,11 @@ class RunContext:
     capital: float
 
 
+def trades_path(strategy_id: str) -> str:
+    """A combination's trades file, relative to the run folder (``runs/<id>.json`` holds it as ``trades_csv``)."""
+    return f"trades/{file_name(strategy_id)}.csv"
+
+
 def run_document(row: dict, param_names: tuple[str, ...], result: RunResult, ctx: RunContext) -> dict:
     return {
         "strategy_id": row["strategy_id"],
@@ -59,7 +66,8 @@ def run_document(row: dict, param_names: tuple[str, ...], result: RunResult, ctx
         "metrics": {m: clean(result.metrics[m]) for m in METRICS},
         **({"validation": {c: clean(row[c]) for c in VALIDATION_COLUMNS if c in row}}
            if any(c in row for c in VALIDATION_COLUMNS) else {}),
-        "trades": [t.as_json() for t in result.trades],
+        "trades_csv": trades_path(row["strategy_id"]),
+        "trade_rows": len(result.trades),  # the file's lines after its header (an open trade included)
         "data_fingerprint": ctx.data_fingerprint,
         "config_hash": ctx.config_hash,
         "engine_version": __version__,
@@ -99,15 +107,15 @@ def write_files(out: Path, results: RunResults, ctx: RunContext, *, charts: Char
     (out / "trades").mkdir(exist_ok=True)
     if charts is not None:
         _submit_charts(out / "plots", results, ctx, rows, charts)
-    for g in results.top:
-        write_trades_csv(out / "trades" / f"{file_name(rows[g]['strategy_id'])}.csv", results.details[g].trades)
     wanted = json_combinations(results)
+    for g in dict.fromkeys([*results.top, *wanted]):
+        write_trades_csv(out / trades_path(rows[g]["strategy_id"]), results.details[g].trades)
     if results.cfg.report.runs != "none":
         (out / "runs").mkdir(exist_ok=True)
     for g in wanted:
         row = rows[g]
         doc = run_document(row, results.param_names(row["strategy"]), results.details[g], ctx)
-        write_json(out / "runs" / f"{file_name(row['strategy_id'])}.json", doc, lines="trades")
+        write_json(out / "runs" / f"{file_name(row['strategy_id'])}.json", doc)
 
 
 def _rows(ranked: pd.DataFrame, wanted: set[int]) -> list[dict]:
