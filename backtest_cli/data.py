@@ -78,6 +78,7 @@ def register(sub) -> None:
     q.add_argument("dest", type=_location, help="local dataset folder")
     q.add_argument("--symbol", type=argtypes.symbol, help="only this symbol")
     q.add_argument("--interval", type=argtypes.interval, help="only this interval (needs --symbol)")
+    _market_arg(q)
     q.set_defaults(func=cmd_sync)
 
 
@@ -331,12 +332,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from engine.data.sync import sync_dataset
 
     _local_out(args.dest, "sync destination")
-    result = sync_dataset(args.source, args.dest, symbol=args.symbol.upper() if args.symbol else None,
-                          interval=args.interval)
-    print(f"synced {args.source} -> {args.dest}: {len(result.copied)} copied, {result.skipped} up to date, "
-          f"{len(result.removed)} stale removed")
-    if result.ignored:
-        shown = ", ".join(result.ignored[:3]) + (" …" if len(result.ignored) > 3 else "")
-        print(f"note: {len(result.ignored)} object(s) outside the dataset layout (symbol=S/interval=I/year=YYYY/"
+    symbol = args.symbol.upper() if args.symbol else None
+    if args.market == "um":
+        from engine.data.sync_perp import sync_perp
+
+        if args.interval is not None and symbol is None:
+            raise UserError("sync: --interval needs --symbol")
+        results = sync_perp(args.source, args.dest, symbol=symbol, interval=args.interval).by_kind
+        for kind, result in results.items():
+            print(f"synced {args.source} um {kind} -> {args.dest}: {len(result.copied)} copied, "
+                  f"{result.skipped} up to date, {len(result.removed)} stale removed")
+        ignored = [k for r in results.values() for k in r.ignored]
+    else:
+        result = sync_dataset(args.source, args.dest, symbol=symbol, interval=args.interval)
+        print(f"synced {args.source} -> {args.dest}: {len(result.copied)} copied, {result.skipped} up to date, "
+              f"{len(result.removed)} stale removed")
+        ignored = result.ignored
+    if ignored:
+        shown = ", ".join(ignored[:3]) + (" …" if len(ignored) > 3 else "")
+        print(f"note: {len(ignored)} object(s) outside the dataset layout (symbol=S/interval=I/year=YYYY/"
               f"month=MM/NAME.parquet with a Binance symbol) were not copied: {shown}", file=sys.stderr)
     return 0

@@ -88,25 +88,15 @@ def cmd_validate(args) -> int:
 
 
 def _validation_memory(cfg, combinations: int) -> str:
-    """What validation adds to the estimate: exact when the data's length is known before it is read
-    (synthetic data; too many folds is then refused here), else at ``limits.max_folds`` folds."""
-    from engine.grid_budget import human_bytes, validation_bytes
-    from engine.timeutil import interval_to_ms
-    from engine.validation.cscv import MAX_SPLITS, split_count
-    from engine.validation.plan import resolve
+    from engine.grid_budget import human_bytes
+    from engine.validation.estimate import validation_estimate
 
-    v, spec = cfg.validation, cfg.data
-    blocks = v.cscv.blocks if v.cscv is not None else None
-    splits = min(split_count(blocks), MAX_SPLITS) if blocks else 0
-    if spec.source == "synthetic" and not spec.is_universe and spec.start is None and spec.end is None:
-        plan = resolve(v, spec.synthetic_bars, interval_to_ms(spec.interval or "15m"), cfg.limits.max_folds)
-        size = validation_bytes(combinations, blocks, splits, len(plan.folds))
-        folds = f" ({len(plan.folds):,} walk-forward folds)" if v.walk_forward is not None else ""
-        return f"validation adds about {human_bytes(size)}{folds}"
-    folds = cfg.limits.max_folds if v.walk_forward is not None else 0
-    size = validation_bytes(combinations, blocks, splits, folds)
-    return (f"validation adds up to {human_bytes(size)}" + (f" (at limits.max_folds = {folds:,} folds; the data's "
-                                                             "length decides)" if folds else ""))
+    est = validation_estimate(cfg, combinations)
+    if est.exact:
+        folds = f" ({est.folds:,} walk-forward folds)" if est.folds else ""
+        return f"validation adds about {human_bytes(est.bytes)}{folds}"
+    return (f"validation adds up to {human_bytes(est.bytes)}" + (
+        f" (at limits.max_folds = {est.folds:,} folds; the data's length decides)" if est.folds else ""))
 
 
 def _prepare_out(args, cfg, grid) -> Path:

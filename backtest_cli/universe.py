@@ -7,19 +7,25 @@ import sys
 from .run import WIDTH
 
 TOP_ROWS = 5
+#: the perp sums' headers in the top table (summary.csv keeps the full names)
+PERP_HEADERS = {"total_funding": "funding", "n_liquidations": "liqs"}
 
 
 def top_table(ranked, rank_by: str, aggregate: str, rows: int = TOP_ROWS, names=None) -> str:
-    """The best ``rows``: rank, the aggregate, M_min, profitable_share, n_trades summed over series and the
+    """The best ``rows``: rank, the aggregate, M_min, profitable_share, n_trades summed over series (perp: also
+    total_funding and n_liquidations) and the
     combination's short label (``names``: per strategy, its swept columns; default the full strategy_id)."""
     from engine.report.labels import labels_of
     from engine.report.numbers import format_fixed
+    from engine.universe.aggregate import PERP_SUMS
 
     key = f"{rank_by}_{aggregate}"
-    cols = ["rank", key, *([f"{rank_by}_min"] if aggregate != "min" else []), "profitable_share", "n_trades"]
+    cols = ["rank", key, *([f"{rank_by}_min"] if aggregate != "min" else []), "profitable_share", "n_trades",
+            *[c for c in PERP_SUMS if c in ranked.columns]]
     top = ranked[ranked[key].notna()].head(rows)
     labels = labels_of(top, names) if names is not None else [str(x) for x in top["strategy_id"]]
-    table = top[cols].to_string(index=False, float_format=format_fixed, na_rep="—").splitlines()
+    shown = top[cols].rename(columns=PERP_HEADERS)  # short headers keep a perp table within 120 columns
+    table = shown.to_string(index=False, float_format=format_fixed, na_rep="—").splitlines()
     return "\n".join(f"{line}  {lab}" for line, lab in zip(table, ["combination", *labels]))
 
 

@@ -19,6 +19,7 @@ from engine import __version__
 from engine.cpus import available_cpus
 from engine.data.source import load_data
 from engine.data.spec import DataSpec
+from engine.perp.inputs import check_perp_run
 from engine.grid import build_grid
 from engine.storage_layout import SHARD_TAGGING, s3_uri, shard_key
 from engine.sweep import run_sweep
@@ -60,6 +61,8 @@ def run_shard(task: ShardTask, *, workers: int | None = None, session: Any = Non
     if stop > first:
         # Candles come through the engine loader (awswrangler, default session and endpoint).
         candles = load_data(spec)
+        if cfg.perp is not None:  # the data may have changed since submit checked it
+            check_perp_run(cfg.perp, candles)
         result = run_sweep(cfg, candles, grid=grid, indices=np.arange(first, stop), workers=workers)
         summary, notices, fingerprint, n_candles = result.summary, result.notices, candles.fingerprint(), len(candles)
         if result.validation is not None:  # the slice's per-block sums, moments and fold metrics, as columns

@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config, decode_config, parse_config_text, read_config_bytes
+from engine.data.source import load_data
+from engine.data.spec import DataSpec
 from engine.errors import UserError
 from engine.jsonio import dumps
+from engine.perp.inputs import check_perp_run
 from engine.grid import build_grid
 from engine.run_id import new_run_id as _new_run_id
+from engine.universe.runner import load_universe
 from engine.storage_layout import (is_s3_uri, parse_s3_uri, report_prefix, run_code_key, run_config_key, s3_uri,
                                    submission_key)
 
@@ -80,6 +84,18 @@ def data_notes(cfg: Config, bucket: str) -> list[str]:
     return notes
 
 
+def check_perp_data(cfg: Config) -> None:
+    """A perp run's per-series refusals (funding coverage, brackets, liquidation basis), made here as a
+    local run makes them: a run the local CLI refuses is not submitted. It reads each series once."""
+    if cfg.perp is None or cfg.data.source == "synthetic":
+        return
+    spec = DataSpec.from_config(cfg)
+    if cfg.data.is_universe:
+        load_universe(cfg, spec)
+    else:
+        check_perp_run(cfg.perp, load_data(spec))
+
+
 def new_run_id(cfg: Config, now: datetime) -> str:
     """The experiment name, UTC time and a random suffix (:func:`engine.run_id.new_run_id`)."""
     return _new_run_id(cfg.name, now)
@@ -99,6 +115,7 @@ def submit_run(config_path: Path, deploy: Deployment, array_size: int, *, run_id
     notes = data_notes(cfg, deploy.bucket)
     if deploy.job_queue is None or deploy.job_definition is None:
         raise UserError("submit needs a job queue and a job definition")
+    check_perp_data(cfg)
     code = bundle_strategies([g.path for g in cfg.strategies])  # refused here, before anything is uploaded
     now = datetime.now(timezone.utc)
     rid = check_run_id(run_id) if run_id else new_run_id(cfg, now)

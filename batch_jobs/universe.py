@@ -26,6 +26,7 @@ from engine.config import Config
 from engine.cpus import available_cpus
 from engine.data.source import load_data
 from engine.data.spec import DataSpec
+from engine.perp.inputs import check_perp_run
 from engine.errors import UserError
 from engine.grid import Grid
 from engine.pipeline import RunInputs, RunState, run_stages, stages
@@ -72,6 +73,8 @@ def run_universe_shard(task: ShardTask, cfg: Config, grid: Grid, s3: Any, worker
     frames, notices, prints, n_candles = [], [], [], 0
     for s, lo, hi in blocks(first, stop, n):
         candles = load_data(series[s].spec)
+        if cfg.perp is not None:  # the data may have changed since submit checked it
+            check_perp_run(cfg.perp, candles)
         result = run_sweep(series_config(cfg, series[s]), candles, grid=grid, indices=np.arange(lo, hi),
                            workers=workers)
         frame = result.summary

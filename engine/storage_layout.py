@@ -192,6 +192,17 @@ KIND_DIRS = {"klines": CANDLES_PREFIX, "mark": "mark/", "funding": "funding/"}
 FUNDING_FILE = "part-0.parquet"
 
 
+#: the partition keys of a funding table (one file per symbol, no interval or month)
+FUNDING_PARTITION_COLUMNS = ("symbol",)
+
+
+def kind_prefix(market: str, kind: str) -> str:
+    """Key prefix of a market's kind of series in a bucket: ``candles/`` (spot), ``um/candles/``, ``um/mark/``,
+    ``um/funding/``."""
+    check_kind(market, kind)
+    return market_prefix(market) + KIND_DIRS[kind]
+
+
 def check_kind(market: str, kind: str) -> None:
     market_prefix(market)
     if kind not in KINDS[market]:

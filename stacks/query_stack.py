@@ -1,4 +1,13 @@
-"""SQL over the bucket: a Glue table over ``candles/`` with partition projection, and an Athena workgroup.
+"""SQL over the bucket: Glue tables with partition projection, and an Athena workgroup.
+
+Tables (each at its prefix from engine/storage_layout.py):
+
+* ``candles`` over ``candles/`` (spot klines);
+* ``um_candles`` over ``um/candles/`` and ``um_mark`` over ``um/mark/`` (USDⓈ-M trade and mark-price
+  klines): the spot table's partitioning and columns;
+* ``um_funding`` over ``um/funding/``: one Parquet file per symbol (``symbol=S/part-0.parquet``), so
+  ``symbol`` is its only partition key (injected); columns ``funding_time`` (bigint, ms UTC),
+  ``funding_rate`` (double), ``mark_price`` (double, null when not given), ``interval_hours`` (bigint).
 
 No crawler and no partitions to add: every partition key is projected, so a query sees a month
 the moment its Parquet file lands.
@@ -32,6 +41,19 @@ from .config import QuerySettings
 TABLE = "candles"
 PARTITION_KEYS = (("symbol", "string"), ("interval", "string"), ("year", "string"), ("month", "int"))
 assert tuple(k for k, _ in PARTITION_KEYS) == storage_layout.PARTITION_COLUMNS
+#: the USDⓈ-M tables: name -> (construct id, kind of series)
+UM_TABLES = {"um_candles": ("UmCandlesTable", "klines"), "um_mark": ("UmMarkTable", "mark"),
+             "um_funding": ("UmFundingTable", "funding")}
+FUNDING_PARTITION_KEYS = (("symbol", "string"),)
+assert tuple(k for k, _ in FUNDING_PARTITION_KEYS) == storage_layout.FUNDING_PARTITION_COLUMNS
+#: engine/data/funding_table.py's FUNDING_SCHEMA in Glue types (a test checks them against a written table)
+FUNDING_COLUMNS = (("funding_time", "bigint"), ("funding_rate", "double"), ("mark_price", "double"),
+                   ("interval_hours", "bigint"))
+_PARQUET_IO = {
+    "inputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "outputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "serdeInfo": {"serializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+}
 
 
 def candle_columns() -> list[dict[str, str]]:
@@ -57,6 +79,20 @@ def projection(first_year: int, location: str) -> dict[str, str]:
     }
 
 
+def funding_projection(location: str) -> dict[str, str]:
+    return {"projection.enabled": "true", "projection.symbol.type": "injected",
+            "storage.location.template": location + "symbol=${symbol}/"}
+
+
+def table_input(name: str, description: str, location: str, parameters: dict, partition_keys, columns) -> dict:
+    return {
+        "name": name, "description": description, "tableType": "EXTERNAL_TABLE",
+        "parameters": {"classification": "parquet", "EXTERNAL": "TRUE", **parameters},
+        "partitionKeys": [{"name": k, "type": t} for k, t in partition_keys],
+        "storageDescriptor": {"location": location, "columns": columns, **_PARQUET_IO},
+    }
+
+
 class QueryStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, bucket: s3.IBucket,
                  settings: QuerySettings = QuerySettings(), **kwargs) -> None:
@@ -66,22 +102,24 @@ class QueryStack(Stack):
         database = glue.CfnDatabase(self, "Database", catalog_id=self.account, database_input={
             "name": settings.database, "description": "Backtest candles in the dataset bucket (Parquet)"})
         self.table = glue.CfnTable(self, "CandlesTable", catalog_id=self.account, database_name=settings.database,
-                                   table_input={
-            "name": TABLE,
-            "description": "Closed Binance klines, one row per candle; partitions are projected (no crawler)",
-            "tableType": "EXTERNAL_TABLE",
-            "parameters": {"classification": "parquet", "EXTERNAL": "TRUE", **projection(settings.first_year,
-                                                                                           location)},
-            "partitionKeys": [{"name": k, "type": t} for k, t in PARTITION_KEYS],
-            "storageDescriptor": {
-                "location": location,
-                "columns": candle_columns(),
-                "inputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                "outputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                "serdeInfo": {"serializationLibrary":
-                              "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
-            },
-        })
+                                   table_input=table_input(
+            TABLE, "Closed Binance klines, one row per candle; partitions are projected (no crawler)", location,
+            projection(settings.first_year, location), PARTITION_KEYS, candle_columns()))
+        self.um_tables = {}
+        for name, (cid, kind) in UM_TABLES.items():
+            where = Fn.join("", ["s3://", bucket.bucket_name, "/", storage_layout.kind_prefix("um", kind)])
+            if kind == "funding":
+                spec = table_input(name, "USD-M funding events, one row per event; symbol is projected", where,
+                                   funding_projection(where), FUNDING_PARTITION_KEYS,
+                                   [{"name": c, "type": t} for c, t in FUNDING_COLUMNS])
+            else:
+                what = "trade" if kind == "klines" else "mark-price"
+                spec = table_input(name, f"Closed USD-M {what} klines, one row per candle; partitions are projected",
+                                   where, projection(settings.first_year, where), PARTITION_KEYS, candle_columns())
+            t = glue.CfnTable(self, cid, catalog_id=self.account, database_name=settings.database,
+                              table_input=spec)
+            t.node.add_dependency(database)
+            self.um_tables[name] = t
         self.table.node.add_dependency(database)
 
         self.workgroup = athena.CfnWorkGroup(
@@ -106,4 +144,5 @@ class QueryStack(Stack):
 
         CfnOutput(self, "GlueDatabase", value=settings.database)
         CfnOutput(self, "CandlesTableName", value=f"{settings.database}.{TABLE}")
+        CfnOutput(self, "UmTableNames", value=",".join(f"{settings.database}.{n}" for n in UM_TABLES))
         CfnOutput(self, "AthenaWorkGroup", value=self.workgroup.name)

@@ -53,3 +53,17 @@ def test_cscv_32_blocks_samples_splits_in_bounded_memory(tmp_path):
     assert len(doc["pbo"]["logits"]) == 200_000
     assert "200,000 of 601,080,390 splits, a seeded sample" in done.stdout
     assert "200,000 of 601,080,390 splits, a seeded sample" in (tmp_path / "res" / "r" / "report.html").read_text()
+
+
+def test_validation_estimate_is_exact_on_synthetic_data_and_bounded_elsewhere():
+    from engine.config import parse_config_text
+    from engine.validation.estimate import validation_estimate
+
+    text = GRID + "validation: {walk_forward: {train: 200, test: 100}, cscv: {blocks: 4}}\n"
+    exact = validation_estimate(parse_config_text(text + "data: {synthetic_bars: 1000}\n", "c.yaml"), 2)
+    assert (exact.bytes, exact.folds, exact.exact) == (2_176, 8, True)  # by hand, as above
+    # candles from a file: the length is unknown, so the bound is at limits.max_folds (here 10 folds):
+    # 8 bytes x (2 x (40 + 6 x 4 + 6 x 10) + 8 x 6) = 8 x 296 = 2,368 bytes
+    bound = validation_estimate(parse_config_text(
+        text + "data: {source: candles.csv}\nlimits: {max_folds: 10}\n", "c.yaml"), 2)
+    assert (bound.bytes, bound.folds, bound.exact) == (2_368, 10, False)

@@ -101,3 +101,47 @@ def test_perp_symbols_are_ingested_as_three_units_with_their_own_leases(perp_ing
     run_slot(T0 + 31 * MIN)
     status = {u["kind"]: u["status"] for u in lines if u["event"] == "ingest_unit"}
     assert status == {"klines": "caught_up", "mark": "caught_up", "funding": "locked"}
+
+
+def test_a_lagging_funding_table_is_described_in_funding_intervals_not_candles(perp_ingest):
+    """The digest's age of a funding unit is in hours and in the symbol's own funding interval (here 1h
+    since T0 - 1 day, perp_truth), never in candles; the klines units beside it keep the candle wording."""
+    env, fake, truth, esm, lines = perp_ingest
+    settings = IngestSettings(symbols=("BTCUSDT",), intervals=("15m",), perp_symbols=("BTCUSDT",))
+    event = settings.schedule_input("ingest")
+    event["series"] = event["series"][1:]
+    s3 = env.aws.client("s3")
+
+    def run_slot(now_ms: int) -> None:
+        fake.set_time(now_ms)
+        dispatcher.handler(event, FakeContext(60_000))
+        esm.drain()
+
+    run_slot(T0 + MIN)
+    assert env.index()["um#funding#BTCUSDT#-"]["funding_interval_h"] == 1  # the newest event's interval
+    env.digests()
+    # Another writer holds the funding lease from now on: the table stays known complete up to T0 + 1m.
+    s3.put_object(Bucket=env.bucket, Key="um/locks/funding/symbol=BTCUSDT.json",
+                  Body=json.dumps({"owner": "someone", "expires_ms": T0 + 10 ** 9}).encode())
+    # At T0 + 3h 16m (hand computation, lag.py): funding's age is 3h 16m - 1m - 15m = 3 h = three 1h
+    # intervals; the klines' first missing candle (T0 .. T0 + 15m) closed 3h 01m = 181 min before.
+    run_slot(T0 + 196 * MIN)
+    (digest,) = env.digests()
+    by_kind = {line.split(" ")[2]: line for line in digest["message"].splitlines() if line.startswith("- um ")}
+    assert by_kind["funding"].startswith(
+        "- um funding BTCUSDT: funding table last known complete 3.0 h ago (3.0 of its 1h funding intervals: "
+        "about 3 event(s) missed); complete up to 2024-01-01 00:01")
+    assert "candle" not in by_kind["funding"]
+    assert by_kind["klines"].startswith("- um klines BTCUSDT 15m: first missing candle closed 181 min ago")
+
+
+def test_funding_lag_wording_for_an_8h_symbol():
+    from lambdas.ingest.lag import describe_age
+
+    # 4 h behind on an 8h symbol: half an interval, the next event may not even be due yet
+    assert describe_age("funding", 4 * 3_600_000, 8) == (
+        "funding table last known complete 4.0 h ago (0.5 of its 8h funding interval; the next event may "
+        "still be inside it)")
+    assert describe_age("funding", 90 * 60_000, None) == (
+        "funding table last known complete 1.5 h ago (funding interval not known yet)")
+    assert describe_age("mark", 16 * 60_000) == "first missing candle closed 16 min ago"

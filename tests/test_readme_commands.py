@@ -23,6 +23,7 @@ EXCLUDED = {
     "backtest data fetch": "pages Binance's REST API (network)",
     "backtest data build --market um --kind funding --input BTCUSDT-fundingRate":
         "reads a fundingRate zip downloaded from data.binance.vision (network)",
+    "backtest data sync s3://BUCKET/": "copies from a deployed stack's bucket (S3)",
     "backtest submit": "submits to AWS Batch (a deployed stack)",
     "backtest status": "reads an AWS Batch run (a deployed stack)",
     "backtest results": "downloads an AWS Batch run from S3 (a deployed stack)",

@@ -485,3 +485,30 @@ def test_perp_report_draws_liquidation_markers_and_the_funding_paid(browser, tmp
     assert chart["points"][2] == len(liq) and chart["lines"][3] == 1
     header = browser.find_element("id", "header").text
     assert "50" in header and "mark price" in header
+
+
+def test_universe_perp_report_names_leverage_brackets_and_basis_per_series(browser, tmp_path):
+    """A perp universe's report header, as a single perp run's: the swept leverage, the margin mode,
+    funding on, and for each series its liquidation basis and its brackets (here the config's own)."""
+    from backtest_cli import main
+
+    cfg = tmp_path / "u.yaml"
+    cfg.write_text("""
+experiment: {name: perp_universe_browser}
+data: {source: synthetic, market: um, symbols: [BTCUSDT, ETHUSDT], intervals: [15m], synthetic_bars: 2000, seed: 5}
+portfolio: {direction: both, size: 0.5, leverage: [3, 50]}
+perp: {brackets: [{max_notional: 50000, mmr: 0.004, cum: 0}, {max_notional: 500000, mmr: 0.005, cum: 50}]}
+strategies:
+  ma_crossover: {short_window: [10, 20], long_window: 50}
+report: {top_k: 1}
+""")
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--no-progress", "--run-id", "u"]) == 0
+    browser.get((tmp_path / "out" / "u" / "report.html").resolve().as_uri())
+    assert browser.execute_script("return document.readyState") == "complete"
+    assert _severe(browser) == []
+    text = browser.execute_script("return document.querySelector('#perp p').textContent")
+    assert text == "Perpetual futures (USDⓈ-M): leverage 3×, 50×; isolated margin; funding on"
+    rows = browser.execute_script("return [...document.querySelectorAll('#perp-series tr')].slice(1)"
+                                  ".map((r) => [...r.cells].map((c) => c.textContent))")
+    assert rows == [[key, "mark price", "2 (perp.brackets)", "≤ 50000: mmr 0.004, cum 0"]
+                    for key in ("BTCUSDT/15m", "ETHUSDT/15m")]

@@ -788,10 +788,17 @@ def test_outputs(synth):
 
 # --- query and dashboard -----------------------------------------------------------------------------
 
+def glue_table(template: Template, name: str) -> dict:
+    """The one Glue table of that name in the template."""
+    (table,) = [t for t in template.find_resources("AWS::Glue::Table").values()
+                if t["Properties"]["TableInput"]["Name"] == name]
+    return table
+
+
 def test_candles_table_projects_every_partition_key(synth):
     from stacks.query_stack import PARTITION_KEYS
 
-    (_, table), = synth.query.find_resources("AWS::Glue::Table").items()
+    table = glue_table(synth.query, "candles")
     (_, database), = synth.query.find_resources("AWS::Glue::Database").items()
     assert database["Properties"]["DatabaseInput"]["Name"] == table["Properties"]["DatabaseName"] == "backtest"
     assert not synth.query.find_resources("AWS::Glue::Crawler")
@@ -822,10 +829,52 @@ def test_candles_table_columns_are_what_the_dataset_writer_writes(synth, tmp_pat
     upsert_candles(str(tmp_path), "BTCUSDT", "15m", synthetic_klines(1_704_067_200_000, 10))
     (path,) = (tmp_path / "symbol=BTCUSDT/interval=15m/year=2024/month=01").glob("*.parquet")
     arrow = {f.name: str(f.type) for f in pq.read_schema(path)}
-    (_, table), = synth.query.find_resources("AWS::Glue::Table").items()
+    table = glue_table(synth.query, "candles")
     glue_types = {c["Name"]: c["Type"] for c in table["Properties"]["TableInput"]["StorageDescriptor"]["Columns"]}
     assert list(glue_types) == list(arrow)
     assert {n: {"int64": "bigint", "double": "double"}[t] for n, t in arrow.items()} == glue_types
+
+
+def test_um_tables_sit_at_the_layout_prefixes_with_the_spot_partitioning(synth):
+    """um_candles and um_mark: the candles table's columns and projection at um/candles/ and um/mark/
+    (engine/storage_layout.py); um_funding: one file per symbol, so symbol is its only (injected) key."""
+    spot = glue_table(synth.query, "candles")["Properties"]["TableInput"]
+    for name, prefix in (("um_candles", "um/candles/"), ("um_mark", "um/mark/")):
+        t = glue_table(synth.query, name)["Properties"]["TableInput"]
+        assert prefix == storage_layout.kind_prefix("um", {"um_candles": "klines", "um_mark": "mark"}[name])
+        assert t["PartitionKeys"] == spot["PartitionKeys"] and t["TableType"] == "EXTERNAL_TABLE"
+        assert t["StorageDescriptor"]["Columns"] == spot["StorageDescriptor"]["Columns"]
+        p = t["Parameters"]
+        assert {k: v for k, v in p.items() if k != "storage.location.template"} == \
+            {k: v for k, v in spot["Parameters"].items() if k != "storage.location.template"}
+        assert render(synth.deref(t["StorageDescriptor"]["Location"]), synth).endswith(f"/{prefix}")
+        assert render(synth.deref(p["storage.location.template"]), synth).endswith(
+            f"/{prefix}symbol=${{symbol}}/interval=${{interval}}/year=${{year}}/month=${{month}}/")
+    f = glue_table(synth.query, "um_funding")["Properties"]["TableInput"]
+    assert [k["Name"] for k in f["PartitionKeys"]] == ["symbol"]
+    assert (f["Parameters"]["projection.enabled"], f["Parameters"]["projection.symbol.type"]) == ("true", "injected")
+    assert not [k for k in f["Parameters"] if k.startswith(("projection.interval", "projection.year"))]
+    assert render(synth.deref(f["Parameters"]["storage.location.template"]), synth).endswith(
+        "/um/funding/symbol=${symbol}/")
+    assert f["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert "UmTableNames" in synth.json["BacktestQuery"]["Outputs"]
+
+
+def test_um_funding_table_columns_are_what_the_funding_writer_writes(synth, tmp_path):
+    """The Glue columns against a real funding table written by the engine, at the path the template names."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from engine.data.funding_table import upsert_funding
+
+    upsert_funding(str(tmp_path), "BTCUSDT", pd.DataFrame({
+        "funding_time": [1_704_067_200_000, 1_704_096_000_000], "funding_rate": [0.0001, -0.0002],
+        "mark_price": [42_000.5, None], "interval_hours": [8, 8]}))
+    arrow = {f.name: str(f.type) for f in pq.read_schema(tmp_path / "symbol=BTCUSDT" / storage_layout.FUNDING_FILE)}
+    t = glue_table(synth.query, "um_funding")["Properties"]["TableInput"]
+    glue_types = {c["Name"]: c["Type"] for c in t["StorageDescriptor"]["Columns"]}
+    assert list(glue_types) == list(arrow)
+    assert {n: {"int64": "bigint", "double": "double"}[ty] for n, ty in arrow.items()} == glue_types
 
 
 def test_athena_workgroup_encrypts_results_under_athena_results_and_caps_a_query(synth):
@@ -919,9 +968,10 @@ def test_context_overrides_reach_the_templates():
     assert {r["Type"]: r["Value"] for r in requirements} == {"VCPU": "4", "MEMORY": "8192"}
     assert jd["Properties"]["RetryStrategy"]["Attempts"] == 5
 
-    (_, table), = query.find_resources("AWS::Glue::Table").items()
-    assert table["Properties"]["DatabaseName"] == "market_data"
-    assert table["Properties"]["TableInput"]["Parameters"]["projection.year.range"] == "2020,NOW"
+    tables = query.find_resources("AWS::Glue::Table").values()
+    assert {t["Properties"]["DatabaseName"] for t in tables} == {"market_data"} and len(tables) == 4
+    for name in ("candles", "um_candles", "um_mark"):
+        assert glue_table(query, name)["Properties"]["TableInput"]["Parameters"]["projection.year.range"] == "2020,NOW"
     (_, wg), = query.find_resources("AWS::Athena::WorkGroup").items()
     assert wg["Properties"]["WorkGroupConfiguration"]["BytesScannedCutoffPerQuery"] == 2 * 1024 ** 3
 

@@ -186,3 +186,51 @@ def test_status_and_results_of_an_unknown_or_unfinished_run(aws, tmp_path, capsy
     assert not (tmp_path / "dl" / run_id).exists()
     code, _, err = run_cli(["status", run_id, "--bucket", "no-such-bucket-xyz"], capsys)
     assert code == 2 and "NoSuchBucket" in err
+
+
+PERP = """\
+experiment: {{name: submit_perp}}
+data: {{source: "s3://{bucket}/", market: um, symbol: BTCUSDT, interval: 15m}}
+portfolio: {{direction: both, size: 0.5, leverage: [1, 3]}}
+strategies:
+  ma_crossover: {{short_window: [5, 10], long_window: 30}}
+"""
+
+
+def _perp_series(bucket: str, hours: list[int]) -> None:
+    """600 15m bars (150 h) from 2024-01-01 with mark klines, and 8h funding events at ``hours``."""
+    import numpy as np
+    import pandas as pd
+    from fakes.candles import synthetic_klines
+
+    from engine.data.dataset import upsert_candles
+    from engine.data.funding_table import upsert_funding
+
+    t0, hour = 1_704_067_200_000, 3_600_000
+    k = synthetic_klines(t0, 600)
+    upsert_candles(f"s3://{bucket}/um/candles/", "BTCUSDT", "15m", k)
+    upsert_candles(f"s3://{bucket}/um/mark/", "BTCUSDT", "15m", k)
+    upsert_funding(f"s3://{bucket}/um/funding/", "BTCUSDT", pd.DataFrame(
+        {"funding_time": t0 + np.array(hours, np.int64) * hour, "funding_rate": 0.0001, "mark_price": None,
+         "interval_hours": 8}))
+
+
+def test_submit_refuses_a_perp_run_the_local_cli_refuses(aws, tmp_path, capsys):
+    """A funding gap of 56 h (> 2 × 8 h) is one line and exit 2 before any upload or job, as in a local run."""
+    bucket = aws.new_bucket()
+    res = aws.batch_resources(bucket)
+    _perp_series(bucket, [0, 8, 16, 24, 32, 88, 96, 104, 112, 120, 128, 136, 144])
+    flags = ["--bucket", bucket, "--job-queue", res.job_queue, "--job-definition", res.job_definition,
+             "--array-size", 2]
+    before = {o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
+    code, _, err = run_cli(["submit", "--config", _config(tmp_path, bucket, PERP), *flags], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "the funding table does not cover the run: no event from 2024-01-02 08:00:00 to 2024-01-04 16:00:00" in err
+    assert {o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=bucket)["Contents"]} == before
+    assert aws.client("batch").list_jobs(jobQueue=res.job_queue)["jobSummaryList"] == []
+
+    _perp_series(bucket, list(range(0, 152, 8)))  # the events filled in: the same run is submitted
+    code, out, err = run_cli(["submit", "--config", _config(tmp_path, bucket, PERP), *flags, "--run-id", "perp-ok"],
+                             capsys)
+    assert code == 0, err
+    assert _field(out, "combinations") == "4 in 2 shard(s)"

@@ -330,6 +330,8 @@ def _perp(d: _Document, v: dict[str, Any], axes: dict[str, tuple]) -> PerpConfig
             raise ConfigError("perp.margin: cross is not supported yet; give isolated")
         cfg = PerpConfig(margin=v["perp.margin"], brackets=v["perp.brackets"],
                          liquidation_price=v["perp.liquidation_price"], funding=v["perp.funding"])
-    if v["data.symbol"] is not None:
-        brackets_for(v["data.symbol"], cfg.brackets)  # a symbol without a default needs perp.brackets
+    symbols = v["data.symbols"] if isinstance(v["data.symbols"], (list, tuple)) else ()
+    for symbol in [v["data.symbol"], *symbols]:  # a universe's too (``all``: once the dataset is listed)
+        if symbol is not None:
+            brackets_for(symbol, cfg.brackets)  # a symbol without a default needs perp.brackets
     return cfg

@@ -58,6 +58,20 @@ class _Vanished(Exception):
     """An object listed a moment ago is gone: a newer generation replaced it."""
 
 
+def read_manifest(path: Path) -> dict:
+    """What earlier syncs copied (relative path -> ETag and size); unreadable: empty, so every file is
+    checked against its ETag again."""
+    try:
+        manifest = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    write_atomic(path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+
+
 def _etag(value: str) -> str:
     return value.strip('"')
 
@@ -149,12 +163,7 @@ def sync_dataset(source: str, dest: str | Path, *, symbol: str | None = None, in
     client = client or s3_client()
     remote, ignored = _list(client, bucket, prefix, root_key)
     manifest_path = dest / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    except (OSError, ValueError):
-        manifest = {}  # unreadable: every file is checked against its ETag again
-    if not isinstance(manifest, dict):
-        manifest = {}
+    manifest = read_manifest(manifest_path)
     # Series this sync brought down earlier that S3 no longer has: their local copies go too.
     for rel in manifest:
         series = _series_of(rel)
@@ -178,8 +187,8 @@ def sync_dataset(source: str, dest: str | Path, *, symbol: str | None = None, in
         removed += result.removed
         skipped += result.skipped
         if result.copied or result.removed:
-            write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
-    write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+            write_manifest(manifest_path, manifest)
+    write_manifest(manifest_path, manifest)
     return SyncResult(copied, skipped, removed, ignored)
 
 

@@ -11,7 +11,7 @@ from ..candles import Candles
 from ..errors import DataError
 from .brackets import Bracket, bracket_arrays, brackets_for
 from .config import PerpConfig
-from .funding import bar_funding
+from .funding import bar_funding, check_coverage
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,8 +92,6 @@ def inputs_for(cfg: PerpConfig | None, candles: Candles) -> PerpInputs | None:
 def check_perp_run(cfg: PerpConfig, candles: Candles) -> None:
     """Every one-line refusal of a perp run, before any work: the liquidation basis, the brackets,
     and a funding table that leaves a gap longer than 2 funding intervals (unless funding is off)."""
-    from .funding import check_coverage
-
     if candles.perp is None:
         raise DataError(f"data.market: um, but {candles.source or candles.symbol} has no perp series "
                         "(mark klines, funding)")

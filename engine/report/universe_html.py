@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..jsonio import clean, write_text_atomic
+from ..universe.aggregate import PERP_SUMS
 from ..universe.runner import UniverseResults
 from .html import _escape, _json_for_script
 from .labels import label_of, labels_of, swept_of
+from .perp_header import perp_header
 
 #: combinations in the heatmap
 HEATMAP_ROWS = 50
@@ -42,6 +44,7 @@ def payload(res: UniverseResults, validation: dict | None) -> dict:
     ranked = res.ranked
     agg_cols = [c for c in ranked.columns if c.startswith(f"{rank_by}_")] + ["profitable_share", "series",
                                                                              "rank_mean", "n_trades"]
+    agg_cols += [c for c in PERP_SUMS if c in ranked.columns]  # perp universes
     names = swept_of(res.grid)
     head = ranked.head(TABLE_ROWS).assign(label=lambda f: labels_of(f, names))
     table_cols = ["rank", "label", *agg_cols]
@@ -74,8 +77,20 @@ def payload(res: UniverseResults, validation: dict | None) -> dict:
                "lambdas": [s["lambda"] for s in (validation["cross_series"] or {}).get("splits", [])],
                "cross_pbo": (validation["cross_series"] or {}).get("pbo")}
     return {"header": {"experiment": cfg.name, "engine": res.engine, "series": keys, "combinations": len(res.grid),
-                       "rank_by": rank_by, "aggregate": cfg.report.aggregate, "capital": cfg.execution.capital},
+                       "rank_by": rank_by, "aggregate": cfg.report.aggregate, "capital": cfg.execution.capital,
+                       "perp": _perp(cfg, res)},
             "table": table, "heatmap": heatmap, "top": top, "validation": val}
+
+
+def _perp(cfg, res: UniverseResults) -> dict | None:
+    """The perp card of a single run's header, once per series: brackets and the liquidation basis can differ."""
+    if cfg.perp is None:
+        return None
+    cards = {r.series.key: perp_header(cfg, r.candles) for r in res.runs}
+    first = next(iter(cards.values()))
+    return {"leverage": first["leverage"], "margin": first["margin"], "funding": first["funding"],
+            "series": {k: {"liquidation_price": c["liquidation_price"], "brackets": c["brackets"],
+                           "brackets_source": c["brackets_source"]} for k, c in cards.items()}}
 
 
 def render(data: dict, volatile: dict) -> str:
@@ -97,7 +112,7 @@ table{border-collapse:collapse;font-size:12px}td,th{padding:2px 6px;border-botto
 th{background:#f4f4f4}td:nth-child(2){text-align:left}section{margin:2em 0}
 .cell{stroke:#fff;stroke-width:.5}.label{font-size:10px}#tip{font-size:12px;min-height:1.2em}
 </style></head><body>
-<h1 id="title"></h1><p id="meta"></p>
+<h1 id="title"></h1><p id="meta"></p><div id="perp"></div>
 <section id="ranking"><h2>Ranking</h2><div id="table"></div></section>
 <section id="heat"><h2>M by combination and series</h2><p id="tip"></p><svg id="heatmap"></svg></section>
 <section id="spread"><h2>Spread across series (top K)</h2><svg id="strip"></svg></section>
@@ -115,6 +130,13 @@ function fmt(v){return v===null||v===undefined?"—":(typeof v==="number"&&!Numb
 const H=D.header;
 document.getElementById("title").textContent=H.experiment+" · universe of "+H.series.length+" series";
 document.getElementById("meta").textContent=H.combinations+" combinations × "+H.series.length+" series ("+H.series.join(", ")+"); ranked by "+H.aggregate+" "+H.rank_by;
+(function perp(){const P=H.perp;if(!P)return;const box=document.getElementById("perp");
+const p=document.createElement("p");p.textContent="Perpetual futures (USDⓈ-M): leverage "+P.leverage.map(v=>v+"×").join(", ")+"; "+P.margin+" margin; "+(P.funding?"funding on":"funding off (perp.funding: false)");box.appendChild(p);
+const t=document.createElement("table");t.id="perp-series";const hr=t.insertRow();for(const c of ["series","liquidation price","brackets","first bracket"]){const th=document.createElement("th");th.textContent=c;hr.appendChild(th);}
+for(const k of H.series){const s=P.series[k],b=s.brackets[0],r=t.insertRow();
+r.insertCell().textContent=k;r.insertCell().textContent=s.liquidation_price==="mark"?"mark price":"last price";
+r.insertCell().textContent=s.brackets.length+" ("+s.brackets_source+")";r.insertCell().textContent="≤ "+b.max_notional+": mmr "+b.mmr+", cum "+b.cum;}
+box.appendChild(t);})();
 (function table(){const t=document.createElement("table");const tr=t.insertRow();for(const c of D.table.columns){const th=document.createElement("th");th.textContent=c;tr.appendChild(th);}
 for(const row of D.table.rows){const r=t.insertRow();for(const v of row){r.insertCell().textContent=fmt(v);}}document.getElementById("table").appendChild(t);})();
 function colour(v,lo,hi){if(v===null)return "#eee";const x=hi>lo?(v-lo)/(hi-lo):0.5;const r=Math.round(215*(1-x)+26*x),g=Math.round(48*(1-x)+152*x),b=Math.round(39*(1-x)+80*x);return "rgb("+r+","+g+","+b+")";}

@@ -5,7 +5,8 @@ where M is defined, ``M_median``, ``M_mean``, ``M_min``, ``M_max``, ``M_std`` (d
 series or more); ``profitable_share`` over every series; ``series``, the count where M is
 defined; ``rank_mean``, the mean of the combination's within-series rank (1 best, ties
 averaged, drawdowns and fees lowest first). The ranking is by ``report.aggregate`` of M,
-undefined last, ties to the lower combination index.
+undefined last, ties to the lower combination index. Under ``data.market: um`` the summary also
+sums ``total_funding`` and ``n_liquidations`` over the series, as it sums ``n_trades``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ..metrics import ASCENDING, METRICS, OOS_METRICS, SHARPE_TESTS, VALIDATION_
 
 #: the columns that name a row of summary_by_series.csv, before its metrics
 KEY_COLUMNS = ("combination", "strategy_id", "symbol", "interval")
+#: perp figures summed over the series (data.market: um), beside n_trades
+PERP_SUMS = ("total_funding", "n_liquidations")
 #: what each aggregate of M is called in the universe summary (``M`` replaced by the metric)
 STATS = ("median", "mean", "min", "max", "std")
 SUMMARY_BY_SERIES_CSV = "summary_by_series.csv"
@@ -72,7 +75,7 @@ def aggregates(M: np.ndarray, total_return: np.ndarray, n_trades: np.ndarray, me
 
 
 def universe_summary(by_series: pd.DataFrame, grid_columns: pd.DataFrame, n_series: int, metric: str,
-                     aggregate: str) -> pd.DataFrame:
+                     aggregate: str, *, perp: bool = False) -> pd.DataFrame:
     """The universe's ``summary.csv``: ranked, with a ``rank`` column (1 best), one row per combination.
 
     ``grid_columns``: combination, strategy_id, strategy and the parameter and rule columns, grid order."""
@@ -80,6 +83,10 @@ def universe_summary(by_series: pd.DataFrame, grid_columns: pd.DataFrame, n_seri
     tr = metric_matrix(by_series, "total_return", n_series)
     nt = metric_matrix(by_series, "n_trades", n_series)
     agg = aggregates(M, tr, nt, metric)
+    if perp:
+        for c in PERP_SUMS:
+            total = np.nansum(metric_matrix(by_series, c, n_series), axis=0)
+            agg[c] = total.astype(np.int64) if c == "n_liquidations" else total
     frame = pd.concat([grid_columns.reset_index(drop=True), agg], axis=1)
     return rank_universe(frame, f"{metric}_{aggregate}", metric in ASCENDING)
 

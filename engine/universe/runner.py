@@ -20,6 +20,7 @@ from ..config.universe_checks import MIN_CROSS_SERIES
 from ..data.source import load_data
 from ..errors import ConfigError, DataError, UserError
 from ..grid import Grid
+from ..perp.inputs import check_perp_run
 from ..pipeline import RunInputs, run_stages, stages
 from ..ranking import rank
 from ..result import RunResult
@@ -91,13 +92,20 @@ def load_universe(cfg: Config, spec) -> tuple[tuple[Series, ...], tuple[Candles,
             raise type(exc)(f"{s.key}: {exc}") from None
         if len(candles) < MIN_BARS:
             raise DataError(f"{s.key}: {len(candles)} bar(s) in range; a series needs at least {MIN_BARS}")
-        if cfg.validation is not None:
-            try:
+        try:
+            if cfg.validation is not None:
                 resolve_validation(cfg.validation, len(candles), candles.interval_ms, cfg.limits.max_folds)
-            except UserError as exc:
-                raise type(exc)(f"{s.key}: {exc}") from None
+            if cfg.perp is not None:  # per series: its brackets, liquidation basis and funding coverage
+                check_perp_run(cfg.perp, candles)
+        except UserError as exc:
+            raise type(exc)(f"{s.key}: {_without_symbol(str(exc), s.symbol)}") from None
         loaded.append(candles)
     return series, tuple(loaded)
+
+
+def _without_symbol(message: str, symbol: str) -> str:
+    """A series check's message without its own ``SYMBOL: `` lead, which the series key already names."""
+    return message[len(symbol) + 2:] if message.startswith(f"{symbol}: ") else message
 
 
 def run_universe(cfg: Config, grid: Grid, series: tuple[Series, ...], candles: tuple[Candles, ...], *,
@@ -119,7 +127,8 @@ def finish_universe(cfg: Config, grid: Grid, runs: tuple[SeriesRun, ...], *, eng
     """Aggregate, rank and detail a universe from its series' summaries (a local run, or Batch reduce)."""
     rank_by, aggregate = cfg.report.rank_by, cfg.report.aggregate
     by_series = by_series_frame([(r.series.symbol, r.series.interval) for r in runs], [r.summary for r in runs])
-    ranked = universe_summary(by_series, grid_columns(runs[0].summary), len(runs), rank_by, aggregate)
+    ranked = universe_summary(by_series, grid_columns(runs[0].summary), len(runs), rank_by, aggregate,
+                              perp=cfg.perp is not None)
     top = tuple(top_of(ranked, f"{rank_by}_{aggregate}", cfg.report.top_k))
     details = {}
     for r in runs:

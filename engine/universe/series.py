@@ -15,7 +15,7 @@ from ..data.binance import interval_ms, series_problem
 from ..data.dataset import list_series
 from ..data.spec import DataSpec
 from ..errors import DataError
-from ..storage_layout import is_s3_uri
+from ..storage_layout import is_s3_uri, kind_root
 
 #: the synthetic source's interval when the config names none
 SYNTHETIC_INTERVAL = "15m"
@@ -49,7 +49,14 @@ def resolve_universe(spec: DataSpec, session=None) -> tuple[Series, ...]:
     if not (is_s3_uri(spec.source) or Path(spec.source).is_dir()):
         raise DataError(f"data.symbols/data.intervals: a universe needs a dataset folder, an s3:// dataset or the "
                         f"synthetic source; {spec.source} is one file (build a dataset: backtest data build)")
-    held = [(s, i) for s, i in list_series(spec.source, session=session) if not series_problem(s, i)]
+    # a perp universe is the dataset's um trade klines (each series' mark klines and funding beside them)
+    root = kind_root(spec.source, spec.market, "klines")
+    listed = [] if spec.market == "um" and not (is_s3_uri(root) or Path(root).is_dir()) else \
+        list_series(root, session=session)
+    held = [(s, i) for s, i in listed if not series_problem(s, i)]
+    if not held and spec.market == "um":
+        raise DataError(f"data.market: um, but {spec.source} holds no perp series (um/ trade klines); a perp "
+                        "universe needs a perp dataset (backtest data build/fetch/backfill --market um)")
     if not held:
         raise DataError(f"{spec.source}: no symbol=…/interval=… series; not a candles dataset")
     names = sorted({s for s, _ in held})

@@ -36,7 +36,7 @@ from typing import Any
 from engine.data.binance import INTERVAL_MS
 
 from . import blocked, index, runtime
-from .lag import DIGEST_EVERY_MS, watermark_age_ms
+from .lag import DIGEST_EVERY_MS, describe_age, watermark_age_ms
 from .units import TASK_INGEST, UnitError, WorkUnit, parse_schedule
 
 QUARANTINE_MS = 3_600_000      # a unit that reached the DLQ is sent again after this long
@@ -151,8 +151,11 @@ def _digest(ddb: Any, cfg: runtime.Settings, units: list[WorkUnit], items: dict[
 
 def _describe(u: WorkUnit, item: dict[str, Any], age_ms: int) -> str:
     wm = item.get("watermark_ms")
-    parts = [f"- {u.label}: first missing candle closed {age_ms // 60_000} min ago",
-             f"newest stored candle opened {runtime.utc(wm)} UTC" if wm is not None else "nothing stored yet",
+    if u.kind == "funding":
+        stored = f"complete up to {runtime.utc(wm)} UTC" if wm is not None else "nothing stored yet"
+    else:
+        stored = f"newest stored candle opened {runtime.utc(wm)} UTC" if wm is not None else "nothing stored yet"
+    parts = [f"- {u.label}: {describe_age(u.kind, age_ms, item.get('funding_interval_h'))}", stored,
              f"last run: {item.get('status', 'none yet')}"]
     if item.get("failures"):
         parts.append(f"{item['failures']} failure(s) in a row")

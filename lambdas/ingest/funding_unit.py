@@ -64,6 +64,9 @@ class FundingUnit(SeriesUnit):
             done = asked_at if result.stopped is None else (result.last or rec["watermark_before"])
             rec.update(candles_added=result.added, pages=result.pages, status=result.stopped or "caught_up",
                        watermark_after=done)
+            after = read_funding(self.root, self.unit.symbol, session=self.session) if result.added else before
+            if after is not None and len(after) and int(after["interval_hours"].iloc[-1]) > 0:
+                rec["funding_interval_h"] = int(after["interval_hours"].iloc[-1])  # the digest's unit of lag
             return rec
         except Exception as exc:  # noqa: BLE001 - reported, then raised again
             error = exc

@@ -16,6 +16,7 @@ Item (key ``unit`` = :attr:`WorkUnit.key`, e.g. ``spot#klines#BTCUSDT#15m``)::
     gaps_remaining, gaps_repaired, repaired_ms   the last repair pass
     dead_lettered_ms                       a unit whose last attempt failed (it is in the DLQ)
     digest_ms                              when a digest last named it
+    funding_interval_h                     funding units: the newest stored event's interval (hours)
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def _update(ddb: Any, table: str, unit: WorkUnit, sets: dict[str, Any], *, remov
 
 def record_run(ddb: Any, table: str, unit: WorkUnit, task: str, *, status: str, now_ms: int,
                watermark_ms: int | None = None, error: str | None = None, dead_lettered: bool = False,
-               gaps: tuple[int, int] | None = None, final: bool = True) -> None:
+               gaps: tuple[int, int] | None = None, final: bool = True,
+               funding_interval_h: int | None = None) -> None:
     """A worker's report of one unit. ``watermark_ms`` only from a run that held the series lease;
     ``gaps`` = (repaired, remaining) from a repair pass; ``final`` False for a failure SQS will
     retry (its message is still outstanding)."""
@@ -94,6 +96,8 @@ def record_run(ddb: Any, table: str, unit: WorkUnit, task: str, *, status: str, 
         sets[f"{task}_done_ms"] = now_ms
     if watermark_ms is not None:
         sets["watermark_ms"] = int(watermark_ms)
+    if funding_interval_h:
+        sets["funding_interval_h"] = int(funding_interval_h)
     if error is not None:
         sets["error"] = error[:1000]
     if dead_lettered:

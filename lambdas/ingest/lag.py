@@ -25,6 +25,15 @@ series that stopped after the 09:46 run reads the same 60 s at 10:01, then 960 s
 candle closed (plus CloudWatch's evaluation, a minute or two), well inside 35 minutes, while
 a healthy series never reads more than a minute or two. A failure that an SQS retry mends
 before 10:16 is never seen.
+
+Wording (the alarm topic's digest, :func:`describe_age`): a klines series' age is how long its
+first missing *candle* has been closed. A funding table has no candles: its events come every
+8h, 4h or 1h (and a symbol's interval can change), so its age is said in hours and in the
+symbol's current funding interval (the newest stored event's ``interval_hours``), the unit a
+reader judges it by. Example: a BTCUSDT table last known complete at 06:00 read at 10:16 (age
+4 h 01 min, period subtracted) with 8h funding: "funding table last known complete 4.0 h ago
+(0.5 of its 8h funding interval; the next event may still be inside it)"; a 1h symbol with the
+same age is 4.0 funding intervals behind, i.e. about 4 missed events.
 """
 
 from __future__ import annotations
@@ -50,3 +59,19 @@ def watermark_age_ms(watermark_ms: int | None, interval_ms: int, now_ms: int, *,
         return max(0, now_ms - since_ms) if since_ms is not None else 0
     return max(0, now_ms - (watermark_ms + 2 * interval_ms) - max(0, SCHEDULE_PERIOD_MS - interval_ms))
 
+
+
+def describe_age(kind: str, age_ms: int, funding_interval_h: int | None = None) -> str:
+    """The age in the digest's words: in minutes since the first missing candle closed (klines, mark),
+    or for a funding table in hours and in its funding intervals (none "bars": it has none)."""
+    if kind != "funding":
+        return f"first missing candle closed {age_ms // 60_000} min ago"
+    hours = age_ms / 3_600_000
+    text = f"funding table last known complete {hours:.1f} h ago"
+    if funding_interval_h:
+        n = age_ms / (funding_interval_h * 3_600_000)
+        text += (f" ({n:.1f} of its {funding_interval_h}h funding interval"
+                 + ("; the next event may still be inside it)" if n < 1 else f"s: about {int(n)} event(s) missed)"))
+    else:
+        text += " (funding interval not known yet)"
+    return text

@@ -129,7 +129,8 @@ def _one(cfg: runtime.Settings, record: dict[str, Any], context: Any, request_id
         index.record_run(ddb, cfg.index_table, unit, task, status=rec["status"], now_ms=now, watermark_ms=watermark,
                          error=extra.get("error") if not outcome["ok"] else None,
                          dead_lettered="DeadLettered" in metrics, gaps=gaps,
-                         final=outcome["ok"] or receives >= cfg.max_receives)
+                         final=outcome["ok"] or receives >= cfg.max_receives,
+                         funding_interval_h=rec.get("funding_interval_h"))
         level = "ERROR" if not outcome["ok"] else ("WARNING" if "http_status" in extra else "INFO")
         runtime.log(level, "ingest_unit", **base, **rec, **extra,
                     watermark_before_utc=runtime.utc(rec.get("watermark_before")),
