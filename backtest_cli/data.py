@@ -115,7 +115,7 @@ def _byte_count(text: str) -> int:
 
 
 def _max_input_arg(q: argparse.ArgumentParser) -> None:
-    from engine.data.candle_file import MAX_INPUT_BYTES
+    from engine.data.spec import MAX_INPUT_BYTES
 
     q.add_argument("--max-input-bytes", type=_byte_count, default=None,
                    help=f"most bytes a candle file may hold once decompressed (default: {MAX_INPUT_BYTES:,})")

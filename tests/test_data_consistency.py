@@ -26,7 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 LOCAL_ROWS = 6 * 30 * 24   # six months of 1h bars: every rewrite replaces six partitions
 S3_ROWS = 60 * 24          # two (moto reads are slower)
-READS = 200
+#: A loop reads until the writer's versions changed under it ``VERSIONS`` times over (every read checked for a
+#: mix), and at least MIN_READS times; at most READS times, where the test fails if it saw too few versions.
+VERSIONS = 5
+MIN_READS = 30
+READS = 400
 
 _WRITER = textwrap.dedent("""
     import sys, pathlib
@@ -62,15 +66,20 @@ def _wait_for_first_rewrite(proc: subprocess.Popen) -> None:
     assert line.strip(), proc.stderr.read()
 
 
-def _read_loop(read, rows: int, reads: int = READS) -> tuple[int, set[float]]:
-    """``reads`` reads; (how many were mixed or short, every version seen)."""
+def _read_loop(read, rows: int, reads: int = READS, versions: int = VERSIONS, pause: float = 0.0
+               ) -> tuple[int, set[float]]:
+    """Reads until ``versions`` versions were seen (after MIN_READS reads), at most ``reads``; (how many
+    were mixed or short, every version seen)."""
     mixed, seen = 0, set()
-    for _ in range(reads):
+    for i in range(reads):
         df = read()
         volumes = set(np.unique(df["volume"].to_numpy()).tolist())
         if len(volumes) != 1 or len(df) != rows:
             mixed += 1
         seen |= volumes
+        if len(seen) >= versions and i + 1 >= MIN_READS:
+            break
+        time.sleep(pause)
     return mixed, seen
 
 
@@ -82,7 +91,7 @@ def _stop(proc: subprocess.Popen, stop: Path) -> str:
 
 
 def _reads_during_rewrites(root: str, rows: int, stop: Path, env=None) -> None:
-    """Store version 1, start the rewriting process, read READS times while it works, then stop it."""
+    """Store version 1, start the rewriting process, read while it commits VERSIONS versions, then stop it."""
     upsert_candles(root, "BTCUSDT", "1h", _version(synthetic_klines(T0, rows, "1h"), 1))
     writer = _start_writer(root, stop, rows, env=env)
     try:
@@ -91,7 +100,7 @@ def _reads_during_rewrites(root: str, rows: int, stop: Path, env=None) -> None:
     finally:
         _stop(writer, stop)
     assert mixed == 0
-    assert len(seen) >= 5, f"the writer committed too few versions during the reads: {sorted(seen)}"
+    assert len(seen) >= VERSIONS, f"the writer committed too few versions during the reads: {sorted(seen)}"
 
 
 def test_local_reader_never_sees_a_mix_during_rewrites(tmp_path):
@@ -133,12 +142,9 @@ def test_sync_destination_reader_never_sees_a_mix(aws_process, bucket, tmp_path)
     try:
         _wait_for_first_rewrite(writer)
         _wait_for_first_rewrite(syncer)
-        mixed, seen = 0, set()
-        for _ in range(READS):
-            part_mixed, part_seen = _read_loop(lambda: read_candle_dataset(str(local), symbol="BTCUSDT",
-                                                                           interval="1h")[0], S3_ROWS, reads=1)
-            mixed, seen = mixed + part_mixed, seen | part_seen
-            time.sleep(0.02)  # spread the reads over several syncs
+        # the reads are spread over several syncs
+        mixed, seen = _read_loop(lambda: read_candle_dataset(str(local), symbol="BTCUSDT", interval="1h")[0],
+                                 S3_ROWS, versions=3, pause=0.02)
     finally:
         _stop(writer, stop)
         _stop(syncer, stop)

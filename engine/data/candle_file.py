@@ -28,9 +28,7 @@ from typing import IO, Any, Iterator
 import pandas as pd
 
 from ..errors import DataError, ResourceError
-
-#: The most text one candle file may decompress to (about 10 million Binance 12-field rows).
-MAX_INPUT_BYTES = 1 << 30
+from .spec import MAX_INPUT_BYTES
 _OPENERS = ((".gz", gzip.open), (".bz2", bz2.open), (".xz", lzma.open))
 _COMPRESSED = (".zip", ".parquet", *(ext for ext, _ in _OPENERS))
 

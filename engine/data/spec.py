@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+#: The most text one candle file may decompress to (about 10 million Binance 12-field rows). Here,
+#: not in candle_file, so that the CLI's help reads it without loading pandas.
+MAX_INPUT_BYTES = 1 << 30
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -19,7 +23,7 @@ class DataSpec:
     end: str | None = None
     synthetic_bars: int = 70_080
     seed: int = 42
-    max_input_bytes: int | None = None  # None: engine.data.candle_file.MAX_INPUT_BYTES
+    max_input_bytes: int | None = None  # None: MAX_INPUT_BYTES
     market: str = "spot"  # or um: USDⓈ-M perpetual futures
     #: a universe (``engine.universe.series``): the symbols ("all": every one of the dataset), the intervals
     symbols: tuple[str, ...] | str | None = None

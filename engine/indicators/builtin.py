@@ -33,8 +33,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .jit import njit
 from .protocol import Indicator, Param, indicator, register_derived
 
 PERIOD = Param(int, 1)

@@ -61,7 +61,7 @@ class Definition:
     definition (``SMA(20)``, ``EMA(input="typical", period="n")``) makes an :class:`Indicator`."""
 
     name: str
-    step: Any  # the @njit dispatcher
+    step: Any  # the @njit dispatcher (numba's, or engine.indicators.jit's for the built-ins)
     inputs: tuple[tuple[str, str | None], ...]  # (slot name, default source or None)
     params: tuple[tuple[str, Param], ...]
     state: Count = 0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from numba import njit
-
 from ..indicators import BollingerLower, BollingerMiddle, BollingerUpper
+from ..indicators.jit import njit
 from ..signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
 from .base import Bound, Strategy
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from numba import njit
-
 from ..signals import ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT
 from ..indicators import EMA, SMA
+from ..indicators.jit import njit
 from .base import Bound, Constraint, Strategy
 
 
