@@ -35,17 +35,19 @@ VALIDATION = {"holdout": 0.3, "walk_forward": {"train": 200, "test": 100}, "cscv
 
 
 def warm_up(strategies: list[str] | None = None) -> list[str]:
-    """Compile everything (the image's build), or only what ``strategies`` need: the loop, their
-    rule units and the indicator definitions their default combination reads (the tests' warmup)."""
+    """Compile everything (the image's build), or only what ``strategies`` need on spot data: the loop,
+    their rule units' spot functions and the indicator definitions their default combination reads
+    (the tests' warmup)."""
     synthetic = generate_candles(600, seed=1)
     loaded = Candles.from_frame(synthetic.to_frame(), interval_ms=synthetic.interval_ms)
     names = sorted(ALIASES) if strategies is None else sorted(get_strategy(n).name for n in strategies)
     definitions = DEFINITIONS if strategies is None else _definitions(names)
     for d in definitions:
         units.indicator_functions(d, ["chunk1", "chunk4"])
+    loops = [n for n, (_, _, _, perp) in rule_unit.LOOPS.items() if strategies is None or not perp]
     done = []
     for name in names:
-        units.rule_functions(get_strategy(name), ["bar", *rule_unit.LOOPS])
+        units.rule_functions(get_strategy(name), ["bar", *loops])
         cfg = parse_config({"strategies": {name: {}}, "risk": {"stop_loss": 0.02}})
         (sw,) = build_grid(cfg)
         ex = cfg.execution

@@ -154,7 +154,9 @@ def test_sync_um_destination_reader_never_sees_a_mix(aws_process, tmp_path):
             line = procs[-1].stdout.readline()
             assert line.strip(), procs[-1].stderr.read()
         mixed, marks, rates = 0, set(), set()
-        for _ in range(150):
+        for i in range(400):  # until 3 synced versions of each came down under the reader (30 reads at least)
+            if i >= 30 and len(marks) >= 3 and len(rates) >= 3:
+                break
             mk = read_candle_dataset(str(local / "um" / "mark"), symbol="BTCUSDT", interval="1h")[0]
             fu = read_funding(str(local / "um" / "funding"), "BTCUSDT")
             vol, rate = set(np.unique(mk["volume"]).tolist()), set(np.unique(fu["funding_rate"]).tolist())
