@@ -23,7 +23,7 @@ CASES = [
     ["accumulate", 4096, 1_000_000, 16, 4],  # combinations, candles, blocks, warm repeats
     ["pbo", 4096, 16, 3],  # combinations, blocks, warm repeats
     ["pbo", 65536, 16, 1],
-    ["walk_forward", 4096, 1_000_000, 250_000, 125_000, 1],  # combinations, candles, train, test bars, repeats
+    ["walk_forward", 4096, 1_000_000, 250_000, 125_000, 3],  # combinations, candles, train, test bars, repeats
 ]
 
 
