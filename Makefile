@@ -25,10 +25,8 @@ $(VENV)/.runtime: $(BIN)/uv requirements.txt pyproject.toml
 	$(UV) --no-deps -e .
 	touch $@
 
-# The test-only packages are installed without bytecode (15 s of compiling for aws-cdk-lib, moto,
-# scipy… of which the suite imports a fraction): `make test` and `make bench` write it on first import.
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-dev.txt
+	$(UV) -r requirements-dev.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -58,7 +56,6 @@ browser:
 	else echo "note: chromium/chromedriver missing and not root: the browser test will skip"; fi
 
 # Prints the figures; bench/results.json (committed) is rewritten only with SAVE=1.
-bench: export PYTHONDONTWRITEBYTECODE :=
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.run $(if $(SAVE),--save,)
 	$(BIN)/python bench/parquet_vs_csv.py
