@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from fakes.cli_process import command
+from fakes.cli_process import as_foreground_job, command
 
 SPIN = '''
 from numba import njit
@@ -35,7 +35,8 @@ def test_ctrl_c_inside_a_long_kernel_call_stops_within_2_s(tmp_path):
     (tmp_path / "c.yaml").write_text("strategies: {'spinmod:Spin': {after: [100, 101]}}\n"
                                      "data: {synthetic_bars: 300}\nreport: {png: false}\n")
     proc = subprocess.Popen(command(["run", "--config", "c.yaml", "--out", "res"]), cwd=tmp_path,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=as_foreground_job)
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
     reader.start()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fakes.cli_process import command, live_processes_with, marker_env, run_console
+from fakes.cli_process import as_foreground_job, command, live_processes_with, marker_env, run_console
 
 from engine.cpus import available_cpus
 from engine.errors import UserError
@@ -292,7 +292,7 @@ def test_ctrl_c_while_writing_is_one_line_and_leaves_nothing(tmp_path):
     token, env = marker_env()
     proc = subprocess.Popen(command(["run", "--config", cfg, "--out", out, "--no-progress", "--run-id", "stop"]),
                             cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=as_foreground_job)
     _kill_when(proc, out, random.Random(7), "writing")
     if proc.poll() is not None:
         pytest.skip("the run finished before it could be interrupted (an overloaded machine)")

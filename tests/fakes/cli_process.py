@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,14 @@ def command(args: list) -> list[str]:
     """The installed console script (what a user runs), else ``python -m backtest_cli``."""
     head = [str(CONSOLE)] if CONSOLE.exists() else [sys.executable, "-m", "backtest_cli"]
     return head + [str(a) for a in args]
+
+
+def as_foreground_job() -> None:
+    """``preexec_fn`` for a child that a test interrupts: SIGINT at its default, as a terminal's
+    foreground job has it. A suite started as a background job of a non-interactive shell
+    (``make test &``) runs with SIGINT ignored, and a child inherits that (Python then installs
+    no KeyboardInterrupt handler), so Ctrl-C would reach nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_console(args: list, *, cwd: Path | str = REPO, env: dict | None = None, timeout: float = 300,
