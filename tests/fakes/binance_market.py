@@ -31,7 +31,7 @@ from engine.timeutil import interval_to_ms
 
 from .binance_server import INVALID_SYMBOL, RESTRICTED
 from .candles import kline_row
-from .local_server import FakeClock, LocalServer
+from .local_server import FakeClock, LocalServer, send_json
 
 
 class _Series:
@@ -114,15 +114,8 @@ def _handler(fake: FakeBinanceMarket):
             self.send_header("Date", formatdate(fake.now_ms / 1000.0, usegmt=True))
 
         def _send(self, status: int, payload, headers: dict | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("X-MBX-USED-WEIGHT-1M", str(fake.used_weight()))
-            for k, v in (headers or {}).items():
-                self.send_header(k, str(v))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, json.dumps(payload).encode(),
+                      {"X-MBX-USED-WEIGHT-1M": fake.used_weight(), **(headers or {})})
 
         def do_GET(self):
             url = urlparse(self.path)

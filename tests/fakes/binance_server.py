@@ -22,7 +22,7 @@ import pandas as pd
 from engine.timeutil import interval_to_ms
 
 from .candles import kline_row
-from .local_server import FakeClock, LocalServer
+from .local_server import FakeClock, LocalServer, send_json
 
 FAULTS = ("429", "500", "503", "drop", "truncate", "cut", "418", "451", "bad_fields", "unsorted")
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
@@ -141,14 +141,7 @@ def _handler(fake: FakeBinance):
         def _send(self, status: int, payload, headers: dict | None = None, body: bytes | None = None,
                   length: int | None = None) -> None:
             data = body if body is not None else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data) if length is None else length))
-            self.send_header("X-MBX-USED-WEIGHT-1M", str(fake.used_weight()))
-            for k, v in (headers or {}).items():
-                self.send_header(k, str(v))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, data, {"X-MBX-USED-WEIGHT-1M": fake.used_weight(), **(headers or {})}, length)
 
         def do_GET(self):
             url = urlparse(self.path)

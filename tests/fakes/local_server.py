@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class LocalServer:
@@ -26,6 +26,19 @@ class LocalServer:
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict | None = None,
+              length: int | None = None) -> None:
+    """One JSON answer as Binance sends it: the status line (the fake's ``send_response``), the
+    content headers, the fake's own ``headers``, then ``data`` (``length`` may lie about its size)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json;charset=UTF-8")
+    handler.send_header("Content-Length", str(len(data) if length is None else length))
+    for k, v in (headers or {}).items():
+        handler.send_header(k, str(v))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 class FakeClock:

@@ -20,7 +20,7 @@ import pandas as pd
 from engine.timeutil import interval_to_ms
 
 from .candles import kline_row, synthetic_klines
-from .local_server import FakeClock, LocalServer
+from .local_server import FakeClock, LocalServer, send_json
 
 HOUR = 3_600_000
 KLINE_LIMITS = (500, 1500)     # default, cap: /fapi/v1/klines and markPriceKlines
@@ -161,14 +161,12 @@ def _handler(fake: FakeFapi):
         def log_message(self, *args):
             pass
 
-        def _send(self, status: int, payload) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response_only(status)
+        def send_response(self, code, message=None):
+            self.send_response_only(code, message)
             self.send_header("Date", formatdate(fake.now_ms / 1000.0, usegmt=True))
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+
+        def _send(self, status: int, payload) -> None:
+            send_json(self, status, json.dumps(payload).encode())
 
         def do_GET(self):
             url = urlparse(self.path)
