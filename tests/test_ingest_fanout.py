@@ -91,6 +91,7 @@ def make_ingest(ingest_aws, monkeypatch):
         runtime.settings.cache_clear()
         monkeypatch.setattr(runtime, "CLOCK", fake.clock)
         ingest = Ingest(ingest_aws, fake, groups)
+        started.append(ingest.esm)
         real_log = runtime.log
         lock = threading.Lock()
 
@@ -103,8 +104,8 @@ def make_ingest(ingest_aws, monkeypatch):
         return ingest
 
     yield make
-    for fake in started:
-        fake.stop()
+    for thing in started:  # fake servers and event source mappings
+        thing.stop() if isinstance(thing, FakeBinanceMarket) else thing.close()
 
 
 def klines(symbol_seed: int, interval: str, days_after: int = 2):

@@ -24,7 +24,7 @@ from .dataset_schema import (STORED_COLUMNS, UpsertResult, check_frame_dtypes, m
                              month_overlaps, normalise_frame, parse_month, partition_value)
 from .generations import committed, incomplete, next_generation, part_name
 from .s3_errors import describe_s3_error, s3_error_code, s3_errors
-from .s3_session import session_or_default
+from .s3_session import s3_client, session_or_default
 
 #: Listings (and reads) a reader tries before it gives up on a series that keeps changing under it.
 READ_ATTEMPTS = 20
@@ -54,15 +54,23 @@ def partition_values(prefix: str, key: str, session: Any) -> list[str]:
     return sorted(out)
 
 
+def _list_once(base: str, session: Any) -> list[str]:
+    """The ``s3://`` paths of the Parquet objects under ``base``, sorted (through the session's
+    cached client: awswrangler's ``list_objects`` makes a new client every call)."""
+    bucket, _, prefix = base[len("s3://"):].partition("/")
+    pages = s3_client(session).get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": _PAGE})
+    return sorted(f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])
+                  if o["Key"].endswith(".parquet"))
+
+
 def _list(base: str, session: Any) -> list[str]:
     """Every Parquet key under ``base``. A listing of more than one page is no snapshot (each page is
     listed at its own moment), so it is repeated until two agree."""
-    import awswrangler as wr
-
     previous = None
     for _ in range(READ_ATTEMPTS):
         with s3_errors(base):
-            paths = sorted(wr.s3.list_objects(base, suffix=".parquet", boto3_session=session))
+            paths = _list_once(base, session)
         if len(paths) < _PAGE or paths == previous:
             return paths
         previous = paths
