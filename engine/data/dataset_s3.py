@@ -192,11 +192,18 @@ def open_times(root: str, symbol: str, interval: str, start: int | None, end: in
 
 
 def _delete(paths: list[str], where: str, session: Any) -> None:
-    import awswrangler as wr
-
-    if paths:
-        with s3_errors(where):
-            wr.s3.delete_objects(paths, boto3_session=session)
+    """Delete ``s3://`` paths of one bucket, 1,000 per request, through the session's cached client."""
+    if not paths:
+        return
+    bucket = paths[0][len("s3://"):].partition("/")[0]
+    keys = [p[len(f"s3://{bucket}/"):] for p in paths]
+    with s3_errors(where):
+        for i in range(0, len(keys), _PAGE):
+            answer = s3_client(session).delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + _PAGE]], "Quiet": True})
+            for error in answer.get("Errors", []):
+                raise DataError(f"{where}: could not delete {error.get('Key')} ({error.get('Code')}: "
+                                f"{error.get('Message')})")
 
 
 def _drop_incomplete(root: str, symbol: str, interval: str, session: Any) -> tuple[Files, list[str]]:
