@@ -9,7 +9,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: run test browser bench bench-scaling screenshot synth image-check layer-check clean
 
 # No pip in the venv: uv installs everything, and the system's pip fetches uv itself (one binary)
-# into a scratch folder. A venv with pip took 3.4 s (5 s of CPU) to create; without, 0.1 s.
+# into a scratch folder (the venv's own pip when the system has none). A venv with pip took 3.4 s
+# (5 s of CPU) to create; without, 0.1 s.
 $(BIN)/python:
 	$(PYTHON) -m venv --without-pip $(VENV)
 
@@ -19,7 +20,8 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv pip install -q --python $(BIN)/python
 
 $(BIN)/uv: $(BIN)/python
-	$(PYTHON) -m pip install -q --no-compile --root-user-action=ignore --target $(VENV)/.uv uv==$(UV_VERSION)
+	$(PYTHON) -m pip install -q --no-compile --root-user-action=ignore --target $(VENV)/.uv uv==$(UV_VERSION) \
+	  || { $(BIN)/python -m ensurepip -q && $(BIN)/python -m pip install -q --target $(VENV)/.uv uv==$(UV_VERSION); }
 	mv $(VENV)/.uv/bin/uv $@ && rm -rf $(VENV)/.uv
 
 # Stamp files make re-runs cheap; they are rebuilt when the requirement files change.
