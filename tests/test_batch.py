@@ -10,8 +10,6 @@ config on the same data, file for file (everything but manifest.json).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from engine.data.dataset import upsert_candles
 from engine.storage_layout import shard_key
 from fakes.cli import run_cli
+from fakes.cli_process import start_console
 from fakes.moto_server import aws, moto_aws  # noqa: F401  (fixtures)
 from fakes.reports import run_block, stable_html, stable_tree
 
@@ -44,14 +43,14 @@ report: {{top_k: 2, rank_by: sharpe, png: true}}
 """
 
 
-def _shard_processes(aws, job_env: dict[str, str], indices) -> list[subprocess.Popen]:
-    """One `backtest batch shard` process per index, as AWS Batch would start the array children."""
-    return [subprocess.Popen([sys.executable, "-m", "backtest_cli", "batch", "shard"], cwd=REPO,
-                             env=aws.subprocess_env(**job_env, AWS_BATCH_JOB_ARRAY_INDEX=str(i)),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in indices]
+def _shard_processes(aws, job_env: dict[str, str], indices) -> list:
+    """One `backtest batch shard` process per index, started together, as AWS Batch would start the array
+    children."""
+    return [start_console(["batch", "shard"], cwd=REPO, inherit_env=False,
+                          env=aws.subprocess_env(**job_env, AWS_BATCH_JOB_ARRAY_INDEX=str(i))) for i in indices]
 
 
-def _wait(procs: list[subprocess.Popen]) -> list[str]:
+def _wait(procs: list) -> list[str]:
     outs = []
     for p in procs:
         out, err = p.communicate(timeout=300)
