@@ -5,7 +5,7 @@ the bindings of services the stacks never use, and plotly's Python is never impo
 only copies its plotly.min.js). So:
 
 * every package in site-packages is compiled (``compileall``, one process per core), except
-  plotly and narwhals (plotly's dependency) and aws_cdk's modules;
+  plotly and narwhals (plotly's dependency) and aws_cdk;
 * aws_cdk's modules are compiled by importing what the suite imports and building the real app
   (``stacks.build``, no synth) in a second process with bytecode writing on: the modules that the
   jsii runtime loads while the stacks are built, about 40% of aws_cdk. It runs beside compileall.
@@ -29,9 +29,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-#: Left to compile on first import: never imported here, or (aws_cdk's service modules) compiled below
-#: by the CDK import run, which compiles only those the stacks use.
-SKIP = re.compile(r"[/\\]site-packages[/\\](?:plotly|narwhals)[/\\]|[/\\]aws_cdk[/\\][^/\\]+[/\\]")
+#: Not compiled by the pool: plotly and narwhals are never imported here; aws_cdk is compiled by the CDK
+#: import run (cdk_imports), which compiles only the modules the stacks use.
+SKIP = re.compile(r"[/\\]site-packages[/\\](?:plotly|narwhals|aws_cdk)[/\\]")
 
 
 def cdk_imports() -> None:
