@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -56,6 +57,21 @@ def exclusive(lock_path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shared_json(tmp_path_factory, name: str, build):
+    """``build()`` (a JSON value) computed once per test run, by whichever xdist worker asks first.
+
+    For fixtures that cost seconds of CPU, such as an in-process CDK synth: each worker that synthesizes
+    pays for the CDK's validation engine again (7 s of CPU), so the results are shared, not the app."""
+    shared = shared_tmp(tmp_path_factory)
+    path = shared / f"{name}.json"
+    with exclusive(shared / f"{name}.lock"):
+        if not path.exists():
+            partial = path.with_suffix(".partial")
+            partial.write_text(json.dumps(build()))
+            partial.replace(path)
+    return json.loads(path.read_text())
 
 
 # Fake Binance REST and data.binance.vision servers for the market-data tests (tests/fakes/).

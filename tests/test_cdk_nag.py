@@ -21,6 +21,7 @@ import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 import stacks  # noqa: E402
+from conftest import shared_json  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -90,9 +91,12 @@ def _statements(app: cdk.App, assembly, role_path: str) -> list[dict]:
             for st in res["Properties"]["PolicyDocument"]["Statement"]]
 
 
-@pytest.fixture(scope="module")
-def nagged(tmp_path_factory):
-    out = tmp_path_factory.mktemp("nag")
+EXECUTION_ROLE = "BacktestBatch/Container/ExecutionRole"
+
+
+def _nag(out: Path) -> dict:
+    """The app synthesized under AwsSolutionsChecks: its acknowledgements, and the policy statements of
+    the execution role and of every construct with a bucket-prefix acknowledgement."""
     context = json.loads((REPO / "cdk.json").read_text())["context"]
     app = cdk.App(outdir=str(out), context={**context, "alarmEmail": "ops@example.com"})
     stacks.build(app)
@@ -103,12 +107,19 @@ def nagged(tmp_path_factory):
         report = out / "validation-report.json"
         detail = report.read_text() if report.exists() else ""
         pytest.fail(f"cdk-nag findings:\n{exc}\n{detail}")
-    return app, assembly
+    found = acknowledgements(app)
+    roles = {EXECUTION_ROLE} | {path for path, rules in found.items() if any(PREFIX_FINDING.match(r) for r in rules)}
+    return {"acknowledgements": found, "statements": {path: _statements(app, assembly, path) for path in roles}}
+
+
+@pytest.fixture(scope="session")
+def nagged(tmp_path_factory) -> dict:
+    """One nag synth per test run, whichever worker asks first (conftest.shared_json)."""
+    return shared_json(tmp_path_factory, "cdk-nag", lambda: _nag(tmp_path_factory.mktemp("nag")))
 
 
 def test_aws_solutions_checks_pass_with_reviewed_acknowledgements(nagged):
-    app, _ = nagged
-    found = acknowledgements(app)
+    found = nagged["acknowledgements"]
     assert {p: set(r) for p, r in found.items()} == {p: set(r) for p, r in EXPECTED_ACKNOWLEDGEMENTS.items()}, (
         "acknowledgements changed: review each new one and add it to EXPECTED_ACKNOWLEDGEMENTS")
     for path, rules in found.items():
@@ -119,10 +130,9 @@ def test_aws_solutions_checks_pass_with_reviewed_acknowledgements(nagged):
 
 
 def test_each_prefix_acknowledgement_states_exactly_the_actions_the_policy_allows(nagged):
-    app, assembly = nagged
     checked = 0
-    for path, rules in acknowledgements(app).items():
-        statements = _statements(app, assembly, path) if any(PREFIX_FINDING.match(r) for r in rules) else []
+    for path, rules in nagged["acknowledgements"].items():
+        statements = nagged["statements"][path] if any(PREFIX_FINDING.match(r) for r in rules) else []
         for rule, reason in rules.items():
             m = PREFIX_FINDING.match(rule)
             if not m:
@@ -144,7 +154,6 @@ def test_each_prefix_acknowledgement_states_exactly_the_actions_the_policy_allow
 
 def test_the_ecr_login_acknowledgement_covers_only_ecr_login(nagged):
     """Resource * on the Fargate execution role: only for the one action that has no resource."""
-    app, assembly = nagged
-    statements = _statements(app, assembly, "BacktestBatch/Container/ExecutionRole")
+    statements = nagged["statements"][EXECUTION_ROLE]
     star = [st for st in statements if st["Resource"] == "*"]
     assert star and all(st["Action"] == "ecr:GetAuthorizationToken" for st in star), star

@@ -26,6 +26,7 @@ if str(REPO) not in sys.path:
 import aws_cdk as cdk  # noqa: E402
 
 import stacks  # noqa: E402
+from conftest import shared_json  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -61,15 +62,17 @@ def synthesize(symbols: list[str], intervals: list[str], tmp: Path) -> dict:
     out = {}
     for stack in assembly.stacks:
         text = (tmp / stack.template_file).read_text()
-        warnings = [m.entry.data for m in stack.messages if m.level.value in ("warning", "error")]
+        warnings = [str(m.entry.data) for m in stack.messages if m.level.value in ("warning", "error")]
         out[stack.stack_name] = {"bytes": len(text.encode()), "template": json.loads(text), "warnings": warnings}
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def scaled(tmp_path_factory) -> tuple[dict, dict]:
-    return (synthesize(["BTCUSDT"], ["15m"], tmp_path_factory.mktemp("one")),
-            synthesize(SYMBOLS, INTERVALS, tmp_path_factory.mktemp("market")))
+    """Both synths once per test run, whichever worker asks first (conftest.shared_json)."""
+    return tuple(shared_json(tmp_path_factory, "cdk-scaled", lambda: [
+        synthesize(["BTCUSDT"], ["15m"], tmp_path_factory.mktemp("one")),
+        synthesize(SYMBOLS, INTERVALS, tmp_path_factory.mktemp("market"))]))
 
 
 def resources(t: dict, kind: str) -> dict:

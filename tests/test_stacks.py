@@ -51,6 +51,9 @@ def cli_env(home: Path | None = None) -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1", CDK_DISABLE_CLI_TELEMETRY="true",
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    # The jsii runtime's package cache (not AWS configuration) stays the user's: under an empty HOME
+    # the app's jsii runtime unpacked aws-cdk-lib (37 MB, 207 MB unpacked) again, 6 s of CPU.
+    env.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(Path.home() / ".cache" / "aws" / "jsii" / "package-cache"))
     if home is not None:
         env["HOME"] = str(home)
     return env
