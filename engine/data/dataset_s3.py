@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 import numpy as np
@@ -33,6 +34,7 @@ from .s3_session import s3_client, session_or_default
 #: Listings (and reads) a reader tries before it gives up on a series that keeps changing under it.
 READ_ATTEMPTS = 20
 _PAGE = 1000  # objects in one S3 listing page
+_READ_THREADS = 8  # objects read at once
 _T = TypeVar("_T")
 Files = dict[tuple[int, int], list[str]]
 
@@ -153,7 +155,11 @@ def read_months(root: str, symbol: str, interval: str, months: set[tuple[int, in
              if (months is None or (y, m) in months) and month_overlaps(y, m, start, end) for p in ps]
     if not paths:
         return pd.DataFrame({c: [] for c in (columns or STORED_COLUMNS)})
-    frames = [_read_object(path, base, columns, session) for path in paths]
+    if len(paths) == 1:
+        frames = [_read_object(paths[0], base, columns, session)]
+    else:  # one GET per month: on S3 each waits tens of ms, so they overlap (as awswrangler's reads did)
+        with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(paths))) as pool:
+            frames = list(pool.map(lambda path: _read_object(path, base, columns, session), paths))
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     df = df.drop(columns=[c for c in PARTITION_COLUMNS if c in df.columns])
     return df if columns is not None else normalise_frame(df, root)
