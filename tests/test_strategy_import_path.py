@@ -73,16 +73,17 @@ def test_a_local_file_never_shadows_an_installed_package(tmp_path):
     assert "OK, 2 combination(s)" in done.stdout
 
 
-def test_editing_the_readme_indicator_or_rule_then_rerunning_runs_the_edit(tmp_path):
+def test_editing_the_readme_indicator_or_rule_then_rerunning_runs_the_edit(cold_cache, tmp_path):
     """No stale compiled code: edit the user indicator's step, rerun, and the results are the edited
     indicator's (equal to the reference engine's on the edited code), after a compile of that one
-    definition announced as such; then the same for the rule."""
+    definition announced as such; then the same for the rule. The numba cache starts as a copy of the
+    shared cold cache (tests/conftest.py): the loop is compiled, as on any machine that ran before."""
     (tmp_path / "mypkg").mkdir()
     source = tmp_path / "mypkg" / "zcross.py"
     source.write_text(readme_block("python", "class ZCross"))
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text(readme_block("yaml", "mypkg.zcross:ZCross") + "data: {synthetic_bars: 4000, seed: 5}\n")
-    env = {**clean_env(), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**clean_env(), "NUMBA_CACHE_DIR": str(cold_cache.copy(tmp_path / "cache"))}
 
     def run(run_id: str, *extra: str):
         done = run_console(["run", "--config", cfg.name, "--out", "results", "--no-progress", "--run-id", run_id,
