@@ -179,27 +179,6 @@ def test_a_partial_folder_without_its_lock_file_is_judged_by_its_pid(tmp_path):
     assert alive.is_dir()
 
 
-def test_backtest_run_reports_and_cleans_stale_partial_folders_but_not_live_ones(tmp_path):
-    out = tmp_path / "results"
-    out.mkdir()
-    dead, dead_path = start_holder(out, "gone", "exit")
-    dead.wait(timeout=60)
-    live, live_path = start_holder(out, "busy", "hold")
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(CONFIG)
-    try:
-        done = run_console(["run", "--config", cfg, "--out", out, "--no-progress", "--run-id", "fresh"])
-        assert done.returncode == 0, done.stderr
-        assert (f"note: removed {dead_path}, the incomplete folder of an interrupted run (process {dead.pid})"
-                in done.stderr)
-        assert str(live_path) not in done.stderr
-        assert (live_path / "half.json").read_text() == "{"
-        assert_complete(out / "fresh")
-    finally:
-        live.kill()
-        live.wait()
-
-
 # --- chart workers ------------------------------------------------------------------------------------
 
 def test_chart_pool_never_exceeds_the_cpu_count():
@@ -261,7 +240,8 @@ def _kill_when(proc: subprocess.Popen, out: Path, rng: random.Random, mode: str)
 
 def test_kills_at_seeded_random_moments_then_a_rerun(tmp_path):
     """SIGKILL (and SIGTERM) at seeded random points: every visible run folder is complete after every kill, no
-    worker outlives the run, and the re-run completes, removes the partial folders and leaves no litter.
+    worker outlives the run, and the re-run completes, reports and removes the partial folders of the ended
+    writers (the killed runs and a writer that exited) but not a live writer's, and leaves no other litter.
     Five kills: two at any moment (0-4 s), two SIGKILLs and a SIGTERM while the folder is written."""
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(CONFIG)
@@ -284,14 +264,28 @@ def test_kills_at_seeded_random_moments_then_a_rerun(tmp_path):
         left_partial += any(n.startswith(PARTIAL_PREFIX) for n in hidden(out)) if out.exists() else 0
     assert left_partial >= 1, "no kill landed while a run folder was being written"
 
-    token, env = marker_env()
-    done = run_console(["run", "--config", cfg, "--out", out, "--no-progress"], env=env)
-    assert done.returncode == 0, done.stderr
-    assert "incomplete folder of an interrupted run" in done.stderr
-    assert hidden(out) == []  # no partial folder, no lock file
-    for run in visible_runs(out):
-        assert_complete(run)
-    assert wait_gone(token) == []
+    out.mkdir(exist_ok=True)
+    dead, dead_path = start_holder(out, "gone", "exit")
+    dead.wait(timeout=60)
+    killed = [p for p in out.iterdir() if p.is_dir() and p.name.startswith(PARTIAL_PREFIX) and p != dead_path]
+    live, live_path = start_holder(out, "busy", "hold")
+    try:
+        token, env = marker_env()
+        done = run_console(["run", "--config", cfg, "--out", out, "--no-progress", "--run-id", "fresh"], env=env)
+        assert done.returncode == 0, done.stderr
+        for path in [dead_path, *killed]:
+            pid = dead.pid if path == dead_path else int(path.name[len(PARTIAL_PREFIX):].split("-", 1)[0])
+            assert f"note: removed {path}, the incomplete folder of an interrupted run (process {pid})" in done.stderr
+        assert str(live_path) not in done.stderr
+        assert (live_path / "half.json").read_text() == "{"  # a live writer's folder is never touched
+        assert hidden(out) == sorted([live_path.name, f"{LOCK_PREFIX}{live.pid}-busy"])  # no other litter
+        assert_complete(out / "fresh")
+        for run in visible_runs(out):
+            assert_complete(run)
+        assert wait_gone(token) == []
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_ctrl_c_while_writing_is_one_line_and_leaves_nothing(tmp_path):
