@@ -242,11 +242,12 @@ def test_chart_workers_exit_when_their_parent_is_killed(sig):
 # --- kills at random moments --------------------------------------------------------------------------
 
 def _writing(proc: subprocess.Popen, out: Path) -> Path | None:
-    """The run's partial folder once the run writes into it (None if the run ends first)."""
+    """The run's partial folder once the run writes into it (None if the run ends first); a killed run's
+    folder left from before is not this run's."""
     limit = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < limit:
         for p in (out.iterdir() if out.exists() else []):
-            if p.name.startswith(PARTIAL_PREFIX) and p.is_dir() and any(p.iterdir()):
+            if p.name.startswith(f"{PARTIAL_PREFIX}{proc.pid}-") and p.is_dir() and any(p.iterdir()):
                 return p
         time.sleep(0.005)
     return None
