@@ -1,4 +1,5 @@
-"""Bad data inputs, each through the REAL command line in its own process.
+"""Bad data inputs, each through the REAL command line in its own process (fakes/cli_process.run_console:
+forked from an interpreter that has the engine imported, or the console script spawned, as in CI).
 
 Every case must end with exit code 2 and exactly one line on stderr naming the problem, no
 traceback, and leave the stored dataset byte for byte as it was. Cases that could block (a
@@ -27,6 +28,7 @@ import pytest
 
 from engine.data.dataset import upsert_candles
 from fakes.candles import synthetic_klines
+from fakes.cli_process import run_console
 from fakes.moto_server import moto_aws  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -372,10 +374,10 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 
 def _cli(argv: list, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "backtest_cli", *map(str, argv)]
-    if os.geteuid() == 0 and SETPRIV:  # root reads any file: drop every capability, as an ordinary user has none
-        cmd = [SETPRIV, "--inh-caps=-all", "--bounding-set=-all", *cmd]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
+    """``backtest <argv>`` in a process of its own, without any capability: root reads any file, and an
+    ordinary user has none of them."""
+    return run_console(argv, env=dict(os.environ) if env is None else env, inherit_env=False, drop_caps=True,
+                       timeout=90)
 
 
 def _check(proc: subprocess.CompletedProcess, expect: str) -> None:

@@ -48,6 +48,7 @@ def perp_ingest(ingest_aws, monkeypatch):
     esm = FakeEventSourceMapping(ingest_aws.aws.client("sqs"), ingest_aws.queue_url, worker.handler,
                                  max_concurrency=3, context=lambda record: FakeContext(budget_ms=120_000))
     yield ingest_aws, fake, truth, esm, lines
+    esm.close()
     fake.stop()
 
 

@@ -1,30 +1,34 @@
-"""The S3 backend of the candle dataset: ``s3://bucket/candles/`` through awswrangler.
+"""The S3 backend of the candle dataset: ``s3://bucket/candles/``.
 
 An upsert writes one new object per month it touches, all of one generation, and only then
 deletes the objects they replace (:mod:`engine.data.generations`). A reader reads the
 committed objects only; when one vanishes before it is read (a newer generation was
-committed and deleted it), it lists and reads again. awswrangler/boto3 are imported inside
-the functions: the ingest Lambda and the local CLI must not pay for them at import.
+committed and deleted it), it lists and reads again. Objects are listed, read, written and
+deleted through one cached S3 client per session (:func:`engine.data.s3_session.s3_client`):
+awswrangler made a new client (~10 ms of CPU) for every call. awswrangler/boto3 are imported
+inside the functions: the ingest Lambda and the local CLI must not pay for them at import.
 """
 
 from __future__ import annotations
 
+import io
 import time
-import warnings
 from typing import Any, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..candles import time_filter
 from ..errors import DataError
 from ..storage_layout import PARTITION_COLUMNS, month_partition, series_prefix
 from .checks import validate_frame
-from .dataset_schema import (STORED_COLUMNS, UpsertResult, check_frame_dtypes, merge_frames, month_key,
+from .dataset_schema import (SCHEMA, STORED_COLUMNS, UpsertResult, check_schema, merge_frames, month_key,
                              month_overlaps, normalise_frame, parse_month, partition_value)
 from .generations import committed, incomplete, next_generation, part_name
 from .s3_errors import describe_s3_error, s3_error_code, s3_errors
-from .s3_session import session_or_default
+from .s3_session import s3_client, session_or_default
 
 #: Listings (and reads) a reader tries before it gives up on a series that keeps changing under it.
 READ_ATTEMPTS = 20
@@ -54,15 +58,23 @@ def partition_values(prefix: str, key: str, session: Any) -> list[str]:
     return sorted(out)
 
 
+def _list_once(base: str, session: Any) -> list[str]:
+    """The ``s3://`` paths of the Parquet objects under ``base``, sorted (through the session's
+    cached client: awswrangler's ``list_objects`` makes a new client every call)."""
+    bucket, _, prefix = base[len("s3://"):].partition("/")
+    pages = s3_client(session).get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": _PAGE})
+    return sorted(f"s3://{bucket}/{o['Key']}" for page in pages for o in page.get("Contents", [])
+                  if o["Key"].endswith(".parquet"))
+
+
 def _list(base: str, session: Any) -> list[str]:
     """Every Parquet key under ``base``. A listing of more than one page is no snapshot (each page is
     listed at its own moment), so it is repeated until two agree."""
-    import awswrangler as wr
-
     previous = None
     for _ in range(READ_ATTEMPTS):
         with s3_errors(base):
-            paths = sorted(wr.s3.list_objects(base, suffix=".parquet", boto3_session=session))
+            paths = _list_once(base, session)
         if len(paths) < _PAGE or paths == previous:
             return paths
         previous = paths
@@ -100,6 +112,32 @@ def _consistent(base: str, attempt: Callable[[], _T]) -> _T:
     raise DataError(f"{base}: the series was rewritten {READ_ATTEMPTS} times while it was being read; try again")
 
 
+def _split(path: str) -> tuple[str, str]:
+    bucket, _, key = path[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def _read_object(path: str, base: str, columns: list[str] | None, session: Any) -> pd.DataFrame:
+    """One Parquet object as a frame; a vanished object raises _Vanished, anything else one DataError."""
+    bucket, key = _split(path)
+    try:
+        body = s3_client(session).get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - S3 failures become one line
+        if s3_error_code(exc) in ("NoSuchKey", "404"):
+            raise _Vanished(base) from None
+        reason = describe_s3_error(exc)
+        if reason is None:
+            raise
+        raise DataError(f"{base}: {reason}") from None
+    try:
+        table = pq.ParquetFile(io.BytesIO(body)).read(columns=columns)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for corrupt objects
+        raise DataError(f"{base}: a partition file is not readable Parquet ({(str(exc).splitlines() or [exc])[0]})") \
+            from None
+    check_schema(table.schema, base)
+    return table.to_pandas()
+
+
 def read_months(root: str, symbol: str, interval: str, months: set[tuple[int, int]] | None,
                 start: int | None, end: int | None, session: Any, columns: list[str] | None = None,
                 files: Files | None = None) -> pd.DataFrame:
@@ -109,25 +147,14 @@ def read_months(root: str, symbol: str, interval: str, months: set[tuple[int, in
     later object wins in :func:`merge_frames`. A listed object that is gone raises _Vanished
     (:func:`_consistent` lists again).
     """
-    import awswrangler as wr
-
     base = root + series_prefix(symbol, interval)
     files = files if files is not None else series_files(root, symbol, interval, session)
     paths = [p for (y, m), ps in sorted(files.items())
              if (months is None or (y, m) in months) and month_overlaps(y, m, start, end) for p in ps]
     if not paths:
         return pd.DataFrame({c: [] for c in (columns or STORED_COLUMNS)})
-    try:
-        df = wr.s3.read_parquet(paths, columns=columns, boto3_session=session)
-    except Exception as exc:  # noqa: BLE001 - S3 failures and corrupt objects both become one line
-        if s3_error_code(exc) in ("NoSuchKey", "404") or type(exc).__name__ == "NoFilesFound":
-            raise _Vanished(base) from None
-        reason = describe_s3_error(exc)
-        if reason is not None:
-            raise DataError(f"{base}: {reason}") from None
-        raise DataError(f"{base}: a partition file is not readable Parquet ({(str(exc).splitlines() or [exc])[0]})") \
-            from None
-    check_frame_dtypes(df, base)
+    frames = [_read_object(path, base, columns, session) for path in paths]
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     df = df.drop(columns=[c for c in PARTITION_COLUMNS if c in df.columns])
     return df if columns is not None else normalise_frame(df, root)
 
@@ -184,11 +211,18 @@ def open_times(root: str, symbol: str, interval: str, start: int | None, end: in
 
 
 def _delete(paths: list[str], where: str, session: Any) -> None:
-    import awswrangler as wr
-
-    if paths:
-        with s3_errors(where):
-            wr.s3.delete_objects(paths, boto3_session=session)
+    """Delete ``s3://`` paths of one bucket, 1,000 per request, through the session's cached client."""
+    if not paths:
+        return
+    bucket = paths[0][len("s3://"):].partition("/")[0]
+    keys = [p[len(f"s3://{bucket}/"):] for p in paths]
+    with s3_errors(where):
+        for i in range(0, len(keys), _PAGE):
+            answer = s3_client(session).delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + _PAGE]], "Quiet": True})
+            for error in answer.get("Errors", []):
+                raise DataError(f"{where}: could not delete {error.get('Key')} ({error.get('Code')}: "
+                                f"{error.get('Message')})")
 
 
 def _drop_incomplete(root: str, symbol: str, interval: str, session: Any) -> tuple[Files, list[str]]:
@@ -202,6 +236,15 @@ def _drop_incomplete(root: str, symbol: str, interval: str, session: Any) -> tup
     return files, litter
 
 
+def _put_parquet(path: str, df: pd.DataFrame, session: Any) -> None:
+    """One month's frame as a snappy Parquet object, in the local partitions' schema (dataset_local)."""
+    table = pa.Table.from_pandas(df[list(STORED_COLUMNS)], schema=SCHEMA, preserve_index=False)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    bucket, key = _split(path)
+    s3_client(session).put_object(Bucket=bucket, Key=key, Body=sink.getvalue())
+
+
 def upsert(root: str, symbol: str, interval: str, df: pd.DataFrame, session: Any) -> UpsertResult:
     """Write the merged partition of every month touched as one new generation, then delete the
     objects it replaces.
@@ -212,8 +255,6 @@ def upsert(root: str, symbol: str, interval: str, df: pd.DataFrame, session: Any
     rows the new ones hold, which the next writer merges away. The caller holds the series
     lock, so an incomplete generation found here is a dead writer's and goes first.
     """
-    import awswrangler as wr
-
     session = session_or_default(session)
     root = s3_root(root)
     base = root + series_prefix(symbol, interval)
@@ -229,11 +270,10 @@ def upsert(root: str, symbol: str, interval: str, df: pd.DataFrame, session: Any
             prev = merge_frames(read_months(root, symbol, interval, {(y, m)}, None, None, session, files=files))
             merged = merge_frames(prev, df.loc[keys == key])
             validate_frame(merged, prefix)
-            with s3_errors(prefix), warnings.catch_warnings():
-                # awswrangler 3.17 still passes inplace= to pandas 3, which warns.
-                warnings.filterwarnings("ignore", message="The inplace keyword", module="awswrangler")
-                new += wr.s3.to_parquet(merged[list(STORED_COLUMNS)], path=prefix + part_name(generation, len(months)),
-                                        index=False, compression="snappy", boto3_session=session)["paths"]
+            path = prefix + part_name(generation, len(months))
+            with s3_errors(prefix):
+                _put_parquet(path, merged, session)
+            new.append(path)
             replaced += files.get((y, m), [])
             added += len(merged) - len(prev)
             written.append(month_partition(symbol, interval, int(merged["open_time"].iloc[0])))

@@ -165,11 +165,3 @@ def check_schema(schema: pa.Schema, source: str) -> None:
             name not in INT_FIELDS and pa.types.is_floating(t))
         if not ok:
             raise DataError(f"{source}: column {name} is {t}; expected {_expected(name)}")
-
-
-def check_frame_dtypes(df: pd.DataFrame, source: str) -> None:
-    """:func:`check_schema` for a frame read from S3."""
-    for name in df.columns:
-        if name in STORED_COLUMNS and not (pd.api.types.is_numeric_dtype(df[name]) and
-                                           not pd.api.types.is_bool_dtype(df[name])):
-            raise DataError(f"{source}: column {name} is {df[name].dtype}; expected {_expected(name)}")

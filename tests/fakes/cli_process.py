@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +14,13 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+from . import forkserver_client
+
 REPO = Path(__file__).resolve().parent.parent.parent
 CONSOLE = Path(sys.executable).parent / "backtest"
+SETPRIV = shutil.which("setpriv")
+#: CI (BACKTEST_TEST_PROFILE=ci) and BACKTEST_TEST_SPAWN=real start every command as a new interpreter.
+SPAWN_ONLY = (os.environ.get("BACKTEST_TEST_PROFILE") == "ci" or os.environ.get("BACKTEST_TEST_SPAWN") == "real")
 
 
 def command(args: list) -> list[str]:
@@ -32,9 +38,48 @@ def as_foreground_job() -> None:
 
 
 def run_console(args: list, *, cwd: Path | str = REPO, env: dict | None = None, timeout: float = 300,
-                **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command(args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, **kwargs)
+                inherit_env: bool = True, drop_caps: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    """``backtest <args>`` in a process of its own, output captured as text.
+
+    ``drop_caps``: run without any capability (as ``setpriv --inh-caps=-all --bounding-set=-all``),
+    so that file permissions apply when the suite runs as root. The command runs in a child forked
+    from a pre-imported interpreter (tests/fakes/forkserver.py) when that is faithful, else it is
+    spawned. ``env`` adds to the current environment, or with ``inherit_env=False`` is the whole of it."""
+    full_env = {**(os.environ if inherit_env else {}), **(env or {})}
+    if _forkable(full_env, kwargs):
+        done = forkserver_client.run(args, cwd=cwd, env=full_env, timeout=timeout, drop_caps=drop_caps,
+                                     input=kwargs.get("input"))
+        if done is not None:
+            return done
+    head = [SETPRIV, "--inh-caps=-all", "--bounding-set=-all"] if drop_caps and is_root() else []
+    return subprocess.run(head + command(args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=full_env, **kwargs)
+
+
+def start_console(args: list, *, cwd: Path | str = REPO, env: dict | None = None, inherit_env: bool = True):
+    """``backtest <args>`` started and left running: a ``Popen`` (or a forked child with the same
+    ``pid``/``communicate``/``returncode``), stdout and stderr captured as text."""
+    full_env = {**(os.environ if inherit_env else {}), **(env or {})}
+    if _forkable(full_env, {}):
+        proc = forkserver_client.start(args, cwd=cwd, env=full_env)
+        if proc is not None:
+            return proc
+    return subprocess.Popen(command(args), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+#: Variables a forked child could not honour: the interpreter, numba, BLAS and the caches read them
+#: at import, and ``/proc/<pid>/environ`` (where ``live_processes_with`` looks) keeps the exec-time ones.
+_READ_AT_START = ("NUMBA_", "PYTHON", "MPLCONFIGDIR", "HOME", "XDG_", "OPENBLAS_", "OMP_", "MKL_", "LD_",
+                  "BACKTEST_TEST_MARKER", "LANG", "LC_", "TZ")
+
+
+def _forkable(full_env: dict, kwargs: dict) -> bool:
+    if SPAWN_ONLY or set(kwargs) - {"input"}:
+        return False
+    base = forkserver_client.BASE_ENV
+    keys = {k for k in (*full_env, *base) if k.startswith(_READ_AT_START)}
+    return all(full_env.get(k) == base.get(k) for k in keys)
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:

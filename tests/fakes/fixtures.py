@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from .binance_server import FakeBinance
+from .botocore_models import share_loaders
 from .vision_server import VisionServer
+
+share_loaders()  # every boto3 session of the test process parses the service models once
 
 
 @pytest.fixture

@@ -158,20 +158,26 @@ class MotoProcess(MotoAws):
         self._proc.wait(timeout=30)
 
 
+@pytest.fixture(scope="session")
+def moto_process():
+    """One moto server in a process of its own for this test process (tests make their own buckets)."""
+    server = MotoProcess().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def aws_process(monkeypatch):
-    """Like ``aws``, with the moto server in its own process (started for the test, stopped after it)."""
+def aws_process(moto_process, monkeypatch):
+    """Like ``aws``, with the moto server in its own process (shared by the tests of this test process)."""
     import boto3
 
-    server = MotoProcess().start()
     for name in _SCRUB:
         monkeypatch.delenv(name, raising=False)
-    for name, value in server.env().items():
+    for name, value in moto_process.env().items():
         monkeypatch.setenv(name, value)
     boto3.DEFAULT_SESSION = None
-    yield server
+    yield moto_process
     boto3.DEFAULT_SESSION = None
-    server.stop()
 
 
 @pytest.fixture(scope="session")
