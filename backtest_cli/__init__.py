@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+from engine.child_process import count_interrupts
 from engine.errors import StrategyError, UserError
 
 from .caches import ensure_writable_caches
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     _import_from_cwd()
+    count_interrupts()  # a Ctrl-C that numpy or pandas swallows still stops a run before it is published
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv  # a global flag, read before the rest so a failure in parsing obeys it too
     argv = [a for a in argv if a != "--debug"]

@@ -10,7 +10,10 @@ the worker: pools are created from the main thread.)
 
 Ctrl-C reaches every process of the terminal's process group; a worker ignores it, so
 only the parent reacts (one line, then it stops its pool) instead of every worker
-printing a traceback.
+printing a traceback. The parent counts each one (:func:`count_interrupts`): numpy and
+pandas clear an exception raised inside some of their callbacks (a dtype comparison while
+a CSV is written, ...), a KeyboardInterrupt included, so a Ctrl-C landing there would
+otherwise be lost and the run go on to publish its folder (``engine.run_store`` checks).
 """
 
 from __future__ import annotations
@@ -19,8 +22,29 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 
 PR_SET_PDEATHSIG = 1
+_interrupts = 0  # SIGINTs this process took (with count_interrupts)
+
+
+def count_interrupts() -> None:
+    """From now on, count each SIGINT, then raise KeyboardInterrupt as Python's own handler does
+    (when that is the handler, in the main thread; otherwise nothing changes)."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _count)
+
+
+def _count(signum, frame) -> None:
+    global _interrupts
+    _interrupts += 1
+    raise KeyboardInterrupt
+
+
+def interrupts() -> int:
+    """The SIGINTs counted so far, including any whose KeyboardInterrupt a library swallowed."""
+    return _interrupts
 
 
 def bind_to_parent(parent_pid: int) -> None:

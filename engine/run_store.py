@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+from .child_process import interrupts
 from .errors import ResourceError
 from .jsonio import write_json_atomic
 from .run_id import check_run_id
@@ -158,12 +159,14 @@ def store_run(root: Path, base: str, write: Callable[[Path, str], T], *,
     naming what is left behind (the partial folder, for the next run to remove). Returns the published folder
     and ``write``'s result.
     """
-    partial = None
+    partial, ctrl_c = None, interrupts()
     try:
         partial = PartialRunFolder.create(root, base)
         if started is not None:
             started(root / partial.run_id)
         written = write(partial.path, partial.run_id)
+        if interrupts() != ctrl_c:  # a Ctrl-C whose KeyboardInterrupt a library swallowed (engine.child_process)
+            raise KeyboardInterrupt
         return partial.publish(getattr(written, "manifest", None)), written
     except BaseException as exc:
         if abandon is not None:

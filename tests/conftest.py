@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,6 +76,65 @@ def shared_json(tmp_path_factory, name: str, build):
             partial.write_text(json.dumps(build()))
             partial.replace(path)
     return json.loads(path.read_text())
+
+
+#: The run that fills the shared cold cache: the default strategy on synthetic candles, no PNG charts
+#: (their worker processes compile nothing and cost seconds).
+COLD_RUN_CONFIG = """
+experiment: {name: cold}
+data: {source: synthetic, synthetic_bars: 3000, seed: 3}
+risk: {stop_loss: 0.02}
+strategies:
+  ma_crossover: {short_window: [5, 10], long_window: [30, 60]}
+report: {top_k: 2}
+"""
+
+
+@dataclass(frozen=True)
+class ColdCache:
+    config: Path  # COLD_RUN_CONFIG
+    first_run: subprocess.CompletedProcess  # the `backtest run` that filled the cache from empty
+    runs: Path  # its --out folder
+    cache: Path  # the NUMBA_CACHE_DIR it filled
+    pristine: Path  # a NUMBA_CACHE_DIR holding only what that run compiled
+
+    def copy(self, to: Path) -> Path:
+        """A private NUMBA_CACHE_DIR at ``to`` holding what the cold run compiled (the way the CLI copies a
+        read-only cache: the generated kernels' entries renamed for the new place, so nothing recompiles)."""
+        from backtest_cli.caches import seed
+
+        seed(self.pristine, to)
+        return to
+
+
+@pytest.fixture(scope="session")
+def cold_cache(tmp_path_factory) -> ColdCache:
+    """One `backtest run` of COLD_RUN_CONFIG on an empty numba cache (a fresh machine): it compiles the fast
+    path's loop, ma_crossover's rule unit and the sma indicator. Built once per test run and shared by the
+    xdist workers, so the tests of what an empty cache does read its output, and the tests that compile
+    something else on purpose (the warmup, an edited user rule) start from a copy instead of compiling
+    the loop again (6 s of CPU each)."""
+    root = shared_tmp(tmp_path_factory) / "cold-cache"
+    config, runs, pristine = root / "cfg.yaml", root / "runs", root / "pristine"
+    with exclusive(root.with_name("cold-cache.lock")):
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            config.write_text(COLD_RUN_CONFIG)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+            env.update(NUMBA_CACHE_DIR=str(root / "numba"), MPLCONFIGDIR=str(root / "mpl"))
+            done = subprocess.run([str(Path(sys.executable).parent / "backtest"), "run", "--config", str(config),
+                                   "--out", str(runs), "--no-progress"], cwd=REPO, env=env, capture_output=True,
+                                  text=True, timeout=900)
+            (root / "returncode").write_text(str(done.returncode))
+            (root / "stdout").write_text(done.stdout)
+            (root / "stderr").write_text(done.stderr)
+            ColdCache(config, done, runs, None, root / "numba").copy(pristine)  # the shared one gets more
+            (root / "done").touch()
+    first = subprocess.CompletedProcess([], int((root / "returncode").read_text()), (root / "stdout").read_text(),
+                                        (root / "stderr").read_text())
+    assert first.returncode == 0, first.stderr
+    return ColdCache(config, first, runs, root / "numba", pristine)
 
 
 # Fake Binance REST and data.binance.vision servers for the market-data tests (tests/fakes/).

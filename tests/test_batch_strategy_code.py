@@ -14,6 +14,7 @@ import io
 import json
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -89,7 +90,10 @@ def console(aws, args: list, cwd: Path, **env: str) -> subprocess.CompletedProce
                           timeout=600)
 
 
-def test_user_strategy_modules_travel_with_the_run_and_jobs_import_them(aws, tmp_path):
+def test_user_strategy_modules_travel_with_the_run_and_jobs_import_them(aws, tmp_path, capsys, monkeypatch):
+    """The user's commands (submit, run) and the jobs run as OS processes; the download and the refused
+    shard (which fail or succeed before any user code is involved) run in this process."""
+    from backtest_cli import main
     from engine.data.synthetic import generate_candles
 
     work = write_package(tmp_path / "work")
@@ -129,8 +133,8 @@ def test_user_strategy_modules_travel_with_the_run_and_jobs_import_them(aws, tmp
     reduce_env = {k: env[k] for k in ("RUN_ID", "BUCKET_NAME", "CONFIG_URI", "ARRAY_SIZE", "CODE_URI", "CODE_SHA256")}
     done = console(aws, ["batch", "reduce"], REPO, **reduce_env, TMPDIR=str(job_tmp))
     assert done.returncode == 0, done.stderr
-    done = console(aws, ["results", run_id, "--bucket", bucket, "--out", tmp_path / "downloads"], REPO)
-    assert done.returncode == 0, done.stderr
+    assert main(["results", run_id, "--bucket", bucket, "--out", str(tmp_path / "downloads")]) == 0, \
+        capsys.readouterr().err
     remote = tmp_path / "downloads" / run_id
 
     # The same config run locally, from the user's folder, writes the same files.
@@ -150,9 +154,14 @@ def test_user_strategy_modules_travel_with_the_run_and_jobs_import_them(aws, tmp
 
     # An archive that is not the one recorded is refused before anything is imported.
     s3.put_object(Bucket=bucket, Key=f"runs/{run_id}/strategies.zip", Body=archive + b"tampered")
-    done = console(aws, ["batch", "shard"], REPO, **env, AWS_BATCH_JOB_ARRAY_INDEX="0", TMPDIR=str(tmp_path / "t2"))
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "strategy code: the uploaded archive's SHA-256" in done.stderr and "submit the run again" in done.stderr
+    for name, value in {**env, "AWS_BATCH_JOB_ARRAY_INDEX": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t2"))
+    capsys.readouterr()
+    code, err = main(["batch", "shard"]), capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "strategy code: the uploaded archive's SHA-256" in err and "submit the run again" in err
+    assert not (tmp_path / "t2" / "backtest-runs").exists()  # nothing unpacked
 
 
 def test_a_config_of_builtins_uploads_no_code(aws, tmp_path):

@@ -452,11 +452,11 @@ def _cold_run(cfg: Path, out: Path, cache: Path):
                            "--no-progress"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_compile_step_is_announced_only_when_the_cache_is_cold(tmp_path):
-    """An empty numba cache (a fresh machine) compiles and says so; the next run loads the cache and does not."""
-    cfg = write_config(tmp_path)
-    first = _cold_run(cfg, tmp_path / "r", tmp_path / "cache")
-    assert first.returncode == 0, first.stderr
+def test_compile_step_is_announced_only_when_the_cache_is_cold(cold_cache, tmp_path):
+    """An empty numba cache (a fresh machine) compiles and says so; the next run loads the cache and does not.
+    The first run is the shared ``cold_cache`` fixture's (tests/conftest.py): a run on an empty cache, made
+    once per test run, whose cache the other compile tests start from."""
+    first = cold_cache.first_run
     # each compile says what compiles and why, as it starts
     assert "compiling the fast path's loop: first run on this machine, or the engine changed…" in first.stderr
     assert "compiling ma_crossover's rule (rule, long scan, long hold): first use on this machine…" \
@@ -466,8 +466,8 @@ def test_compile_step_is_announced_only_when_the_cache_is_cold(tmp_path):
     lines = first.stderr.splitlines()
     assert [i for i, x in enumerate(lines) if x.startswith("compiling")][0] < \
            [i for i, x in enumerate(lines) if x.startswith("sweep: ")][0]
-    second = _cold_run(cfg, tmp_path / "r", tmp_path / "cache")
+    second = _cold_run(cold_cache.config, tmp_path / "r", cold_cache.cache)
     assert second.returncode == 0, second.stderr
     assert "compiling" not in second.stderr and "compiled in" not in second.stderr
-    manifests = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("*/manifest.json")]
-    assert len(manifests) == 2
+    assert len(list(cold_cache.runs.glob("*/manifest.json"))) == 1
+    assert len(list((tmp_path / "r").glob("*/manifest.json"))) == 1

@@ -3,8 +3,10 @@ through the installed console script (which, unlike `python -m`, gets no current
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -73,22 +75,43 @@ def test_a_local_file_never_shadows_an_installed_package(tmp_path):
     assert "OK, 2 combination(s)" in done.stdout
 
 
-def test_editing_the_readme_indicator_or_rule_then_rerunning_runs_the_edit(tmp_path):
+def test_editing_the_readme_indicator_or_rule_then_rerunning_runs_the_edit(cold_cache, tmp_path, capsys,
+                                                                          monkeypatch):
     """No stale compiled code: edit the user indicator's step, rerun, and the results are the edited
     indicator's (equal to the reference engine's on the edited code), after a compile of that one
-    definition announced as such; then the same for the rule."""
+    definition announced as such; then the same for the rule. The numba cache starts as a copy of the
+    shared cold cache (tests/conftest.py): the loop is compiled, as on any machine that ran before. The
+    runs on the fast path are the console script's; the reference engine runs in this process, on the code
+    as edited (imported afresh each time), over 2,000 candles: enough for both edits to change the trades."""
+    from backtest_cli import main
+    from engine import strategies
+
     (tmp_path / "mypkg").mkdir()
     source = tmp_path / "mypkg" / "zcross.py"
     source.write_text(readme_block("python", "class ZCross"))
     cfg = tmp_path / "sweep.yaml"
-    cfg.write_text(readme_block("yaml", "mypkg.zcross:ZCross") + "data: {synthetic_bars: 4000, seed: 5}\n")
-    env = {**clean_env(), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    cfg.write_text(readme_block("yaml", "mypkg.zcross:ZCross") + "data: {synthetic_bars: 2000, seed: 5}\n")
+    env = {**clean_env(), "NUMBA_CACHE_DIR": str(cold_cache.copy(tmp_path / "cache"))}
 
     def run(run_id: str, *extra: str):
         done = run_console(["run", "--config", cfg.name, "--out", "results", "--no-progress", "--run-id", run_id,
                             *extra], cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
         return done.stderr, pd.read_csv(tmp_path / "results" / run_id / "summary.csv")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])  # what the CLI does from the user's folder
+
+    def reference_run(run_id: str):
+        for name in [m for m in sys.modules if m == "mypkg" or m.startswith("mypkg.")]:
+            del sys.modules[name]  # the code as it is now on disk, as a new process would import it
+        importlib.invalidate_caches()
+        monkeypatch.setattr(strategies, "REGISTRY", {k: v for k, v in strategies.REGISTRY.items()
+                                                     if not k.startswith("mypkg.")})
+        code = main(["run", "--config", cfg.name, "--out", "results", "--no-progress", "--run-id", run_id,
+                     "--engine", "reference"])
+        assert code == 0, capsys.readouterr().err
+        return pd.read_csv(tmp_path / "results" / run_id / "summary.csv")
 
     _, first = run("v1")
     text = source.read_text()
@@ -98,7 +121,7 @@ def test_editing_the_readme_indicator_or_rule_then_rerunning_runs_the_edit(tmp_p
     err, edited = run("v2")
     assert "compiling indicator zscore (one at a time): its step changed…" in err
     assert "compiling the fast path's loop" not in err and "zcross's rule" not in err  # that one definition only
-    _, reference = run("v2-reference", "--engine", "reference")
+    reference = reference_run("v2-reference")
     pd.testing.assert_frame_equal(edited, reference, rtol=1e-9, atol=0)
     assert not edited["n_trades"].equals(first["n_trades"])  # a quarter of the z-score lets more entries through
 
@@ -107,6 +130,6 @@ def test_editing_the_readme_indicator_or_rule_then_rerunning_runs_the_edit(tmp_p
     source.write_text(text.replace("and z < z_max:", "and z < z_max - 1.0:"))
     err, rule_edited = run("v3")
     assert "compiling zcross's rule (rule, long scan, long hold): its rule changed…" in err
-    _, reference = run("v3-reference", "--engine", "reference")
+    reference = reference_run("v3-reference")
     pd.testing.assert_frame_equal(rule_edited, reference, rtol=1e-9, atol=0)
     assert not rule_edited["n_trades"].equals(edited["n_trades"])
