@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from fakes import forkserver_client
-from fakes.cli_process import REPO, SETPRIV, _forkable, command, is_root, snapshot
+from fakes import cli_process
+from fakes.cli_process import REPO, SETPRIV, command, faithful_when_forked, is_root, snapshot
 
 #: (arguments, extra environment, stdin)
 CASES = {
@@ -58,8 +59,12 @@ def test_a_forked_command_without_capabilities_cannot_read_a_mode_000_file(tmp_p
 
 def test_variables_read_at_start_send_the_command_to_a_real_spawn():
     base = dict(forkserver_client.BASE_ENV)
-    assert _forkable(base, {})
-    assert not _forkable({**base, "NUMBA_CACHE_DIR": "/elsewhere"}, {})
-    assert not _forkable({**base, "BACKTEST_TEST_MARKER": "x"}, {})
-    assert not _forkable(base, {"preexec_fn": print})
-    assert _forkable({**base, "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, {"input": "x"})
+    assert faithful_when_forked(base, {})
+    assert not faithful_when_forked({**base, "NUMBA_CACHE_DIR": "/elsewhere"}, {})
+    assert not faithful_when_forked({**base, "BACKTEST_TEST_MARKER": "x"}, {})
+    assert not faithful_when_forked(base, {"preexec_fn": print})
+    assert faithful_when_forked({**base, "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, {"input": "x"})
+    # CI (BACKTEST_TEST_PROFILE=ci) starts every command as a new interpreter
+    assert cli_process.SPAWN_ONLY == (os.environ.get("BACKTEST_TEST_PROFILE") == "ci"
+                                      or os.environ.get("BACKTEST_TEST_SPAWN") == "real")
+    assert cli_process._forkable(base, {}) == (not cli_process.SPAWN_ONLY)

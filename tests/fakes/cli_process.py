@@ -75,7 +75,13 @@ _READ_AT_START = ("NUMBA_", "PYTHON", "MPLCONFIGDIR", "HOME", "XDG_", "OPENBLAS_
 
 
 def _forkable(full_env: dict, kwargs: dict) -> bool:
-    if SPAWN_ONLY or set(kwargs) - {"input"}:
+    return not SPAWN_ONLY and faithful_when_forked(full_env, kwargs)
+
+
+def faithful_when_forked(full_env: dict, kwargs: dict) -> bool:
+    """Whether a child forked from the server would run as a spawned console script with ``full_env`` and
+    these extra ``subprocess`` arguments would."""
+    if set(kwargs) - {"input"}:
         return False
     base = forkserver_client.BASE_ENV
     keys = {k for k in (*full_env, *base) if k.startswith(_READ_AT_START)}
