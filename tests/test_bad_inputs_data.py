@@ -14,7 +14,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +27,11 @@ import pytest
 
 from engine.data.dataset import upsert_candles
 from fakes.candles import synthetic_klines
-from fakes.cli_process import run_console
+from fakes.cli_process import SETPRIV, run_console
 from fakes.moto_server import moto_aws  # noqa: F401  (fixture)
 
-REPO = Path(__file__).resolve().parent.parent
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 IV = 900_000
-SETPRIV = shutil.which("setpriv")
 
 
 # --------------------------------------------------------------------------- inputs

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import forkserver_client
-from fakes import cli_process
+from fakes import cli_process, forkserver_client
 from fakes.cli_process import REPO, SETPRIV, command, faithful_when_forked, is_root, snapshot
 
 #: (arguments, extra environment, stdin)

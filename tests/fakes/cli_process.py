@@ -17,7 +17,7 @@ from typing import Iterator
 from . import forkserver_client
 
 REPO = Path(__file__).resolve().parent.parent.parent
-CONSOLE = Path(sys.executable).parent / "backtest"
+CONSOLE = forkserver_client.CONSOLE
 SETPRIV = shutil.which("setpriv")
 #: CI (BACKTEST_TEST_PROFILE=ci) and BACKTEST_TEST_SPAWN=real start every command as a new interpreter.
 SPAWN_ONLY = (os.environ.get("BACKTEST_TEST_PROFILE") == "ci" or os.environ.get("BACKTEST_TEST_SPAWN") == "real")
